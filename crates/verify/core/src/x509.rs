@@ -1,0 +1,363 @@
+//! X.509 certificates as the attestation chains use them: DER/PEM parsing, validity at a
+//! given time, and issuer signatures in the three algorithms the vendors use (ECDSA P-256 and
+//! P-384 for Intel, NVIDIA and AMD's chip keys; RSASSA-PSS with SHA-384 for AMD's ARK/ASK).
+
+use const_oid::ObjectIdentifier;
+use der::{Decode, Encode};
+use sha2::{Digest, Sha256, Sha384};
+use x509_cert::Certificate;
+
+use crate::UnixTime;
+
+const ECDSA_WITH_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+const ECDSA_WITH_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
+const RSASSA_PSS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.10");
+const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const SECP256R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+const SECP384R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+
+/// Why a certificate or a signature made with its key was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertError {
+    #[error("certificate is not valid DER X.509: {0}")]
+    Malformed(String),
+    #[error("PEM input holds no certificate")]
+    EmptyPem,
+    #[error("certificate '{subject}' is not valid before {not_before} (checked at {at})")]
+    NotYetValid {
+        subject: String,
+        not_before: u64,
+        at: u64,
+    },
+    #[error("certificate '{subject}' expired at {not_after} (checked at {at})")]
+    Expired {
+        subject: String,
+        not_after: u64,
+        at: u64,
+    },
+    #[error("certificate '{subject}' names issuer '{issuer}', expected '{expected}'")]
+    IssuerMismatch {
+        subject: String,
+        issuer: String,
+        expected: String,
+    },
+    #[error("signature algorithm {0} is not supported")]
+    UnsupportedSignatureAlgorithm(String),
+    #[error("public key type is not supported: {0}")]
+    UnsupportedKey(String),
+    #[error("signature on '{subject}' does not verify under its issuer's key")]
+    BadSignature { subject: String },
+    #[error("signature does not verify")]
+    BadDataSignature,
+    #[error("signature encoding is invalid")]
+    MalformedSignature,
+}
+
+/// A public key found in a certificate.
+#[derive(Clone, Debug)]
+pub enum PublicKey {
+    P256(p256::ecdsa::VerifyingKey),
+    P384(p384::ecdsa::VerifyingKey),
+    Rsa(rsa::RsaPublicKey),
+}
+
+/// Hash applied to a message before an ECDSA or RSA-PSS signature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HashAlg {
+    Sha256,
+    Sha384,
+}
+
+impl HashAlg {
+    fn digest(self, msg: &[u8]) -> Vec<u8> {
+        match self {
+            HashAlg::Sha256 => Sha256::digest(msg).to_vec(),
+            HashAlg::Sha384 => Sha384::digest(msg).to_vec(),
+        }
+    }
+}
+
+impl PublicKey {
+    /// Verifies a DER-encoded ECDSA signature over `msg` hashed with `hash`.
+    pub fn verify_ecdsa_der(
+        &self,
+        hash: HashAlg,
+        msg: &[u8],
+        sig_der: &[u8],
+    ) -> Result<(), CertError> {
+        use ecdsa::signature::hazmat::PrehashVerifier;
+        let prehash = hash.digest(msg);
+        match self {
+            PublicKey::P256(k) => {
+                let sig = p256::ecdsa::Signature::from_der(sig_der)
+                    .map_err(|_| CertError::MalformedSignature)?;
+                k.verify_prehash(&prehash, &sig)
+                    .map_err(|_| CertError::BadDataSignature)
+            }
+            PublicKey::P384(k) => {
+                let sig = p384::ecdsa::Signature::from_der(sig_der)
+                    .map_err(|_| CertError::MalformedSignature)?;
+                k.verify_prehash(&prehash, &sig)
+                    .map_err(|_| CertError::BadDataSignature)
+            }
+            PublicKey::Rsa(_) => Err(CertError::UnsupportedKey("RSA key used for ECDSA".into())),
+        }
+    }
+
+    /// Verifies a fixed-size big-endian `r || s` ECDSA signature over `msg` hashed with `hash`.
+    pub fn verify_ecdsa_raw(
+        &self,
+        hash: HashAlg,
+        msg: &[u8],
+        r: &[u8],
+        s: &[u8],
+    ) -> Result<(), CertError> {
+        use ecdsa::signature::hazmat::PrehashVerifier;
+        let prehash = hash.digest(msg);
+        match self {
+            PublicKey::P256(k) => {
+                let sig = p256::ecdsa::Signature::from_scalars(
+                    p256::FieldBytes::from(fixed::<32>(r)?),
+                    p256::FieldBytes::from(fixed::<32>(s)?),
+                )
+                .map_err(|_| CertError::MalformedSignature)?;
+                k.verify_prehash(&prehash, &sig)
+                    .map_err(|_| CertError::BadDataSignature)
+            }
+            PublicKey::P384(k) => {
+                let sig = p384::ecdsa::Signature::from_scalars(
+                    p384::FieldBytes::from(fixed::<48>(r)?),
+                    p384::FieldBytes::from(fixed::<48>(s)?),
+                )
+                .map_err(|_| CertError::MalformedSignature)?;
+                k.verify_prehash(&prehash, &sig)
+                    .map_err(|_| CertError::BadDataSignature)
+            }
+            PublicKey::Rsa(_) => Err(CertError::UnsupportedKey("RSA key used for ECDSA".into())),
+        }
+    }
+
+    /// Verifies an RSASSA-PSS signature (MGF1 with the same hash, salt length = hash length).
+    pub fn verify_rsa_pss(&self, hash: HashAlg, msg: &[u8], sig: &[u8]) -> Result<(), CertError> {
+        use rsa::signature::Verifier;
+        let PublicKey::Rsa(k) = self else {
+            return Err(CertError::UnsupportedKey("EC key used for RSA-PSS".into()));
+        };
+        let sig = rsa::pss::Signature::try_from(sig).map_err(|_| CertError::MalformedSignature)?;
+        match hash {
+            HashAlg::Sha256 => rsa::pss::VerifyingKey::<Sha256>::new(k.clone()).verify(msg, &sig),
+            HashAlg::Sha384 => rsa::pss::VerifyingKey::<Sha384>::new(k.clone()).verify(msg, &sig),
+        }
+        .map_err(|_| CertError::BadDataSignature)
+    }
+}
+
+/// Left-pads a big-endian integer to `N` bytes, refusing longer input.
+fn fixed<const N: usize>(be: &[u8]) -> Result<[u8; N], CertError> {
+    let trimmed = {
+        let first = be.iter().position(|&b| b != 0).unwrap_or(be.len());
+        &be[first..]
+    };
+    if trimmed.len() > N {
+        return Err(CertError::MalformedSignature);
+    }
+    let mut out = [0u8; N];
+    out[N - trimmed.len()..].copy_from_slice(trimmed);
+    Ok(out)
+}
+
+/// A parsed certificate together with its exact DER bytes.
+#[derive(Clone, Debug)]
+pub struct Cert {
+    der: Vec<u8>,
+    cert: Certificate,
+}
+
+impl Cert {
+    pub fn from_der(der: &[u8]) -> Result<Self, CertError> {
+        let cert = Certificate::from_der(der).map_err(|e| CertError::Malformed(e.to_string()))?;
+        Ok(Cert {
+            der: der.to_vec(),
+            cert,
+        })
+    }
+
+    /// Parses every `CERTIFICATE` block of a PEM bundle, in order.
+    pub fn from_pem_chain(pem: &[u8]) -> Result<Vec<Self>, CertError> {
+        let certs =
+            Certificate::load_pem_chain(pem).map_err(|e| CertError::Malformed(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(CertError::EmptyPem);
+        }
+        certs
+            .into_iter()
+            .map(|cert| {
+                let der = cert
+                    .to_der()
+                    .map_err(|e| CertError::Malformed(e.to_string()))?;
+                Ok(Cert { der, cert })
+            })
+            .collect()
+    }
+
+    pub fn der(&self) -> &[u8] {
+        &self.der
+    }
+
+    pub fn inner(&self) -> &Certificate {
+        &self.cert
+    }
+
+    pub fn sha256_fingerprint(&self) -> [u8; 32] {
+        Sha256::digest(&self.der).into()
+    }
+
+    pub fn subject(&self) -> String {
+        self.cert.tbs_certificate.subject.to_string()
+    }
+
+    pub fn issuer(&self) -> String {
+        self.cert.tbs_certificate.issuer.to_string()
+    }
+
+    pub fn not_before(&self) -> u64 {
+        self.cert
+            .tbs_certificate
+            .validity
+            .not_before
+            .to_unix_duration()
+            .as_secs()
+    }
+
+    pub fn not_after(&self) -> u64 {
+        self.cert
+            .tbs_certificate
+            .validity
+            .not_after
+            .to_unix_duration()
+            .as_secs()
+    }
+
+    /// Refuses the certificate outside `[not_before, not_after]`.
+    pub fn check_validity(&self, at: UnixTime) -> Result<(), CertError> {
+        if at.0 < self.not_before() {
+            return Err(CertError::NotYetValid {
+                subject: self.subject(),
+                not_before: self.not_before(),
+                at: at.0,
+            });
+        }
+        if at.0 > self.not_after() {
+            return Err(CertError::Expired {
+                subject: self.subject(),
+                not_after: self.not_after(),
+                at: at.0,
+            });
+        }
+        Ok(())
+    }
+
+    /// The value of the extension `oid`, if present (the OCTET STRING's contents).
+    pub fn extension(&self, oid: ObjectIdentifier) -> Option<&[u8]> {
+        self.cert
+            .tbs_certificate
+            .extensions
+            .as_ref()?
+            .iter()
+            .find(|e| e.extn_id == oid)
+            .map(|e| e.extn_value.as_bytes())
+    }
+
+    /// The certificate's subject public key.
+    pub fn public_key(&self) -> Result<PublicKey, CertError> {
+        let spki = &self.cert.tbs_certificate.subject_public_key_info;
+        let key_bytes = spki.subject_public_key.raw_bytes();
+        let alg = spki.algorithm.oid;
+        if alg == EC_PUBLIC_KEY {
+            let curve: ObjectIdentifier = spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.decode_as().ok())
+                .ok_or_else(|| CertError::UnsupportedKey("EC key without named curve".into()))?;
+            if curve == SECP256R1 {
+                return p256::ecdsa::VerifyingKey::from_sec1_bytes(key_bytes)
+                    .map(PublicKey::P256)
+                    .map_err(|_| CertError::UnsupportedKey("invalid P-256 point".into()));
+            }
+            if curve == SECP384R1 {
+                return p384::ecdsa::VerifyingKey::from_sec1_bytes(key_bytes)
+                    .map(PublicKey::P384)
+                    .map_err(|_| CertError::UnsupportedKey("invalid P-384 point".into()));
+            }
+            return Err(CertError::UnsupportedKey(format!("EC curve {curve}")));
+        }
+        if alg == RSA_ENCRYPTION || alg == RSASSA_PSS {
+            use rsa::pkcs1::DecodeRsaPublicKey;
+            return rsa::RsaPublicKey::from_pkcs1_der(key_bytes)
+                .map(PublicKey::Rsa)
+                .map_err(|_| CertError::UnsupportedKey("invalid RSA key".into()));
+        }
+        Err(CertError::UnsupportedKey(alg.to_string()))
+    }
+
+    /// Checks that `issuer` issued this certificate: names chain and the signature verifies.
+    pub fn verify_issued_by(&self, issuer: &Cert) -> Result<(), CertError> {
+        if self.cert.tbs_certificate.issuer != issuer.cert.tbs_certificate.subject {
+            return Err(CertError::IssuerMismatch {
+                subject: self.subject(),
+                issuer: self.issuer(),
+                expected: issuer.subject(),
+            });
+        }
+        let tbs = self
+            .cert
+            .tbs_certificate
+            .to_der()
+            .map_err(|e| CertError::Malformed(e.to_string()))?;
+        let sig = self
+            .cert
+            .signature
+            .as_bytes()
+            .ok_or(CertError::MalformedSignature)?;
+        let key = issuer.public_key()?;
+        let alg = self.cert.signature_algorithm.oid;
+        let bad = |_| CertError::BadSignature {
+            subject: self.subject(),
+        };
+        if alg == ECDSA_WITH_SHA256 {
+            key.verify_ecdsa_der(HashAlg::Sha256, &tbs, sig)
+                .map_err(bad)
+        } else if alg == ECDSA_WITH_SHA384 {
+            key.verify_ecdsa_der(HashAlg::Sha384, &tbs, sig)
+                .map_err(bad)
+        } else if alg == RSASSA_PSS {
+            // AMD's ARK/ASK/VCEK use PSS with SHA-384 and a 48-byte salt; the parameters are
+            // pinned here rather than read from the certificate.
+            key.verify_rsa_pss(HashAlg::Sha384, &tbs, sig).map_err(bad)
+        } else {
+            Err(CertError::UnsupportedSignatureAlgorithm(alg.to_string()))
+        }
+    }
+
+    /// Verifies `leaf -> intermediates... -> root`, each link signed by the next, every
+    /// certificate valid at `at`, and `root` self-signed. `root` must come from a pinned
+    /// constant or an explicitly configured anchor, never from the evidence itself.
+    pub fn verify_chain(
+        leaf: &Cert,
+        intermediates: &[Cert],
+        root: &Cert,
+        at: UnixTime,
+    ) -> Result<(), CertError> {
+        root.verify_issued_by(root)?;
+        root.check_validity(at)?;
+        let mut child = leaf;
+        for parent in intermediates.iter().chain(std::iter::once(root)) {
+            child.check_validity(at)?;
+            child.verify_issued_by(parent)?;
+            child = parent;
+        }
+        Ok(())
+    }
+}
