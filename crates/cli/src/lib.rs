@@ -1,1 +1,11 @@
-//! placeholder
+//! The Sotto command-line client and local stack.
+//!
+//! [`client`] is the user's side of the promise: it verifies an enclave before sending a byte
+//! of conversation, using the same channel and verifier crates as every other client.
+//! [`stack`] starts the untrusted server and a (simulated-platform) enclave on this machine
+//! for `sotto up`. The CLI is a thin edge: protocol logic lives in the library crates.
+
+pub mod client;
+pub mod model_fetch;
+pub mod stack;
+pub mod verify_cmd;

@@ -1,1 +1,19 @@
-//! placeholder
+//! The inference enclave: the only code that ever sees a prompt or an answer in the clear.
+//!
+//! At boot it checks the model file against the digest it was configured with, creates an
+//! X25519 static key that exists only in its memory, writes a manifest (release, model digest,
+//! engine), and asks the attester for evidence whose REPORT_DATA commits to both (see
+//! `sotto_channel::binding`). It then answers Noise handshakes with that evidence and serves
+//! chat requests. It is stateless: each request carries the whole conversation, and nothing
+//! about its content is stored or logged; log lines carry only session numbers, counts and
+//! timings.
+//!
+//! Trust: it trusts the hardware it runs on and the model file whose digest it checked.
+//! Everything that arrives over the network is hostile until the Noise session authenticates
+//! it, and even then the client is anonymous and untrusted.
+
+mod boot;
+mod service;
+
+pub use boot::{hash_file, BootError, Enclave, EnclaveConfig};
+pub use service::serve;

@@ -5,6 +5,7 @@
 //! I/O and no clock: the verification time is always an argument ([`UnixTime`]), so captured
 //! evidence verifies "as of" a chosen instant and the browser build behaves like the native one.
 
+pub mod crl;
 pub mod x509;
 
 /// Seconds since the Unix epoch, supplied by the caller (never read from a clock here).

@@ -1,0 +1,201 @@
+//! The network edge of an attested chat: WebSocket to the relay, Noise handshake, evidence
+//! verification, then encrypted requests and streamed answers.
+//!
+//! Trust: the server and everything between here and the enclave are hostile. Nothing of the
+//! conversation is encrypted, let alone sent, before `PendingSession::verify` has succeeded.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::{SinkExt, StreamExt};
+use sotto_channel::handshake::{ClientHandshake, Expectations, Verified};
+use sotto_channel::messages::{
+    ClientMessage, ErrorKind, GenParams, ServerMessage, Stats, WireMessage,
+};
+use sotto_channel::{ChannelError, Session};
+use sotto_verify::Policy;
+use sotto_verify_core::UnixTime;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+const READ_TIMEOUT: Duration = Duration::from_secs(600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("invalid server URL '{0}': use http(s):// or ws(s)://")]
+    Url(String),
+    #[error("cannot reach the server: {0}")]
+    Connect(String),
+    #[error("the connection closed: {0}")]
+    Closed(String),
+    #[error("timed out waiting for the enclave")]
+    Timeout,
+    #[error("{0}")]
+    Channel(#[from] ChannelError),
+    #[error("the enclave refused the request: {0}")]
+    Refused(String),
+    #[error("the conversation no longer fits the model's context: {0}")]
+    ContextExceeded(String),
+}
+
+/// The relay URL for a server base URL (`http://host:port` -> `ws://host:port/v1/relay`).
+pub fn relay_url(server: &str) -> Result<String, ClientError> {
+    let server = server.trim_end_matches('/');
+    let (scheme, rest) = server
+        .split_once("://")
+        .ok_or_else(|| ClientError::Url(server.into()))?;
+    let ws = match scheme {
+        "http" | "ws" => "ws",
+        "https" | "wss" => "wss",
+        _ => return Err(ClientError::Url(server.into())),
+    };
+    if rest.is_empty() {
+        return Err(ClientError::Url(server.into()));
+    }
+    let path = if rest.contains('/') { "" } else { "/v1/relay" };
+    Ok(format!("{ws}://{rest}{path}"))
+}
+
+pub fn now() -> UnixTime {
+    UnixTime(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    )
+}
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A verified, encrypted channel to one enclave.
+pub struct Connection {
+    ws: Ws,
+    session: Session,
+    verified: Verified,
+}
+
+async fn next_binary(ws: &mut Ws) -> Result<Vec<u8>, ClientError> {
+    loop {
+        let msg = tokio::time::timeout(READ_TIMEOUT, ws.next())
+            .await
+            .map_err(|_| ClientError::Timeout)?;
+        match msg {
+            None => {
+                return Err(ClientError::Closed(
+                    "the relay closed the connection".into(),
+                ))
+            }
+            Some(Err(e)) => return Err(ClientError::Closed(e.to_string())),
+            Some(Ok(Message::Binary(b))) => return Ok(b.to_vec()),
+            Some(Ok(Message::Close(frame))) => {
+                let why = frame
+                    .map(|f| f.reason.to_string())
+                    .unwrap_or_else(|| "no reason given".into());
+                return Err(ClientError::Closed(why));
+            }
+            Some(Ok(_)) => continue,
+        }
+    }
+}
+
+impl Connection {
+    /// Connects through the relay and verifies the enclave. Returns only once the evidence,
+    /// its binding to the handshake key and the manifest have all been checked.
+    pub async fn open(
+        server: &str,
+        policy: &Policy,
+        expect: &Expectations,
+        at: UnixTime,
+    ) -> Result<Self, ClientError> {
+        let url = relay_url(server)?;
+        let (mut ws, _) = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            tokio_tungstenite::connect_async(url.as_str()),
+        )
+        .await
+        .map_err(|_| ClientError::Timeout)?
+        .map_err(|e| ClientError::Connect(e.to_string()))?;
+        let (handshake, hello) = ClientHandshake::start()?;
+        ws.send(Message::Binary(hello.0.into()))
+            .await
+            .map_err(|e| ClientError::Closed(e.to_string()))?;
+        let reply = next_binary(&mut ws).await?;
+        let pending = handshake.read_response(&reply)?;
+        let (session, verified) = match pending.verify(policy, expect, at) {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = ws.close(None).await;
+                return Err(e.into());
+            }
+        };
+        Ok(Connection {
+            ws,
+            session,
+            verified,
+        })
+    }
+
+    pub fn verified(&self) -> &Verified {
+        &self.verified
+    }
+
+    /// Sends the whole conversation and streams the answer's pieces to `on_piece`.
+    pub async fn chat(
+        &mut self,
+        messages: &[WireMessage],
+        params: GenParams,
+        on_piece: &mut dyn FnMut(&str),
+    ) -> Result<Stats, ClientError> {
+        let request = ClientMessage::Chat {
+            messages: messages.to_vec(),
+            params,
+        }
+        .encode();
+        for part in self.session.seal(&request)? {
+            self.ws
+                .send(Message::Binary(part.into()))
+                .await
+                .map_err(|e| ClientError::Closed(e.to_string()))?;
+        }
+        loop {
+            let frame = next_binary(&mut self.ws).await?;
+            let Some(plain) = self.session.open(&frame)? else {
+                continue;
+            };
+            match ServerMessage::decode(&plain)? {
+                ServerMessage::Token(piece) => on_piece(&piece),
+                ServerMessage::Done(stats) => return Ok(stats),
+                ServerMessage::Error {
+                    kind: ErrorKind::ContextExceeded,
+                    message,
+                } => return Err(ClientError::ContextExceeded(message)),
+                ServerMessage::Error { message, .. } => return Err(ClientError::Refused(message)),
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_urls() {
+        assert_eq!(
+            relay_url("http://127.0.0.1:8080").unwrap(),
+            "ws://127.0.0.1:8080/v1/relay"
+        );
+        assert_eq!(
+            relay_url("https://sotto.example/").unwrap(),
+            "wss://sotto.example/v1/relay"
+        );
+        assert_eq!(relay_url("ws://h:1/custom").unwrap(), "ws://h:1/custom");
+        assert!(relay_url("ftp://x").is_err());
+        assert!(relay_url("localhost:8080").is_err());
+    }
+}

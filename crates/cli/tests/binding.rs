@@ -1,0 +1,253 @@
+//! Evidence that does not bind to this channel is refused before a prompt byte leaves the
+//! client. Each case stands up a real server relay in front of a hostile "enclave" that holds
+//! the genuine simulated-platform authority (so its signatures verify under the pinned root)
+//! but lies about the binding, or a relay that swaps in its own handshake key.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use common::{sim_platform, start_server, tiny_model};
+use sotto::client::{now, ClientError, Connection};
+use sotto_attester::{Attester, GpuConfig};
+use sotto_channel::binding::{manifest_digest, report_data};
+use sotto_channel::frame::{self, Decoder};
+use sotto_channel::handshake::{AttestationPayload, ClientHandshake, Expectations, StaticKey};
+use sotto_channel::manifest::{EngineManifest, Manifest, ModelManifest, MANIFEST_FORMAT};
+use sotto_channel::{ChannelError, ServerHandshake};
+use sotto_verify::{CpuEvidence, VerifyError};
+use sotto_verify_snp::SnpError;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+fn manifest(model_sha: &str) -> Vec<u8> {
+    Manifest {
+        format: MANIFEST_FORMAT,
+        release: "test".into(),
+        platform: "simulated".into(),
+        model: ModelManifest {
+            name: "tiny.gguf".into(),
+            sha256: model_sha.into(),
+            size: 1,
+        },
+        engine: EngineManifest {
+            name: "test".into(),
+            version: "0".into(),
+            context: 512,
+        },
+        gpu_evidence_sha256: None,
+    }
+    .to_bytes()
+}
+
+async fn read_frame(stream: &mut TcpStream, decoder: &mut Decoder) -> Option<Vec<u8>> {
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Ok(Some(f)) = decoder.next_frame() {
+            return Some(f);
+        }
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => decoder.push(&buf[..n]),
+        }
+    }
+}
+
+/// A hostile enclave: answers every handshake with `key` and `payload`, then counts the frames
+/// the client sends afterwards (there must be none).
+async fn hostile_enclave(key: StaticKey, payload: Vec<u8>) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let after = Arc::new(AtomicUsize::new(0));
+    let counter = after.clone();
+    let key = Arc::new(key);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let (key, payload, counter) = (key.clone(), payload.clone(), counter.clone());
+            tokio::spawn(async move {
+                let mut decoder = Decoder::new();
+                let Some(hello) = read_frame(&mut stream, &mut decoder).await else {
+                    return;
+                };
+                let (reply, _session) = ServerHandshake::respond(&key, &hello, &payload).unwrap();
+                stream
+                    .write_all(&frame::encode(&reply).unwrap())
+                    .await
+                    .unwrap();
+                while read_frame(&mut stream, &mut decoder).await.is_some() {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    (addr, after)
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    attester: Attester,
+    policy: sotto_verify::Policy,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let attester = Attester::open(sim_platform(dir.path()), GpuConfig::None, now()).unwrap();
+    let policy = common::policy(dir.path());
+    Fixture {
+        _dir: dir,
+        attester,
+        policy,
+    }
+}
+
+async fn attempt(
+    f: &Fixture,
+    key: StaticKey,
+    payload: Vec<u8>,
+) -> (Result<(), ClientError>, usize) {
+    let (addr, after) = hostile_enclave(key, payload).await;
+    let url = start_server(addr).await;
+    let result = Connection::open(&url, &f.policy, &Expectations::default(), now())
+        .await
+        .map(|_| ());
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    (result, after.load(Ordering::SeqCst))
+}
+
+fn payload(f: &Fixture, manifest_bytes: Vec<u8>, rd: [u8; 64]) -> Vec<u8> {
+    let evidence = f.attester.evidence(&rd, None).unwrap();
+    AttestationPayload {
+        manifest: manifest_bytes,
+        evidence,
+    }
+    .encode()
+    .unwrap()
+}
+
+fn assert_report_data_refused(result: Result<(), ClientError>) {
+    let err = result.err().expect("refused");
+    assert!(
+        matches!(
+            err,
+            ClientError::Channel(ChannelError::Evidence(VerifyError::Snp(
+                SnpError::ReportDataMismatch
+            )))
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn honest_binding_is_accepted_so_the_refusals_below_are_meaningful() {
+    let f = fixture();
+    let key = StaticKey::generate().unwrap();
+    let m = manifest(&"11".repeat(32));
+    let rd = report_data(key.public(), &manifest_digest(&m));
+    let (result, _) = attempt(&f, key, payload(&f, m, rd)).await;
+    result.expect("a correctly bound simulated enclave is accepted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evidence_bound_to_another_static_key_is_refused_before_sending() {
+    let f = fixture();
+    let key = StaticKey::generate().unwrap();
+    let other = StaticKey::generate().unwrap();
+    let m = manifest(&"11".repeat(32));
+    let rd = report_data(other.public(), &manifest_digest(&m));
+    let (result, sent) = attempt(&f, key, payload(&f, m, rd)).await;
+    assert_report_data_refused(result);
+    assert_eq!(sent, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evidence_bound_to_another_manifest_is_refused_before_sending() {
+    let f = fixture();
+    let key = StaticKey::generate().unwrap();
+    let shown = manifest(&"11".repeat(32));
+    let attested = manifest(&"22".repeat(32));
+    let rd = report_data(key.public(), &manifest_digest(&attested));
+    let (result, sent) = attempt(&f, key, payload(&f, shown, rd)).await;
+    assert_report_data_refused(result);
+    assert_eq!(sent, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_evidence_signature_is_refused_before_sending() {
+    let f = fixture();
+    let key = StaticKey::generate().unwrap();
+    let m = manifest(&"11".repeat(32));
+    let rd = report_data(key.public(), &manifest_digest(&m));
+    let mut evidence = f.attester.evidence(&rd, None).unwrap();
+    let CpuEvidence::Simulated { report, .. } = &mut evidence.cpu else {
+        panic!("simulated")
+    };
+    report[0x2A0 + 5] ^= 0x80;
+    let bytes = AttestationPayload {
+        manifest: m,
+        evidence,
+    }
+    .encode()
+    .unwrap();
+    let (result, sent) = attempt(&f, key, bytes).await;
+    let err = result.err().expect("refused");
+    assert!(
+        matches!(
+            err,
+            ClientError::Channel(ChannelError::Evidence(VerifyError::Snp(
+                SnpError::SignatureInvalid
+            )))
+        ),
+        "{err}"
+    );
+    assert_eq!(sent, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_that_swaps_in_its_own_handshake_key_is_refused_before_sending() {
+    // A genuine enclave behind the attacker.
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let d = dir.path().to_path_buf();
+    let enclave = tokio::task::spawn_blocking(move || common::boot(&d, &model))
+        .await
+        .unwrap();
+    let genuine = common::start_enclave(enclave).await;
+
+    // The attacker obtains the genuine attestation payload by handshaking with it...
+    let mut stream = TcpStream::connect(genuine).await.unwrap();
+    let (hs, hello) = ClientHandshake::start().unwrap();
+    stream
+        .write_all(&frame::encode(&hello.0).unwrap())
+        .await
+        .unwrap();
+    let reply = read_frame(&mut stream, &mut Decoder::new()).await.unwrap();
+    let genuine_payload = hs
+        .read_response(&reply)
+        .unwrap()
+        .payload()
+        .encode()
+        .unwrap();
+
+    // ...and answers the victim with it under its own key.
+    let attacker_key = StaticKey::generate().unwrap();
+    let (addr, after) = hostile_enclave(attacker_key, genuine_payload).await;
+    let url = start_server(addr).await;
+    let policy = common::policy(dir.path());
+    let err = Connection::open(&url, &policy, &Expectations::default(), now())
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(
+            err,
+            ClientError::Channel(ChannelError::Evidence(VerifyError::Snp(
+                SnpError::ReportDataMismatch
+            )))
+        ),
+        "{err}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(after.load(Ordering::SeqCst), 0);
+}

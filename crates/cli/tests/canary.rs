@@ -1,0 +1,190 @@
+//! The promise, tested: canary strings in the system prompt, the prompts and the history, and
+//! the answers the model actually generated, never appear in anything the server or the
+//! enclave wrote (stdout, stderr, log files, every file under the data directory) nor in any
+//! byte the relay forwarded. Runs the real `sotto` binaries as separate processes, with the
+//! most verbose logging.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use common::{tiny_model, Tap, TapMode};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sotto");
+
+/// Spawns `sotto` with args, returns the child and the address it printed on its first line;
+/// everything else it prints is collected in `sink`.
+fn spawn(args: &[&str], data_dir: &Path, sink: Arc<Mutex<Vec<u8>>>) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("SOTTO_LOG", "trace")
+        .env("HOME", data_dir)
+        .env("XDG_DATA_HOME", data_dir.join("xdg"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sotto");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).expect("first line");
+    sink.lock().unwrap().extend_from_slice(first.as_bytes());
+    let addr = first
+        .trim()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_string();
+    let mut stderr = child.stderr.take().unwrap();
+    let (s1, s2) = (sink.clone(), sink);
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        s1.lock().unwrap().extend_from_slice(&buf);
+    });
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf);
+        s2.lock().unwrap().extend_from_slice(&buf);
+    });
+    (child, addr)
+}
+
+fn all_files(dir: &Path, out: &mut Vec<u8>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            all_files(&path, out);
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            out.extend_from_slice(&bytes);
+        }
+    }
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_canary_reaches_the_server_its_logs_the_relay_or_the_enclave_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let enclave_dir = dir.path().join("enclave");
+    let server_dir = dir.path().join("server");
+    let client_dir = dir.path().join("client");
+    for d in [&enclave_dir, &server_dir, &client_dir] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let model = tiny_model(dir.path());
+
+    let enclave_out = Arc::new(Mutex::new(Vec::new()));
+    let (mut enclave, enclave_addr) = spawn(
+        &[
+            "enclave",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            enclave_dir.to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+            "--threads",
+            "1",
+            "--context",
+            "1024",
+        ],
+        &enclave_dir,
+        enclave_out.clone(),
+    );
+    let tap = Tap::start(enclave_addr.parse().unwrap(), TapMode::Pass).await;
+    let server_out = Arc::new(Mutex::new(Vec::new()));
+    let tap_addr = tap.addr.to_string();
+    let (mut server, server_addr) = spawn(
+        &["server", "--listen", "127.0.0.1:0", "--enclave", &tap_addr],
+        &server_dir,
+        server_out.clone(),
+    );
+
+    let canaries = [
+        "CANARY-SYSTEM-7f3a91c2",
+        "CANARY-PROMPT-1-b84e02d9",
+        "CANARY-PROMPT-2-5c17e6aa",
+    ];
+    let root = enclave_dir.join("collateral").join("simulated-root.der");
+    let mut chat = Command::new(BIN)
+        .args([
+            "chat",
+            "--server",
+            &format!("http://{server_addr}"),
+            "--insecure-simulated",
+            "--simulated-root",
+            root.to_str().unwrap(),
+            "--system",
+            canaries[0],
+            "--max-tokens",
+            "24",
+        ])
+        .env("HOME", &client_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        // Two turns: the second request carries the first prompt and answer as history.
+        let mut stdin = chat.stdin.take().unwrap();
+        writeln!(stdin, "{} tell me something", canaries[1]).unwrap();
+        writeln!(stdin, "{} and more", canaries[2]).unwrap();
+    }
+    let out = tokio::task::spawn_blocking(move || chat.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let answers = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "chat failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let _ = enclave.kill();
+    let _ = server.kill();
+    let _ = enclave.wait();
+    let _ = server.wait();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let mut captured = Vec::new();
+    captured.extend_from_slice(&enclave_out.lock().unwrap());
+    captured.extend_from_slice(&server_out.lock().unwrap());
+    captured.extend_from_slice(&tap.bytes());
+    all_files(&enclave_dir, &mut captured);
+    all_files(&server_dir, &mut captured);
+    assert!(
+        tap.bytes().len() > 1000,
+        "the relay forwarded the conversation"
+    );
+    assert!(
+        contains(&captured, "generation finished"),
+        "the enclave logged (without content)"
+    );
+
+    for canary in canaries {
+        assert!(!contains(&captured, canary), "canary {canary} leaked");
+    }
+    // The answers the model really generated (one line per turn) never leak either.
+    let generated: Vec<&str> = answers
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.len() >= 8)
+        .collect();
+    assert!(!generated.is_empty(), "the model answered: {answers:?}");
+    for answer in generated {
+        assert!(
+            !contains(&captured, answer),
+            "generated answer leaked: {answer:?}"
+        );
+    }
+}

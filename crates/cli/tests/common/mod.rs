@@ -1,0 +1,213 @@
+//! A real local stack for integration tests: a tiny generated model, an enclave on the
+//! simulated platform, a recording TCP tap standing where the enclave's network would be, and
+//! the untrusted server in front, all on loopback sockets.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use sotto_attester::{Attester, GpuConfig, PlatformConfig};
+use sotto_channel::frame::{self, Decoder};
+use sotto_enclave::{Enclave, EnclaveConfig};
+use sotto_engine::EngineConfig;
+use sotto_server::ServerConfig;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+pub const MEASUREMENT_INPUT: &[u8] = b"sotto-enclave test build";
+
+pub fn tiny_model(dir: &Path) -> PathBuf {
+    let path = dir.join("tiny.gguf");
+    sotto_testkit::write_tiny_qwen2_gguf(&path, 7).expect("write tiny model");
+    path
+}
+
+pub fn sim_platform(data_dir: &Path) -> PlatformConfig {
+    PlatformConfig::Simulated {
+        data_dir: data_dir.to_path_buf(),
+        measurement_input: MEASUREMENT_INPUT.to_vec(),
+    }
+}
+
+pub fn boot(data_dir: &Path, model: &Path) -> Enclave {
+    let engine = EngineConfig {
+        threads: NonZeroU32::MIN,
+        context_size: NonZeroU32::new(512).unwrap(),
+        ..EngineConfig::default()
+    };
+    let config = EnclaveConfig {
+        model_path: model.to_path_buf(),
+        model_sha256: None,
+        platform: sim_platform(data_dir),
+        gpu: GpuConfig::None,
+        engine,
+        max_concurrent: 4,
+    };
+    Enclave::boot(config, sotto::client::now(), &mut |_, _, _| {}).expect("enclave boots")
+}
+
+/// The simulated platform's root, as a client would pin it.
+pub fn sim_root(data_dir: &Path) -> Vec<u8> {
+    let attester = Attester::open(
+        sim_platform(data_dir),
+        GpuConfig::None,
+        sotto::client::now(),
+    )
+    .expect("attester");
+    let ev = attester.evidence(&[0u8; 64], None).expect("evidence");
+    match ev.cpu {
+        sotto_verify::CpuEvidence::Simulated { chain_der, .. } => {
+            chain_der.last().cloned().expect("root")
+        }
+        _ => panic!("not simulated"),
+    }
+}
+
+pub fn policy(data_dir: &Path) -> sotto_verify::Policy {
+    sotto_verify::Policy {
+        allow_simulated: true,
+        simulated_root: Some(sim_root(data_dir)),
+        ..Default::default()
+    }
+}
+
+/// What the tap does to frames flowing from the enclave to the client.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum TapMode {
+    Pass,
+    /// Flip one byte in the n-th frame (0-based) sent by the enclave.
+    FlipDown(usize),
+}
+
+/// A TCP proxy in front of the enclave that records every byte the relay forwarded and
+/// counts frames in each direction.
+pub struct Tap {
+    pub addr: SocketAddr,
+    pub recorded: Arc<Mutex<Vec<u8>>>,
+    pub up_frames: Arc<AtomicUsize>,
+    pub down_frames: Arc<AtomicUsize>,
+}
+
+impl Tap {
+    pub async fn start(target: SocketAddr, mode: TapMode) -> Tap {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let tap = Tap {
+            addr: listener.local_addr().unwrap(),
+            recorded: Arc::default(),
+            up_frames: Arc::default(),
+            down_frames: Arc::default(),
+        };
+        let (recorded, up, down) = (
+            tap.recorded.clone(),
+            tap.up_frames.clone(),
+            tap.down_frames.clone(),
+        );
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = TcpStream::connect(target).await else {
+                    continue;
+                };
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                tokio::spawn(copy_frames(
+                    cr,
+                    sw,
+                    recorded.clone(),
+                    up.clone(),
+                    TapMode::Pass,
+                ));
+                tokio::spawn(copy_frames(sr, cw, recorded.clone(), down.clone(), mode));
+            }
+        });
+        tap
+    }
+
+    pub fn bytes(&self) -> Vec<u8> {
+        self.recorded.lock().unwrap().clone()
+    }
+}
+
+async fn copy_frames(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    recorded: Arc<Mutex<Vec<u8>>>,
+    count: Arc<AtomicUsize>,
+    mode: TapMode,
+) {
+    let mut decoder = Decoder::new();
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        recorded.lock().unwrap().extend_from_slice(&buf[..n]);
+        decoder.push(&buf[..n]);
+        while let Ok(Some(mut f)) = decoder.next_frame() {
+            let index = count.fetch_add(1, Ordering::SeqCst);
+            if mode == TapMode::FlipDown(index) {
+                let mid = f.len() / 2;
+                f[mid] ^= 0x01;
+            }
+            if to.write_all(&frame::encode(&f).unwrap()).await.is_err() {
+                return;
+            }
+        }
+    }
+    let _ = to.shutdown().await;
+}
+
+/// Serves the untrusted server in front of `enclave_addr`; returns its base URL.
+pub async fn start_server(enclave_addr: SocketAddr) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            sotto_server::router(ServerConfig::new(enclave_addr)),
+        )
+        .await;
+    });
+    format!("http://{addr}")
+}
+
+/// Serves `enclave` on a loopback port; returns the port's address.
+pub async fn start_enclave(enclave: Enclave) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(sotto_enclave::serve(Arc::new(enclave), listener));
+    addr
+}
+
+/// The full stack: enclave behind a tap behind the server.
+pub struct Stack {
+    pub data_dir: tempfile::TempDir,
+    pub url: String,
+    pub enclave_addr: SocketAddr,
+    pub tap: Tap,
+    pub policy: sotto_verify::Policy,
+}
+
+pub async fn stack(mode: TapMode) -> Stack {
+    let data_dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(data_dir.path());
+    let dir = data_dir.path().to_path_buf();
+    let enclave = tokio::task::spawn_blocking(move || boot(&dir, &model))
+        .await
+        .unwrap();
+    let enclave_addr = start_enclave(enclave).await;
+    let tap = Tap::start(enclave_addr, mode).await;
+    let url = start_server(tap.addr).await;
+    let policy = policy(data_dir.path());
+    Stack {
+        data_dir,
+        url,
+        enclave_addr,
+        tap,
+        policy,
+    }
+}

@@ -1,0 +1,258 @@
+//! The enclave's network face: one task per connection, Noise responder, chat requests.
+//!
+//! Connections arrive from the untrusted relay. Every read is bounded in size and time, any
+//! framing or decryption failure ends that session only, and a failing session never affects
+//! another.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sotto_channel::frame::{self, Decoder};
+use sotto_channel::messages::{
+    ClientMessage, ErrorKind, GenParams, Role, ServerMessage, Stats, WireMessage,
+};
+use sotto_channel::{ChannelError, ServerHandshake, Session};
+use sotto_engine::{ChatMessage, EngineError};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::Enclave;
+
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+/// Upper bound on tokens one request may ask for; clients asking more get this many.
+const MAX_TOKENS_CAP: u32 = 8192;
+
+static SESSIONS: AtomicU64 = AtomicU64::new(0);
+
+/// Serves connections until the listener fails. Each connection is independent.
+pub async fn serve(enclave: Arc<Enclave>, listener: TcpListener) -> std::io::Result<()> {
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let enclave = enclave.clone();
+        let id = SESSIONS.fetch_add(1, Ordering::Relaxed) + 1;
+        tokio::spawn(async move {
+            let started = Instant::now();
+            match handle(&enclave, stream, id).await {
+                Ok(requests) => info!(
+                    session = id,
+                    requests,
+                    secs = started.elapsed().as_secs_f64(),
+                    "session closed"
+                ),
+                Err(e) => warn!(session = id, error = %e, "session ended"),
+            }
+        });
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error("connection: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Channel(#[from] ChannelError),
+    #[error("peer closed the connection mid-frame")]
+    Truncated,
+    #[error("timed out waiting for the peer")]
+    Timeout,
+}
+
+struct Conn {
+    stream: TcpStream,
+    decoder: Decoder,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    /// The next frame, or `None` on a clean close between frames.
+    async fn read_frame(&mut self, timeout: Duration) -> Result<Option<Vec<u8>>, SessionError> {
+        loop {
+            if let Some(f) = self.decoder.next_frame()? {
+                return Ok(Some(f));
+            }
+            let n = tokio::time::timeout(timeout, self.stream.read(&mut self.buf))
+                .await
+                .map_err(|_| SessionError::Timeout)??;
+            if n == 0 {
+                return if self.decoder.pending() == 0 {
+                    Ok(None)
+                } else {
+                    Err(SessionError::Truncated)
+                };
+            }
+            self.decoder.push(&self.buf[..n]);
+        }
+    }
+
+    async fn write_frame(&mut self, bytes: &[u8]) -> Result<(), SessionError> {
+        self.stream.write_all(&frame::encode(bytes)?).await?;
+        Ok(())
+    }
+
+    async fn send(
+        &mut self,
+        session: &mut Session,
+        msg: &ServerMessage,
+    ) -> Result<(), SessionError> {
+        for part in session.seal(&msg.encode())? {
+            self.write_frame(&part).await?;
+        }
+        Ok(())
+    }
+}
+
+async fn handle(enclave: &Enclave, stream: TcpStream, id: u64) -> Result<u64, SessionError> {
+    stream.set_nodelay(true)?;
+    let mut conn = Conn {
+        stream,
+        decoder: Decoder::new(),
+        buf: vec![0u8; 64 * 1024],
+    };
+    let Some(hello) = conn.read_frame(HANDSHAKE_TIMEOUT).await? else {
+        return Ok(0);
+    };
+    let (reply, mut session) = ServerHandshake::respond(&enclave.key, &hello, &enclave.payload)?;
+    conn.write_frame(&reply).await?;
+    info!(session = id, "handshake answered");
+
+    let mut requests = 0u64;
+    loop {
+        let message = loop {
+            let Some(f) = conn.read_frame(IDLE_TIMEOUT).await? else {
+                return Ok(requests);
+            };
+            if let Some(m) = session.open(&f)? {
+                break m;
+            }
+        };
+        let request = match ClientMessage::decode(&message) {
+            Ok(r) => r,
+            Err(_) => {
+                let reply = ServerMessage::Error {
+                    kind: ErrorKind::BadRequest,
+                    message: "malformed request".into(),
+                };
+                conn.send(&mut session, &reply).await?;
+                continue;
+            }
+        };
+        requests += 1;
+        match request {
+            ClientMessage::Chat { messages, params } => {
+                chat(enclave, &mut conn, &mut session, id, messages, params).await?
+            }
+        }
+    }
+}
+
+fn validate(messages: &[WireMessage]) -> Result<(), &'static str> {
+    match messages.last() {
+        None => Err("the conversation is empty"),
+        Some(m) if m.role != Role::User => Err("the last message must be the user's"),
+        Some(_) => Ok(()),
+    }
+}
+
+enum Event {
+    Piece(zeroize::Zeroizing<String>),
+    Finished(Result<sotto_engine::GenStats, EngineError>),
+}
+
+async fn chat(
+    enclave: &Enclave,
+    conn: &mut Conn,
+    session: &mut Session,
+    id: u64,
+    messages: Vec<WireMessage>,
+    params: GenParams,
+) -> Result<(), SessionError> {
+    if let Err(why) = validate(&messages) {
+        let reply = ServerMessage::Error {
+            kind: ErrorKind::BadRequest,
+            message: why.into(),
+        };
+        return conn.send(session, &reply).await;
+    }
+    let permit = enclave.generations.clone().acquire_owned().await;
+    let engine = enclave.engine.clone();
+    let chat: Vec<ChatMessage> = messages
+        .into_iter()
+        .map(|m| ChatMessage {
+            role: match m.role {
+                Role::System => sotto_engine::Role::System,
+                Role::User => sotto_engine::Role::User,
+                Role::Assistant => sotto_engine::Role::Assistant,
+            },
+            content: m.content,
+        })
+        .collect();
+    let gen = sotto_engine::GenParams {
+        max_tokens: params.max_tokens.min(MAX_TOKENS_CAP),
+        temperature: params.temperature,
+        top_p: params.top_p,
+        top_k: None,
+        // The sampler takes a 32-bit seed; folding keeps every bit of the client's choice.
+        seed: params.seed.map(|s| (s ^ (s >> 32)) as u32),
+    };
+    let (tx, mut rx) = mpsc::channel::<Event>(64);
+    let worker = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let piece_tx = tx.clone();
+        let result = engine.generate(&chat, &gen, &mut |piece: &str| {
+            piece_tx
+                .blocking_send(Event::Piece(zeroize::Zeroizing::new(piece.to_owned())))
+                .is_ok()
+        });
+        let _ = tx.blocking_send(Event::Finished(result));
+    });
+    let mut outcome = Ok(());
+    while let Some(event) = rx.recv().await {
+        match event {
+            Event::Piece(p) => {
+                if let Err(e) = conn.send(session, &ServerMessage::Token(p)).await {
+                    // Dropping the receiver makes the engine stop at its next token.
+                    outcome = Err(e);
+                    break;
+                }
+            }
+            Event::Finished(Ok(stats)) => {
+                info!(
+                    session = id,
+                    prompt_tokens = stats.prompt_tokens,
+                    generated_tokens = stats.generated_tokens,
+                    ttft_ms = stats.time_to_first_token.as_secs_f64() * 1e3,
+                    "generation finished"
+                );
+                let done = Stats {
+                    prompt_tokens: u32::try_from(stats.prompt_tokens).unwrap_or(u32::MAX),
+                    generated_tokens: u32::try_from(stats.generated_tokens).unwrap_or(u32::MAX),
+                    time_to_first_token_ms: stats.time_to_first_token.as_secs_f64() * 1e3,
+                    generation_ms: stats.generation.as_secs_f64() * 1e3,
+                };
+                outcome = conn.send(session, &ServerMessage::Done(done)).await;
+            }
+            Event::Finished(Err(e)) => {
+                let (kind, message) = match &e {
+                    EngineError::ContextExceeded { .. } => {
+                        (ErrorKind::ContextExceeded, e.to_string())
+                    }
+                    EngineError::InvalidParams(_) | EngineError::TemplateRejected(_) => {
+                        (ErrorKind::BadRequest, e.to_string())
+                    }
+                    _ => (ErrorKind::Internal, "the engine failed".to_string()),
+                };
+                warn!(session = id, kind = ?kind, "generation failed");
+                outcome = conn
+                    .send(session, &ServerMessage::Error { kind, message })
+                    .await;
+            }
+        }
+    }
+    drop(rx);
+    let _ = worker.await;
+    outcome
+}

@@ -1,0 +1,367 @@
+//! Test support: the real NVIDIA vectors, and a builder that re-signs modified reports under
+//! a locally generated P-384 test chain (root -> intermediate -> leaf) so that refusals after
+//! the signature check can be exercised with evidence whose signature is valid.
+
+// Each test binary uses a different subset of these helpers.
+#![allow(dead_code)]
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use const_oid::{AssociatedOid, ObjectIdentifier};
+use der::asn1::UtcTime;
+use der::{Decode, Encode};
+use p384::ecdsa::signature::hazmat::PrehashSigner;
+use p384::ecdsa::{DerSignature, Signature, SigningKey};
+use sha2::{Digest, Sha384};
+use sotto_verify_core::x509::Cert;
+use sotto_verify_core::UnixTime;
+use sotto_verify_nvidia::spdm::field;
+use sotto_verify_nvidia::{CertChainInput, GpuEvidenceInput, GpuPolicy, OpaqueField, SpdmEvidence};
+use x509_cert::builder::{Builder, CertificateBuilder, Profile};
+use x509_cert::ext::AsExtension;
+use x509_cert::name::Name;
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::spki::SubjectPublicKeyInfoOwned;
+use x509_cert::time::{Time, Validity};
+
+pub const REPORT_HEX: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../../shared/vectors/nvidia/hopperAttestationReport.txt"
+));
+pub const CHAIN_PEM: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../../shared/vectors/nvidia/hopperCertChain.txt"
+));
+pub const RIM_XML: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../../shared/vectors/nvidia/1010_0200_882_96005E0001_PROD.swidtag"
+));
+pub const NONCE_HEX: &str = "931d8dd0add203ac3d8b4fbde75e115278eefcdceac5b87671a748f32364dfcb";
+
+/// 2024-06-01T00:00:00Z: inside every certificate of the real chain.
+pub const AT: UnixTime = UnixTime(1_717_200_000);
+
+pub fn nonce() -> [u8; 32] {
+    let mut n = [0u8; 32];
+    hex::decode_to_slice(NONCE_HEX, &mut n).expect("nonce hex");
+    n
+}
+
+pub fn real_report() -> Vec<u8> {
+    hex::decode(REPORT_HEX.trim()).expect("report hex")
+}
+
+pub fn real_evidence() -> GpuEvidenceInput {
+    GpuEvidenceInput {
+        report: real_report(),
+        cert_chain: CertChainInput::Pem(CHAIN_PEM.as_bytes().to_vec()),
+        rims: Vec::new(),
+    }
+}
+
+pub fn policy() -> GpuPolicy {
+    GpuPolicy::new(nonce())
+}
+
+/// The real report's fields, to be modified and re-serialised.
+#[derive(Clone)]
+pub struct ReportParts {
+    pub version: u8,
+    pub request_code: u8,
+    pub nonce: [u8; 32],
+    pub blocks: Vec<(u8, Vec<u8>)>,
+    pub responder_nonce: [u8; 32],
+    pub opaque: Vec<OpaqueField>,
+}
+
+impl ReportParts {
+    pub fn from_real() -> Self {
+        let ev = SpdmEvidence::parse(&real_report()).expect("real report parses");
+        ReportParts {
+            version: 0x11,
+            request_code: 0xE0,
+            nonce: ev.request_nonce,
+            blocks: ev
+                .blocks
+                .iter()
+                .map(|b| (b.index, b.value.clone()))
+                .collect(),
+            responder_nonce: ev.responder_nonce,
+            opaque: ev.opaque.clone(),
+        }
+    }
+
+    pub fn set_opaque(&mut self, field_type: u16, value: &[u8]) {
+        self.opaque.retain(|f| f.field_type != field_type);
+        self.opaque.push(OpaqueField {
+            field_type,
+            value: value.to_vec(),
+        });
+    }
+
+    pub fn remove_opaque(&mut self, field_type: u16) {
+        self.opaque.retain(|f| f.field_type != field_type);
+    }
+
+    pub fn set_block(&mut self, index: u8, value: &[u8]) {
+        for b in &mut self.blocks {
+            if b.0 == index {
+                b.1 = value.to_vec();
+            }
+        }
+    }
+
+    /// `request || response` without the signature.
+    pub fn unsigned(&self) -> Vec<u8> {
+        let mut opaque = Vec::new();
+        for f in &self.opaque {
+            opaque.extend_from_slice(&f.field_type.to_le_bytes());
+            opaque.extend_from_slice(&(f.value.len() as u16).to_le_bytes());
+            opaque.extend_from_slice(&f.value);
+        }
+        self.unsigned_with_raw_opaque(&opaque)
+    }
+
+    pub fn unsigned_with_raw_opaque(&self, opaque: &[u8]) -> Vec<u8> {
+        let mut out = vec![self.version, self.request_code, 0x01, 0xFF];
+        out.extend_from_slice(&self.nonce);
+        out.push(0x00);
+        let mut record = Vec::new();
+        for (index, value) in &self.blocks {
+            record.push(*index);
+            record.push(0x01);
+            record.extend_from_slice(&((value.len() + 3) as u16).to_le_bytes());
+            record.push(0x01);
+            record.extend_from_slice(&(value.len() as u16).to_le_bytes());
+            record.extend_from_slice(value);
+        }
+        out.extend_from_slice(&[self.version, 0x60, 0x00, 0x00, self.blocks.len() as u8]);
+        out.extend_from_slice(&(record.len() as u32).to_le_bytes()[..3]);
+        out.extend_from_slice(&record);
+        out.extend_from_slice(&self.responder_nonce);
+        out.extend_from_slice(&(opaque.len() as u16).to_le_bytes());
+        out.extend_from_slice(opaque);
+        out
+    }
+}
+
+/// Signs `unsigned` the way the GSP does: ECDSA P-384 over SHA-384, raw `r || s`.
+pub fn sign(key: &SigningKey, unsigned: &[u8]) -> Vec<u8> {
+    let digest = Sha384::digest(unsigned);
+    let sig: Signature = key.sign_prehash(&digest).expect("sign");
+    let mut out = unsigned.to_vec();
+    out.extend_from_slice(&sig.to_bytes());
+    out
+}
+
+/// NVIDIA's TcbInfo extension shape: `SEQUENCE { SEQUENCE { sha384 OID, OCTET STRING fwid } }`.
+struct TcbInfo(der::Any);
+
+impl AssociatedOid for TcbInfo {
+    const OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.23.133.5.4.1");
+}
+
+impl der::Encode for TcbInfo {
+    fn encoded_len(&self) -> der::Result<der::Length> {
+        self.0.encoded_len()
+    }
+    fn encode(&self, writer: &mut impl der::Writer) -> der::Result<()> {
+        self.0.encode(writer)
+    }
+}
+
+impl AsExtension for TcbInfo {
+    fn critical(&self, _: &Name, _: &[x509_cert::ext::Extension]) -> bool {
+        false
+    }
+}
+
+fn tcb_info(fwid: &[u8]) -> TcbInfo {
+    let sha384 = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.2");
+    let mut pair = sha384.to_der().expect("oid");
+    pair.extend(
+        der::asn1::OctetString::new(fwid)
+            .expect("octets")
+            .to_der()
+            .expect("os"),
+    );
+    let inner = wrap_sequence(&pair);
+    TcbInfo(der::Any::from_der(&wrap_sequence(&inner)).expect("any"))
+}
+
+fn wrap_sequence(content: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x30];
+    let len = content.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        out.push(0x81);
+        out.push(len as u8);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// A P-384 test chain; every key is derived from a fixed seed so the tests are deterministic.
+pub struct TestChain {
+    pub root: Cert,
+    pub intermediate: Cert,
+    pub leaf: Cert,
+    pub leaf_key: SigningKey,
+}
+
+pub struct ChainSpec {
+    /// Validity of every certificate, as Unix seconds.
+    pub not_before: u64,
+    pub not_after: u64,
+    /// FWID placed in the leaf's TcbInfo extension, if any.
+    pub leaf_fwid: Option<Vec<u8>>,
+    /// Build the intermediate as an end-entity certificate (no CA flag).
+    pub intermediate_is_leaf: bool,
+}
+
+impl ChainSpec {
+    /// 2020-01-01 .. 2049-12-31, leaf FWID equal to the real report's.
+    pub fn default_for_real_fwid() -> Self {
+        let fwid = SpdmEvidence::parse(&real_report())
+            .expect("real")
+            .fwid()
+            .expect("real report has a FWID")
+            .to_vec();
+        ChainSpec {
+            not_before: 1_577_836_800,
+            not_after: 2_524_607_999,
+            leaf_fwid: Some(fwid),
+            intermediate_is_leaf: false,
+        }
+    }
+}
+
+fn key(seed: u8) -> SigningKey {
+    let mut bytes = [0x11u8; 48];
+    bytes[47] = seed;
+    SigningKey::from_slice(&bytes).expect("test key")
+}
+
+fn spki(key: &SigningKey) -> SubjectPublicKeyInfoOwned {
+    SubjectPublicKeyInfoOwned::from_key(*key.verifying_key()).expect("spki")
+}
+
+fn validity(spec: &ChainSpec) -> Validity {
+    Validity {
+        not_before: Time::UtcTime(
+            UtcTime::from_unix_duration(Duration::from_secs(spec.not_before)).expect("time"),
+        ),
+        not_after: Time::UtcTime(
+            UtcTime::from_unix_duration(Duration::from_secs(spec.not_after)).expect("time"),
+        ),
+    }
+}
+
+fn finish(builder: CertificateBuilder<'_, SigningKey>) -> Cert {
+    let cert = builder.build::<DerSignature>().expect("build cert");
+    Cert::from_der(&cert.to_der().expect("der")).expect("reparse")
+}
+
+pub fn test_chain(spec: &ChainSpec) -> TestChain {
+    let root_key = key(1);
+    let int_key = key(2);
+    let leaf_key = key(3);
+    let root_name = Name::from_str("CN=Sotto Test GPU Root,O=Sotto Tests").expect("name");
+    let int_name = Name::from_str("CN=Sotto Test GPU ICA,O=Sotto Tests").expect("name");
+    let leaf_name = Name::from_str("CN=Sotto Test GPU Leaf,O=Sotto Tests").expect("name");
+
+    let root = finish(
+        CertificateBuilder::new(
+            Profile::Root,
+            SerialNumber::from(1u32),
+            validity(spec),
+            root_name.clone(),
+            spki(&root_key),
+            &root_key,
+        )
+        .expect("root builder"),
+    );
+
+    let int_profile = if spec.intermediate_is_leaf {
+        Profile::Leaf {
+            issuer: root_name,
+            enable_key_agreement: false,
+            enable_key_encipherment: false,
+        }
+    } else {
+        Profile::SubCA {
+            issuer: root_name,
+            path_len_constraint: None,
+        }
+    };
+    let intermediate = finish(
+        CertificateBuilder::new(
+            int_profile,
+            SerialNumber::from(2u32),
+            validity(spec),
+            int_name.clone(),
+            spki(&int_key),
+            &root_key,
+        )
+        .expect("intermediate builder"),
+    );
+
+    let mut leaf_builder = CertificateBuilder::new(
+        Profile::Leaf {
+            issuer: int_name,
+            enable_key_agreement: false,
+            enable_key_encipherment: false,
+        },
+        SerialNumber::from(3u32),
+        validity(spec),
+        leaf_name,
+        spki(&leaf_key),
+        &int_key,
+    )
+    .expect("leaf builder");
+    if let Some(fwid) = &spec.leaf_fwid {
+        leaf_builder
+            .add_extension(&tcb_info(fwid))
+            .expect("tcb info");
+    }
+    let leaf = finish(leaf_builder);
+
+    TestChain {
+        root,
+        intermediate,
+        leaf,
+        leaf_key,
+    }
+}
+
+impl TestChain {
+    /// Evidence signed by this chain's leaf, with the chain leaf-first and root last.
+    pub fn evidence(&self, parts: &ReportParts) -> GpuEvidenceInput {
+        GpuEvidenceInput {
+            report: sign(&self.leaf_key, &parts.unsigned()),
+            cert_chain: CertChainInput::Der(vec![
+                self.leaf.der().to_vec(),
+                self.intermediate.der().to_vec(),
+                self.root.der().to_vec(),
+            ]),
+            rims: Vec::new(),
+        }
+    }
+}
+
+pub fn vbios_bytes_for(version: &str) -> [u8; 8] {
+    // Inverse of NVIDIA's rendering: "AA.BB.CC.DD.EE" -> low word 0xAABBCCDD, high word 0xEE.
+    let parts: Vec<u8> = version
+        .split('.')
+        .map(|p| u8::from_str_radix(p, 16).expect("hex byte"))
+        .collect();
+    let low = u32::from_be_bytes([parts[0], parts[1], parts[2], parts[3]]);
+    let mut out = [0u8; 8];
+    out[..4].copy_from_slice(&low.to_le_bytes());
+    out[4] = parts[4];
+    out
+}
+
+pub const FEATURE_FLAG: u16 = field::FEATURE_FLAG;

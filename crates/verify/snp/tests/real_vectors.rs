@@ -1,0 +1,251 @@
+//! Real SEV-SNP evidence captured on AMD hardware (shared test vectors) verified against the
+//! AMD roots pinned in the crate, plus the refusals the upstream projects expect.
+
+use sotto_verify_core::x509::Cert;
+use sotto_verify_snp::{
+    parse_hex, roots, verify, AttestationReport, CertError, KeyKind, Product, SigningKey,
+    SnpAnchor, SnpError, SnpEvidence, SnpPolicy, TcbVersion, UnixTime,
+};
+
+/// 2025-06-01T00:00:00Z: inside the validity of every certificate in the vectors (the VLEK
+/// is the shortest-lived: 2024-12-10 to 2025-12-10).
+const AT: UnixTime = UnixTime(1_748_736_000);
+
+fn vector(name: &str) -> Vec<u8> {
+    let path = format!(
+        "{}/../../../../shared/vectors/sev-snp/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"))
+}
+
+fn milan_report() -> Vec<u8> {
+    let text = String::from_utf8(vector("report_milan.hex")).unwrap();
+    parse_hex(&text).unwrap()
+}
+
+fn evidence(report: Vec<u8>, endorsement: &str) -> SnpEvidence {
+    SnpEvidence {
+        report,
+        endorsement_der: vector(endorsement),
+        chain_der: vec![],
+    }
+}
+
+fn pem_chain_der(name: &str) -> Vec<Vec<u8>> {
+    Cert::from_pem_chain(&vector(name))
+        .unwrap()
+        .iter()
+        .map(|c| c.der().to_vec())
+        .collect()
+}
+
+#[test]
+fn milan_report_verifies_under_pinned_amd_roots() {
+    let raw = milan_report();
+    let verdict = verify(
+        &evidence(raw.clone(), "vcek_milan.der"),
+        &SnpAnchor::Amd,
+        &SnpPolicy::default(),
+        AT,
+    )
+    .unwrap();
+    assert_eq!(verdict.platform, "sev-snp");
+    assert_eq!(verdict.product, Product::Milan);
+    assert_eq!(verdict.key_kind, KeyKind::Vcek);
+    assert_eq!(verdict.report_version, 2);
+    assert_eq!(verdict.measurement.as_slice(), &raw[0x90..0xC0]);
+    assert_eq!(verdict.report_data.as_slice(), &raw[0x50..0x90]);
+    assert_eq!(verdict.chip_id.as_slice(), &raw[0x1A0..0x1E0]);
+    assert_eq!(
+        verdict.reported_tcb,
+        TcbVersion {
+            fmc: None,
+            bootloader: 3,
+            tee: 0,
+            snp: 8,
+            microcode: 0x73
+        }
+    );
+    assert!(!verdict.policy.debug);
+    assert_eq!(
+        verdict.checks,
+        vec![
+            "report-layout",
+            "endorsement-kind-matches-report",
+            "chain-to-pinned-amd-root",
+            "report-signature",
+            "reported-tcb-matches-endorsement",
+            "chip-id-matches-endorsement",
+            "policy-debug",
+            "policy-migration-agent",
+        ]
+    );
+}
+
+#[test]
+fn milan_report_verifies_with_host_supplied_amd_chain() {
+    let mut ev = evidence(milan_report(), "vcek_milan.der");
+    ev.chain_der = pem_chain_der("amd-milan-vcek-chain.pem");
+    assert_eq!(ev.chain_der.len(), 2);
+    verify(&ev, &SnpAnchor::Amd, &SnpPolicy::default(), AT).unwrap();
+}
+
+#[test]
+fn trustee_vcek_report_verifies() {
+    let verdict = verify(
+        &evidence(vector("trustee-report.bin"), "trustee-vcek.der"),
+        &SnpAnchor::Amd,
+        &SnpPolicy::default(),
+        AT,
+    )
+    .unwrap();
+    assert_eq!(verdict.product, Product::Milan);
+    assert_eq!(verdict.key_kind, KeyKind::Vcek);
+    assert_eq!(verdict.guest_svn, 4);
+}
+
+#[test]
+fn trustee_vlek_report_verifies_through_the_asvk() {
+    let mut ev = evidence(vector("trustee-vlek-report.bin"), "trustee-vlek.der");
+    let verdict = verify(&ev, &SnpAnchor::Amd, &SnpPolicy::default(), AT).unwrap();
+    assert_eq!(verdict.key_kind, KeyKind::Vlek);
+    assert_eq!(verdict.report_version, 3);
+    assert_eq!(verdict.vmpl, 1);
+    assert!(!verdict.checks.contains(&"chip-id-matches-endorsement"));
+    // The host may also send AMD's VLEK chain; it must be the same ARK.
+    ev.chain_der = pem_chain_der("amd-milan-vlek-chain.pem");
+    verify(&ev, &SnpAnchor::Amd, &SnpPolicy::default(), AT).unwrap();
+}
+
+#[test]
+fn trustee_invalid_new_vcek_is_refused() {
+    let err = verify(
+        &evidence(vector("trustee-report.bin"), "trustee-vcek-invalid-new.der"),
+        &SnpAnchor::Amd,
+        &SnpPolicy::default(),
+        AT,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, SnpError::Chain(CertError::BadSignature { ref subject }) if subject.contains("SEV-VCEK")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn trustee_invalid_legacy_vcek_is_refused() {
+    let err = verify(
+        &evidence(
+            vector("trustee-report.bin"),
+            "trustee-vcek-invalid-legacy.der",
+        ),
+        &SnpAnchor::Amd,
+        &SnpPolicy::default(),
+        AT,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, SnpError::Chain(CertError::BadSignature { ref subject }) if subject.contains("SEV-VCEK")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn pinned_milan_roots_match_the_captured_kds_chains() {
+    let vcek_chain = format!("{}{}", roots::MILAN_ASK_PEM, roots::MILAN_ARK_PEM);
+    assert_eq!(vcek_chain.as_bytes(), vector("amd-milan-vcek-chain.pem"));
+    let vlek_chain = format!("{}{}", roots::MILAN_ASVK_PEM, roots::MILAN_ARK_PEM);
+    assert_eq!(vlek_chain.as_bytes(), vector("amd-milan-vlek-chain.pem"));
+}
+
+#[test]
+fn every_real_report_round_trips_byte_for_byte() {
+    for raw in [
+        milan_report(),
+        vector("trustee-report.bin"),
+        vector("trustee-vlek-report.bin"),
+    ] {
+        let report = AttestationReport::parse(&raw).unwrap();
+        assert_eq!(report.to_bytes(), raw);
+    }
+}
+
+#[test]
+fn real_report_fields_decode() {
+    let vlek = AttestationReport::parse(&vector("trustee-vlek-report.bin")).unwrap();
+    assert_eq!(vlek.key_info.signing_key(), SigningKey::Vlek);
+    assert_eq!(vlek.cpuid(), Some((0x19, 0x01, 0x01)));
+    assert_eq!(vlek.mit_vectors(), None);
+    assert_eq!(
+        TcbVersion::decode(vlek.reported_tcb, Product::Milan),
+        TcbVersion {
+            fmc: None,
+            bootloader: 4,
+            tee: 0,
+            snp: 0x18,
+            microcode: 0xd9
+        }
+    );
+    let milan = AttestationReport::parse(&milan_report()).unwrap();
+    assert_eq!(milan.key_info.signing_key(), SigningKey::Vcek);
+    assert_eq!(milan.cpuid(), None);
+    assert!(milan.platform_info.smt_enabled());
+    assert_eq!(milan.policy.abi_major(), 0);
+    assert!(milan.policy.smt_allowed());
+}
+
+#[test]
+fn strict_policy_from_json_accepts_the_matching_report() {
+    let raw = milan_report();
+    let json = format!(
+        r#"{{"max_vmpl": 0,
+            "minimum_tcb": {{"bootloader": 3, "tee": 0, "snp": 8, "microcode": 115}},
+            "allowed_measurements": ["{}"],
+            "expected_report_data": "{}"}}"#,
+        hex::encode(&raw[0x90..0xC0]),
+        hex::encode(&raw[0x50..0x90]),
+    );
+    let policy: SnpPolicy = serde_json::from_str(&json).unwrap();
+    assert!(!policy.allow_debug);
+    let verdict = verify(
+        &evidence(raw, "vcek_milan.der"),
+        &SnpAnchor::Amd,
+        &policy,
+        AT,
+    )
+    .unwrap();
+    for check in ["vmpl", "minimum-tcb", "measurement-allowed", "report-data"] {
+        assert!(verdict.checks.contains(&check), "{check}");
+    }
+}
+
+#[test]
+fn policy_json_refuses_unknown_fields_and_bad_hex() {
+    assert!(serde_json::from_str::<SnpPolicy>(r#"{"allow_debugging": true}"#).is_err());
+    assert!(serde_json::from_str::<SnpPolicy>(r#"{"expected_report_data": "abcd"}"#).is_err());
+    assert!(serde_json::from_str::<SnpPolicy>(r#"{"allowed_measurements": ["zz"]}"#).is_err());
+    assert_eq!(
+        serde_json::from_str::<SnpPolicy>("{}").unwrap(),
+        SnpPolicy::default()
+    );
+}
+
+#[test]
+fn verdict_serializes_to_json_with_hex_fields() {
+    let raw = milan_report();
+    let verdict = verify(
+        &evidence(raw.clone(), "vcek_milan.der"),
+        &SnpAnchor::Amd,
+        &SnpPolicy::default(),
+        AT,
+    )
+    .unwrap();
+    let json: serde_json::Value = serde_json::to_value(&verdict).unwrap();
+    assert_eq!(json["platform"], "sev-snp");
+    assert_eq!(json["product"], "milan");
+    assert_eq!(json["key_kind"], "vcek");
+    assert_eq!(json["measurement"], hex::encode(&raw[0x90..0xC0]));
+    assert_eq!(json["reported_tcb"]["microcode"], 0x73);
+    assert_eq!(json["policy"]["debug"], false);
+}

@@ -1,0 +1,351 @@
+//! Test-only forgery kit: a throwaway P-256 PKI that impersonates Intel's (root, PCK Platform
+//! CA, PCK leaf, TCB signing key) and re-signs a real quote and its real collateral under it, so
+//! each forged test changes exactly one thing and every other check still passes. Verification
+//! against this PKI goes through `verify_with_test_root` (feature `test-root`); the same output
+//! against the pinned Intel root must fail at the PCK chain.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use der::asn1::{BitString, UtcTime};
+use der::{Decode, Encode, EncodePem};
+use p256::ecdsa::signature::Signer;
+use p256::ecdsa::{Signature, SigningKey};
+use p256::pkcs8::EncodePublicKey;
+use rand_core::OsRng;
+use sha2::{Digest, Sha256};
+use sotto_verify_core::x509::Cert;
+use sotto_verify_tdx::{Collateral, Quote, TdxError, TdxPolicy, TdxVerdict, UnixTime};
+use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
+use x509_cert::ext::Extension;
+use x509_cert::name::Name;
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::time::{Time, Validity};
+use x509_cert::{Certificate, TbsCertificate, Version};
+
+pub const DIR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../../shared/vectors/tdx/"
+);
+
+/// Inside every window of tdx_quote's real collateral: 2025-06-20T00:00:00Z.
+pub const AT: UnixTime = UnixTime(1_750_377_600);
+const Y2020: u64 = 1_577_836_800;
+const Y2040: u64 = 2_208_988_800;
+
+pub fn read(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{DIR}{name}")).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+pub fn real_quote() -> Vec<u8> {
+    read("tdx_quote")
+}
+
+pub fn real_collateral_json() -> serde_json::Value {
+    serde_json::from_slice(&read("tdx_quote_collateral.json")).expect("collateral json")
+}
+
+pub fn real_collateral() -> Collateral {
+    Collateral::from_json(&read("tdx_quote_collateral.json")).expect("collateral")
+}
+
+fn ecdsa_sha256() -> AlgorithmIdentifierOwned {
+    AlgorithmIdentifierOwned {
+        oid: const_oid::db::rfc5912::ECDSA_WITH_SHA_256,
+        parameters: None,
+    }
+}
+
+fn time(secs: u64) -> Time {
+    Time::UtcTime(UtcTime::from_unix_duration(Duration::from_secs(secs)).expect("utc time"))
+}
+
+fn spki(key: &SigningKey) -> SubjectPublicKeyInfoOwned {
+    let der = key
+        .verifying_key()
+        .to_public_key_der()
+        .expect("public key der");
+    SubjectPublicKeyInfoOwned::from_der(der.as_bytes()).expect("spki")
+}
+
+fn sign_der(key: &SigningKey, msg: &[u8]) -> BitString {
+    let sig: Signature = key.sign(msg);
+    BitString::from_bytes(sig.to_der().as_bytes()).expect("bit string")
+}
+
+/// Raw `r || s` as DCAP stores signatures.
+pub fn sign_raw(key: &SigningKey, msg: &[u8]) -> [u8; 64] {
+    let sig: Signature = key.sign(msg);
+    sig.to_bytes().into()
+}
+
+/// A certificate and its key.
+pub struct Issued {
+    pub key: SigningKey,
+    pub cert: Certificate,
+}
+
+impl Issued {
+    pub fn pem(&self) -> String {
+        self.cert
+            .to_pem(der::pem::LineEnding::LF)
+            .expect("certificate pem")
+    }
+
+    pub fn der(&self) -> Vec<u8> {
+        self.cert.to_der().expect("certificate der")
+    }
+
+    pub fn name(&self) -> Name {
+        self.cert.tbs_certificate.subject.clone()
+    }
+
+    pub fn serial(&self) -> SerialNumber {
+        self.cert.tbs_certificate.serial_number.clone()
+    }
+}
+
+pub fn issue(
+    subject: &str,
+    serial: u8,
+    issuer: Option<&Issued>,
+    validity: (u64, u64),
+    extensions: Option<Vec<Extension>>,
+) -> Issued {
+    let key = SigningKey::random(&mut OsRng);
+    let subject = Name::from_str(subject).expect("name");
+    let issuer_name = issuer.map_or_else(|| subject.clone(), Issued::name);
+    let tbs = TbsCertificate {
+        version: Version::V3,
+        serial_number: SerialNumber::new(&[serial]).expect("serial"),
+        signature: ecdsa_sha256(),
+        issuer: issuer_name,
+        validity: Validity {
+            not_before: time(validity.0),
+            not_after: time(validity.1),
+        },
+        subject,
+        subject_public_key_info: spki(&key),
+        issuer_unique_id: None,
+        subject_unique_id: None,
+        extensions,
+    };
+    let signer = issuer.map_or(&key, |i| &i.key);
+    let signature = sign_der(signer, &tbs.to_der().expect("tbs der"));
+    let cert = Certificate {
+        tbs_certificate: tbs,
+        signature_algorithm: ecdsa_sha256(),
+        signature,
+    };
+    Issued { key, cert }
+}
+
+pub fn crl(issuer: &Issued, window: (u64, u64), revoked: &[SerialNumber]) -> Vec<u8> {
+    let revoked_certificates = (!revoked.is_empty()).then(|| {
+        revoked
+            .iter()
+            .map(|serial| RevokedCert {
+                serial_number: serial.clone(),
+                revocation_date: time(window.0),
+                crl_entry_extensions: None,
+            })
+            .collect()
+    });
+    let tbs = TbsCertList {
+        version: Version::V2,
+        signature: ecdsa_sha256(),
+        issuer: issuer.name(),
+        this_update: time(window.0),
+        next_update: Some(time(window.1)),
+        revoked_certificates,
+        crl_extensions: None,
+    };
+    let signature = sign_der(&issuer.key, &tbs.to_der().expect("tbs der"));
+    CertificateList {
+        tbs_cert_list: tbs,
+        signature_algorithm: ecdsa_sha256(),
+        signature,
+    }
+    .to_der()
+    .expect("crl der")
+}
+
+/// The SGX extension of the real PCK certificate, so FMSPC, PCE-ID and SVNs stay genuine.
+fn real_sgx_extension(quote: &Quote) -> Extension {
+    let chain = Cert::from_pem_chain(&quote.signature.pck_chain_pem).expect("real chain");
+    let leaf = chain.first().expect("leaf");
+    leaf.inner()
+        .tbs_certificate
+        .extensions
+        .as_ref()
+        .and_then(|exts| {
+            exts.iter()
+                .find(|e| e.extn_id.to_string() == "1.2.840.113741.1.13.1")
+        })
+        .cloned()
+        .expect("SGX extension")
+}
+
+const INTEL_ROOT_NAME: &str = "C=US,ST=CA,L=Santa Clara,O=Intel Corporation,CN=Intel SGX Root CA";
+
+/// The throwaway PKI and the pieces of one forged quote + collateral.
+pub struct Forge {
+    pub root: Issued,
+    pub pck_ca: Issued,
+    pub pck: Issued,
+    pub tcb_signer: Issued,
+    pub att_key: SigningKey,
+    /// Quote header and TD report body (v4, 48 + 584 bytes), re-signed on build.
+    pub header: Vec<u8>,
+    pub body: Vec<u8>,
+    pub qe_report: Vec<u8>,
+    pub qe_auth_data: Vec<u8>,
+    pub tcb_info: String,
+    pub qe_identity: String,
+    pub root_crl_revoked: Vec<SerialNumber>,
+    pub pck_crl_revoked: Vec<SerialNumber>,
+    pub crl_window: (u64, u64),
+}
+
+impl Forge {
+    /// Re-creates the real v4 quote and its collateral under a fresh test PKI whose root
+    /// impersonates Intel's by name.
+    pub fn new() -> Forge {
+        Self::with_leaf_validity((Y2020, Y2040))
+    }
+
+    pub fn with_leaf_validity(validity: (u64, u64)) -> Forge {
+        let raw = real_quote();
+        let quote = Quote::parse(&raw).expect("real quote");
+        Self::with_leaf(validity, real_sgx_extension(&quote))
+    }
+
+    pub fn with_leaf(validity: (u64, u64), sgx_ext: Extension) -> Forge {
+        let raw = real_quote();
+        let quote = Quote::parse(&raw).expect("real quote");
+        let root = issue(INTEL_ROOT_NAME, 1, None, (Y2020, Y2040), None);
+        let pck_ca = issue(
+            "C=US,ST=CA,L=Santa Clara,O=Intel Corporation,CN=Intel SGX PCK Platform CA",
+            2,
+            Some(&root),
+            (Y2020, Y2040),
+            None,
+        );
+        let pck = issue(
+            "C=US,ST=CA,L=Santa Clara,O=Intel Corporation,CN=Intel SGX PCK Certificate",
+            3,
+            Some(&pck_ca),
+            validity,
+            Some(vec![sgx_ext]),
+        );
+        let tcb_signer = issue(
+            "C=US,ST=CA,L=Santa Clara,O=Intel Corporation,CN=Intel SGX TCB Signing",
+            4,
+            Some(&root),
+            (Y2020, Y2040),
+            None,
+        );
+        let collateral = real_collateral_json();
+        Forge {
+            root,
+            pck_ca,
+            pck,
+            tcb_signer,
+            att_key: SigningKey::random(&mut OsRng),
+            header: raw[..48].to_vec(),
+            body: raw[48..48 + 584].to_vec(),
+            qe_report: quote.signature.qe_report_raw.to_vec(),
+            qe_auth_data: quote.signature.qe_auth_data.clone(),
+            tcb_info: collateral["tcb_info"].as_str().expect("tcb_info").into(),
+            qe_identity: collateral["qe_identity"]
+                .as_str()
+                .expect("qe_identity")
+                .into(),
+            root_crl_revoked: Vec::new(),
+            pck_crl_revoked: Vec::new(),
+            crl_window: (Y2020, Y2040),
+        }
+    }
+
+    pub fn root_der(&self) -> Vec<u8> {
+        self.root.der()
+    }
+
+    /// The quote: header and body signed by the attestation key, the QE report binding that
+    /// key and signed by the PCK key, and the test PCK chain.
+    pub fn quote(&self) -> Vec<u8> {
+        let att_pub = self.att_key.verifying_key().to_encoded_point(false);
+        let att_pub = &att_pub.as_bytes()[1..];
+        let mut qe_report = self.qe_report.clone();
+        let bound = Sha256::new()
+            .chain_update(att_pub)
+            .chain_update(&self.qe_auth_data)
+            .finalize();
+        qe_report[320..352].copy_from_slice(&bound);
+        qe_report[352..384].fill(0);
+        let qe_sig = sign_raw(&self.pck.key, &qe_report);
+
+        let mut pem = [self.pck.pem(), self.pck_ca.pem(), self.root.pem()]
+            .concat()
+            .into_bytes();
+        pem.push(0);
+        let mut qe_cert_data = qe_report;
+        qe_cert_data.extend_from_slice(&qe_sig);
+        qe_cert_data.extend_from_slice(&(self.qe_auth_data.len() as u16).to_le_bytes());
+        qe_cert_data.extend_from_slice(&self.qe_auth_data);
+        qe_cert_data.extend_from_slice(&5u16.to_le_bytes());
+        qe_cert_data.extend_from_slice(&(pem.len() as u32).to_le_bytes());
+        qe_cert_data.extend_from_slice(&pem);
+
+        let signed = [self.header.as_slice(), self.body.as_slice()].concat();
+        let mut sig_data = sign_raw(&self.att_key, &signed).to_vec();
+        sig_data.extend_from_slice(att_pub);
+        sig_data.extend_from_slice(&6u16.to_le_bytes());
+        sig_data.extend_from_slice(&(qe_cert_data.len() as u32).to_le_bytes());
+        sig_data.extend_from_slice(&qe_cert_data);
+
+        let mut quote = signed;
+        quote.extend_from_slice(&(sig_data.len() as u32).to_le_bytes());
+        quote.extend_from_slice(&sig_data);
+        quote
+    }
+
+    /// The collateral JSON, every signature made by the test PKI.
+    pub fn collateral_json(&self) -> serde_json::Value {
+        let chain = [self.tcb_signer.pem(), self.root.pem()].concat();
+        let crl_chain = [self.pck_ca.pem(), self.root.pem()].concat();
+        let tcb_sig = hex::encode(sign_raw(&self.tcb_signer.key, self.tcb_info.as_bytes()));
+        let qe_sig = hex::encode(sign_raw(&self.tcb_signer.key, self.qe_identity.as_bytes()));
+        serde_json::json!({
+            "pck_crl_issuer_chain": crl_chain,
+            "root_ca_crl": hex::encode(crl(&self.root, self.crl_window, &self.root_crl_revoked)),
+            "pck_crl": hex::encode(crl(&self.pck_ca, self.crl_window, &self.pck_crl_revoked)),
+            "tcb_info_issuer_chain": chain,
+            "tcb_info": self.tcb_info,
+            "tcb_info_signature": tcb_sig,
+            "qe_identity_issuer_chain": chain,
+            "qe_identity": self.qe_identity,
+            "qe_identity_signature": qe_sig,
+        })
+    }
+
+    pub fn collateral(&self) -> Collateral {
+        collateral_from(&self.collateral_json())
+    }
+
+    /// Verifies the forged quote and collateral against the test root.
+    pub fn verify(&self, policy: &TdxPolicy, at: UnixTime) -> Result<TdxVerdict, TdxError> {
+        sotto_verify_tdx::verify_with_test_root(
+            &self.quote(),
+            &self.collateral(),
+            policy,
+            at,
+            &self.root_der(),
+        )
+    }
+}
+
+pub fn collateral_from(json: &serde_json::Value) -> Collateral {
+    Collateral::from_json(json.to_string().as_bytes()).expect("collateral parses")
+}
