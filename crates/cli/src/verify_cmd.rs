@@ -3,7 +3,12 @@
 //!
 //! Exit codes: 0 accepted (verdict as JSON on stdout), 1 refused (one line on stderr naming the
 //! failed check), 2 usage error or unreadable input.
+//!
+//! Trust: every input file is untrusted, and so are the strings derived from it (paths,
+//! certificate subjects): they are size-capped on read and control characters are escaped on
+//! output so that the refusal stays one line.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -74,8 +79,81 @@ fn usage<T>(msg: impl Into<String>) -> Result<T, Usage> {
     Err(Usage(msg.into()))
 }
 
+/// Far above any genuine input (the largest, a RIM, is capped at 1 MiB by its parser); the cap
+/// keeps a device file such as /dev/zero from exhausting memory.
+const MAX_INPUT_LEN: u64 = 16 * 1024 * 1024;
+
 fn read(path: &Path) -> Result<Vec<u8>, Usage> {
-    std::fs::read(path).map_err(|e| Usage(format!("cannot read {}: {e}", path.display())))
+    let cannot = |e: std::io::Error| Usage(format!("cannot read {}: {e}", path.display()));
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_INPUT_LEN + 1).read_to_end(&mut bytes))
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_INPUT_LEN {
+        return usage(format!(
+            "cannot read {}: larger than {MAX_INPUT_LEN} bytes",
+            path.display()
+        ));
+    }
+    Ok(bytes)
+}
+
+fn platform_name(platform: EvidencePlatform) -> &'static str {
+    match platform {
+        EvidencePlatform::SevSnp => "sev-snp",
+        EvidencePlatform::Tdx => "tdx",
+        EvidencePlatform::Nvidia => "nvidia",
+    }
+}
+
+/// Refuses flags that the chosen platform does not read: silently ignored, a `--nonce` or
+/// `--rim` given with the wrong platform would look like a check that passed.
+fn reject_foreign_flags(args: &VerifyEvidenceArgs) -> Result<(), Usage> {
+    use EvidencePlatform::{Nvidia, SevSnp, Tdx};
+    let flags: [(&str, bool, &[EvidencePlatform]); 10] = [
+        ("--report", args.report.is_some(), &[SevSnp, Nvidia]),
+        ("--cert", args.cert.is_some(), &[SevSnp]),
+        ("--chain", args.chain.is_some(), &[SevSnp]),
+        ("--quote", args.quote.is_some(), &[Tdx]),
+        ("--collateral", args.collateral.is_some(), &[Tdx]),
+        ("--certs", args.certs.is_some(), &[Nvidia]),
+        ("--nonce", args.nonce.is_some(), &[Nvidia]),
+        ("--rim", !args.rim.is_empty(), &[Nvidia]),
+        (
+            "--expect-measurement",
+            args.expect_measurement.is_some(),
+            &[SevSnp, Tdx],
+        ),
+        (
+            "--expect-report-data",
+            args.expect_report_data.is_some(),
+            &[SevSnp, Tdx],
+        ),
+    ];
+    match flags
+        .iter()
+        .find(|(_, given, platforms)| *given && !platforms.contains(&args.platform))
+    {
+        Some((flag, _, _)) => usage(format!(
+            "{flag} does not apply to --platform {}",
+            platform_name(args.platform)
+        )),
+        None => Ok(()),
+    }
+}
+
+/// `text` with every control character escaped (a newline becomes `\n`), so that what an
+/// attacker controls (a file name, a certificate subject) cannot add lines to the output.
+fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn required<'a>(value: &'a Option<PathBuf>, flag: &str, platform: &str) -> Result<&'a Path, Usage> {
@@ -98,7 +176,7 @@ fn hex_or_binary(bytes: Vec<u8>) -> Vec<u8> {
         .copied()
         .filter(|b| !b.is_ascii_whitespace())
         .collect();
-    if !text.is_empty() && text.len() % 2 == 0 && text.iter().all(u8::is_ascii_hexdigit) {
+    if !text.is_empty() && text.len().is_multiple_of(2) && text.iter().all(u8::is_ascii_hexdigit) {
         hex::decode(&text).unwrap_or(bytes)
     } else {
         bytes
@@ -172,6 +250,7 @@ fn outcome<V: Serialize, E: std::fmt::Display>(r: Result<V, E>, at: UnixTime) ->
 }
 
 fn evaluate(args: &VerifyEvidenceArgs) -> Result<Outcome, Usage> {
+    reject_foreign_flags(args)?;
     let at = at_time(&args.at)?;
     match args.platform {
         EvidencePlatform::SevSnp => {
@@ -231,11 +310,6 @@ fn evaluate(args: &VerifyEvidenceArgs) -> Result<Outcome, Usage> {
             Ok(outcome(tdx::verify(&quote, &collateral, &policy, at), at))
         }
         EvidencePlatform::Nvidia => {
-            if args.expect_measurement.is_some() || args.expect_report_data.is_some() {
-                return usage(
-                    "--expect-measurement and --expect-report-data do not apply to NVIDIA evidence",
-                );
-            }
             let report = hex_or_binary(read(required(&args.report, "--report", "nvidia")?)?);
             let certs_path = required(&args.certs, "--certs", "nvidia")?;
             let certs = der_certs(&read(certs_path)?, certs_path)?;
@@ -272,11 +346,11 @@ pub fn run(args: &VerifyEvidenceArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(Outcome::Refused(why)) => {
-            eprintln!("sotto: evidence refused: {why}");
+            eprintln!("sotto: evidence refused: {}", one_line(&why));
             ExitCode::from(1)
         }
         Err(Usage(why)) => {
-            eprintln!("sotto: {why}");
+            eprintln!("sotto: {}", one_line(&why));
             ExitCode::from(2)
         }
     }
