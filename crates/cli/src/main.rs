@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use sotto::client::{now, Connection};
+use sotto::client::{now, ClientError, Connection};
 use sotto::stack::{self, EnclaveOptions, PlatformChoice};
 use sotto_channel::handshake::Expectations;
 use sotto_channel::messages::{GenParams, Role, WireMessage};
@@ -345,17 +345,26 @@ async fn chat(args: ChatArgs) -> Result<ExitCode, AnyError> {
             content: Zeroizing::new(line.trim().to_string()),
         });
         let mut answer = Zeroizing::new(String::new());
-        conn.chat(&history, params, &mut |piece| {
-            answer.push_str(piece);
-            let _ = stdout.write_all(piece.as_bytes());
-            let _ = stdout.flush();
-        })
-        .await?;
+        let result = conn
+            .chat(&history, params, &mut |piece| {
+                answer.push_str(piece);
+                let _ = stdout.write_all(piece.as_bytes());
+                let _ = stdout.flush();
+            })
+            .await;
         println!();
-        history.push(WireMessage {
-            role: Role::Assistant,
-            content: answer,
-        });
+        match result {
+            Ok(_) => history.push(WireMessage {
+                role: Role::Assistant,
+                content: answer,
+            }),
+            // The session is still good: drop the turn that did not fit and let the user go on.
+            Err(e @ ClientError::ContextExceeded(_)) => {
+                history.pop();
+                eprintln!("sotto: {e} (type /reset to start a new conversation)");
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     conn.close().await;
     Ok(ExitCode::SUCCESS)

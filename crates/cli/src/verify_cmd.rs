@@ -8,7 +8,7 @@
 //! certificate subjects): they are size-capped on read and control characters are escaped on
 //! output so that the refusal stays one line.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -339,18 +339,31 @@ fn evaluate(args: &VerifyEvidenceArgs) -> Result<Outcome, Usage> {
     }
 }
 
+/// Writes one line to stderr. A failure is ignored: stderr is the last channel left to report
+/// it on, and the exit code still carries the outcome.
+fn tell(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "sotto: {}", one_line(line));
+}
+
 pub fn run(args: &VerifyEvidenceArgs) -> ExitCode {
     match evaluate(args) {
         Ok(Outcome::Accepted(json)) => {
-            println!("{json}");
-            ExitCode::SUCCESS
+            // `println!` would panic on a closed pipe; an undelivered verdict is not exit 0.
+            let mut stdout = std::io::stdout().lock();
+            match writeln!(stdout, "{json}").and_then(|()| stdout.flush()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tell(&format!("cannot write the verdict to stdout: {e}"));
+                    ExitCode::from(2)
+                }
+            }
         }
         Ok(Outcome::Refused(why)) => {
-            eprintln!("sotto: evidence refused: {}", one_line(&why));
+            tell(&format!("evidence refused: {why}"));
             ExitCode::from(1)
         }
         Err(Usage(why)) => {
-            eprintln!("sotto: {}", one_line(&why));
+            tell(&why);
             ExitCode::from(2)
         }
     }

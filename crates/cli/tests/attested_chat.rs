@@ -45,7 +45,7 @@ async fn full_chat_streams_and_keeps_context_on_the_client() {
         "{stats:?}"
     );
     assert!(!pieces.is_empty());
-    assert_eq!(stats.prompt_tokens as usize > 3, true);
+    assert!(stats.prompt_tokens > 3);
 
     // Second turn on the same session: the client resends the whole conversation.
     history.push(WireMessage {
@@ -117,8 +117,7 @@ async fn relay_flipping_one_byte_of_a_transport_frame_ends_the_session() {
     let err = conn
         .chat(&[user("hi")], params(8), &mut |_| {})
         .await
-        .err()
-        .expect("session ends");
+        .expect_err("session ends");
     assert!(
         matches!(err, ClientError::Channel(ChannelError::Decrypt)),
         "{err}"
@@ -137,8 +136,7 @@ async fn conversation_longer_than_the_context_gets_a_clear_error_and_the_session
     let err = conn
         .chat(&[user(&long)], params(8), &mut |_| {})
         .await
-        .err()
-        .expect("too long");
+        .expect_err("too long");
     assert!(matches!(err, ClientError::ContextExceeded(_)), "{err}");
     conn.chat(&[user("short")], params(2), &mut |_| {})
         .await

@@ -127,7 +127,7 @@ fn payload(f: &Fixture, manifest_bytes: Vec<u8>, rd: [u8; 64]) -> Vec<u8> {
 }
 
 fn assert_report_data_refused(result: Result<(), ClientError>) {
-    let err = result.err().expect("refused");
+    let err = result.expect_err("refused");
     assert!(
         matches!(
             err,
@@ -191,7 +191,7 @@ async fn tampered_evidence_signature_is_refused_before_sending() {
     .encode()
     .unwrap();
     let (result, sent) = attempt(&f, key, bytes).await;
-    let err = result.err().expect("refused");
+    let err = result.expect_err("refused");
     assert!(
         matches!(
             err,

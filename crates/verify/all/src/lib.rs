@@ -9,6 +9,8 @@ pub mod evidence;
 
 use serde::Serialize;
 use sotto_verify_core::UnixTime;
+
+pub use sotto_verify_core::ChainCache;
 use sotto_verify_nvidia as nvidia;
 use sotto_verify_snp as snp;
 use sotto_verify_tdx as tdx;
@@ -129,6 +131,19 @@ pub fn verify(
     binding: &Binding,
     at: UnixTime,
 ) -> Result<Verdict, VerifyError> {
+    verify_cached(evidence, policy, binding, at, &mut ChainCache::new())
+}
+
+/// [`verify`], skipping the certificate-chain and collateral signatures already proven in
+/// `cache` and remembering the ones it proves (one cache serves every platform). The
+/// evidence's own signatures and every other check, validity at `at` included, run each call.
+pub fn verify_cached(
+    evidence: &Evidence,
+    policy: &Policy,
+    binding: &Binding,
+    at: UnixTime,
+    cache: &mut ChainCache,
+) -> Result<Verdict, VerifyError> {
     let cpu = match &evidence.cpu {
         CpuEvidence::SevSnp {
             report,
@@ -142,7 +157,13 @@ pub fn verify(
                 endorsement_der: endorsement_der.clone(),
                 chain_der: chain_der.clone(),
             };
-            CpuVerdict::SevSnp(snp::verify(&ev, &snp::SnpAnchor::Amd, &p, at)?)
+            CpuVerdict::SevSnp(snp::verify_cached(
+                &ev,
+                &snp::SnpAnchor::Amd,
+                &p,
+                at,
+                cache,
+            )?)
         }
         CpuEvidence::Simulated {
             report,
@@ -166,11 +187,12 @@ pub fn verify(
                 endorsement_der: endorsement_der.clone(),
                 chain_der: chain_der.clone(),
             };
-            CpuVerdict::Simulated(snp::verify(
+            CpuVerdict::Simulated(snp::verify_cached(
                 &ev,
                 &snp::SnpAnchor::Simulated { root_der },
                 &p,
                 at,
+                cache,
             )?)
         }
         CpuEvidence::Tdx {
@@ -180,7 +202,7 @@ pub fn verify(
             let collateral = tdx::Collateral::from_json(collateral_json)?;
             let mut p = policy.tdx.clone();
             p.expected_report_data = Some(binding.report_data);
-            CpuVerdict::Tdx(tdx::verify(quote, &collateral, &p, at)?)
+            CpuVerdict::Tdx(tdx::verify_cached(quote, &collateral, &p, at, cache)?)
         }
     };
     let gpu = match (&evidence.gpu, &binding.gpu_evidence_sha256) {
@@ -199,7 +221,7 @@ pub fn verify(
                 cert_chain: nvidia::CertChainInput::Der(g.cert_chain_der.clone()),
                 rims: policy.gpu_rims.clone(),
             };
-            Some(nvidia::verify(&input, &p, at)?)
+            Some(nvidia::verify_cached(&input, &p, at, cache)?)
         }
     };
     Ok(Verdict { cpu, gpu })

@@ -8,8 +8,10 @@
 
 use const_oid::ObjectIdentifier;
 use der::{Decode, Encode};
+use sha2::{Digest, Sha256};
 use x509_cert::crl::CertificateList;
 
+use crate::cache::{ChainCache, Link, Signed};
 use crate::x509::{Cert, CertError, HashAlg};
 use crate::UnixTime;
 
@@ -47,12 +49,17 @@ pub enum CrlError {
 #[derive(Clone, Debug)]
 pub struct Crl {
     crl: CertificateList,
+    /// SHA-256 of the exact DER, the CRL's identity in a [`ChainCache`].
+    sha256: [u8; 32],
 }
 
 impl Crl {
     pub fn from_der(der: &[u8]) -> Result<Self, CrlError> {
         let crl = CertificateList::from_der(der).map_err(|e| CrlError::Malformed(e.to_string()))?;
-        Ok(Crl { crl })
+        Ok(Crl {
+            crl,
+            sha256: Sha256::digest(der).into(),
+        })
     }
 
     pub fn issuer(&self) -> String {
@@ -105,6 +112,22 @@ impl Crl {
             .public_key()
             .and_then(|key| key.verify_ecdsa_der(hash, &tbs, sig))
             .map_err(CrlError::BadSignature)
+    }
+
+    /// [`Crl::verify_signed_by`], remembered in `cache`. The caller must already have
+    /// verified `issuer` to a trusted anchor, since a success is cached as soon as it is
+    /// computed. The CRL's window is not part of the cached fact: check it on every use.
+    pub fn verify_signed_by_cached(
+        &self,
+        issuer: &Cert,
+        cache: &mut ChainCache,
+    ) -> Result<(), CrlError> {
+        let link = Link::new(issuer.sha256_fingerprint(), Signed::Crl, &[&self.sha256]);
+        if !cache.contains(&link) {
+            self.verify_signed_by(issuer)?;
+            cache.insert(link);
+        }
+        Ok(())
     }
 
     /// Refuses the CRL outside `[thisUpdate, nextUpdate]`; a CRL without `nextUpdate` is

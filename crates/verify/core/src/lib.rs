@@ -5,8 +5,11 @@
 //! I/O and no clock: the verification time is always an argument ([`UnixTime`]), so captured
 //! evidence verifies "as of" a chosen instant and the browser build behaves like the native one.
 
+pub mod cache;
 pub mod crl;
 pub mod x509;
+
+pub use cache::ChainCache;
 
 /// Seconds since the Unix epoch, supplied by the caller (never read from a clock here).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -7,6 +7,7 @@ use der::{Decode, Encode};
 use sha2::{Digest, Sha256, Sha384};
 use x509_cert::Certificate;
 
+use crate::cache::{ChainCache, Link, Signed};
 use crate::UnixTime;
 
 const ECDSA_WITH_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
@@ -351,12 +352,61 @@ impl Cert {
         at: UnixTime,
     ) -> Result<(), CertError> {
         root.verify_issued_by(root)?;
-        root.check_validity(at)?;
+        Cert::verify_chain_to_anchor(leaf, intermediates, root, at, &mut ChainCache::new())
+    }
+
+    /// Verifies `leaf -> intermediates... -> anchor` like [`Cert::verify_chain`], except that
+    /// the anchor's self-signature is not checked and signatures already in `cache` are not
+    /// recomputed. A self-signature says nothing about whether to trust a root; the trust lies
+    /// in `anchor` being a constant pinned in code (whose pinning crate proves its
+    /// self-signature in a unit test) or a root the caller explicitly configured. Every
+    /// certificate, the anchor included, must still be valid at `at`, cached or not. The
+    /// chain's links enter `cache` only if the whole chain verifies.
+    pub fn verify_chain_to_anchor(
+        leaf: &Cert,
+        intermediates: &[Cert],
+        anchor: &Cert,
+        at: UnixTime,
+        cache: &mut ChainCache,
+    ) -> Result<(), CertError> {
+        anchor.check_validity(at)?;
+        let mut verified = Vec::new();
         let mut child = leaf;
-        for parent in intermediates.iter().chain(std::iter::once(root)) {
+        for parent in intermediates.iter().chain(std::iter::once(anchor)) {
             child.check_validity(at)?;
-            child.verify_issued_by(parent)?;
+            let link = Link::new(
+                parent.sha256_fingerprint(),
+                Signed::Certificate,
+                &[child.der()],
+            );
+            if !cache.contains(&link) {
+                child.verify_issued_by(parent)?;
+                verified.push(link);
+            }
             child = parent;
+        }
+        for link in verified {
+            cache.insert(link);
+        }
+        Ok(())
+    }
+
+    /// [`PublicKey::verify_ecdsa_raw`] under this certificate's key, remembered in `cache`.
+    /// For signed collateral only: the caller must already have verified this certificate to
+    /// a trusted anchor, since a success is cached as soon as it is computed.
+    pub fn verify_ecdsa_raw_cached(
+        &self,
+        hash: HashAlg,
+        msg: &[u8],
+        r: &[u8],
+        s: &[u8],
+        cache: &mut ChainCache,
+    ) -> Result<(), CertError> {
+        let alg = [hash as u8];
+        let link = Link::new(self.sha256_fingerprint(), Signed::Data, &[&alg, msg, r, s]);
+        if !cache.contains(&link) {
+            self.public_key()?.verify_ecdsa_raw(hash, msg, r, s)?;
+            cache.insert(link);
         }
         Ok(())
     }

@@ -54,6 +54,8 @@ use sha2::{Digest, Sha256};
 use sotto_verify_core::x509::{Cert, CertError, HashAlg, PublicKey};
 use sotto_verify_core::UnixTime;
 
+pub use sotto_verify_core::ChainCache;
+
 pub use rim::{Rim, RimError, RimMeasurement};
 pub use spdm::{MeasurementBlock, OpaqueField, SpdmError, SpdmEvidence};
 
@@ -324,10 +326,23 @@ pub fn verify(
     policy: &GpuPolicy,
     at: UnixTime,
 ) -> Result<GpuVerdict, GpuError> {
-    verify_with_root(evidence, policy, at, &pinned_root()?)
+    verify_cached(evidence, policy, at, &mut ChainCache::new())
 }
 
-/// The pinned NVIDIA Device Identity root, checked against its fingerprint.
+/// [`verify`], skipping the certificate signatures already proven in `cache` (the device
+/// chain of a GPU seen before) and remembering the ones it proves. The report's signature is
+/// always computed, and every certificate is checked for validity at `at` on each call.
+pub fn verify_cached(
+    evidence: &GpuEvidenceInput,
+    policy: &GpuPolicy,
+    at: UnixTime,
+    cache: &mut ChainCache,
+) -> Result<GpuVerdict, GpuError> {
+    verify_under(evidence, policy, at, &pinned_root()?, cache)
+}
+
+/// The pinned NVIDIA Device Identity root, checked against its fingerprint. Its
+/// self-signature, a constant, is proven by this crate's unit test rather than on each call.
 pub fn pinned_root() -> Result<Cert, GpuError> {
     let root = Cert::from_pem_chain(NVIDIA_DEVICE_IDENTITY_ROOT_PEM.as_bytes())
         .map_err(GpuError::CertChainMalformed)?
@@ -351,13 +366,25 @@ pub fn verify_with_root(
     at: UnixTime,
     root: &Cert,
 ) -> Result<GpuVerdict, GpuError> {
+    root.verify_issued_by(root).map_err(GpuError::CertChain)?;
+    verify_under(evidence, policy, at, root, &mut ChainCache::new())
+}
+
+/// Verification under `root`, which the caller has pinned or checked to be self-signed.
+fn verify_under(
+    evidence: &GpuEvidenceInput,
+    policy: &GpuPolicy,
+    at: UnixTime,
+    root: &Cert,
+    cache: &mut ChainCache,
+) -> Result<GpuVerdict, GpuError> {
     let mut checks = Vec::new();
 
     let report = SpdmEvidence::parse(&evidence.report)?;
     checks.push("report_parsed");
 
     let certs = evidence.cert_chain.parse()?;
-    let leaf = verify_cert_chain(&certs, root, at)?;
+    let leaf = verify_cert_chain(&certs, root, at, cache)?;
     checks.push("cert_chain_to_root");
 
     let PublicKey::P384(_) = leaf.public_key().map_err(GpuError::CertChain)? else {
@@ -427,6 +454,7 @@ fn verify_cert_chain<'c>(
     certs: &'c [Cert],
     root: &Cert,
     at: UnixTime,
+    cache: &mut ChainCache,
 ) -> Result<&'c Cert, GpuError> {
     let (leaf, mut issuers) = certs.split_first().ok_or(GpuError::EmptyCertChain)?;
     if let Some((last, rest)) = issuers.split_last() {
@@ -444,7 +472,7 @@ fn verify_cert_chain<'c>(
             subject: leaf.subject(),
         });
     }
-    Cert::verify_chain(leaf, issuers, root, at).map_err(GpuError::CertChain)?;
+    Cert::verify_chain_to_anchor(leaf, issuers, root, at, cache).map_err(GpuError::CertChain)?;
     for issuer in issuers {
         if !is_ca(issuer) {
             return Err(GpuError::IssuerNotCa {
@@ -549,4 +577,20 @@ fn compare_rims(
         matched.push(index);
     }
     Ok((matched, skipped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pinned_root_is_self_signed_and_valid_forever() {
+        let root = pinned_root().expect("pinned root parses and matches its fingerprint");
+        assert_eq!(root.subject(), root.issuer());
+        root.verify_issued_by(&root).expect("self-signed");
+        assert!(root.subject().contains("NVIDIA Device Identity CA"));
+        root.check_validity(UnixTime(1_717_200_000)).expect("valid");
+        root.check_validity(UnixTime(253_402_300_799))
+            .expect("valid to 9999-12-31");
+    }
 }

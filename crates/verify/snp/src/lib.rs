@@ -28,6 +28,6 @@ pub use report::{
     SUPPORTED_VERSIONS,
 };
 pub use sotto_verify_core::x509::CertError;
-pub use sotto_verify_core::UnixTime;
+pub use sotto_verify_core::{ChainCache, UnixTime};
 pub use tcb::{Product, TcbVersion};
-pub use verify::{verify, KeyKind, SnpAnchor, SnpError, SnpEvidence, SnpVerdict};
+pub use verify::{verify, verify_cached, KeyKind, SnpAnchor, SnpError, SnpEvidence, SnpVerdict};

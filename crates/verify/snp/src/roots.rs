@@ -5,7 +5,9 @@
 //! distribution service (kdsintf.amd.com/vcek/v1/<product>/cert_chain and
 //! /vlek/v1/<product>/cert_chain). Tests check each intermediate verifies under its ARK,
 //! each ARK is self-signed, and the Milan set matches the independently captured chains in
-//! the shared test vectors. Never replace them with certificates the host sends.
+//! the shared test vectors; being constants, those signatures are not recomputed at run time
+//! (only the certificates' validity is checked on each verification). Never replace them with
+//! certificates the host sends.
 
 use sotto_verify_core::x509::{Cert, CertError};
 

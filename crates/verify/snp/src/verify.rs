@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 use sotto_verify_core::x509::{Cert, CertError, HashAlg, PublicKey};
-use sotto_verify_core::UnixTime;
+use sotto_verify_core::{ChainCache, UnixTime};
 
 use crate::ext;
 use crate::policy::ser_hex;
@@ -148,6 +148,19 @@ pub fn verify(
     policy: &SnpPolicy,
     at: UnixTime,
 ) -> Result<SnpVerdict, SnpError> {
+    verify_cached(evidence, anchor, policy, at, &mut ChainCache::new())
+}
+
+/// [`verify`], skipping the certificate signatures already proven in `cache` (typically the
+/// VCEK's, for a client that sees the same chip again) and remembering the ones it proves.
+/// Only signatures are cached: every other check, validity at `at` included, runs each call.
+pub fn verify_cached(
+    evidence: &SnpEvidence,
+    anchor: &SnpAnchor,
+    policy: &SnpPolicy,
+    at: UnixTime,
+    cache: &mut ChainCache,
+) -> Result<SnpVerdict, SnpError> {
     let mut checks = Vec::new();
 
     let report = AttestationReport::parse(&evidence.report).map_err(|e| match e {
@@ -184,12 +197,18 @@ pub fn verify(
         .and_then(Product::from_product_name)
         .ok_or_else(|| SnpError::UnknownProduct(name.clone()))?;
 
-    let (intermediate, root, platform) = select_chain(evidence, anchor, product, kind)?;
-    Cert::verify_chain(&endorsement, &[intermediate], &root, at).map_err(SnpError::Chain)?;
-    checks.push(match anchor {
-        SnpAnchor::Amd => "chain-to-pinned-amd-root",
-        SnpAnchor::Simulated { .. } => "chain-to-configured-simulated-root",
-    });
+    let platform = match anchor {
+        SnpAnchor::Amd => {
+            verify_amd_chain(evidence, &endorsement, product, kind, at, cache)?;
+            checks.push("chain-to-pinned-amd-root");
+            "sev-snp"
+        }
+        SnpAnchor::Simulated { root_der } => {
+            verify_simulated_chain(evidence, &endorsement, root_der, at, cache)?;
+            checks.push("chain-to-configured-simulated-root");
+            "simulated"
+        }
+    };
 
     verify_report_signature(&endorsement, &evidence.report, &report)?;
     checks.push("report-signature");
@@ -233,51 +252,73 @@ fn endorsement_kind(cert: &Cert) -> Result<KeyKind, SnpError> {
     }
 }
 
-/// Picks the intermediate and root the endorsement must chain to, and names the platform.
-fn select_chain(
+/// Verifies the endorsement to AMD's pinned roots for its product. When the intermediate is
+/// the pinned ASK/ASVK itself (or the host sent none), the pinned intermediate is the anchor:
+/// its signature by the ARK is a constant that `roots`' unit tests prove, so only the
+/// endorsement's own signature is computed. Any other intermediate must verify under the ARK.
+fn verify_amd_chain(
     evidence: &SnpEvidence,
-    anchor: &SnpAnchor,
+    endorsement: &Cert,
     product: Product,
     kind: KeyKind,
-) -> Result<(Cert, Cert, &'static str), SnpError> {
-    match anchor {
-        SnpAnchor::Amd => {
-            let (pinned_inter, pinned_ark) =
-                chain_pem(product, kind).ok_or(SnpError::NotAmdRoot)?;
-            let ark = pinned_cert(pinned_ark).map_err(SnpError::Chain)?;
-            let intermediate = match evidence.chain_der.as_slice() {
-                [] => pinned_cert(pinned_inter).map_err(SnpError::Chain)?,
-                [inter] => Cert::from_der(inter).map_err(SnpError::Chain)?,
-                [inter, root] => {
-                    if root.as_slice() != ark.der() {
-                        return Err(SnpError::NotAmdRoot);
-                    }
-                    Cert::from_der(inter).map_err(SnpError::Chain)?
-                }
-                more => {
-                    return Err(SnpError::ChainShape {
-                        found: more.len(),
-                        expected: "0, 1 or 2",
-                    })
-                }
-            };
-            Ok((intermediate, ark, "sev-snp"))
-        }
-        SnpAnchor::Simulated { root_der } => {
-            let [inter, root] = evidence.chain_der.as_slice() else {
-                return Err(SnpError::ChainShape {
-                    found: evidence.chain_der.len(),
-                    expected: "2",
-                });
-            };
-            if root != root_der {
-                return Err(SnpError::SimulatedRootMismatch);
+    at: UnixTime,
+    cache: &mut ChainCache,
+) -> Result<(), SnpError> {
+    let (pinned_inter, pinned_ark) = chain_pem(product, kind).ok_or(SnpError::NotAmdRoot)?;
+    let ark = pinned_cert(pinned_ark).map_err(SnpError::Chain)?;
+    let pinned_inter = pinned_cert(pinned_inter).map_err(SnpError::Chain)?;
+    let sent = match evidence.chain_der.as_slice() {
+        [] => None,
+        [inter] => Some(inter),
+        [inter, root] => {
+            if root.as_slice() != ark.der() {
+                return Err(SnpError::NotAmdRoot);
             }
-            let intermediate = Cert::from_der(inter).map_err(SnpError::Chain)?;
-            let root = Cert::from_der(root_der).map_err(SnpError::Chain)?;
-            Ok((intermediate, root, "simulated"))
+            Some(inter)
+        }
+        more => {
+            return Err(SnpError::ChainShape {
+                found: more.len(),
+                expected: "0, 1 or 2",
+            })
+        }
+    };
+    match sent {
+        Some(inter) if inter.as_slice() != pinned_inter.der() => {
+            let inter = Cert::from_der(inter).map_err(SnpError::Chain)?;
+            Cert::verify_chain_to_anchor(endorsement, &[inter], &ark, at, cache)
+        }
+        _ => {
+            ark.check_validity(at).map_err(SnpError::Chain)?;
+            Cert::verify_chain_to_anchor(endorsement, &[], &pinned_inter, at, cache)
         }
     }
+    .map_err(SnpError::Chain)
+}
+
+/// Verifies the endorsement to the development root the caller configured, which must be the
+/// evidence's root byte for byte and, not being a pinned constant, is checked to be self-signed.
+fn verify_simulated_chain(
+    evidence: &SnpEvidence,
+    endorsement: &Cert,
+    root_der: &[u8],
+    at: UnixTime,
+    cache: &mut ChainCache,
+) -> Result<(), SnpError> {
+    let [inter, root] = evidence.chain_der.as_slice() else {
+        return Err(SnpError::ChainShape {
+            found: evidence.chain_der.len(),
+            expected: "2",
+        });
+    };
+    if root.as_slice() != root_der {
+        return Err(SnpError::SimulatedRootMismatch);
+    }
+    let intermediate = Cert::from_der(inter).map_err(SnpError::Chain)?;
+    let root = Cert::from_der(root_der).map_err(SnpError::Chain)?;
+    root.verify_issued_by(&root).map_err(SnpError::Chain)?;
+    Cert::verify_chain_to_anchor(endorsement, &[intermediate], &root, at, cache)
+        .map_err(SnpError::Chain)
 }
 
 fn verify_report_signature(

@@ -25,7 +25,7 @@ pub mod tcb;
 use sha2::{Digest, Sha256};
 use sotto_verify_core::crl::{Crl, CrlError};
 use sotto_verify_core::x509::{Cert, CertError, HashAlg};
-pub use sotto_verify_core::UnixTime;
+pub use sotto_verify_core::{ChainCache, UnixTime};
 
 pub use collateral::{Collateral, QeIdentity, TcbInfo, MAX_COLLATERAL_LEN};
 pub use pck::PckPlatform;
@@ -134,8 +134,23 @@ pub fn verify(
     policy: &TdxPolicy,
     at: UnixTime,
 ) -> Result<TdxVerdict, TdxError> {
+    verify_cached(quote, collateral, policy, at, &mut ChainCache::new())
+}
+
+/// [`verify`], skipping the signatures already proven in `cache` and remembering the ones it
+/// proves: the PCK chain, the TCB signing certificate, the CRLs, the QE report and the signed
+/// QE identity and TCB info (all shared by every quote of a platform until the collateral is
+/// renewed). The quote's own signature is always computed, and every other check (validity
+/// windows at `at`, revocation, identities, TCB levels, policy) runs on each call.
+pub fn verify_cached(
+    quote: &[u8],
+    collateral: &Collateral,
+    policy: &TdxPolicy,
+    at: UnixTime,
+    cache: &mut ChainCache,
+) -> Result<TdxVerdict, TdxError> {
     let root = roots::intel_sgx_root().map_err(TdxError::PinnedRootInvalid)?;
-    verify_with_root(quote, collateral, policy, at, &root)
+    verify_with_root(quote, collateral, policy, at, &root, cache)
 }
 
 /// [`verify`] rooted in a caller-chosen certificate, so tests can re-sign evidence under a
@@ -149,7 +164,10 @@ pub fn verify_with_test_root(
     root_der: &[u8],
 ) -> Result<TdxVerdict, TdxError> {
     let root = Cert::from_der(root_der).map_err(TdxError::PckChain)?;
-    verify_with_root(quote, collateral, policy, at, &root)
+    // Unlike the pinned root, whose self-signature a unit test proves once, a caller's root is
+    // checked here.
+    root.verify_issued_by(&root).map_err(TdxError::PckChain)?;
+    verify_with_root(quote, collateral, policy, at, &root, &mut ChainCache::new())
 }
 
 /// Splits a PEM-decoded chain into leaf and intermediates, dropping a trailing copy of the
@@ -187,12 +205,13 @@ fn tcb_signer<'a>(
     root_crl: &Crl,
     at: UnixTime,
     collateral: &'static str,
+    cache: &mut ChainCache,
 ) -> Result<&'a Cert, TdxError> {
     let (leaf, intermediates) = split_chain(chain, root).ok_or(TdxError::TcbSigningChain {
         collateral,
         error: CertError::EmptyPem,
     })?;
-    Cert::verify_chain(leaf, intermediates, root, at)
+    Cert::verify_chain_to_anchor(leaf, intermediates, root, at, cache)
         .map_err(|error| TdxError::TcbSigningChain { collateral, error })?;
     if let Some(revoked) = std::iter::once(leaf)
         .chain(intermediates)
@@ -206,15 +225,22 @@ fn tcb_signer<'a>(
     Ok(leaf)
 }
 
-fn verify_raw_sig(cert: &Cert, msg: &[u8], sig: &[u8; 64]) -> bool {
+/// A signature by a certificate already verified to the root, over data every quote of the
+/// platform shares (QE report, QE identity, TCB info), so it may be cached.
+fn verify_raw_sig(cert: &Cert, msg: &[u8], sig: &[u8; 64], cache: &mut ChainCache) -> bool {
     let (r, s) = sig.split_at(32);
-    cert.public_key()
-        .and_then(|k| k.verify_ecdsa_raw(HashAlg::Sha256, msg, r, s))
+    cert.verify_ecdsa_raw_cached(HashAlg::Sha256, msg, r, s, cache)
         .is_ok()
 }
 
-fn check_crl(crl: &Crl, issuer: &Cert, at: UnixTime, name: &'static str) -> Result<(), TdxError> {
-    crl.verify_signed_by(issuer)
+fn check_crl(
+    crl: &Crl,
+    issuer: &Cert,
+    at: UnixTime,
+    name: &'static str,
+    cache: &mut ChainCache,
+) -> Result<(), TdxError> {
+    crl.verify_signed_by_cached(issuer, cache)
         .map_err(|error| TdxError::CrlInvalid { crl: name, error })?;
     crl.check_validity(at)
         .map_err(|error| TdxError::CrlExpired { crl: name, error })
@@ -226,6 +252,7 @@ fn verify_with_root(
     policy: &TdxPolicy,
     at: UnixTime,
     root: &Cert,
+    cache: &mut ChainCache,
 ) -> Result<TdxVerdict, TdxError> {
     let mut checks = Vec::new();
     let quote = Quote::parse(raw_quote)?;
@@ -241,10 +268,11 @@ fn verify_with_root(
             "PCK chain has no intermediate CA".into(),
         ))
     })?;
-    Cert::verify_chain(pck, pck_intermediates, root, at).map_err(TdxError::PckChain)?;
+    Cert::verify_chain_to_anchor(pck, pck_intermediates, root, at, cache)
+        .map_err(TdxError::PckChain)?;
     checks.push("pck_chain");
-    check_crl(&collateral.root_ca_crl, root, at, "root CA CRL")?;
-    check_crl(&collateral.pck_crl, pck_issuer, at, "PCK CRL")?;
+    check_crl(&collateral.root_ca_crl, root, at, "root CA CRL", cache)?;
+    check_crl(&collateral.pck_crl, pck_issuer, at, "PCK CRL", cache)?;
     let revoked = pck_intermediates
         .iter()
         .find(|c| collateral.root_ca_crl.is_revoked(c))
@@ -258,7 +286,7 @@ fn verify_with_root(
 
     // 2. QE report, its binding of the attestation key, and the quote signature.
     let sig = &quote.signature;
-    if !verify_raw_sig(pck, &sig.qe_report_raw, &sig.qe_report_signature) {
+    if !verify_raw_sig(pck, &sig.qe_report_raw, &sig.qe_report_signature, cache) {
         return Err(TdxError::QeReportSignature);
     }
     checks.push("qe_report_signature");
@@ -288,11 +316,13 @@ fn verify_with_root(
         &collateral.root_ca_crl,
         at,
         "QE identity",
+        cache,
     )?;
     if !verify_raw_sig(
         qe_signer,
         collateral.qe_identity.as_bytes(),
         &collateral.qe_identity_signature,
+        cache,
     ) {
         return Err(TdxError::QeIdentitySignature);
     }
@@ -322,11 +352,13 @@ fn verify_with_root(
         &collateral.root_ca_crl,
         at,
         "TCB info",
+        cache,
     )?;
     if !verify_raw_sig(
         tcb_signer,
         collateral.tcb_info.as_bytes(),
         &collateral.tcb_info_signature,
+        cache,
     ) {
         return Err(TdxError::TcbInfoSignature);
     }

@@ -4,6 +4,8 @@
 //! certificate (self-signed, P-256, valid 2018-05-21 to 2049-12-31, SHA-256 fingerprint
 //! 44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3), as published at
 //! certificates.trustedservices.intel.com. It is never loaded from evidence or collateral.
+//! Being a constant, its self-signature is proven by this module's test rather than recomputed
+//! on every verification.
 
 use sotto_verify_core::x509::{Cert, CertError};
 

@@ -1,0 +1,1019 @@
+//! `sotto verify evidence` as an auditor runs it: the real binary on the real vendor evidence
+//! in shared/vectors, checking the CLI contract (exit 0 with a JSON verdict on stdout, exit 1
+//! with one stderr line naming the failed check, exit 2 for usage or unreadable input).
+//! Every run passes `--at`, so no result depends on today's date.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_sotto");
+const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/vectors");
+
+/// Inside the validity of every SEV-SNP certificate in the vectors (the VLEK is the
+/// shortest-lived: 2024-12-10 to 2025-12-10); the time the snp crate's own tests use.
+const AT_SNP: &str = "2025-06-01T00:00:00Z";
+const AT_SNP_UNIX: u64 = 1_748_736_000;
+/// Inside tdx_quote's collateral windows (the tdx crate's AT_V4).
+const AT_TDX_V4: &str = "2025-06-20T00:00:00Z";
+/// Inside tdx_quote_td15ex's collateral windows (the tdx crate's AT_TD15EX).
+const AT_TDX_TD15EX: &str = "2026-10-08T02:45:00Z";
+/// Inside tdx_quote_outdated's collateral windows (the tdx crate's AT_OUTDATED).
+const AT_TDX_OUTDATED: &str = "2026-02-19T00:00:00Z";
+/// Inside every certificate of the H100 chain (the nvidia crate's AT).
+const AT_GPU: &str = "2024-06-01T00:00:00Z";
+/// The nonce of NVIDIA's published H100 report (vectors README).
+const GPU_NONCE: &str = "931d8dd0add203ac3d8b4fbde75e115278eefcdceac5b87671a748f32364dfcb";
+
+fn vector(rel: &str) -> String {
+    format!("{VECTORS}/{rel}")
+}
+
+fn vector_bytes(rel: &str) -> Vec<u8> {
+    let path = vector(rel);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"))
+}
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `sotto verify evidence <args>`.
+fn sotto(args: &[&str]) -> Run {
+    let out = Command::new(BIN)
+        .args(["verify", "evidence"])
+        .args(args)
+        .output()
+        .expect("run sotto");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Exit 0, nothing on stderr, and a JSON verdict that says so; returns the verdict.
+fn accepted(run: Run, at_unix: Option<u64>) -> Value {
+    assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
+    assert!(run.stderr.is_empty(), "stderr: {}", run.stderr);
+    let json: Value = serde_json::from_str(&run.stdout).expect("stdout is one JSON document");
+    assert_eq!(json["accepted"], true);
+    if let Some(t) = at_unix {
+        assert_eq!(json["verified_at"], t);
+    }
+    json["verdict"].clone()
+}
+
+/// Exactly one line on stderr, nothing on stdout; returns the line.
+fn one_stderr_line(run: &Run) -> &str {
+    assert!(run.stdout.is_empty(), "stdout: {}", run.stdout);
+    let line = run
+        .stderr
+        .strip_suffix('\n')
+        .unwrap_or_else(|| panic!("stderr not newline-terminated: {:?}", run.stderr));
+    assert!(!line.is_empty(), "empty stderr");
+    assert!(!line.contains('\n'), "stderr is several lines: {line:?}");
+    line
+}
+
+/// Exit 1 with one stderr line that names the failed check (`needle`).
+fn refused(run: Run, needle: &str) -> String {
+    assert_eq!(
+        run.code,
+        Some(1),
+        "stdout: {} stderr: {}",
+        run.stdout,
+        run.stderr
+    );
+    let line = one_stderr_line(&run);
+    assert!(
+        line.starts_with("sotto: evidence refused: "),
+        "unexpected refusal line: {line}"
+    );
+    assert!(line.contains(needle), "{line:?} does not name {needle:?}");
+    line.to_owned()
+}
+
+/// Exit 2 with one stderr line containing `needle`.
+fn usage(run: Run, needle: &str) -> String {
+    assert_eq!(
+        run.code,
+        Some(2),
+        "stdout: {} stderr: {}",
+        run.stdout,
+        run.stderr
+    );
+    let line = one_stderr_line(&run);
+    assert!(line.starts_with("sotto: "), "unexpected usage line: {line}");
+    assert!(
+        line.contains(needle),
+        "{line:?} does not mention {needle:?}"
+    );
+    line.to_owned()
+}
+
+fn temp_file(dir: &Path, name: &str, contents: &[u8]) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, contents).expect("write temp file");
+    path.to_str().expect("utf-8 temp path").to_owned()
+}
+
+#[test]
+fn vectors_folder_resolves() {
+    let dir = Path::new(VECTORS);
+    assert!(
+        dir.join("README.md").is_file(),
+        "{VECTORS} is not the vectors folder"
+    );
+    for sub in ["sev-snp", "tdx", "nvidia"] {
+        assert!(dir.join(sub).is_dir(), "{sub}");
+    }
+}
+
+// --- SEV-SNP ----------------------------------------------------------------------------
+
+fn milan_report() -> Vec<u8> {
+    let text: Vec<u8> = vector_bytes("sev-snp/report_milan.hex")
+        .into_iter()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    hex::decode(text).expect("report_milan.hex is hex")
+}
+
+fn snp(report: &str, cert: &str, extra: &[&str]) -> Run {
+    let report = vector(&format!("sev-snp/{report}"));
+    let cert = vector(&format!("sev-snp/{cert}"));
+    let mut args = vec![
+        "--platform",
+        "sev-snp",
+        "--report",
+        &report,
+        "--cert",
+        &cert,
+    ];
+    args.extend_from_slice(extra);
+    sotto(&args)
+}
+
+#[test]
+fn snp_milan_hex_report_accepted_with_and_without_chain() {
+    let raw = milan_report();
+    let chain = vector("sev-snp/amd-milan-vcek-chain.pem");
+    for extra in [
+        vec!["--at", AT_SNP],
+        vec!["--at", AT_SNP, "--chain", &chain],
+    ] {
+        let v = accepted(
+            snp("report_milan.hex", "vcek_milan.der", &extra),
+            Some(AT_SNP_UNIX),
+        );
+        assert_eq!(v["platform"], "sev-snp");
+        assert_eq!(v["product"], "milan");
+        assert_eq!(v["key_kind"], "vcek");
+        assert_eq!(v["report_version"], 2);
+        assert_eq!(v["measurement"], hex::encode(&raw[0x90..0xC0]));
+        assert_eq!(v["report_data"], hex::encode(&raw[0x50..0x90]));
+        assert_eq!(v["chip_id"], hex::encode(&raw[0x1A0..0x1E0]));
+        assert_eq!(v["reported_tcb"]["microcode"], 0x73);
+        assert!(v["checks"]
+            .as_array()
+            .expect("checks")
+            .contains(&Value::from("chain-to-pinned-amd-root")));
+    }
+}
+
+#[test]
+fn snp_trustee_vcek_report_accepted() {
+    let raw = vector_bytes("sev-snp/trustee-report.bin");
+    let chain = vector("sev-snp/amd-milan-vcek-chain.pem");
+    for extra in [
+        vec!["--at", AT_SNP],
+        vec!["--at", AT_SNP, "--chain", &chain],
+    ] {
+        let v = accepted(
+            snp("trustee-report.bin", "trustee-vcek.der", &extra),
+            Some(AT_SNP_UNIX),
+        );
+        assert_eq!(v["platform"], "sev-snp");
+        assert_eq!(v["product"], "milan");
+        assert_eq!(v["key_kind"], "vcek");
+        assert_eq!(v["guest_svn"], 4);
+        assert_eq!(v["measurement"], hex::encode(&raw[0x90..0xC0]));
+    }
+}
+
+#[test]
+fn snp_trustee_vlek_report_accepted_with_and_without_chain() {
+    let chain = vector("sev-snp/amd-milan-vlek-chain.pem");
+    for extra in [
+        vec!["--at", AT_SNP],
+        vec!["--at", AT_SNP, "--chain", &chain],
+    ] {
+        let v = accepted(
+            snp("trustee-vlek-report.bin", "trustee-vlek.der", &extra),
+            Some(AT_SNP_UNIX),
+        );
+        assert_eq!(v["platform"], "sev-snp");
+        assert_eq!(v["key_kind"], "vlek");
+        assert_eq!(v["report_version"], 3);
+        assert_eq!(v["vmpl"], 1);
+        assert!(!v["checks"]
+            .as_array()
+            .expect("checks")
+            .contains(&Value::from("chip-id-matches-endorsement")));
+    }
+}
+
+#[test]
+fn snp_vlek_with_the_vcek_chain_is_refused() {
+    let chain = vector("sev-snp/amd-milan-vcek-chain.pem");
+    refused(
+        snp(
+            "trustee-vlek-report.bin",
+            "trustee-vlek.der",
+            &["--at", AT_SNP, "--chain", &chain],
+        ),
+        "certificate chain refused",
+    );
+}
+
+#[test]
+fn snp_vlek_refused_after_its_certificate_expired() {
+    refused(
+        snp(
+            "trustee-vlek-report.bin",
+            "trustee-vlek.der",
+            &["--at", "2026-01-01T00:00:00Z"],
+        ),
+        "expired",
+    );
+}
+
+#[test]
+fn snp_invalid_vceks_are_refused_naming_the_chain() {
+    for cert in [
+        "trustee-vcek-invalid-new.der",
+        "trustee-vcek-invalid-legacy.der",
+    ] {
+        let line = refused(
+            snp("trustee-report.bin", cert, &["--at", AT_SNP]),
+            "certificate chain refused",
+        );
+        assert!(line.contains("SEV-VCEK"), "{cert}: {line}");
+        assert!(line.contains("does not verify"), "{cert}: {line}");
+    }
+}
+
+#[test]
+fn snp_wrong_vcek_for_the_report_is_refused() {
+    // A genuine VCEK of another chip: the chain verifies, the report signature does not.
+    refused(
+        snp("trustee-report.bin", "vcek_milan.der", &["--at", AT_SNP]),
+        "report signature does not verify under the endorsement key",
+    );
+}
+
+#[test]
+fn snp_expect_measurement_must_match() {
+    let raw = milan_report();
+    let right = hex::encode(&raw[0x90..0xC0]);
+    let v = accepted(
+        snp(
+            "report_milan.hex",
+            "vcek_milan.der",
+            &["--at", AT_SNP, "--expect-measurement", &right],
+        ),
+        Some(AT_SNP_UNIX),
+    );
+    assert!(v["checks"]
+        .as_array()
+        .expect("checks")
+        .contains(&Value::from("measurement-allowed")));
+
+    let mut wrong_bytes = raw[0x90..0xC0].to_vec();
+    wrong_bytes[0] ^= 1;
+    let wrong = hex::encode(wrong_bytes);
+    let line = refused(
+        snp(
+            "report_milan.hex",
+            "vcek_milan.der",
+            &["--at", AT_SNP, "--expect-measurement", &wrong],
+        ),
+        "measurement",
+    );
+    assert!(line.contains("not in the allowed list"), "{line}");
+}
+
+#[test]
+fn snp_expect_report_data_must_match() {
+    let raw = vector_bytes("sev-snp/trustee-report.bin");
+    let right = hex::encode(&raw[0x50..0x90]);
+    accepted(
+        snp(
+            "trustee-report.bin",
+            "trustee-vcek.der",
+            &["--at", AT_SNP, "--expect-report-data", &right],
+        ),
+        Some(AT_SNP_UNIX),
+    );
+    let wrong = "ab".repeat(64);
+    refused(
+        snp(
+            "trustee-report.bin",
+            "trustee-vcek.der",
+            &["--at", AT_SNP, "--expect-report-data", &wrong],
+        ),
+        "REPORT_DATA differs",
+    );
+}
+
+#[test]
+fn snp_policy_file_is_applied() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let vmpl0 = temp_file(dir.path(), "vmpl0.json", br#"{"max_vmpl": 0}"#);
+    refused(
+        snp(
+            "trustee-vlek-report.bin",
+            "trustee-vlek.der",
+            &["--at", AT_SNP, "--policy", &vmpl0],
+        ),
+        "VMPL 1, above the allowed 0",
+    );
+    let raw = milan_report();
+    let exact = format!(
+        r#"{{"max_vmpl": 0,
+            "minimum_tcb": {{"bootloader": 3, "tee": 0, "snp": 8, "microcode": 115}},
+            "allowed_measurements": ["{}"],
+            "expected_report_data": "{}"}}"#,
+        hex::encode(&raw[0x90..0xC0]),
+        hex::encode(&raw[0x50..0x90]),
+    );
+    let exact = temp_file(dir.path(), "exact.json", exact.as_bytes());
+    let v = accepted(
+        snp(
+            "report_milan.hex",
+            "vcek_milan.der",
+            &["--at", AT_SNP, "--policy", &exact],
+        ),
+        Some(AT_SNP_UNIX),
+    );
+    for check in ["vmpl", "minimum-tcb", "measurement-allowed", "report-data"] {
+        assert!(
+            v["checks"]
+                .as_array()
+                .expect("checks")
+                .contains(&Value::from(check)),
+            "{check}"
+        );
+    }
+    let newer = temp_file(
+        dir.path(),
+        "newer.json",
+        br#"{"minimum_tcb": {"bootloader": 3, "tee": 0, "snp": 9, "microcode": 115}}"#,
+    );
+    refused(
+        snp(
+            "report_milan.hex",
+            "vcek_milan.der",
+            &["--at", AT_SNP, "--policy", &newer],
+        ),
+        "reported TCB snp is 8, below the required 9",
+    );
+    let typo = temp_file(dir.path(), "typo.json", br#"{"allow_debugging": true}"#);
+    usage(
+        snp(
+            "report_milan.hex",
+            "vcek_milan.der",
+            &["--at", AT_SNP, "--policy", &typo],
+        ),
+        "policy",
+    );
+}
+
+// --- TDX --------------------------------------------------------------------------------
+
+fn tdx(name: &str, extra: &[&str]) -> Run {
+    let quote = vector(&format!("tdx/{name}"));
+    let collateral = vector(&format!("tdx/{name}_collateral.json"));
+    let mut args = vec![
+        "--platform",
+        "tdx",
+        "--quote",
+        &quote,
+        "--collateral",
+        &collateral,
+    ];
+    args.extend_from_slice(extra);
+    sotto(&args)
+}
+
+/// MRTD of a v4 quote: header (48 bytes) + offset 136 in the TD report.
+fn v4_mrtd() -> String {
+    hex::encode(&vector_bytes("tdx/tdx_quote")[48 + 136..48 + 184])
+}
+
+#[test]
+fn tdx_v4_quote_accepted_up_to_date() {
+    let raw = vector_bytes("tdx/tdx_quote");
+    let v = accepted(tdx("tdx_quote", &["--at", AT_TDX_V4]), Some(1_750_377_600));
+    assert_eq!(v["quote_version"], 4);
+    assert_eq!(v["tee_type"], "TDX");
+    assert_eq!(v["body"], "Td10");
+    assert_eq!(v["tcb_status"], "UpToDate");
+    assert_eq!(v["fmspc"], "b0c06f000000");
+    assert_eq!(v["mrtd"], v4_mrtd());
+    assert_eq!(v["report_data"], hex::encode(&raw[48 + 520..48 + 584]));
+    assert!(v["checks"]
+        .as_array()
+        .expect("checks")
+        .contains(&Value::from("quote_signature")));
+}
+
+#[test]
+fn tdx_td15ex_quote_accepted_up_to_date() {
+    let v = accepted(
+        tdx("tdx_quote_td15ex", &["--at", AT_TDX_TD15EX]),
+        Some(1_791_427_500),
+    );
+    assert_eq!(v["quote_version"], 5);
+    assert_eq!(v["body"], "Td15Ex");
+    assert_eq!(v["tcb_status"], "UpToDate");
+    assert_eq!(v["advisory_ids"], Value::Array(Vec::new()));
+}
+
+/// The outdated sample's PCK reports SGX TCB component 8 at SVN 3 where every TCB level
+/// requires 5, so no level matches (Intel's QVL: "TCB not supported") and the verifier
+/// refuses it with TcbLevelNotFound, under the default strict policy and a permissive one.
+#[test]
+fn tdx_outdated_quote_refused_by_strict_and_permissive_policies() {
+    refused(
+        tdx("tdx_quote_outdated", &["--at", AT_TDX_OUTDATED]),
+        "platform TCB is below every TCB level of the TCB info",
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let permissive = temp_file(
+        dir.path(),
+        "permissive.json",
+        br#"{"accepted_tcb_statuses": ["UpToDate", "SWHardeningNeeded", "ConfigurationNeeded",
+             "ConfigurationAndSWHardeningNeeded", "OutOfDate", "OutOfDateConfigurationNeeded"]}"#,
+    );
+    refused(
+        tdx(
+            "tdx_quote_outdated",
+            &["--at", AT_TDX_OUTDATED, "--policy", &permissive],
+        ),
+        "platform TCB is below every TCB level of the TCB info",
+    );
+}
+
+#[test]
+fn tdx_policy_file_is_applied() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let only_outdated = temp_file(
+        dir.path(),
+        "outdated-only.json",
+        br#"{"accepted_tcb_statuses": ["OutOfDate"]}"#,
+    );
+    refused(
+        tdx(
+            "tdx_quote",
+            &["--at", AT_TDX_V4, "--policy", &only_outdated],
+        ),
+        "TCB status UpToDate is not accepted by the policy",
+    );
+    let pinned = format!(
+        r#"{{"accepted_tcb_statuses": ["UpToDate", "SWHardeningNeeded"],
+            "expected_mrtd": "{}"}}"#,
+        v4_mrtd()
+    );
+    let pinned = temp_file(dir.path(), "pinned.json", pinned.as_bytes());
+    accepted(
+        tdx("tdx_quote", &["--at", AT_TDX_V4, "--policy", &pinned]),
+        None,
+    );
+    let bad_hex = temp_file(dir.path(), "bad.json", br#"{"expected_mrtd": "abcd"}"#);
+    usage(
+        tdx("tdx_quote", &["--at", AT_TDX_V4, "--policy", &bad_hex]),
+        "policy",
+    );
+}
+
+#[test]
+fn tdx_expect_measurement_checks_mrtd() {
+    accepted(
+        tdx(
+            "tdx_quote",
+            &["--at", AT_TDX_V4, "--expect-measurement", &v4_mrtd()],
+        ),
+        None,
+    );
+    let wrong = "00".repeat(48);
+    refused(
+        tdx(
+            "tdx_quote",
+            &["--at", AT_TDX_V4, "--expect-measurement", &wrong],
+        ),
+        "MRTD does not match the policy",
+    );
+    let wrong_rd = "11".repeat(64);
+    refused(
+        tdx(
+            "tdx_quote",
+            &["--at", AT_TDX_V4, "--expect-report-data", &wrong_rd],
+        ),
+        "REPORTDATA does not match the policy",
+    );
+}
+
+#[test]
+fn tdx_refused_once_its_collateral_is_stale() {
+    // Five minutes after the v4 sample's PCK CRL passed its nextUpdate (10:00:35Z).
+    refused(
+        tdx("tdx_quote", &["--at", "2025-07-19T10:05:00Z"]),
+        "PCK CRL is not current",
+    );
+}
+
+#[test]
+fn tdx_quote_with_another_quotes_collateral_is_refused() {
+    let quote = vector("tdx/tdx_quote");
+    let collateral = vector("tdx/tdx_quote_outdated_collateral.json");
+    refused(
+        sotto(&[
+            "--platform",
+            "tdx",
+            "--quote",
+            &quote,
+            "--collateral",
+            &collateral,
+            "--at",
+            AT_TDX_OUTDATED,
+        ]),
+        "PCK FMSPC b0c06f000000 does not match the TCB info's 90c06f000000",
+    );
+}
+
+// --- NVIDIA -----------------------------------------------------------------------------
+
+fn gpu(nonce: &str, extra: &[&str]) -> Run {
+    let report = vector("nvidia/hopperAttestationReport.txt");
+    let certs = vector("nvidia/hopperCertChain.txt");
+    let mut args = vec![
+        "--platform",
+        "nvidia",
+        "--report",
+        &report,
+        "--certs",
+        &certs,
+        "--nonce",
+        nonce,
+    ];
+    args.extend_from_slice(extra);
+    sotto(&args)
+}
+
+#[test]
+fn gpu_h100_report_accepted_with_published_nonce() {
+    let v = accepted(gpu(GPU_NONCE, &["--at", AT_GPU]), Some(1_717_200_000));
+    assert_eq!(v["nonce"], GPU_NONCE);
+    assert_eq!(v["driver_version"], "550.90.07");
+    assert_eq!(v["vbios_version"], "96.00.9F.00.01");
+    assert_eq!(v["cc_mode"], "legacy_unflagged");
+    assert_eq!(v["measurement_count"], 64);
+    assert_eq!(v["rim_signature_checked"], false);
+    // The digest the nvidia crate's test computed independently over the same files.
+    assert_eq!(
+        v["evidence_digest"],
+        "cd60869d545bdea3ce1958fc65e665367f465880e825cee0c0c0b87c00514228"
+    );
+    assert!(v["leaf_subject"]
+        .as_str()
+        .expect("leaf subject")
+        .contains("GH100 A01 GSP FMC LF"));
+}
+
+#[test]
+fn gpu_binary_report_accepted_like_hex() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text: Vec<u8> = vector_bytes("nvidia/hopperAttestationReport.txt")
+        .into_iter()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    let binary = temp_file(
+        dir.path(),
+        "report.bin",
+        &hex::decode(text).expect("report hex"),
+    );
+    let certs = vector("nvidia/hopperCertChain.txt");
+    let v = accepted(
+        sotto(&[
+            "--platform",
+            "nvidia",
+            "--report",
+            &binary,
+            "--certs",
+            &certs,
+            "--nonce",
+            GPU_NONCE,
+            "--at",
+            AT_GPU,
+        ]),
+        None,
+    );
+    assert_eq!(
+        v["evidence_digest"],
+        "cd60869d545bdea3ce1958fc65e665367f465880e825cee0c0c0b87c00514228"
+    );
+}
+
+#[test]
+fn gpu_wrong_nonce_refused() {
+    let mut wrong = GPU_NONCE.to_owned();
+    wrong.replace_range(0..2, "00");
+    let line = refused(gpu(&wrong, &["--at", AT_GPU]), "request nonce");
+    assert!(line.contains(GPU_NONCE) && line.contains(&wrong), "{line}");
+}
+
+#[test]
+fn gpu_rim_for_another_vbios_refused() {
+    let rim = vector("nvidia/1010_0200_882_96005E0001_PROD.swidtag");
+    let line = refused(
+        gpu(GPU_NONCE, &["--at", AT_GPU, "--rim", &rim]),
+        "RIM version 96.00.5E.00.01 is neither",
+    );
+    assert!(line.contains("96.00.9F.00.01"), "{line}");
+}
+
+#[test]
+fn gpu_policy_file_is_applied() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let need_rim = temp_file(dir.path(), "rim.json", br#"{"require_rim": true}"#);
+    refused(
+        gpu(GPU_NONCE, &["--at", AT_GPU, "--policy", &need_rim]),
+        "policy requires a RIM and none was given",
+    );
+    let need_flag = temp_file(
+        dir.path(),
+        "flag.json",
+        br#"{"require_cc_feature_flag": true}"#,
+    );
+    refused(
+        gpu(GPU_NONCE, &["--at", AT_GPU, "--policy", &need_flag]),
+        "no signed confidential-computing feature flag",
+    );
+    let defaults = temp_file(
+        dir.path(),
+        "defaults.json",
+        br#"{"require_cc_feature_flag": false, "accept_protected_pcie": false, "require_rim": false}"#,
+    );
+    accepted(
+        gpu(GPU_NONCE, &["--at", AT_GPU, "--policy", &defaults]),
+        None,
+    );
+    let unknown = temp_file(dir.path(), "unknown.json", br#"{"expected_nonce": "00"}"#);
+    usage(
+        gpu(GPU_NONCE, &["--at", AT_GPU, "--policy", &unknown]),
+        "policy",
+    );
+}
+
+#[test]
+fn gpu_refused_before_its_chain_is_valid() {
+    refused(
+        gpu(GPU_NONCE, &["--at", "2000-01-01T00:00:00Z"]),
+        "not valid before",
+    );
+}
+
+// --- usage and unreadable input ---------------------------------------------------------
+
+#[test]
+fn missing_platform_is_a_usage_error() {
+    let run = sotto(&["--report", "x"]);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(run.stdout.is_empty());
+    assert!(run.stderr.contains("--platform"), "{}", run.stderr);
+}
+
+#[test]
+fn missing_platform_inputs_are_usage_errors() {
+    let report = vector("sev-snp/trustee-report.bin");
+    usage(
+        sotto(&["--platform", "sev-snp", "--report", &report, "--at", AT_SNP]),
+        "--platform sev-snp needs --cert",
+    );
+    usage(
+        sotto(&["--platform", "tdx", "--at", AT_TDX_V4]),
+        "--platform tdx needs --quote",
+    );
+    let quote = vector("tdx/tdx_quote");
+    usage(
+        sotto(&["--platform", "tdx", "--quote", &quote, "--at", AT_TDX_V4]),
+        "--platform tdx needs --collateral",
+    );
+    let certs = vector("nvidia/hopperCertChain.txt");
+    let gpu_report = vector("nvidia/hopperAttestationReport.txt");
+    usage(
+        sotto(&[
+            "--platform",
+            "nvidia",
+            "--report",
+            &gpu_report,
+            "--certs",
+            &certs,
+            "--at",
+            AT_GPU,
+        ]),
+        "--platform nvidia needs --nonce",
+    );
+}
+
+#[test]
+fn nonexistent_file_is_a_usage_error() {
+    let missing = vector("sev-snp/no-such-report.bin");
+    usage(
+        sotto(&[
+            "--platform",
+            "sev-snp",
+            "--report",
+            &missing,
+            "--cert",
+            &vector("sev-snp/trustee-vcek.der"),
+            "--at",
+            AT_SNP,
+        ]),
+        "cannot read",
+    );
+    let missing = vector("tdx/no-such-collateral.json");
+    usage(
+        sotto(&[
+            "--platform",
+            "tdx",
+            "--quote",
+            &vector("tdx/tdx_quote"),
+            "--collateral",
+            &missing,
+            "--at",
+            AT_TDX_V4,
+        ]),
+        "cannot read",
+    );
+    usage(
+        gpu(
+            GPU_NONCE,
+            &["--at", AT_GPU, "--rim", "/nonexistent/rim.swidtag"],
+        ),
+        "cannot read",
+    );
+}
+
+#[test]
+fn malformed_at_is_a_usage_error() {
+    for at in ["yesterday", "2025-13-01T00:00:00Z", "1748736000", ""] {
+        usage(gpu(GPU_NONCE, &["--at", at]), "--at");
+    }
+}
+
+#[test]
+fn bad_hex_arguments_are_usage_errors() {
+    usage(
+        gpu(&"zz".repeat(32), &["--at", AT_GPU]),
+        "--nonce must be 64 hex digits",
+    );
+    usage(gpu(&GPU_NONCE[..62], &["--at", AT_GPU]), "--nonce");
+    usage(
+        snp(
+            "trustee-report.bin",
+            "trustee-vcek.der",
+            &["--at", AT_SNP, "--expect-measurement", "abcd"],
+        ),
+        "--expect-measurement must be 96 hex digits",
+    );
+    usage(
+        tdx(
+            "tdx_quote",
+            &["--at", AT_TDX_V4, "--expect-report-data", &"g".repeat(128)],
+        ),
+        "--expect-report-data must be 128 hex digits",
+    );
+}
+
+/// A flag the chosen platform does not read would otherwise be ignored and look like a check
+/// that passed (a `--nonce` given with SEV-SNP evidence checks nothing).
+#[test]
+fn flags_of_another_platform_are_usage_errors() {
+    usage(
+        snp(
+            "trustee-report.bin",
+            "trustee-vcek.der",
+            &["--at", AT_SNP, "--nonce", GPU_NONCE],
+        ),
+        "--nonce does not apply to --platform sev-snp",
+    );
+    let rim = vector("nvidia/1010_0200_882_96005E0001_PROD.swidtag");
+    usage(
+        tdx("tdx_quote", &["--at", AT_TDX_V4, "--rim", &rim]),
+        "--rim does not apply to --platform tdx",
+    );
+    usage(
+        gpu(
+            GPU_NONCE,
+            &["--at", AT_GPU, "--expect-measurement", &"00".repeat(48)],
+        ),
+        "--expect-measurement does not apply to --platform nvidia",
+    );
+    usage(
+        gpu(
+            GPU_NONCE,
+            &["--at", AT_GPU, "--expect-report-data", &"00".repeat(64)],
+        ),
+        "--expect-report-data does not apply to --platform nvidia",
+    );
+    let chain = vector("sev-snp/amd-milan-vcek-chain.pem");
+    usage(
+        gpu(GPU_NONCE, &["--at", AT_GPU, "--chain", &chain]),
+        "--chain does not apply to --platform nvidia",
+    );
+    let quote = vector("tdx/tdx_quote");
+    usage(
+        snp(
+            "trustee-report.bin",
+            "trustee-vcek.der",
+            &["--at", AT_SNP, "--quote", &quote],
+        ),
+        "--quote does not apply to --platform sev-snp",
+    );
+}
+
+/// File names are attacker-chosen too: a newline in one must not split the stderr line (a
+/// second line could pose as another tool's output).
+#[test]
+fn control_characters_in_names_stay_on_one_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("no\nsuch\rreport");
+    let missing = missing.to_str().expect("utf-8 path");
+    let line = usage(
+        sotto(&[
+            "--platform",
+            "sev-snp",
+            "--report",
+            missing,
+            "--cert",
+            &vector("sev-snp/trustee-vcek.der"),
+            "--at",
+            AT_SNP,
+        ]),
+        "cannot read",
+    );
+    assert!(line.contains("no\\nsuch\\rreport"), "{line}");
+    let bad_rim = temp_file(dir.path(), "rim\naccepted: true", b"<not a rim/>");
+    let line = refused(gpu(GPU_NONCE, &["--at", AT_GPU, "--rim", &bad_rim]), "RIM ");
+    assert!(line.contains("rim\\naccepted: true"), "{line}");
+}
+
+/// An endless input (a device file) is refused after a bounded read instead of exhausting
+/// memory.
+#[cfg(unix)]
+#[test]
+fn endless_input_is_refused_after_a_bounded_read() {
+    usage(
+        sotto(&[
+            "--platform",
+            "sev-snp",
+            "--report",
+            "/dev/zero",
+            "--cert",
+            &vector("sev-snp/trustee-vcek.der"),
+            "--at",
+            AT_SNP,
+        ]),
+        "larger than",
+    );
+}
+
+/// Garbage where evidence belongs: no panic, exit 1 (refused) or 2 (unreadable input), one
+/// stderr line, never an acceptance.
+#[test]
+fn garbage_evidence_never_panics_or_passes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let genuine = vector_bytes("sev-snp/trustee-report.bin");
+    let mut garbage: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", Vec::new()),
+        ("text", b"this is not evidence\n".to_vec()),
+        ("zeros-report-size", vec![0u8; 1184]),
+        ("odd-hex", b"abc".to_vec()),
+        ("short-hex", b"00112233".to_vec()),
+        ("truncated-report", genuine[..1000].to_vec()),
+        ("high-bytes", (0..=255u8).cycle().take(5000).collect()),
+    ];
+    let mut flipped = genuine.clone();
+    flipped[0x2A0] ^= 0xFF;
+    garbage.push(("flipped-signature", flipped));
+
+    let snp_report = vector("sev-snp/trustee-report.bin");
+    let snp_cert = vector("sev-snp/trustee-vcek.der");
+    let quote = vector("tdx/tdx_quote");
+    let collateral = vector("tdx/tdx_quote_collateral.json");
+    let gpu_report = vector("nvidia/hopperAttestationReport.txt");
+    let gpu_certs = vector("nvidia/hopperCertChain.txt");
+    let mut cases = 0;
+    for (name, bytes) in &garbage {
+        let g = temp_file(dir.path(), name, bytes);
+        let runs: [&[&str]; 7] = [
+            &["--platform", "sev-snp", "--report", &g, "--cert", &snp_cert],
+            &[
+                "--platform",
+                "sev-snp",
+                "--report",
+                &snp_report,
+                "--cert",
+                &g,
+            ],
+            &[
+                "--platform",
+                "tdx",
+                "--quote",
+                &g,
+                "--collateral",
+                &collateral,
+            ],
+            &["--platform", "tdx", "--quote", &quote, "--collateral", &g],
+            &[
+                "--platform",
+                "nvidia",
+                "--report",
+                &g,
+                "--certs",
+                &gpu_certs,
+            ],
+            &[
+                "--platform",
+                "nvidia",
+                "--report",
+                &gpu_report,
+                "--certs",
+                &g,
+            ],
+            &[
+                "--platform",
+                "nvidia",
+                "--report",
+                &gpu_report,
+                "--certs",
+                &gpu_certs,
+                "--rim",
+                &g,
+            ],
+        ];
+        for (i, args) in runs.iter().enumerate() {
+            let mut args = args.to_vec();
+            let at = match args[1] {
+                "sev-snp" => AT_SNP,
+                "tdx" => AT_TDX_V4,
+                _ => AT_GPU,
+            };
+            args.extend_from_slice(&["--at", at]);
+            if args[1] == "nvidia" {
+                args.extend_from_slice(&["--nonce", GPU_NONCE]);
+            }
+            let run = sotto(&args);
+            assert!(
+                matches!(run.code, Some(1) | Some(2)),
+                "{name} case {i}: exit {:?}, stdout {}, stderr {}",
+                run.code,
+                run.stdout,
+                run.stderr
+            );
+            one_stderr_line(&run);
+            assert!(!run.stderr.contains("panicked"), "{name} case {i}");
+            cases += 1;
+        }
+    }
+    assert_eq!(cases, garbage.len() * 7);
+}
+
+/// A reader that goes away (`sotto verify evidence ... | head -1`) must not make the verifier
+/// panic, nor exit 0 when the verdict was never delivered.
+#[test]
+fn closed_stdout_is_reported_not_panicked_on() {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = Command::new(BIN)
+        .args(["verify", "evidence", "--platform", "nvidia"])
+        .args(["--report", &vector("nvidia/hopperAttestationReport.txt")])
+        .args(["--certs", &vector("nvidia/hopperCertChain.txt")])
+        .args(["--nonce", GPU_NONCE, "--at", AT_GPU])
+        .env("RUST_BACKTRACE", "0")
+        .stdout(writer)
+        .output()
+        .expect("run sotto");
+    let run = Run {
+        code: out.status.code(),
+        stdout: String::new(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    usage(run, "cannot write the verdict to stdout");
+}
