@@ -144,27 +144,34 @@ pub fn verify_cached(
     at: UnixTime,
     cache: &mut ChainCache,
 ) -> Result<Verdict, VerifyError> {
+    // The real SEV-SNP and the simulated platform share one code path; only the anchor
+    // differs, and the simulated one is reachable only with the user's explicit consent.
+    let snp_verify = |report: &[u8],
+                      endorsement_der: &[u8],
+                      chain_der: &[Vec<u8>],
+                      anchor: &snp::SnpAnchor,
+                      cache: &mut ChainCache| {
+        let mut p = policy.snp.clone();
+        p.expected_report_data = Some(binding.report_data);
+        let ev = snp::SnpEvidence {
+            report: report.to_vec(),
+            endorsement_der: endorsement_der.to_vec(),
+            chain_der: chain_der.to_vec(),
+        };
+        snp::verify_cached(&ev, anchor, &p, at, cache)
+    };
     let cpu = match &evidence.cpu {
         CpuEvidence::SevSnp {
             report,
             endorsement_der,
             chain_der,
-        } => {
-            let mut p = policy.snp.clone();
-            p.expected_report_data = Some(binding.report_data);
-            let ev = snp::SnpEvidence {
-                report: report.clone(),
-                endorsement_der: endorsement_der.clone(),
-                chain_der: chain_der.clone(),
-            };
-            CpuVerdict::SevSnp(snp::verify_cached(
-                &ev,
-                &snp::SnpAnchor::Amd,
-                &p,
-                at,
-                cache,
-            )?)
-        }
+        } => CpuVerdict::SevSnp(snp_verify(
+            report,
+            endorsement_der,
+            chain_der,
+            &snp::SnpAnchor::Amd,
+            cache,
+        )?),
         CpuEvidence::Simulated {
             report,
             endorsement_der,
@@ -180,18 +187,11 @@ pub fn verify_cached(
                     .cloned()
                     .ok_or(VerifyError::SimulatedChainMissing)?,
             };
-            let mut p = policy.snp.clone();
-            p.expected_report_data = Some(binding.report_data);
-            let ev = snp::SnpEvidence {
-                report: report.clone(),
-                endorsement_der: endorsement_der.clone(),
-                chain_der: chain_der.clone(),
-            };
-            CpuVerdict::Simulated(snp::verify_cached(
-                &ev,
+            CpuVerdict::Simulated(snp_verify(
+                report,
+                endorsement_der,
+                chain_der,
                 &snp::SnpAnchor::Simulated { root_der },
-                &p,
-                at,
                 cache,
             )?)
         }
