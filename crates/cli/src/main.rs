@@ -130,6 +130,10 @@ struct ChatArgs {
     /// Refuse an enclave whose manifest names another model (hex SHA-256).
     #[arg(long, value_parser = parse_digest)]
     expect_model_sha256: Option<[u8; 32]>,
+    /// Refuse an enclave whose launch measurement differs (SEV-SNP MEASUREMENT or TDX MRTD,
+    /// 96 hex digits), e.g. the value a release publishes.
+    #[arg(long, value_parser = parse_measurement)]
+    expect_measurement: Option<[u8; 48]>,
     /// A system prompt.
     #[arg(long)]
     system: Option<String>,
@@ -149,6 +153,12 @@ struct ChatArgs {
 fn parse_digest(s: &str) -> Result<[u8; 32], String> {
     let mut out = [0u8; 32];
     hex::decode_to_slice(s.trim(), &mut out).map_err(|_| "expected 64 hex digits".to_string())?;
+    Ok(out)
+}
+
+fn parse_measurement(s: &str) -> Result<[u8; 48], String> {
+    let mut out = [0u8; 48];
+    hex::decode_to_slice(s.trim(), &mut out).map_err(|_| "expected 96 hex digits".to_string())?;
     Ok(out)
 }
 
@@ -243,6 +253,14 @@ async fn up(listen: String, opts: EnclaveOptions) -> Result<ExitCode, AnyError> 
     let enclave = tokio::task::spawn_blocking(move || stack::boot_enclave(opts)).await??;
     let model = enclave.manifest().model.clone();
     let platform = enclave.manifest().platform.clone();
+    let measurement = match &enclave.evidence().cpu {
+        sotto_verify::CpuEvidence::Simulated { report, .. } => {
+            sotto_verify_snp::AttestationReport::parse(report)
+                .ok()
+                .map(|r| hex::encode(r.measurement))
+        }
+        _ => None,
+    };
     let enclave_listener = stack::bind("127.0.0.1:0").await?;
     let enclave_addr = stack::local_addr(&enclave_listener);
     let enclave_task = stack::spawn_enclave(enclave, enclave_listener);
@@ -253,6 +271,9 @@ async fn up(listen: String, opts: EnclaveOptions) -> Result<ExitCode, AnyError> 
     println!("Sotto is up: http://{addr}");
     println!("  model:    {} (sha256 {})", model.name, model.sha256);
     println!("  platform: {platform} (development only: clients must pass --insecure-simulated)");
+    if let Some(m) = measurement {
+        println!("  measurement: {m} (pin with --expect-measurement)");
+    }
     println!("  data:     {}", data_dir.display());
     println!("  try:      sotto chat --server http://{addr} --insecure-simulated \"Hello\"");
     tokio::select! {
@@ -284,6 +305,10 @@ async fn chat(args: ChatArgs) -> Result<ExitCode, AnyError> {
             eprintln!("WARNING: no simulated root pinned: any simulated enclave will be accepted.");
         }
         policy.simulated_root = root;
+    }
+    if let Some(m) = args.expect_measurement {
+        policy.snp.allowed_measurements = vec![m];
+        policy.tdx.expected_mrtd = Some(m);
     }
     let expect = Expectations {
         model_sha256: args.expect_model_sha256,

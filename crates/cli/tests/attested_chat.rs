@@ -142,3 +142,38 @@ async fn conversation_longer_than_the_context_gets_a_clear_error_and_the_session
         .await
         .expect("session still usable");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn measurement_pinning_accepts_the_published_value_and_refuses_another() {
+    let s = stack(TapMode::Pass).await;
+    let conn = Connection::open(&s.url, &s.policy, &Expectations::default(), now())
+        .await
+        .expect("verified");
+    let sotto_verify::CpuVerdict::Simulated(v) = &conn.verified().verdict.cpu else {
+        panic!("simulated")
+    };
+    let measurement = v.measurement;
+    conn.close().await;
+
+    let mut pinned = s.policy.clone();
+    pinned.snp.allowed_measurements = vec![measurement];
+    Connection::open(&s.url, &pinned, &Expectations::default(), now())
+        .await
+        .expect("the pinned build is accepted");
+
+    let mut other = s.policy.clone();
+    other.snp.allowed_measurements = vec![[0x5a; 48]];
+    let err = Connection::open(&s.url, &other, &Expectations::default(), now())
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(
+            err,
+            ClientError::Channel(ChannelError::Evidence(VerifyError::Snp(
+                sotto_verify_snp::SnpError::MeasurementNotAllowed(_)
+            )))
+        ),
+        "{err}"
+    );
+}
