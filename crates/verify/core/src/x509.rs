@@ -13,6 +13,7 @@ use crate::UnixTime;
 const ECDSA_WITH_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
 const ECDSA_WITH_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
 const RSASSA_PSS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.10");
+const BASIC_CONSTRAINTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.19");
 const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 const SECP256R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
 const SECP384R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
@@ -25,6 +26,8 @@ pub enum CertError {
     Malformed(String),
     #[error("PEM input holds no certificate")]
     EmptyPem,
+    #[error("certificate '{subject}' signs other certificates but is not a CA (basicConstraints)")]
+    NotCa { subject: String },
     #[error("certificate '{subject}' is not valid before {not_before} (checked at {at})")]
     NotYetValid {
         subject: String,
@@ -259,6 +262,13 @@ impl Cert {
         Ok(())
     }
 
+    /// Whether basicConstraints marks this certificate as a CA.
+    pub fn is_ca(&self) -> bool {
+        self.extension(BASIC_CONSTRAINTS)
+            .and_then(|v| x509_cert::ext::pkix::BasicConstraints::from_der(v).ok())
+            .is_some_and(|bc| bc.ca)
+    }
+
     /// The value of the extension `oid`, if present (the OCTET STRING's contents).
     pub fn extension(&self, oid: ObjectIdentifier) -> Option<&[u8]> {
         self.cert
@@ -374,6 +384,13 @@ impl Cert {
         let mut child = leaf;
         for parent in intermediates.iter().chain(std::iter::once(anchor)) {
             child.check_validity(at)?;
+            // A leaf key (a VCEK, a PCK, a device key) must never vouch for another
+            // certificate, whatever its signature says.
+            if !parent.is_ca() {
+                return Err(CertError::NotCa {
+                    subject: parent.subject(),
+                });
+            }
             let link = Link::new(
                 parent.sha256_fingerprint(),
                 Signed::Certificate,

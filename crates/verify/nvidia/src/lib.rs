@@ -100,7 +100,6 @@ const NVDEC0_DISABLED: u8 = 0x55;
 
 /// TCG DICE TcbInfo extension: NVIDIA puts the firmware's FWID (SHA-384) in the leaf.
 const TCG_DICE_TCB_INFO: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.23.133.5.4.1");
-const BASIC_CONSTRAINTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.19");
 
 /// The nonce an enclave with X25519 static key `static_pubkey` asks its GPU to sign.
 pub fn gpu_nonce(static_pubkey: &[u8; 32]) -> [u8; 32] {
@@ -284,8 +283,6 @@ pub enum GpuError {
     UntrustedRoot { subject: String },
     #[error("certificate chain does not verify: {0}")]
     CertChain(CertError),
-    #[error("certificate '{subject}' issues others but is not a CA")]
-    IssuerNotCa { subject: String },
     #[error("leaf certificate key is not ECDSA P-384")]
     LeafKeyNotP384,
     #[error("report signature does not verify under the leaf key")]
@@ -473,20 +470,7 @@ fn verify_cert_chain<'c>(
         });
     }
     Cert::verify_chain_to_anchor(leaf, issuers, root, at, cache).map_err(GpuError::CertChain)?;
-    for issuer in issuers {
-        if !is_ca(issuer) {
-            return Err(GpuError::IssuerNotCa {
-                subject: issuer.subject(),
-            });
-        }
-    }
     Ok(leaf)
-}
-
-fn is_ca(cert: &Cert) -> bool {
-    cert.extension(BASIC_CONSTRAINTS)
-        .and_then(|v| x509_cert::ext::pkix::BasicConstraints::from_der(v).ok())
-        .is_some_and(|bc| bc.ca)
 }
 
 /// The digests of every `SEQUENCE { hashAlgorithm OID, digest OCTET STRING }` directly inside

@@ -547,9 +547,9 @@ fn non_ca_intermediate_is_refused() {
     let ev = chain.evidence(&ReportParts::from_real());
     assert_eq!(
         verify_with_root(&ev, &policy(), AT, &chain.root).unwrap_err(),
-        GpuError::IssuerNotCa {
+        GpuError::CertChain(CertError::NotCa {
             subject: chain.intermediate.subject()
-        }
+        })
     );
 }
 

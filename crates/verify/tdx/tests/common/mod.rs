@@ -106,6 +106,21 @@ impl Issued {
     }
 }
 
+/// basicConstraints CA:TRUE, as Intel's root and Platform CA carry it (issuers without it are
+/// refused by every chain check).
+pub fn ca() -> Option<Vec<Extension>> {
+    let value = x509_cert::ext::pkix::BasicConstraints {
+        ca: true,
+        path_len_constraint: None,
+    };
+    Some(vec![Extension {
+        extn_id: const_oid::ObjectIdentifier::new_unwrap("2.5.29.19"),
+        critical: true,
+        extn_value: der::asn1::OctetString::new(value.to_der().expect("basicConstraints"))
+            .expect("octet string"),
+    }])
+}
+
 pub fn issue(
     subject: &str,
     serial: u8,
@@ -224,13 +239,13 @@ impl Forge {
     pub fn with_leaf(validity: (u64, u64), sgx_ext: Extension) -> Forge {
         let raw = real_quote();
         let quote = Quote::parse(&raw).expect("real quote");
-        let root = issue(INTEL_ROOT_NAME, 1, None, (Y2020, Y2040), None);
+        let root = issue(INTEL_ROOT_NAME, 1, None, (Y2020, Y2040), ca());
         let pck_ca = issue(
             "C=US,ST=CA,L=Santa Clara,O=Intel Corporation,CN=Intel SGX PCK Platform CA",
             2,
             Some(&root),
             (Y2020, Y2040),
-            None,
+            ca(),
         );
         let pck = issue(
             "C=US,ST=CA,L=Santa Clara,O=Intel Corporation,CN=Intel SGX PCK Certificate",
