@@ -3,34 +3,17 @@
 //! time, a look-alike certificate is not taken for a cached one, and forged evidence under a
 //! cached intermediate is refused by the same check as without a cache.
 
+mod common;
+
+use common::{milan, vector, AT};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use sotto_verify_core::x509::Cert;
 use sotto_verify_snp::sim::{forge, SimAuthority};
 use sotto_verify_snp::{
-    parse_hex, roots, verify, verify_cached, AttestationReport, CertError, ChainCache, Product,
-    SnpAnchor, SnpError, SnpEvidence, SnpPolicy, SnpVerdict, TcbVersion, UnixTime,
+    roots, verify, verify_cached, AttestationReport, CertError, ChainCache, Product, SnpAnchor,
+    SnpError, SnpEvidence, SnpPolicy, SnpVerdict, TcbVersion, UnixTime,
 };
-
-/// 2025-06-01T00:00:00Z, inside the validity of the real Milan VCEK (2023-04-03..2030-04-03).
-const AT: UnixTime = UnixTime(1_748_736_000);
-
-fn vector(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/../../../../shared/vectors/sev-snp/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"))
-}
-
-fn milan() -> SnpEvidence {
-    let text = String::from_utf8(vector("report_milan.hex")).unwrap();
-    SnpEvidence {
-        report: parse_hex(&text).unwrap(),
-        endorsement_der: vector("vcek_milan.der"),
-        chain_der: vec![],
-    }
-}
 
 fn pem_der(pem: &str) -> Vec<u8> {
     Cert::from_pem_chain(pem.as_bytes()).unwrap()[0]

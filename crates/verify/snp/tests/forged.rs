@@ -3,34 +3,17 @@
 //! a forgery needs a valid signature over changed fields, it is re-signed by a simulated
 //! authority whose chip id and TCB mirror the real chip, so only the mutated field differs.
 
+mod common;
+
+use common::{milan, vector, AT};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use sotto_verify_core::x509::Cert;
 use sotto_verify_snp::sim::{forge, SimAuthority};
 use sotto_verify_snp::{
-    parse_hex, roots, verify, AttestationReport, CertError, GuestPolicy, KeyInfo, KeyKind, Product,
+    roots, verify, AttestationReport, CertError, GuestPolicy, KeyInfo, KeyKind, Product,
     SigningKey, SnpAnchor, SnpError, SnpEvidence, SnpPolicy, TcbVersion, UnixTime,
 };
-
-/// 2025-06-01T00:00:00Z, inside the validity of the real Milan VCEK (2023-04-03..2030-04-03).
-const AT: UnixTime = UnixTime(1_748_736_000);
-
-fn vector(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/../../../../shared/vectors/sev-snp/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"))
-}
-
-fn milan() -> SnpEvidence {
-    let text = String::from_utf8(vector("report_milan.hex")).unwrap();
-    SnpEvidence {
-        report: parse_hex(&text).unwrap(),
-        endorsement_der: vector("vcek_milan.der"),
-        chain_der: vec![],
-    }
-}
 
 fn milan_report() -> AttestationReport {
     AttestationReport::parse(&milan().report).unwrap()

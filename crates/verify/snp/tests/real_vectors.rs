@@ -1,23 +1,14 @@
 //! Real SEV-SNP evidence captured on AMD hardware (shared test vectors) verified against the
 //! AMD roots pinned in the crate, plus the refusals the upstream projects expect.
 
+mod common;
+
+use common::{vector, AT};
 use sotto_verify_core::x509::Cert;
 use sotto_verify_snp::{
     parse_hex, roots, verify, AttestationReport, CertError, KeyKind, Product, SigningKey,
-    SnpAnchor, SnpError, SnpEvidence, SnpPolicy, TcbVersion, UnixTime,
+    SnpAnchor, SnpError, SnpEvidence, SnpPolicy, TcbVersion,
 };
-
-/// 2025-06-01T00:00:00Z: inside the validity of every certificate in the vectors (the VLEK
-/// is the shortest-lived: 2024-12-10 to 2025-12-10).
-const AT: UnixTime = UnixTime(1_748_736_000);
-
-fn vector(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/../../../../shared/vectors/sev-snp/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"))
-}
 
 fn milan_report() -> Vec<u8> {
     let text = String::from_utf8(vector("report_milan.hex")).unwrap();
