@@ -1,0 +1,289 @@
+//! The HTTP API between Sotto clients and the (untrusted) server, as plain data.
+//!
+//! Everything here crosses the trust boundary, so nothing here is secret: record bodies are
+//! ciphertext made by the client's vault, WebAuthn options and responses are public by design
+//! (the PRF output is stripped by clients before a response is sent), and the recovery values
+//! are a lookup handle and a hash of a derived secret. One definition serves the server, the CLI
+//! and the browser (through wasm32), so the two sides cannot drift apart.
+
+use serde::{Deserialize, Serialize};
+
+pub mod b64 {
+    //! Byte strings travel as unpadded base64url in JSON.
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn encode(bytes: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    pub fn decode(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
+        URL_SAFE_NO_PAD.decode(text)
+    }
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        decode(&text).map_err(serde::de::Error::custom)
+    }
+
+    pub mod fixed32 {
+        use serde::{Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer>(bytes: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+            super::serialize(bytes, s)
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+            let bytes = super::deserialize(d)?;
+            <[u8; 32]>::try_from(bytes.as_slice())
+                .map_err(|_| serde::de::Error::custom("expected exactly 32 bytes"))
+        }
+    }
+}
+
+/// Name of the session cookie the browser carries; the CLI sends the same token as
+/// `Authorization: Bearer`.
+pub const SESSION_COOKIE: &str = "sotto_session";
+
+/// Longest record id, group id or kind the server accepts.
+pub const MAX_ID_LEN: usize = 128;
+
+/// Ids, groups and kinds are short ASCII tokens chosen by clients: `[A-Za-z0-9._-]{1,128}`.
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Record id of the vault key wrapped for the recovery code.
+pub const RECOVERY_WRAP_ID: &str = "wrap.recovery";
+
+/// Record id of the vault key wrapped for one passkey. The server needs the scheme too: removing
+/// a passkey removes its wrapping.
+pub fn passkey_wrap_id(credential_id: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(credential_id);
+    let mut id = String::from("wrap.pk.");
+    for b in &d[..16] {
+        id.push_str(&format!("{b:02x}"));
+    }
+    id
+}
+
+// ---- Accounts and sessions -------------------------------------------------------------
+
+/// What the server keeps so that a recovery code can sign in: a lookup handle and the SHA-256
+/// of a secret derived from the code. Neither unwraps anything.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RecoveryVerifier {
+    #[serde(with = "b64::fixed32")]
+    pub lookup: [u8; 32],
+    #[serde(with = "b64::fixed32")]
+    pub verifier: [u8; 32],
+}
+
+#[derive(Clone, Serialize, Deserialize, Default)]
+pub struct RegisterStart {
+    /// Shown by authenticators next to the passkey; not an identity, may be empty.
+    #[serde(default)]
+    pub display_name: String,
+}
+
+/// A WebAuthn ceremony in progress: the options go to `navigator.credentials.create/get`
+/// (or the CLI's software authenticator), the id comes back with the response.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct CeremonyStarted {
+    pub ceremony_id: String,
+    /// `CredentialCreationOptions` or `CredentialRequestOptions` in WebAuthn JSON form.
+    pub options: serde_json::Value,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+pub struct RegisterFinish {
+    pub ceremony_id: String,
+    /// The `PublicKeyCredential` from `create`, in WebAuthn JSON form, without PRF results.
+    pub credential: serde_json::Value,
+    /// A label for this passkey ("laptop", "phone").
+    #[serde(default)]
+    pub passkey_name: String,
+    /// Present at account creation; absent when adding a passkey to an existing account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<RecoveryVerifier>,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+pub struct SignInFinish {
+    pub ceremony_id: String,
+    /// The `PublicKeyCredential` from `get`, in WebAuthn JSON form, without PRF results.
+    pub credential: serde_json::Value,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+pub struct RecoverSignIn {
+    #[serde(with = "b64::fixed32")]
+    pub lookup: [u8; 32],
+    /// The derived recovery secret; the server compares its SHA-256 with the stored verifier.
+    #[serde(with = "b64::fixed32")]
+    pub secret: [u8; 32],
+}
+
+/// A new session. The token is also set as an HttpOnly cookie for browsers.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct SessionGranted {
+    pub account_id: String,
+    pub session_token: String,
+    /// The passkey that signed in (absent for recovery sign-in).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_b64")]
+    pub credential_id: Option<Vec<u8>>,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+pub struct PasskeyInfo {
+    #[serde(with = "b64")]
+    pub credential_id: Vec<u8>,
+    pub name: String,
+    pub created_at: u64,
+    pub last_used_at: Option<u64>,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+pub struct AccountInfo {
+    pub account_id: String,
+    pub created_at: u64,
+    pub passkeys: Vec<PasskeyInfo>,
+    pub has_recovery: bool,
+    pub quota: Quota,
+    pub usage: Usage,
+}
+
+#[derive(Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Debug)]
+pub struct Quota {
+    pub max_bytes: u64,
+    pub max_records: u64,
+}
+
+#[derive(Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Debug, Default)]
+pub struct Usage {
+    pub bytes: u64,
+    pub records: u64,
+}
+
+// ---- Records -------------------------------------------------------------------------
+
+/// `PUT /v1/records/{id}`: store a record if its current version is `expected_version`
+/// (0: it has never existed). The stored version becomes `expected_version + 1`, which the
+/// client has already bound into the ciphertext's associated data.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct PutRecord {
+    /// Conversation the record belongs to, so a conversation can be deleted in one call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    pub kind: String,
+    pub expected_version: u64,
+    #[serde(with = "b64")]
+    pub ciphertext: Vec<u8>,
+}
+
+#[derive(Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Debug)]
+pub struct PutResult {
+    pub version: u64,
+    pub seq: u64,
+}
+
+/// A record as the server holds it. `ciphertext` is absent for a deletion marker.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq, Debug)]
+pub struct RecordOut {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    pub kind: String,
+    pub version: u64,
+    pub seq: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_b64")]
+    pub ciphertext: Option<Vec<u8>>,
+}
+
+/// `GET /v1/records?since=N&limit=M`: changes after cursor `since`, oldest first.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Changes {
+    pub records: Vec<RecordOut>,
+    /// Cursor to pass as `since` next time.
+    pub next: u64,
+    /// More changes are waiting after `next`.
+    pub more: bool,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Deleted {
+    pub deleted: u64,
+}
+
+/// Every error body the server sends.
+#[derive(Clone, Serialize, Deserialize, Debug)]
+pub struct ApiError {
+    /// Stable, machine-readable: `unauthorized`, `not_found`, `conflict`, `quota_exceeded`,
+    /// `rate_limited`, `bad_request`, `webauthn`, `last_passkey`, `internal`.
+    pub error: String,
+    pub message: String,
+    /// For `conflict`: the record's current version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<u64>,
+}
+
+mod opt_b64 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match bytes {
+            Some(b) => super::b64::serialize(b, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        let text = Option::<String>::deserialize(d)?;
+        text.map(|t| super::b64::decode(&t).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_short_tokens() {
+        assert!(valid_id("m.0123abcd.ff-_"));
+        assert!(!valid_id(""));
+        assert!(!valid_id("a/b"));
+        assert!(!valid_id("é"));
+        assert!(!valid_id(&"a".repeat(MAX_ID_LEN + 1)));
+    }
+
+    #[test]
+    fn records_round_trip_as_base64url() {
+        let r = RecordOut {
+            id: "x".into(),
+            group: None,
+            kind: "msg".into(),
+            version: 2,
+            seq: 9,
+            ciphertext: Some(vec![0xfb, 0xff]),
+        };
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(json.contains("\"ciphertext\":\"-_8\""), "{json}");
+        assert_eq!(serde_json::from_str::<RecordOut>(&json).unwrap(), r);
+        let tomb = r#"{"id":"x","kind":"msg","version":3,"seq":10}"#;
+        assert_eq!(
+            serde_json::from_str::<RecordOut>(tomb).unwrap().ciphertext,
+            None
+        );
+    }
+}
