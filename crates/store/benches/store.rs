@@ -1,0 +1,266 @@
+//! Store throughput on both backends in one run: durable puts (one task, and four tasks at
+//! once), point reads, and listing 10,000 changes the way clients sync (pages of 1,000).
+//!
+//! `eval "$(scripts/postgres env)"` then `cargo bench -p sotto-store`. Every put is a durable
+//! commit (fsync), so the put rows measure the disk as much as the code.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sotto_api::Quota;
+use sotto_store::{AccountId, CredentialRow, RecordWrite, Store};
+
+const BODY: usize = 1024;
+const SEQUENTIAL_PUTS: usize = 2_000;
+const TASKS: usize = 4;
+const PUTS_PER_TASK: usize = 2_000;
+const RECORDS: usize = SEQUENTIAL_PUTS + TASKS * PUTS_PER_TASK;
+const GETS: usize = 10_000;
+const PAGE: u32 = 1_000;
+const LISTINGS: usize = 5;
+const QUOTA: Quota = Quota {
+    max_bytes: u64::MAX >> 2,
+    max_records: u64::MAX >> 2,
+};
+
+struct Row {
+    backend: &'static str,
+    what: String,
+    ops: usize,
+    elapsed: Duration,
+}
+
+fn main() {
+    let admin = std::env::var("SOTTO_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        panic!("SOTTO_TEST_POSTGRES_URL is not set: run `eval \"$(scripts/postgres env)\"` first")
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(async {
+        let mut rows = Vec::new();
+
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("bench.db");
+        let sqlite = sotto_store::open(&format!("sqlite:{}", path.display()))
+            .await
+            .expect("open SQLite");
+        rows.extend(bench("sqlite", sqlite).await);
+
+        let name = format!("sotto_bench_{}", uuid::Uuid::new_v4().simple());
+        let admin_client = connect(&admin).await;
+        admin_client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create the benchmark database");
+        let postgres = sotto_store::open(&url_for_database(&admin, &name))
+            .await
+            .expect("open PostgreSQL");
+        rows.extend(bench("postgres", postgres).await);
+        admin_client
+            .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .await
+            .expect("drop the benchmark database");
+
+        println!(
+            "\n{:<9} {:<40} {:>7} {:>9} {:>10}",
+            "backend", "operation", "ops", "seconds", "ops/s"
+        );
+        for row in rows {
+            println!(
+                "{:<9} {:<40} {:>7} {:>9.3} {:>10.0}",
+                row.backend,
+                row.what,
+                row.ops,
+                row.elapsed.as_secs_f64(),
+                row.ops as f64 / row.elapsed.as_secs_f64()
+            );
+        }
+    });
+}
+
+async fn bench(backend: &'static str, store: Arc<dyn Store>) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let account = new_account(store.as_ref()).await;
+    let body = vec![0xA5u8; BODY];
+
+    let start = Instant::now();
+    for i in 0..SEQUENTIAL_PUTS {
+        put(store.as_ref(), account, &format!("s{i}"), &body).await;
+    }
+    rows.push(Row {
+        backend,
+        what: format!("put {BODY} B, 1 task"),
+        ops: SEQUENTIAL_PUTS,
+        elapsed: start.elapsed(),
+    });
+
+    let elapsed = concurrently(|task| {
+        let store = Arc::clone(&store);
+        let body = body.clone();
+        async move {
+            for i in 0..PUTS_PER_TASK {
+                put(store.as_ref(), account, &format!("t{task}-{i}"), &body).await;
+            }
+        }
+    })
+    .await;
+    rows.push(Row {
+        backend,
+        what: format!("put {BODY} B, {TASKS} tasks, same account"),
+        ops: TASKS * PUTS_PER_TASK,
+        elapsed,
+    });
+
+    let mut accounts = Vec::new();
+    for _ in 0..TASKS {
+        accounts.push(new_account(store.as_ref()).await);
+    }
+    let elapsed = concurrently(|task| {
+        let store = Arc::clone(&store);
+        let body = body.clone();
+        let own = accounts[task];
+        async move {
+            for i in 0..PUTS_PER_TASK {
+                put(store.as_ref(), own, &format!("o{i}"), &body).await;
+            }
+        }
+    })
+    .await;
+    rows.push(Row {
+        backend,
+        what: format!("put {BODY} B, {TASKS} tasks, own accounts"),
+        ops: TASKS * PUTS_PER_TASK,
+        elapsed,
+    });
+
+    let start = Instant::now();
+    for i in 0..GETS {
+        let id = format!("s{}", i % SEQUENTIAL_PUTS);
+        let got = store.get_record(account, &id).await.expect("get");
+        assert!(got.is_some_and(|r| r.ciphertext.is_some_and(|c| c.len() == BODY)));
+    }
+    rows.push(Row {
+        backend,
+        what: "get, 1 task".into(),
+        ops: GETS,
+        elapsed: start.elapsed(),
+    });
+
+    let elapsed = concurrently(|task| {
+        let store = Arc::clone(&store);
+        async move {
+            for i in 0..GETS / TASKS {
+                let id = format!("t{task}-{}", i % PUTS_PER_TASK);
+                let got = store.get_record(account, &id).await.expect("get");
+                assert!(got.is_some());
+            }
+        }
+    })
+    .await;
+    rows.push(Row {
+        backend,
+        what: format!("get, {TASKS} tasks"),
+        ops: GETS,
+        elapsed,
+    });
+
+    let start = Instant::now();
+    for _ in 0..LISTINGS {
+        let mut since = 0;
+        let mut seen = 0;
+        loop {
+            let page = store.changes(account, since, PAGE).await.expect("changes");
+            let Some(last) = page.last() else { break };
+            since = last.seq;
+            seen += page.len();
+        }
+        assert_eq!(seen, RECORDS);
+    }
+    rows.push(Row {
+        backend,
+        what: format!("changes: list {RECORDS} in pages of {PAGE}"),
+        ops: LISTINGS * RECORDS,
+        elapsed: start.elapsed(),
+    });
+    rows
+}
+
+/// Runs `TASKS` copies of a task at once and times them together.
+async fn concurrently<F, Fut>(make: F) -> Duration
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let start = Instant::now();
+    let handles: Vec<_> = (0..TASKS).map(|t| tokio::spawn(make(t))).collect();
+    for handle in handles {
+        handle.await.expect("benchmark task");
+    }
+    start.elapsed()
+}
+
+async fn put(store: &dyn Store, account: AccountId, id: &str, body: &[u8]) {
+    store
+        .put_record(
+            account,
+            RecordWrite {
+                id,
+                group: None,
+                kind: "msg",
+                expected_version: 0,
+                ciphertext: body,
+            },
+            QUOTA,
+        )
+        .await
+        .expect("put");
+}
+
+async fn new_account(store: &dyn Store) -> AccountId {
+    let id = AccountId(*uuid::Uuid::new_v4().as_bytes());
+    let mut lookup = [0u8; 32];
+    lookup[..16].copy_from_slice(&id.0);
+    store
+        .create_account(
+            id,
+            0,
+            CredentialRow {
+                credential_id: id.0.to_vec(),
+                passkey: vec![1; 200],
+                name: "bench".into(),
+                created_at: 0,
+                last_used_at: None,
+            },
+            lookup,
+            [0; 32],
+        )
+        .await
+        .expect("create account");
+    id
+}
+
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to PostgreSQL");
+    tokio::spawn(connection);
+    client
+}
+
+/// The admin URL pointing at database `name` instead.
+fn url_for_database(admin: &str, name: &str) -> String {
+    tokio_postgres::Config::from_str(admin).expect("SOTTO_TEST_POSTGRES_URL is not a valid URL");
+    let (base, query) = match admin.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (admin, String::new()),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let root = match base[authority_start..].find('/') {
+        Some(i) => &base[..authority_start + i],
+        None => base,
+    };
+    format!("{root}/{name}{query}")
+}

@@ -1,0 +1,212 @@
+//! Storage for the untrusted server: accounts, passkey credentials (public keys), sessions,
+//! and the opaque encrypted records clients sync through it.
+//!
+//! Nothing stored here is readable by the server: record bodies are ciphertext sealed by the
+//! client's vault, credentials are WebAuthn public keys, sessions are kept as SHA-256 hashes of
+//! their tokens, and the recovery values cannot unwrap anything. The store is still where
+//! availability and integrity of the sync protocol live: conditional writes (compare-and-swap on
+//! a per-record version), a per-account change sequence that increases in commit order, quotas,
+//! and durable commits. Every operation takes the account it acts for, so no query can reach
+//! another account's rows.
+//!
+//! Two backends implement [`Store`] with identical semantics, checked by one conformance suite
+//! (`tests/conformance.rs`) that runs against both: [`sqlite::SqliteStore`] (embedded, the
+//! default) and [`postgres::PostgresStore`] (to scale out). [`open`] picks one from a spec.
+//!
+//! # The contract both backends keep
+//!
+//! - **Versions.** A record that never existed is at version 0; `put_record` with
+//!   `expected_version` 0 creates it at version 1, and every later write (put or delete) adds 1.
+//!   A put or a conditional delete whose expected version is not the current one fails with
+//!   [`StoreError::Conflict`] carrying the current version (0 if the record never existed) and
+//!   changes nothing.
+//! - **Deletion markers.** Deleting a record keeps a marker row: no ciphertext, version + 1, a
+//!   new sequence number, so `changes` tells the account's other devices. The ciphertext itself
+//!   is gone from the database (set to NULL; SQLite also runs with `secure_delete` and truncates
+//!   its write-ahead log after deletions, so the bytes are overwritten in its files).
+//!   `get_record` and `changes` return markers (with `ciphertext: None`). A put over a marker
+//!   must name the marker's version. Deleting an absent record or a marker returns `false` and
+//!   changes nothing, whatever `expected_version` says.
+//! - **Change sequence.** Each account has its own counter; every put and every record turned
+//!   into a marker takes the next value, assigned under the account's write lock, so values are
+//!   gap-free and increase in commit order. `changes(since, limit)` returns records and markers
+//!   with `seq > since`, in `seq` order, at most `limit`.
+//! - **Quotas.** Usage counts the live (non-marker) records of the account and the sum of their
+//!   ciphertext lengths. It is kept in the account row and updated in the same transaction as
+//!   the write. A put fails with [`StoreError::QuotaExceeded`] (`"records"` checked before
+//!   `"bytes"`) when it would raise a count above its limit; a write that does not raise a count
+//!   (an overwrite with a smaller body, say) is allowed even over a lowered quota. Deletions free
+//!   their bytes and their record slot.
+//! - **Accounts.** `create_account` inserts the account, its first credential and its recovery
+//!   values atomically: a credential id already registered to any account gives
+//!   [`StoreError::DuplicateCredential`], a recovery lookup already in use gives
+//!   [`StoreError::DuplicateRecovery`] (credential checked first), and nothing is written.
+//!   `delete_account` removes every row of the account in every table, and fails with
+//!   [`StoreError::NoAccount`] if there is no such account. Writes for a missing account
+//!   (`add_credential`, `set_recovery`, `create_session`, `put_record`, `delete_record`,
+//!   `delete_group`) fail with [`StoreError::NoAccount`]; reads for one return nothing.
+//! - **Credentials.** Credential ids are unique across all accounts. `credentials` lists them
+//!   oldest first. `touch_credential` replaces the stored passkey state and sets `last_used_at`;
+//!   when the account has no such credential (deleted meanwhile) it changes nothing and is not
+//!   an error, so a racing deletion is never undone.
+//! - **Recovery.** `set_recovery` replaces the account's lookup and verifier; a lookup used by
+//!   another account gives [`StoreError::DuplicateRecovery`].
+//! - **Sessions.** Only the 32-byte SHA-256 of a token is stored, with its expiry; `session`
+//!   treats a session with `expires_at <= now` as absent.
+//! - **Errors.** Database failures become [`StoreError::Backend`] naming the operation and
+//!   carrying the database's own message, never record contents or key values.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sotto_api::{PutResult, Quota, RecordOut, Usage};
+
+pub mod postgres;
+mod rules;
+pub mod sqlite;
+
+/// Server-assigned account identifier (the WebAuthn user handle: a random UUID, 16 bytes).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub struct AccountId(pub [u8; 16]);
+
+/// A stored WebAuthn credential: the verifier's serialized state (public key, counter, …).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CredentialRow {
+    pub credential_id: Vec<u8>,
+    /// Opaque to the store: the WebAuthn library's serialized credential.
+    pub passkey: Vec<u8>,
+    pub name: String,
+    pub created_at: u64,
+    pub last_used_at: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountRow {
+    pub id: AccountId,
+    pub created_at: u64,
+    pub has_recovery: bool,
+    pub usage: Usage,
+}
+
+/// A conditional write of one record.
+#[derive(Clone, Debug)]
+pub struct RecordWrite<'a> {
+    pub id: &'a str,
+    pub group: Option<&'a str>,
+    pub kind: &'a str,
+    /// The version the client last saw (0: the record has never existed).
+    pub expected_version: u64,
+    pub ciphertext: &'a [u8],
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the record changed since version {expected}: it is now at version {current}")]
+    Conflict { expected: u64, current: u64 },
+    #[error("the account's storage quota is used up ({0})")]
+    QuotaExceeded(&'static str),
+    #[error("no such account")]
+    NoAccount,
+    #[error("that credential is already registered")]
+    DuplicateCredential,
+    #[error("that recovery lookup is already in use")]
+    DuplicateRecovery,
+    #[error("the database failed: {0}")]
+    Backend(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// One storage backend. Implementations make every successful call durable before returning
+/// (an acknowledged write survives a crash of the server process), keep each call atomic, and
+/// serialize writes per account so that change sequence numbers are assigned in commit order.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates an account with its first credential and its recovery verifier, atomically.
+    async fn create_account(
+        &self,
+        id: AccountId,
+        now: u64,
+        first: CredentialRow,
+        recovery_lookup: [u8; 32],
+        recovery_verifier: [u8; 32],
+    ) -> Result<()>;
+    async fn account(&self, id: AccountId) -> Result<Option<AccountRow>>;
+    /// Removes the account and everything it owns: credentials, sessions, records, markers.
+    async fn delete_account(&self, id: AccountId) -> Result<()>;
+
+    async fn add_credential(&self, account: AccountId, cred: CredentialRow) -> Result<()>;
+    async fn credentials(&self, account: AccountId) -> Result<Vec<CredentialRow>>;
+    /// Saves updated verifier state (sign counter, backup flags) after a sign-in.
+    async fn touch_credential(
+        &self,
+        account: AccountId,
+        credential_id: &[u8],
+        passkey: &[u8],
+        now: u64,
+    ) -> Result<()>;
+    /// Returns false when the account has no such credential.
+    async fn delete_credential(&self, account: AccountId, credential_id: &[u8]) -> Result<bool>;
+
+    async fn set_recovery(
+        &self,
+        account: AccountId,
+        lookup: [u8; 32],
+        verifier: [u8; 32],
+    ) -> Result<()>;
+    async fn find_recovery(&self, lookup: &[u8; 32]) -> Result<Option<(AccountId, [u8; 32])>>;
+
+    async fn create_session(
+        &self,
+        token_hash: [u8; 32],
+        account: AccountId,
+        expires_at: u64,
+    ) -> Result<()>;
+    /// The account of a live session (expired ones are absent).
+    async fn session(&self, token_hash: &[u8; 32], now: u64) -> Result<Option<AccountId>>;
+    async fn delete_session(&self, token_hash: &[u8; 32]) -> Result<()>;
+
+    /// Compare-and-swap write. On success the record's version is `expected_version + 1` and it
+    /// gets the account's next change sequence number. Writing over a deletion marker needs the
+    /// marker's version.
+    async fn put_record(
+        &self,
+        account: AccountId,
+        write: RecordWrite<'_>,
+        quota: Quota,
+    ) -> Result<PutResult>;
+    async fn get_record(&self, account: AccountId, id: &str) -> Result<Option<RecordOut>>;
+    /// Replaces the record by a deletion marker (no ciphertext, version + 1, new sequence
+    /// number), if it exists and, when given, is at `expected_version`. Returns false if absent.
+    async fn delete_record(
+        &self,
+        account: AccountId,
+        id: &str,
+        expected_version: Option<u64>,
+    ) -> Result<bool>;
+    /// Deletes every live record of a group as `delete_record` does; returns how many.
+    async fn delete_group(&self, account: AccountId, group: &str) -> Result<u64>;
+    /// Records and markers whose sequence number is greater than `since`, in sequence order,
+    /// at most `limit` of them.
+    async fn changes(&self, account: AccountId, since: u64, limit: u32) -> Result<Vec<RecordOut>>;
+}
+
+/// Opens the backend a spec names: `postgres://…` or `postgresql://…` connects to PostgreSQL,
+/// `sqlite:PATH` or a bare `PATH` opens (creating if needed) an SQLite file.
+pub async fn open(spec: &str) -> Result<Arc<dyn Store>> {
+    if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+        return Ok(Arc::new(postgres::PostgresStore::connect(spec).await?));
+    }
+    let path = PathBuf::from(spec.strip_prefix("sqlite:").unwrap_or(spec));
+    if path.as_os_str().is_empty() {
+        return Err(StoreError::Backend(
+            "open: the store spec names no SQLite file".into(),
+        ));
+    }
+    // Opening creates the file and may migrate the schema: blocking work, kept off the runtime.
+    let store = tokio::task::spawn_blocking(move || sqlite::SqliteStore::open(&path))
+        .await
+        .map_err(|e| StoreError::Backend(format!("open: the SQLite worker failed: {e}")))??;
+    Ok(Arc::new(store))
+}

@@ -1,0 +1,1242 @@
+//! One conformance suite for every `Store` backend: each check below is a plain async function
+//! over `&dyn Store` (or a `Harness` where it must also look at the database directly), and the
+//! `conformance!` macro runs each of them against SQLite and against PostgreSQL.
+//!
+//! PostgreSQL tests need `SOTTO_TEST_POSTGRES_URL` (a role that may create databases); each test
+//! creates its own database and drops it afterwards, so tests run in parallel. Without the
+//! variable they fail: run `eval "$(scripts/postgres env)"` first.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use sotto_api::{Quota, RecordOut, Usage};
+use sotto_store::{AccountId, CredentialRow, RecordWrite, Store, StoreError};
+
+const ROOMY: Quota = Quota {
+    max_bytes: 1 << 30,
+    max_records: 1 << 20,
+};
+
+// ---- Harness ---------------------------------------------------------------------------
+
+enum Raw {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+struct Harness {
+    store: Arc<dyn Store>,
+    raw: Raw,
+}
+
+impl Harness {
+    /// Rows that belong to `account`, per table, counted with direct SQL over every table the
+    /// schema has (so a table added later cannot escape the check).
+    async fn rows_of(&self, account: AccountId) -> BTreeMap<String, i64> {
+        match &self.raw {
+            Raw::Sqlite(path) => {
+                let conn = rusqlite::Connection::open_with_flags(
+                    path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+                )
+                .unwrap();
+                let tables: Vec<String> = conn
+                    .prepare("SELECT name FROM sqlite_schema WHERE type = 'table'")
+                    .unwrap()
+                    .query_map([], |r| r.get(0))
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .unwrap();
+                let mut out = BTreeMap::new();
+                for table in tables {
+                    let columns: Vec<String> = conn
+                        .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
+                        .unwrap()
+                        .query_map([], |r| r.get(0))
+                        .unwrap()
+                        .collect::<Result<_, _>>()
+                        .unwrap();
+                    let Some(column) = owner_column(&table, &columns) else {
+                        continue;
+                    };
+                    let n: i64 = conn
+                        .query_row(
+                            &format!("SELECT count(*) FROM {table} WHERE {column} = ?1"),
+                            [&account.0[..]],
+                            |r| r.get(0),
+                        )
+                        .unwrap();
+                    out.insert(table, n);
+                }
+                out
+            }
+            Raw::Postgres(url) => {
+                let client = pg_connect(url).await;
+                let tables = client
+                    .query(
+                        "SELECT table_name::text FROM information_schema.tables
+                         WHERE table_schema = 'public'",
+                        &[],
+                    )
+                    .await
+                    .unwrap();
+                let mut out = BTreeMap::new();
+                for row in tables {
+                    let table: String = row.get(0);
+                    let columns: Vec<String> = client
+                        .query(
+                            "SELECT column_name::text FROM information_schema.columns
+                             WHERE table_schema = 'public' AND table_name = $1",
+                            &[&table],
+                        )
+                        .await
+                        .unwrap()
+                        .iter()
+                        .map(|r| r.get(0))
+                        .collect();
+                    let Some(column) = owner_column(&table, &columns) else {
+                        continue;
+                    };
+                    let n: i64 = client
+                        .query_one(
+                            &format!("SELECT count(*) FROM {table} WHERE {column} = $1"),
+                            &[&&account.0[..]],
+                        )
+                        .await
+                        .unwrap()
+                        .get(0);
+                    out.insert(table, n);
+                }
+                out
+            }
+        }
+    }
+
+    /// How many rows anywhere hold `needle` inside a ciphertext or passkey column.
+    async fn rows_containing(&self, needle: &[u8]) -> i64 {
+        match &self.raw {
+            Raw::Sqlite(path) => {
+                let conn = rusqlite::Connection::open_with_flags(
+                    path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+                )
+                .unwrap();
+                conn.query_row(
+                    "SELECT count(*) FROM records WHERE instr(ciphertext, ?1) > 0",
+                    [needle],
+                    |r| r.get(0),
+                )
+                .unwrap()
+            }
+            Raw::Postgres(url) => pg_connect(url)
+                .await
+                .query_one(
+                    "SELECT count(*) FROM records WHERE position($1::bytea in ciphertext) > 0",
+                    &[&needle],
+                )
+                .await
+                .unwrap()
+                .get(0),
+        }
+    }
+}
+
+/// The column naming the owning account; every table but the version table must have one.
+fn owner_column(table: &str, columns: &[String]) -> Option<&'static str> {
+    if table == "schema_version" {
+        return None;
+    }
+    if table == "accounts" {
+        return Some("id");
+    }
+    assert!(
+        columns.iter().any(|c| c == "account"),
+        "table {table} has no `account` column: the deletion check cannot cover it"
+    );
+    Some("account")
+}
+
+async fn pg_connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+async fn with_sqlite<F, Fut>(body: F)
+where
+    F: FnOnce(Harness) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let store = sotto_store::open(&format!("sqlite:{}", path.display()))
+        .await
+        .unwrap();
+    body(Harness {
+        store,
+        raw: Raw::Sqlite(path),
+    })
+    .await;
+}
+
+fn admin_url() -> String {
+    std::env::var("SOTTO_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        panic!(
+            "SOTTO_TEST_POSTGRES_URL is not set, so the PostgreSQL backend cannot be tested: \
+             run `eval \"$(scripts/postgres env)\"` first"
+        )
+    })
+}
+
+/// The admin URL pointing at database `name` instead.
+fn url_for_database(admin: &str, name: &str) -> String {
+    tokio_postgres::Config::from_str(admin).expect("SOTTO_TEST_POSTGRES_URL is not a valid URL");
+    let (base, query) = match admin.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (admin, String::new()),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let root = match base[authority_start..].find('/') {
+        Some(i) => &base[..authority_start + i],
+        None => base,
+    };
+    format!("{root}/{name}{query}")
+}
+
+async fn with_postgres<F, Fut>(body: F)
+where
+    F: FnOnce(Harness) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let admin = admin_url();
+    let name = format!("sotto_t_{}", uuid::Uuid::new_v4().simple());
+    let admin_client = pg_connect(&admin).await;
+    admin_client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let url = url_for_database(&admin, &name);
+    let outcome = tokio::spawn(async move {
+        let store = sotto_store::open(&url).await.unwrap();
+        body(Harness {
+            store,
+            raw: Raw::Postgres(url),
+        })
+        .await;
+    })
+    .await;
+    admin_client
+        .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .await
+        .unwrap();
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+macro_rules! conformance {
+    (store: [$($s:ident),* $(,)?], harness: [$($h:ident),* $(,)?]) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $s() {
+                    super::with_sqlite(|h| async move { super::$s(h.store.as_ref()).await }).await
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $h() {
+                    super::with_sqlite(|h| async move { super::$h(&h).await }).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $s() {
+                    super::with_postgres(|h| async move { super::$s(h.store.as_ref()).await })
+                        .await
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $h() {
+                    super::with_postgres(|h| async move { super::$h(&h).await }).await
+                }
+            )*
+        }
+    };
+}
+
+conformance! {
+    store: [
+        accounts_and_credentials,
+        recovery_values,
+        sessions_expire,
+        duplicates_leave_nothing_behind,
+        missing_accounts,
+        versions_and_conflicts,
+        markers,
+        changes_cursor_and_limit,
+        delete_group,
+        quota_records,
+        quota_bytes,
+        account_isolation,
+    ],
+    harness: [
+        delete_account_removes_every_row,
+        deleted_ciphertext_is_gone,
+        concurrent_writers,
+    ]
+}
+
+// ---- Fixtures ----------------------------------------------------------------------------
+
+fn new_id() -> AccountId {
+    AccountId(*uuid::Uuid::new_v4().as_bytes())
+}
+
+fn bytes32(tag: u8) -> [u8; 32] {
+    let mut b = [tag; 32];
+    b[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    b
+}
+
+fn cred(name: &str, created_at: u64) -> CredentialRow {
+    CredentialRow {
+        credential_id: uuid::Uuid::new_v4().as_bytes().to_vec(),
+        passkey: format!("passkey-state-of-{name}").into_bytes(),
+        name: name.to_owned(),
+        created_at,
+        last_used_at: None,
+    }
+}
+
+/// A fresh account with one credential; returns it with its credential and recovery lookup.
+async fn account(s: &dyn Store) -> (AccountId, CredentialRow, [u8; 32]) {
+    let id = new_id();
+    let first = cred("laptop", 1000);
+    let lookup = bytes32(1);
+    s.create_account(id, 1000, first.clone(), lookup, bytes32(2))
+        .await
+        .unwrap();
+    (id, first, lookup)
+}
+
+fn write<'a>(id: &'a str, expected: u64, ciphertext: &'a [u8]) -> RecordWrite<'a> {
+    RecordWrite {
+        id,
+        group: None,
+        kind: "msg",
+        expected_version: expected,
+        ciphertext,
+    }
+}
+
+fn in_group<'a>(
+    id: &'a str,
+    group: &'a str,
+    expected: u64,
+    ciphertext: &'a [u8],
+) -> RecordWrite<'a> {
+    RecordWrite {
+        group: Some(group),
+        ..write(id, expected, ciphertext)
+    }
+}
+
+async fn usage(s: &dyn Store, id: AccountId) -> Usage {
+    s.account(id).await.unwrap().unwrap().usage
+}
+
+// ---- Accounts, credentials, recovery, sessions ------------------------------------------
+
+async fn accounts_and_credentials(s: &dyn Store) {
+    let (id, first, _) = account(s).await;
+    let row = s.account(id).await.unwrap().unwrap();
+    assert_eq!(row.id, id);
+    assert_eq!(row.created_at, 1000);
+    assert!(row.has_recovery);
+    assert_eq!(row.usage, Usage::default());
+    assert_eq!(s.credentials(id).await.unwrap(), vec![first.clone()]);
+
+    let second = CredentialRow {
+        last_used_at: Some(1500),
+        ..cred("phone", 2000)
+    };
+    s.add_credential(id, second.clone()).await.unwrap();
+    assert_eq!(
+        s.credentials(id).await.unwrap(),
+        vec![first.clone(), second.clone()]
+    );
+
+    s.touch_credential(id, &first.credential_id, b"counter=7", 3000)
+        .await
+        .unwrap();
+    let touched = CredentialRow {
+        passkey: b"counter=7".to_vec(),
+        last_used_at: Some(3000),
+        ..first.clone()
+    };
+    assert_eq!(
+        s.credentials(id).await.unwrap(),
+        vec![touched.clone(), second.clone()]
+    );
+
+    // A credential deleted meanwhile is not brought back by a late touch.
+    assert!(s
+        .delete_credential(id, &second.credential_id)
+        .await
+        .unwrap());
+    assert!(!s
+        .delete_credential(id, &second.credential_id)
+        .await
+        .unwrap());
+    s.touch_credential(id, &second.credential_id, b"late", 4000)
+        .await
+        .unwrap();
+    assert_eq!(s.credentials(id).await.unwrap(), vec![touched]);
+
+    assert_eq!(s.account(new_id()).await.unwrap(), None);
+    assert_eq!(s.credentials(new_id()).await.unwrap(), vec![]);
+}
+
+async fn recovery_values(s: &dyn Store) {
+    let (id, _, lookup) = account(s).await;
+    let (found, verifier) = s.find_recovery(&lookup).await.unwrap().unwrap();
+    assert_eq!(found, id);
+    assert_eq!(verifier[16..], [2u8; 16]);
+
+    let new_lookup = bytes32(3);
+    let new_verifier = bytes32(4);
+    s.set_recovery(id, new_lookup, new_verifier).await.unwrap();
+    assert_eq!(s.find_recovery(&lookup).await.unwrap(), None);
+    assert_eq!(
+        s.find_recovery(&new_lookup).await.unwrap(),
+        Some((id, new_verifier))
+    );
+    // Setting the same values again is a replacement, not a duplicate.
+    s.set_recovery(id, new_lookup, new_verifier).await.unwrap();
+
+    let (other, _, other_lookup) = account(s).await;
+    assert!(matches!(
+        s.set_recovery(other, new_lookup, bytes32(5)).await,
+        Err(StoreError::DuplicateRecovery)
+    ));
+    assert_eq!(
+        s.find_recovery(&other_lookup)
+            .await
+            .unwrap()
+            .map(|(a, _)| a),
+        Some(other)
+    );
+    assert_eq!(s.find_recovery(&bytes32(9)).await.unwrap(), None);
+}
+
+async fn sessions_expire(s: &dyn Store) {
+    let (id, _, _) = account(s).await;
+    let token = bytes32(7);
+    s.create_session(token, id, 5000).await.unwrap();
+    assert_eq!(s.session(&token, 4999).await.unwrap(), Some(id));
+    assert_eq!(s.session(&token, 5000).await.unwrap(), None);
+    assert_eq!(s.session(&token, 9000).await.unwrap(), None);
+    assert_eq!(s.session(&bytes32(8), 0).await.unwrap(), None);
+
+    let live = bytes32(9);
+    s.create_session(live, id, 10_000).await.unwrap();
+    assert_eq!(s.session(&live, 1).await.unwrap(), Some(id));
+    s.delete_session(&live).await.unwrap();
+    assert_eq!(s.session(&live, 1).await.unwrap(), None);
+    // Deleting an unknown session is not an error.
+    s.delete_session(&live).await.unwrap();
+}
+
+async fn duplicates_leave_nothing_behind(s: &dyn Store) {
+    let (a, a_cred, a_lookup) = account(s).await;
+
+    // Credential already registered: nothing of the new account is written, so its recovery
+    // lookup stays free.
+    let b = new_id();
+    let b_lookup = bytes32(1);
+    assert!(matches!(
+        s.create_account(b, 1, a_cred.clone(), b_lookup, bytes32(2))
+            .await,
+        Err(StoreError::DuplicateCredential)
+    ));
+    assert_eq!(s.account(b).await.unwrap(), None);
+    assert_eq!(s.find_recovery(&b_lookup).await.unwrap(), None);
+
+    // Recovery lookup already in use: the credential is not registered either.
+    let c = new_id();
+    let c_cred = cred("c", 1);
+    assert!(matches!(
+        s.create_account(c, 1, c_cred.clone(), a_lookup, bytes32(2))
+            .await,
+        Err(StoreError::DuplicateRecovery)
+    ));
+    assert_eq!(s.account(c).await.unwrap(), None);
+    assert_eq!(s.credentials(c).await.unwrap(), vec![]);
+
+    // Both taken: the credential is reported.
+    assert!(matches!(
+        s.create_account(new_id(), 1, a_cred.clone(), a_lookup, bytes32(2))
+            .await,
+        Err(StoreError::DuplicateCredential)
+    ));
+
+    // The values refused above are free for an account that really gets them.
+    s.create_account(b, 1, c_cred.clone(), b_lookup, bytes32(2))
+        .await
+        .unwrap();
+    assert_eq!(s.credentials(b).await.unwrap(), vec![c_cred]);
+
+    assert!(matches!(
+        s.add_credential(b, a_cred.clone()).await,
+        Err(StoreError::DuplicateCredential)
+    ));
+    assert!(matches!(
+        s.add_credential(a, a_cred.clone()).await,
+        Err(StoreError::DuplicateCredential)
+    ));
+    assert_eq!(s.credentials(a).await.unwrap(), vec![a_cred]);
+}
+
+async fn missing_accounts(s: &dyn Store) {
+    let ghost = new_id();
+    assert!(matches!(
+        s.add_credential(ghost, cred("x", 1)).await,
+        Err(StoreError::NoAccount)
+    ));
+    assert!(matches!(
+        s.set_recovery(ghost, bytes32(1), bytes32(2)).await,
+        Err(StoreError::NoAccount)
+    ));
+    assert!(matches!(
+        s.create_session(bytes32(3), ghost, 10).await,
+        Err(StoreError::NoAccount)
+    ));
+    assert!(matches!(
+        s.put_record(ghost, write("r", 0, b"x"), ROOMY).await,
+        Err(StoreError::NoAccount)
+    ));
+    assert!(matches!(
+        s.delete_record(ghost, "r", None).await,
+        Err(StoreError::NoAccount)
+    ));
+    assert!(matches!(
+        s.delete_group(ghost, "g").await,
+        Err(StoreError::NoAccount)
+    ));
+    assert!(matches!(
+        s.delete_account(ghost).await,
+        Err(StoreError::NoAccount)
+    ));
+    assert_eq!(s.get_record(ghost, "r").await.unwrap(), None);
+    assert_eq!(s.changes(ghost, 0, 10).await.unwrap(), vec![]);
+}
+
+// ---- Records -----------------------------------------------------------------------------
+
+async fn versions_and_conflicts(s: &dyn Store) {
+    let (id, _, _) = account(s).await;
+    assert!(matches!(
+        s.put_record(id, write("r", 1, b"one"), ROOMY).await,
+        Err(StoreError::Conflict {
+            expected: 1,
+            current: 0
+        })
+    ));
+    let first = s
+        .put_record(id, write("r", 0, b"one"), ROOMY)
+        .await
+        .unwrap();
+    assert_eq!((first.version, first.seq), (1, 1));
+    assert!(matches!(
+        s.put_record(id, write("r", 0, b"again"), ROOMY).await,
+        Err(StoreError::Conflict {
+            expected: 0,
+            current: 1
+        })
+    ));
+    let second = s
+        .put_record(id, in_group("r", "conv", 1, b"two"), ROOMY)
+        .await
+        .unwrap();
+    assert_eq!((second.version, second.seq), (2, 2));
+    assert!(matches!(
+        s.put_record(id, write("r", 1, b"stale"), ROOMY).await,
+        Err(StoreError::Conflict {
+            expected: 1,
+            current: 2
+        })
+    ));
+    assert_eq!(
+        s.get_record(id, "r").await.unwrap(),
+        Some(RecordOut {
+            id: "r".into(),
+            group: Some("conv".into()),
+            kind: "msg".into(),
+            version: 2,
+            seq: 2,
+            ciphertext: Some(b"two".to_vec()),
+        })
+    );
+    // Failed writes took no sequence number.
+    let other = s.put_record(id, write("s", 0, b""), ROOMY).await.unwrap();
+    assert_eq!((other.version, other.seq), (1, 3));
+    // An empty ciphertext is a live record, not a marker.
+    assert_eq!(
+        s.get_record(id, "s").await.unwrap().unwrap().ciphertext,
+        Some(vec![])
+    );
+    assert_eq!(s.get_record(id, "nope").await.unwrap(), None);
+}
+
+async fn markers(s: &dyn Store) {
+    let (id, _, _) = account(s).await;
+    s.put_record(id, write("r", 0, b"one"), ROOMY)
+        .await
+        .unwrap();
+    s.put_record(id, write("r", 1, b"two"), ROOMY)
+        .await
+        .unwrap();
+
+    assert!(matches!(
+        s.delete_record(id, "r", Some(1)).await,
+        Err(StoreError::Conflict {
+            expected: 1,
+            current: 2
+        })
+    ));
+    assert_eq!(
+        s.get_record(id, "r").await.unwrap().unwrap().ciphertext,
+        Some(b"two".to_vec())
+    );
+    assert!(s.delete_record(id, "r", Some(2)).await.unwrap());
+    let marker = s.get_record(id, "r").await.unwrap().unwrap();
+    assert_eq!(
+        (marker.version, marker.seq, marker.ciphertext),
+        (3, 3, None)
+    );
+    assert_eq!(marker.kind, "msg");
+
+    // A marker is absent for deletion, whatever version is named; no sequence number is used.
+    assert!(!s.delete_record(id, "r", None).await.unwrap());
+    assert!(!s.delete_record(id, "r", Some(3)).await.unwrap());
+    assert!(!s.delete_record(id, "never", None).await.unwrap());
+    assert!(!s.delete_record(id, "never", Some(4)).await.unwrap());
+
+    // Writing over a marker needs the marker's version.
+    assert!(matches!(
+        s.put_record(id, write("r", 0, b"new"), ROOMY).await,
+        Err(StoreError::Conflict {
+            expected: 0,
+            current: 3
+        })
+    ));
+    let back = s
+        .put_record(id, write("r", 3, b"new"), ROOMY)
+        .await
+        .unwrap();
+    assert_eq!((back.version, back.seq), (4, 4));
+
+    // Unconditional deletion of a live record.
+    assert!(s.delete_record(id, "r", None).await.unwrap());
+    let changes = s.changes(id, 0, 100).await.unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!((changes[0].version, changes[0].seq), (5, 5));
+    assert_eq!(changes[0].ciphertext, None);
+}
+
+async fn changes_cursor_and_limit(s: &dyn Store) {
+    let (id, _, _) = account(s).await;
+    for (i, name) in ["a", "b", "c", "d", "e"].iter().enumerate() {
+        let r = s
+            .put_record(id, write(name, 0, name.as_bytes()), ROOMY)
+            .await
+            .unwrap();
+        assert_eq!(r.seq, i as u64 + 1);
+    }
+    s.put_record(id, write("b", 1, b"b2"), ROOMY).await.unwrap(); // seq 6
+    assert!(s.delete_record(id, "c", None).await.unwrap()); // seq 7
+
+    let all = s.changes(id, 0, 100).await.unwrap();
+    let view: Vec<(&str, u64, u64, bool)> = all
+        .iter()
+        .map(|r| (r.id.as_str(), r.seq, r.version, r.ciphertext.is_some()))
+        .collect();
+    assert_eq!(
+        view,
+        vec![
+            ("a", 1, 1, true),
+            ("d", 4, 1, true),
+            ("e", 5, 1, true),
+            ("b", 6, 2, true),
+            ("c", 7, 2, false),
+        ]
+    );
+    assert_eq!(all[3].ciphertext.as_deref(), Some(&b"b2"[..]));
+
+    // Paging with the last seq as the cursor walks the same list.
+    let mut paged = Vec::new();
+    let mut since = 0;
+    loop {
+        let page = s.changes(id, since, 2).await.unwrap();
+        assert!(page.len() <= 2);
+        let Some(last) = page.last() else { break };
+        since = last.seq;
+        paged.extend(page);
+    }
+    assert_eq!(paged, all);
+
+    let after_4: Vec<u64> = s
+        .changes(id, 4, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(after_4, vec![5, 6, 7]);
+    assert_eq!(s.changes(id, 7, 100).await.unwrap(), vec![]);
+    assert_eq!(s.changes(id, 0, 0).await.unwrap(), vec![]);
+    assert_eq!(s.changes(id, u64::MAX >> 1, 10).await.unwrap(), vec![]);
+}
+
+async fn delete_group(s: &dyn Store) {
+    let (id, _, _) = account(s).await;
+    s.put_record(id, in_group("m1", "g", 0, b"11"), ROOMY)
+        .await
+        .unwrap();
+    s.put_record(id, in_group("m2", "g", 0, b"222"), ROOMY)
+        .await
+        .unwrap();
+    s.put_record(id, in_group("m3", "g", 0, b"3"), ROOMY)
+        .await
+        .unwrap();
+    s.put_record(id, in_group("o1", "other", 0, b"o"), ROOMY)
+        .await
+        .unwrap();
+    s.put_record(id, write("loose", 0, b"l"), ROOMY)
+        .await
+        .unwrap();
+    assert!(s.delete_record(id, "m3", None).await.unwrap()); // seq 6
+    assert_eq!(
+        usage(s, id).await,
+        Usage {
+            bytes: 7,
+            records: 4
+        }
+    );
+
+    assert_eq!(s.delete_group(id, "g").await.unwrap(), 2);
+    let m1 = s.get_record(id, "m1").await.unwrap().unwrap();
+    let m2 = s.get_record(id, "m2").await.unwrap().unwrap();
+    assert_eq!((m1.version, m1.seq, m1.ciphertext), (2, 7, None));
+    assert_eq!((m2.version, m2.seq, m2.ciphertext), (2, 8, None));
+    assert_eq!(m1.group.as_deref(), Some("g"));
+    // The earlier marker is untouched.
+    let m3 = s.get_record(id, "m3").await.unwrap().unwrap();
+    assert_eq!((m3.version, m3.seq), (2, 6));
+    assert_eq!(
+        usage(s, id).await,
+        Usage {
+            bytes: 2,
+            records: 2
+        }
+    );
+    assert!(s
+        .get_record(id, "o1")
+        .await
+        .unwrap()
+        .unwrap()
+        .ciphertext
+        .is_some());
+
+    assert_eq!(s.delete_group(id, "g").await.unwrap(), 0);
+    assert_eq!(s.delete_group(id, "empty").await.unwrap(), 0);
+    let next = s
+        .put_record(id, write("after", 0, b"a"), ROOMY)
+        .await
+        .unwrap();
+    assert_eq!(next.seq, 9);
+}
+
+async fn quota_records(s: &dyn Store) {
+    let (id, _, _) = account(s).await;
+    let two = Quota {
+        max_bytes: 1000,
+        max_records: 2,
+    };
+    s.put_record(id, write("a", 0, b"aa"), two).await.unwrap();
+    s.put_record(id, write("b", 0, b"bb"), two).await.unwrap();
+    assert!(matches!(
+        s.put_record(id, write("c", 0, b"cc"), two).await,
+        Err(StoreError::QuotaExceeded("records"))
+    ));
+    assert_eq!(s.get_record(id, "c").await.unwrap(), None);
+    // Overwrites do not add a record.
+    s.put_record(id, write("a", 1, b"aaa"), two).await.unwrap();
+    assert_eq!(
+        usage(s, id).await,
+        Usage {
+            bytes: 5,
+            records: 2
+        }
+    );
+
+    assert!(s.delete_record(id, "b", None).await.unwrap());
+    assert_eq!(
+        usage(s, id).await,
+        Usage {
+            bytes: 3,
+            records: 1
+        }
+    );
+    s.put_record(id, write("c", 0, b"cc"), two).await.unwrap();
+    // Reviving a marker counts as a record again.
+    assert!(matches!(
+        s.put_record(id, write("b", 2, b"bb"), two).await,
+        Err(StoreError::QuotaExceeded("records"))
+    ));
+    assert_eq!(
+        usage(s, id).await,
+        Usage {
+            bytes: 5,
+            records: 2
+        }
+    );
+    // A failed put consumed no sequence number: 1 a, 2 b, 3 a, 4 b deleted, 5 c.
+    assert_eq!(
+        s.put_record(id, write("d", 0, b""), ROOMY)
+            .await
+            .unwrap()
+            .seq,
+        6
+    );
+}
+
+async fn quota_bytes(s: &dyn Store) {
+    let (id, _, _) = account(s).await;
+    let hundred = Quota {
+        max_bytes: 100,
+        max_records: 100,
+    };
+    s.put_record(id, write("a", 0, &[1; 60]), hundred)
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.put_record(id, write("b", 0, &[2; 41]), hundred).await,
+        Err(StoreError::QuotaExceeded("bytes"))
+    ));
+    s.put_record(id, write("b", 0, &[2; 40]), hundred)
+        .await
+        .unwrap();
+    assert_eq!(
+        usage(s, id).await,
+        Usage {
+            bytes: 100,
+            records: 2
+        }
+    );
+    // Growing an existing record counts only the difference.
+    assert!(matches!(
+        s.put_record(id, write("a", 1, &[1; 61]), hundred).await,
+        Err(StoreError::QuotaExceeded("bytes"))
+    ));
+    s.put_record(id, write("a", 1, &[1; 10]), hundred)
+        .await
+        .unwrap();
+    assert_eq!(
+        usage(s, id).await,
+        Usage {
+            bytes: 50,
+            records: 2
+        }
+    );
+
+    // A lowered quota still lets the account shrink.
+    let tiny = Quota {
+        max_bytes: 10,
+        max_records: 100,
+    };
+    s.put_record(id, write("b", 1, &[2; 30]), tiny)
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.put_record(id, write("b", 2, &[2; 31]), tiny).await,
+        Err(StoreError::QuotaExceeded("bytes"))
+    ));
+    assert_eq!(
+        usage(s, id).await,
+        Usage {
+            bytes: 40,
+            records: 2
+        }
+    );
+
+    assert!(s.delete_record(id, "b", None).await.unwrap());
+    assert_eq!(
+        usage(s, id).await,
+        Usage {
+            bytes: 10,
+            records: 1
+        }
+    );
+    s.put_record(id, write("c", 0, &[3; 90]), hundred)
+        .await
+        .unwrap();
+    assert_eq!(
+        usage(s, id).await,
+        Usage {
+            bytes: 100,
+            records: 2
+        }
+    );
+}
+
+async fn account_isolation(s: &dyn Store) {
+    let (a, a_cred, a_lookup) = account(s).await;
+    let (b, b_cred, _) = account(s).await;
+
+    s.put_record(a, in_group("shared", "g", 0, b"from a"), ROOMY)
+        .await
+        .unwrap();
+    s.put_record(a, write("only-a", 0, b"a"), ROOMY)
+        .await
+        .unwrap();
+    // B's sequence starts on its own, and its record of the same id is its own.
+    let b_put = s
+        .put_record(b, in_group("shared", "g", 0, b"from b"), ROOMY)
+        .await
+        .unwrap();
+    assert_eq!((b_put.version, b_put.seq), (1, 1));
+
+    assert_eq!(s.get_record(b, "only-a").await.unwrap(), None);
+    assert_eq!(
+        s.get_record(b, "shared").await.unwrap().unwrap().ciphertext,
+        Some(b"from b".to_vec())
+    );
+    let b_changes = s.changes(b, 0, 100).await.unwrap();
+    assert_eq!(b_changes.len(), 1);
+    assert_eq!(b_changes[0].ciphertext.as_deref(), Some(&b"from b"[..]));
+
+    // B cannot delete, conflict on, or overwrite A's records.
+    assert!(!s.delete_record(b, "only-a", None).await.unwrap());
+    assert!(matches!(
+        s.put_record(b, write("shared", 2, b"x"), ROOMY).await,
+        Err(StoreError::Conflict {
+            expected: 2,
+            current: 1
+        })
+    ));
+    assert_eq!(s.delete_group(b, "g").await.unwrap(), 1);
+    assert_eq!(
+        s.get_record(a, "shared").await.unwrap().unwrap().ciphertext,
+        Some(b"from a".to_vec())
+    );
+    assert_eq!(s.changes(a, 0, 100).await.unwrap().len(), 2);
+    assert_eq!(
+        usage(s, a).await,
+        Usage {
+            bytes: 7,
+            records: 2
+        }
+    );
+    assert_eq!(
+        usage(s, b).await,
+        Usage {
+            bytes: 0,
+            records: 0
+        }
+    );
+
+    // Credentials.
+    assert_eq!(s.credentials(b).await.unwrap(), vec![b_cred]);
+    assert!(!s.delete_credential(b, &a_cred.credential_id).await.unwrap());
+    s.touch_credential(b, &a_cred.credential_id, b"hijack", 9)
+        .await
+        .unwrap();
+    assert_eq!(s.credentials(a).await.unwrap(), vec![a_cred]);
+
+    // Sessions name their own account only.
+    let a_token = bytes32(5);
+    s.create_session(a_token, a, 100).await.unwrap();
+    assert_eq!(s.session(&a_token, 1).await.unwrap(), Some(a));
+
+    // Recovery stays with A after B replaces its own.
+    s.set_recovery(b, bytes32(6), bytes32(7)).await.unwrap();
+    assert_eq!(
+        s.find_recovery(&a_lookup).await.unwrap().map(|(x, _)| x),
+        Some(a)
+    );
+
+    // Deleting B leaves A whole.
+    s.delete_account(b).await.unwrap();
+    assert_eq!(s.account(b).await.unwrap(), None);
+    assert!(s.account(a).await.unwrap().is_some());
+    assert_eq!(s.changes(a, 0, 100).await.unwrap().len(), 2);
+    assert_eq!(s.session(&a_token, 1).await.unwrap(), Some(a));
+}
+
+// ---- Checks that look at the database itself -------------------------------------------
+
+async fn delete_account_removes_every_row(h: &Harness) {
+    let s = h.store.as_ref();
+    let (a, _, a_lookup) = account(s).await;
+    let (b, _, _) = account(s).await;
+    for id in [a, b] {
+        s.add_credential(id, cred("second", 2)).await.unwrap();
+        s.create_session(bytes32(1), id, 100).await.unwrap();
+        s.put_record(id, in_group("m1", "g", 0, b"secret"), ROOMY)
+            .await
+            .unwrap();
+        s.put_record(id, write("m2", 0, b"secret"), ROOMY)
+            .await
+            .unwrap();
+        assert!(s.delete_record(id, "m2", None).await.unwrap());
+    }
+    let before = h.rows_of(a).await;
+    for table in ["accounts", "credentials", "sessions", "records"] {
+        assert!(
+            before.get(table).copied().unwrap_or(0) > 0,
+            "{table} should hold rows of the account before deletion: {before:?}"
+        );
+    }
+
+    s.delete_account(a).await.unwrap();
+    let after = h.rows_of(a).await;
+    assert!(
+        after.values().all(|n| *n == 0),
+        "rows of the deleted account remain: {after:?}"
+    );
+    assert_eq!(after.len(), before.len());
+    assert_eq!(
+        h.rows_of(b).await,
+        before,
+        "the other account must be untouched"
+    );
+    assert_eq!(s.find_recovery(&a_lookup).await.unwrap(), None);
+    assert!(matches!(
+        s.delete_account(a).await,
+        Err(StoreError::NoAccount)
+    ));
+}
+
+async fn deleted_ciphertext_is_gone(h: &Harness) {
+    let s = h.store.as_ref();
+    let (id, _, _) = account(s).await;
+    let canary = b"CANARY-5f1c0e7a-plaintext-must-not-survive";
+    // One body that fits in a page and one that spills into overflow pages.
+    let small = [&b"pad"[..], canary, b"pad"].concat();
+    let large = [vec![0x42; 20_000], canary.to_vec(), vec![0x43; 20_000]].concat();
+    s.put_record(id, write("small", 0, &small), ROOMY)
+        .await
+        .unwrap();
+    s.put_record(id, in_group("large", "g", 0, &large), ROOMY)
+        .await
+        .unwrap();
+    s.put_record(id, write("keep", 0, b"unrelated"), ROOMY)
+        .await
+        .unwrap();
+    assert_eq!(h.rows_containing(canary).await, 2);
+    if let Raw::Sqlite(path) = &h.raw {
+        assert!(
+            file_contains(path, canary),
+            "the test must see the canary on disk before deletion"
+        );
+    }
+
+    assert!(s.delete_record(id, "small", None).await.unwrap());
+    assert_eq!(s.delete_group(id, "g").await.unwrap(), 1);
+    assert_eq!(h.rows_containing(canary).await, 0);
+    if let Raw::Sqlite(path) = &h.raw {
+        assert!(
+            !file_contains(path, canary),
+            "deleted ciphertext remains in the SQLite files"
+        );
+    }
+
+    // The same holds when the whole account goes.
+    let (other, _, _) = account(s).await;
+    s.put_record(other, write("x", 0, &large), ROOMY)
+        .await
+        .unwrap();
+    s.delete_account(other).await.unwrap();
+    assert_eq!(h.rows_containing(canary).await, 0);
+    if let Raw::Sqlite(path) = &h.raw {
+        assert!(
+            !file_contains(path, canary),
+            "a deleted account's ciphertext remains in the SQLite files"
+        );
+    }
+    assert_eq!(
+        s.get_record(id, "keep").await.unwrap().unwrap().ciphertext,
+        Some(b"unrelated".to_vec())
+    );
+}
+
+/// Whether the database file or its write-ahead log holds `needle`.
+fn file_contains(db: &Path, needle: &[u8]) -> bool {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    [db.to_path_buf(), PathBuf::from(wal)].iter().any(|p| {
+        std::fs::read(p)
+            .map(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+            .unwrap_or(false)
+    })
+}
+
+/// Two tasks append their own records and increment one shared counter with
+/// compare-and-swap-and-retry. Every write must land, the counter must count every increment,
+/// and the sequence numbers handed out must be 1..=N with no gap or repeat, ordered as the
+/// counter's versions were committed.
+async fn concurrent_writers(h: &Harness) {
+    const ROUNDS: u64 = 40;
+    let s = h.store.as_ref();
+    let (id, _, _) = account(s).await;
+    let created = s
+        .put_record(id, write("counter", 0, &0u64.to_be_bytes()), ROOMY)
+        .await
+        .unwrap();
+
+    let mut tasks = Vec::new();
+    for task in 0..2u8 {
+        let store = Arc::clone(&h.store);
+        tasks.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            let mut counter_commits = Vec::new();
+            let mut conflicts = 0u64;
+            for round in 0..ROUNDS {
+                let name = format!("t{task}-{round}");
+                let appended = store
+                    .put_record(id, write(&name, 0, name.as_bytes()), ROOMY)
+                    .await
+                    .unwrap();
+                seqs.push(appended.seq);
+                loop {
+                    let current = store.get_record(id, "counter").await.unwrap().unwrap();
+                    let bytes = current.ciphertext.unwrap();
+                    let value = u64::from_be_bytes(bytes.as_slice().try_into().unwrap());
+                    match store
+                        .put_record(
+                            id,
+                            write("counter", current.version, &(value + 1).to_be_bytes()),
+                            ROOMY,
+                        )
+                        .await
+                    {
+                        Ok(put) => {
+                            assert_eq!(put.version, current.version + 1);
+                            seqs.push(put.seq);
+                            counter_commits.push((put.version, put.seq));
+                            break;
+                        }
+                        Err(StoreError::Conflict { expected, current }) => {
+                            assert!(current > expected);
+                            conflicts += 1;
+                        }
+                        Err(e) => panic!("unexpected error: {e}"),
+                    }
+                }
+            }
+            // Within one task, later writes always get later sequence numbers.
+            assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+            (seqs, counter_commits, conflicts)
+        }));
+    }
+
+    let mut all_seqs = vec![created.seq];
+    let mut counter_commits = vec![(created.version, created.seq)];
+    for task in tasks {
+        let (seqs, commits, _conflicts) = task.await.unwrap();
+        all_seqs.extend(seqs);
+        counter_commits.extend(commits);
+    }
+    all_seqs.sort_unstable();
+    let expected: Vec<u64> = (1..=1 + 4 * ROUNDS).collect();
+    assert_eq!(
+        all_seqs, expected,
+        "sequence numbers must be gap-free and unique"
+    );
+
+    // Versions and sequence numbers of the counter rise together: commit order is seq order.
+    counter_commits.sort_unstable();
+    assert!(counter_commits.windows(2).all(|w| w[0].1 < w[1].1));
+    assert_eq!(counter_commits.len() as u64, 1 + 2 * ROUNDS);
+
+    let counter = s.get_record(id, "counter").await.unwrap().unwrap();
+    assert_eq!(
+        counter.ciphertext,
+        Some((2 * ROUNDS).to_be_bytes().to_vec()),
+        "an increment was lost"
+    );
+    assert_eq!(counter.version, 1 + 2 * ROUNDS);
+
+    let changes = s.changes(id, 0, 10_000).await.unwrap();
+    assert_eq!(changes.len() as u64, 1 + 2 * ROUNDS);
+    assert!(changes.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(changes.last().map(|r| r.id.as_str()), Some("counter"));
+    assert_eq!(
+        usage(s, id).await.records,
+        1 + 2 * ROUNDS,
+        "usage must count every appended record once"
+    );
+}
+
+// ---- SQLite specifics --------------------------------------------------------------------
+
+#[tokio::test]
+async fn sqlite_file_is_private_and_reopens() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("private.db");
+    let store = sotto_store::open(path.to_str().unwrap()).await.unwrap();
+    let (id, _, _) = account(store.as_ref()).await;
+    store
+        .put_record(id, write("r", 0, b"kept"), ROOMY)
+        .await
+        .unwrap();
+    for file in [path.clone(), dir.path().join("private.db-wal")] {
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{} has mode {mode:o}", file.display());
+    }
+    drop(store);
+
+    // Reopening applies no migration twice and finds the data.
+    let store = sotto_store::open(&format!("sqlite:{}", path.display()))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_record(id, "r").await.unwrap().unwrap().ciphertext,
+        Some(b"kept".to_vec())
+    );
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let versions: i64 = conn
+        .query_row("SELECT count(*) FROM schema_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(versions, 1);
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[tokio::test]
+async fn open_rejects_bad_specs() {
+    assert!(matches!(
+        sotto_store::open("sqlite:").await,
+        Err(StoreError::Backend(_))
+    ));
+    // Plaintext connections to another machine are refused before any connection is made.
+    let refused = sotto_store::open("postgres://u:p@db.example.com:5432/x").await;
+    match refused {
+        Err(StoreError::Backend(msg)) => assert!(msg.contains("loopback"), "{msg}"),
+        Err(e) => panic!("unexpected error: {e}"),
+        Ok(_) => panic!("a remote plaintext PostgreSQL URL was accepted"),
+    }
+}
