@@ -1,33 +1,34 @@
 //! The Sotto host server. It is NOT trusted with anything.
 //!
 //! It relays opaque bytes between clients (WebSocket) and enclaves (TCP here, vsock in a real
-//! confidential VM) without holding any key, and serves collateral that is signed by the
-//! hardware vendors, so serving it grants the host no power. Its logs record connection
-//! numbers, byte counts, durations and close reasons, never payload bytes: the relay code
-//! never formats a payload, it only moves it.
+//! confidential VM) without holding any key, serves collateral that is signed by the hardware
+//! vendors, and keeps passkey accounts and their encrypted history. Everything it stores or
+//! moves is either public (WebAuthn public keys), vendor-signed, or ciphertext made by clients;
+//! logs record routes, statuses, sizes and durations, never a body: no handler formats one.
 
-use std::collections::BTreeMap;
+mod accounts;
+mod error;
+mod ratelimit;
+mod records;
+mod relay;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
-use base64::Engine as _;
-use futures_util::{SinkExt, StreamExt};
-use sotto_channel::frame::{self, Decoder, MAX_FRAME};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{delete, get, post, put};
+use axum::Router;
+use sotto_api::Quota;
+use sotto_store::Store;
 use tokio::sync::Semaphore;
-use tracing::{info, warn};
 
-#[derive(Clone, Debug)]
+pub use error::ConfigError;
+pub use ratelimit::RateLimit;
+
+#[derive(Clone)]
 pub struct ServerConfig {
     /// Where the enclave listens (loopback TCP in the local stack).
     pub enclave_addr: SocketAddr,
@@ -35,6 +36,44 @@ pub struct ServerConfig {
     pub collateral_dir: Option<PathBuf>,
     pub max_relays: usize,
     pub idle_timeout: Duration,
+    /// Passkey accounts and encrypted history; without it the server only relays.
+    pub accounts: Option<AccountsConfig>,
+}
+
+#[derive(Clone)]
+pub struct AccountsConfig {
+    pub store: Arc<dyn Store>,
+    /// The WebAuthn relying party id: the site's domain (`localhost` for the local stack;
+    /// browsers refuse IP addresses here).
+    pub rp_id: String,
+    /// The web origin clients use, e.g. `http://localhost:8080`.
+    pub origin: String,
+    /// Accept the origin on any port (the local stack and tests pick free ports).
+    pub any_port: bool,
+    pub quota: Quota,
+    pub session_ttl: Duration,
+    /// Per client address, on the sign-up, sign-in and recovery endpoints.
+    pub auth_rate: RateLimit,
+}
+
+impl AccountsConfig {
+    pub fn new(store: Arc<dyn Store>, rp_id: &str, origin: &str) -> Self {
+        AccountsConfig {
+            store,
+            rp_id: rp_id.to_owned(),
+            origin: origin.to_owned(),
+            any_port: false,
+            quota: Quota {
+                max_bytes: 256 * 1024 * 1024,
+                max_records: 1_000_000,
+            },
+            session_ttl: Duration::from_secs(30 * 24 * 3600),
+            auth_rate: RateLimit {
+                per_minute: 30,
+                burst: 10,
+            },
+        }
+    }
 }
 
 impl ServerConfig {
@@ -44,178 +83,74 @@ impl ServerConfig {
             collateral_dir: None,
             max_relays: 256,
             idle_timeout: Duration::from_secs(600),
+            accounts: None,
         }
     }
 }
 
-struct AppState {
+pub(crate) struct AppState {
     config: ServerConfig,
     relays: Semaphore,
     next_id: AtomicU64,
 }
 
-pub fn router(config: ServerConfig) -> Router {
+/// Largest request body: a record's ciphertext (4 MiB of plaintext, padded) in base64 JSON.
+const MAX_BODY: usize = 8 * 1024 * 1024;
+
+pub fn router(config: ServerConfig) -> Result<Router, ConfigError> {
+    let accounts = config
+        .accounts
+        .clone()
+        .map(accounts::Accounts::new)
+        .transpose()?;
     let state = Arc::new(AppState {
         relays: Semaphore::new(config.max_relays),
         config,
         next_id: AtomicU64::new(1),
     });
-    Router::new()
-        .route("/healthz", get(health))
-        .route("/v1/collateral", get(collateral))
-        .route("/v1/relay", get(relay))
-        .with_state(state)
-}
-
-async fn health(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let enclave = tokio::time::timeout(
-        Duration::from_secs(2),
-        TcpStream::connect(state.config.enclave_addr),
-    )
-    .await
-    .map(|r| r.is_ok())
-    .unwrap_or(false);
-    let code = if enclave {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (
-        code,
-        Json(
-            serde_json::json!({ "status": if enclave { "ok" } else { "enclave unreachable" }, "enclave": enclave }),
-        ),
-    )
-}
-
-/// Collateral files by name, base64-encoded. Sizes are bounded by the operator's folder.
-async fn collateral(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let mut files = BTreeMap::new();
-    if let Some(dir) = &state.config.collateral_dir {
-        if let Ok(mut entries) = tokio::fs::read_dir(dir).await {
-            while let Ok(Some(entry)) = entries.next_entry().await {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if let Ok(bytes) = tokio::fs::read(entry.path()).await {
-                    files.insert(
-                        name,
-                        base64::engine::general_purpose::STANDARD.encode(bytes),
-                    );
-                }
-            }
-        }
+    let mut app = Router::new()
+        .route("/healthz", get(relay::health))
+        .route("/v1/collateral", get(relay::collateral))
+        .route("/v1/relay", get(relay::relay))
+        .with_state(state);
+    if let Some(accounts) = accounts {
+        let accounts = Arc::new(accounts);
+        let api = Router::new()
+            .route("/v1/account/register/start", post(accounts::register_start))
+            .route(
+                "/v1/account/register/finish",
+                post(accounts::register_finish),
+            )
+            .route("/v1/session/start", post(accounts::sign_in_start))
+            .route("/v1/session/finish", post(accounts::sign_in_finish))
+            .route("/v1/session/recover", post(accounts::recover))
+            .route("/v1/session", delete(accounts::sign_out))
+            .route(
+                "/v1/account",
+                get(accounts::account_info).delete(accounts::delete_account),
+            )
+            .route("/v1/account/recovery", put(accounts::set_recovery))
+            .route(
+                "/v1/account/passkeys/start",
+                post(accounts::add_passkey_start),
+            )
+            .route(
+                "/v1/account/passkeys/finish",
+                post(accounts::add_passkey_finish),
+            )
+            .route(
+                "/v1/account/passkeys/{credential}",
+                delete(accounts::remove_passkey),
+            )
+            .route("/v1/records", get(records::changes))
+            .route(
+                "/v1/records/{id}",
+                get(records::get).put(records::put).delete(records::delete),
+            )
+            .route("/v1/groups/{group}", delete(records::delete_group))
+            .layer(DefaultBodyLimit::max(MAX_BODY))
+            .with_state(accounts);
+        app = app.merge(api);
     }
-    Json(serde_json::json!({ "files": files }))
-}
-
-async fn relay(State(state): State<Arc<AppState>>, ws: WebSocketUpgrade) -> impl IntoResponse {
-    ws.max_message_size(MAX_FRAME)
-        .max_frame_size(MAX_FRAME)
-        .on_upgrade(move |socket| async move {
-            let id = state.next_id.fetch_add(1, Ordering::Relaxed);
-            let Ok(_permit) = state.relays.try_acquire() else {
-                warn!(relay = id, "refused: too many relays");
-                return;
-            };
-            let started = Instant::now();
-            let outcome = pump(socket, &state.config).await;
-            info!(
-                relay = id,
-                up_bytes = outcome.up,
-                down_bytes = outcome.down,
-                secs = started.elapsed().as_secs_f64(),
-                end = outcome.end,
-                "relay closed"
-            );
-        })
-}
-
-struct Outcome {
-    up: u64,
-    down: u64,
-    end: &'static str,
-}
-
-/// Moves WebSocket binary messages to length-prefixed TCP frames and back, until either side
-/// closes, misbehaves or idles out. Never looks inside a message.
-async fn pump(socket: WebSocket, config: &ServerConfig) -> Outcome {
-    let mut outcome = Outcome {
-        up: 0,
-        down: 0,
-        end: "client closed",
-    };
-    let tcp = match tokio::time::timeout(
-        Duration::from_secs(5),
-        TcpStream::connect(config.enclave_addr),
-    )
-    .await
-    {
-        Ok(Ok(s)) => s,
-        _ => {
-            outcome.end = "enclave unreachable";
-            let (mut tx, _) = socket.split();
-            let _ = tx.send(close(1013, "enclave unreachable")).await;
-            return outcome;
-        }
-    };
-    let _ = tcp.set_nodelay(true);
-    let (mut tcp_rx, mut tcp_tx) = tcp.into_split();
-    let (mut ws_tx, mut ws_rx) = socket.split();
-    let mut decoder = Decoder::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        tokio::select! {
-            msg = tokio::time::timeout(config.idle_timeout, ws_rx.next()) => {
-                match msg {
-                    Err(_) => { outcome.end = "idle timeout"; break; }
-                    Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => break,
-                    Ok(Some(Ok(Message::Binary(bytes)))) => {
-                        let Ok(framed) = frame::encode(&bytes) else {
-                            outcome.end = "oversized client message";
-                            let _ = ws_tx.send(close(1009, "message too large")).await;
-                            break;
-                        };
-                        if tcp_tx.write_all(&framed).await.is_err() {
-                            outcome.end = "enclave write failed";
-                            break;
-                        }
-                        outcome.up += bytes.len() as u64;
-                    }
-                    Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => {}
-                    Ok(Some(Ok(Message::Text(_)))) => {
-                        outcome.end = "client sent text";
-                        let _ = ws_tx.send(close(1003, "binary messages only")).await;
-                        break;
-                    }
-                }
-            }
-            read = tcp_rx.read(&mut buf) => {
-                let n = match read {
-                    Ok(0) | Err(_) => { outcome.end = "enclave closed"; let _ = ws_tx.send(close(1000, "enclave closed")).await; break; }
-                    Ok(n) => n,
-                };
-                decoder.push(&buf[..n]);
-                let mut failed = false;
-                loop {
-                    match decoder.next_frame() {
-                        Ok(Some(f)) => {
-                            outcome.down += f.len() as u64;
-                            if ws_tx.send(Message::Binary(f.into())).await.is_err() { failed = true; break; }
-                        }
-                        Ok(None) => break,
-                        Err(_) => { outcome.end = "enclave sent a bad frame"; failed = true; break; }
-                    }
-                }
-                if failed { break; }
-            }
-        }
-    }
-    let _ = tcp_tx.shutdown().await;
-    outcome
-}
-
-fn close(code: u16, reason: &'static str) -> Message {
-    Message::Close(Some(CloseFrame {
-        code,
-        reason: reason.into(),
-    }))
+    Ok(app)
 }
