@@ -5,7 +5,12 @@
 //! [`stack`] starts the untrusted server and a (simulated-platform) enclave on this machine
 //! for `sotto up`. The CLI is a thin edge: protocol logic lives in the library crates.
 
+pub mod account;
+pub mod api;
 pub mod client;
+pub mod commands;
+pub mod history;
+pub mod local;
 pub mod model_fetch;
 pub mod stack;
 pub mod verify_cmd;

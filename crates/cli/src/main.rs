@@ -9,6 +9,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use sotto::client::{now, ClientError, Connection};
+use sotto::commands::{AccountCommand, HistoryCommand};
+use sotto::local::Profile;
 use sotto::stack::{self, EnclaveOptions, PlatformChoice};
 use sotto_channel::handshake::Expectations;
 use sotto_channel::messages::{GenParams, Role, WireMessage};
@@ -36,6 +38,8 @@ enum Command {
         listen: String,
         #[command(flatten)]
         enclave: EnclaveArgs,
+        #[command(flatten)]
+        accounts: AccountsArgs,
     },
     /// Run only the enclave (what runs inside the confidential VM).
     Enclave {
@@ -55,6 +59,25 @@ enum Command {
         /// Folder of vendor-signed collateral to serve at /v1/collateral.
         #[arg(long)]
         collateral_dir: Option<PathBuf>,
+        /// Where the default SQLite account store lives.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[command(flatten)]
+        accounts: AccountsArgs,
+    },
+    /// Your account: passkeys (a software passkey in your config directory), recovery code.
+    Account {
+        #[command(flatten)]
+        profile: ProfileArgs,
+        #[command(subcommand)]
+        command: AccountCommand,
+    },
+    /// Your saved conversations, decrypted on this machine.
+    History {
+        #[command(flatten)]
+        profile: ProfileArgs,
+        #[command(subcommand)]
+        command: HistoryCommand,
     },
     /// Chat with the model: verifies the enclave, then sends the conversation encrypted.
     Chat(ChatArgs),
@@ -68,6 +91,28 @@ enum Command {
         #[command(subcommand)]
         command: ModelCommand,
     },
+}
+
+#[derive(Args)]
+struct AccountsArgs {
+    /// Account store: a SQLite file (`sqlite:PATH`, default `<data-dir>/accounts.sqlite`) or a
+    /// PostgreSQL URL (`postgres://user:password@host/db`).
+    #[arg(long, env = "SOTTO_STORE")]
+    store: Option<String>,
+    /// WebAuthn relying party id: the domain users reach the server at.
+    #[arg(long, default_value = "localhost")]
+    rp_id: String,
+    /// The web origin users reach the server at (default: http://localhost:<port>).
+    #[arg(long)]
+    origin: Option<String>,
+}
+
+#[derive(Args)]
+struct ProfileArgs {
+    /// Where this device's passkey, session and ledger are kept (default: ~/.config/sotto).
+    /// A passphrase in SOTTO_PASSPHRASE seals the passkey file.
+    #[arg(long, env = "SOTTO_CONFIG_DIR", global = true)]
+    config_dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -116,9 +161,17 @@ struct EnclaveArgs {
 
 #[derive(Args)]
 struct ChatArgs {
-    /// The server's URL, e.g. http://127.0.0.1:8080.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    /// The server's URL, e.g. http://localhost:8080.
+    #[arg(long, default_value = "http://localhost:8080")]
     server: String,
+    /// Do not save this conversation, even when signed in.
+    #[arg(long)]
+    no_save: bool,
+    /// Continue a saved conversation (id or unique prefix).
+    #[arg(long, conflicts_with = "no_save")]
+    conversation: Option<String>,
+    #[command(flatten)]
+    profile: ProfileArgs,
     /// Accept an enclave on the SIMULATED platform (local development only: its evidence
     /// proves nothing about real hardware).
     #[arg(long)]
@@ -201,7 +254,11 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
     match cli.command {
-        Command::Up { listen, enclave } => up(listen, enclave_options(enclave)).await,
+        Command::Up {
+            listen,
+            enclave,
+            accounts,
+        } => up(listen, enclave_options(enclave), accounts).await,
         Command::Enclave { listen, enclave } => {
             let opts = enclave_options(enclave);
             stack::init_logging(&opts.data_dir)?;
@@ -218,16 +275,24 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
             listen,
             enclave,
             collateral_dir,
+            data_dir,
+            accounts,
         } => {
+            let data_dir = data_dir.unwrap_or_else(stack::default_data_dir);
             let listener = stack::bind(&listen).await?;
-            println!(
-                "sotto server listening on http://{}",
-                stack::local_addr(&listener)
-            );
+            let addr = stack::local_addr(&listener);
             let mut config = ServerConfig::new(enclave);
             config.collateral_dir = collateral_dir;
+            config.accounts = Some(accounts_config(&accounts, &data_dir, addr).await?);
+            println!("sotto server listening on http://{addr}");
             stack::run_server(listener, config).await?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Account { profile, command } => {
+            sotto::commands::account(Profile::new(profile.config_dir), command).await
+        }
+        Command::History { profile, command } => {
+            sotto::commands::history(Profile::new(profile.config_dir), command).await
         }
         Command::Chat(args) => chat(args).await,
         Command::Verify {
@@ -247,7 +312,29 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
     }
 }
 
-async fn up(listen: String, opts: EnclaveOptions) -> Result<ExitCode, AnyError> {
+async fn accounts_config(
+    args: &AccountsArgs,
+    data_dir: &std::path::Path,
+    addr: SocketAddr,
+) -> Result<sotto_server::AccountsConfig, AnyError> {
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+    let store = args
+        .store
+        .clone()
+        .unwrap_or_else(|| stack::default_store(data_dir));
+    let origin = args
+        .origin
+        .clone()
+        .unwrap_or_else(|| format!("http://{}:{}", args.rp_id, addr.port()));
+    Ok(stack::accounts_config(&store, &args.rp_id, &origin).await?)
+}
+
+async fn up(
+    listen: String,
+    opts: EnclaveOptions,
+    accounts: AccountsArgs,
+) -> Result<ExitCode, AnyError> {
     let data_dir = opts.data_dir.clone();
     stack::init_logging(&data_dir)?;
     let enclave = tokio::task::spawn_blocking(move || stack::boot_enclave(opts)).await??;
@@ -268,14 +355,17 @@ async fn up(listen: String, opts: EnclaveOptions) -> Result<ExitCode, AnyError> 
     let addr = stack::local_addr(&listener);
     let mut config = ServerConfig::new(enclave_addr);
     config.collateral_dir = Some(data_dir.join("collateral"));
-    println!("Sotto is up: http://{addr}");
+    config.accounts = Some(accounts_config(&accounts, &data_dir, addr).await?);
+    let url = format!("http://{}:{}", accounts.rp_id, addr.port());
+    println!("Sotto is up: {url}");
     println!("  model:    {} (sha256 {})", model.name, model.sha256);
     println!("  platform: {platform} (development only: clients must pass --insecure-simulated)");
     if let Some(m) = measurement {
         println!("  measurement: {m} (pin with --expect-measurement)");
     }
     println!("  data:     {}", data_dir.display());
-    println!("  try:      sotto chat --server http://{addr} --insecure-simulated \"Hello\"");
+    println!("  account:  sotto account create --server {url}");
+    println!("  try:      sotto chat --server {url} --insecure-simulated \"Hello\"");
     tokio::select! {
         r = stack::run_server(listener, config) => r?,
         r = enclave_task => r.map_err(|e| stack::StackError::Join(e.to_string()))??,
@@ -295,9 +385,9 @@ async fn chat(args: ChatArgs) -> Result<ExitCode, AnyError> {
         let local = stack::default_data_dir()
             .join("collateral")
             .join(stack::SIMULATED_ROOT_FILE);
-        let root = match args.simulated_root {
+        let root = match &args.simulated_root {
             Some(path) => Some(
-                std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?,
             ),
             None => std::fs::read(local).ok(),
         };
@@ -313,6 +403,27 @@ async fn chat(args: ChatArgs) -> Result<ExitCode, AnyError> {
     let expect = Expectations {
         model_sha256: args.expect_model_sha256,
     };
+    let mut saver = open_saver(&args).await?;
+    let mut conversation: Option<String> = None;
+    let mut loaded: Vec<WireMessage> = Vec::new();
+    if let Some(prefix) = &args.conversation {
+        let (_, u) = saver
+            .as_mut()
+            .ok_or("sign in (`sotto account login`) to continue a saved conversation")?;
+        let h = sotto::history::sync(u).await?;
+        let c = h.find(prefix)?;
+        conversation = Some(c.id.clone());
+        for (_, m) in &c.messages {
+            loaded.push(WireMessage {
+                role: match m.role {
+                    sotto_vault::Role::System => Role::System,
+                    sotto_vault::Role::User => Role::User,
+                    sotto_vault::Role::Assistant => Role::Assistant,
+                },
+                content: Zeroizing::new(m.content.clone()),
+            });
+        }
+    }
     let mut conn = Connection::open(&args.server, &policy, &expect, now()).await?;
     let params = GenParams {
         max_tokens: args.max_tokens,
@@ -320,8 +431,8 @@ async fn chat(args: ChatArgs) -> Result<ExitCode, AnyError> {
         top_p: args.top_p,
         seed: args.seed,
     };
-    let mut history: Vec<WireMessage> = Vec::new();
-    if let Some(system) = args.system {
+    let mut history: Vec<WireMessage> = loaded;
+    if let Some(system) = args.system.clone() {
         history.push(WireMessage {
             role: Role::System,
             content: Zeroizing::new(system),
@@ -333,13 +444,16 @@ async fn chat(args: ChatArgs) -> Result<ExitCode, AnyError> {
             role: Role::User,
             content: Zeroizing::new(prompt),
         });
+        let mut answer = Zeroizing::new(String::new());
         conn.chat(&history, params, &mut |piece| {
+            answer.push_str(piece);
             let _ = stdout.write_all(piece.as_bytes());
             let _ = stdout.flush();
         })
         .await?;
         println!();
         conn.close().await;
+        save_turn(&mut saver, &mut conversation, &history, &answer).await;
         return Ok(ExitCode::SUCCESS);
     }
     let v = conn.verified();
@@ -361,6 +475,7 @@ async fn chat(args: ChatArgs) -> Result<ExitCode, AnyError> {
             "/quit" | "/exit" => break,
             "/reset" => {
                 history.retain(|m| m.role == Role::System);
+                conversation = None;
                 continue;
             }
             _ => {}
@@ -379,10 +494,13 @@ async fn chat(args: ChatArgs) -> Result<ExitCode, AnyError> {
             .await;
         println!();
         match result {
-            Ok(_) => history.push(WireMessage {
-                role: Role::Assistant,
-                content: answer,
-            }),
+            Ok(_) => {
+                save_turn(&mut saver, &mut conversation, &history, &answer).await;
+                history.push(WireMessage {
+                    role: Role::Assistant,
+                    content: answer,
+                });
+            }
             // The session is still good: drop the turn that did not fit and let the user go on.
             Err(e @ ClientError::ContextExceeded(_)) => {
                 history.pop();
@@ -393,4 +511,63 @@ async fn chat(args: ChatArgs) -> Result<ExitCode, AnyError> {
     }
     conn.close().await;
     Ok(ExitCode::SUCCESS)
+}
+
+type Saver = Option<(Profile, sotto::account::Unlocked)>;
+
+/// Unlocks the history when signed in (a conversation is then saved encrypted, turn by turn).
+async fn open_saver(args: &ChatArgs) -> Result<Saver, AnyError> {
+    if args.no_save {
+        return Ok(None);
+    }
+    let profile = Profile::new(args.profile.config_dir.clone());
+    match sotto::account::unlock(&profile).await {
+        Ok(u) => Ok(Some((profile, u))),
+        Err(sotto::account::AccountError::NotSignedIn) => {
+            eprintln!("(not signed in: this conversation is not saved; `sotto account create` keeps an encrypted history)");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Saves the last user message and the answer. A failure to save is reported, not fatal: the
+/// conversation on screen goes on.
+async fn save_turn(
+    saver: &mut Saver,
+    conversation: &mut Option<String>,
+    history: &[WireMessage],
+    answer: &str,
+) {
+    let Some((profile, u)) = saver.as_mut() else {
+        return;
+    };
+    let result: Result<(), AnyError> = async {
+        let conv = match conversation.clone() {
+            Some(c) => c,
+            None => {
+                let title: String = history
+                    .iter()
+                    .find(|m| m.role == Role::User)
+                    .map(|m| m.content.chars().take(60).collect())
+                    .unwrap_or_default();
+                let c = sotto::history::start(u, &title).await?;
+                for m in history.iter().filter(|m| m.role == Role::System) {
+                    sotto::history::append(u, &c, sotto_vault::Role::System, &m.content).await?;
+                }
+                *conversation = Some(c.clone());
+                c
+            }
+        };
+        if let Some(last) = history.last().filter(|m| m.role == Role::User) {
+            sotto::history::append(u, &conv, sotto_vault::Role::User, &last.content).await?;
+        }
+        sotto::history::append(u, &conv, sotto_vault::Role::Assistant, answer).await?;
+        u.save_ledger(profile)?;
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        eprintln!("sotto: this turn was not saved: {e}");
+    }
 }

@@ -37,6 +37,13 @@ pub enum StackError {
     Join(String),
     #[error("server failed: {0}")]
     Serve(std::io::Error),
+    #[error("{0}")]
+    Config(#[from] sotto_server::ConfigError),
+    #[error("cannot open the account store {spec}: {source}")]
+    Store {
+        spec: String,
+        source: sotto_store::StoreError,
+    },
 }
 
 /// Where `sotto up` publishes the simulated platform's root, under `<data-dir>/collateral/`,
@@ -200,9 +207,44 @@ pub fn spawn_enclave(
 }
 
 pub async fn run_server(listener: TcpListener, config: ServerConfig) -> Result<(), StackError> {
-    axum::serve(listener, sotto_server::router(config))
+    let app = sotto_server::router(config)?;
+    // Connection info feeds the per-address rate limits of the sign-in endpoints.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await
+    .map_err(StackError::Serve)
+}
+
+/// Where accounts live unless told otherwise: a SQLite file in the data directory.
+pub fn default_store(data_dir: &Path) -> String {
+    format!("sqlite:{}", data_dir.join("accounts.sqlite").display())
+}
+
+/// The accounts half of the server: the store, and the WebAuthn relying party.
+pub async fn accounts_config(
+    store: &str,
+    rp_id: &str,
+    origin: &str,
+) -> Result<sotto_server::AccountsConfig, StackError> {
+    let opened = sotto_store::open(store)
         .await
-        .map_err(StackError::Serve)
+        .map_err(|source| StackError::Store {
+            spec: redact_url(store),
+            source,
+        })?;
+    let mut config = sotto_server::AccountsConfig::new(opened, rp_id, origin);
+    config.any_port = rp_id == "localhost";
+    Ok(config)
+}
+
+/// A store spec without its password, for messages.
+fn redact_url(spec: &str) -> String {
+    match (spec.find("://"), spec.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://…@{}", &spec[..s], &spec[at + 1..]),
+        _ => spec.to_owned(),
+    }
 }
 
 /// The address a listener is bound to, for printing.

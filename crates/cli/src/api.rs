@@ -1,0 +1,236 @@
+//! The HTTP edge of accounts and history: one method per server route, typed with the shared
+//! `sotto-api` shapes. Everything sent through here is already public or ciphertext; the session
+//! token is the only secret it holds, and it never prints it.
+
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sotto_api::{
+    b64, AccountInfo, ApiError, CeremonyStarted, Changes, Deleted, PasskeyInfo, PutRecord,
+    PutResult, RecordOut, RecoverSignIn, RecoveryVerifier, RegisterFinish, RegisterStart,
+    SessionGranted, SignInFinish,
+};
+use zeroize::Zeroizing;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiClientError {
+    #[error("invalid server URL {0:?}: use http://host:port or https://host")]
+    Url(String),
+    #[error("cannot reach the server: {0}")]
+    Network(String),
+    #[error("the server said: {} ({})", .1.message, .1.error)]
+    Server(StatusCode, ApiError),
+    #[error("the server answered {0} with a body that is not Sotto's API")]
+    Malformed(StatusCode),
+}
+
+impl ApiClientError {
+    /// The current version the server reported with a write conflict.
+    pub fn conflict(&self) -> Option<u64> {
+        match self {
+            ApiClientError::Server(StatusCode::CONFLICT, e) if e.error == "conflict" => {
+                e.current_version
+            }
+            _ => None,
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ApiClientError::Server(StatusCode::NOT_FOUND, _))
+    }
+}
+
+pub struct ApiClient {
+    base: String,
+    origin: String,
+    http: reqwest::Client,
+    token: Option<Zeroizing<String>>,
+}
+
+impl ApiClient {
+    pub fn new(server: &str) -> Result<Self, ApiClientError> {
+        let base = server.trim_end_matches('/').to_owned();
+        let url = reqwest::Url::parse(&base).map_err(|_| ApiClientError::Url(base.clone()))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(ApiClientError::Url(base));
+        }
+        let origin = url.origin().ascii_serialization();
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(60))
+            .build()
+            .map_err(|e| ApiClientError::Network(e.to_string()))?;
+        Ok(ApiClient {
+            base,
+            origin,
+            http,
+            token: None,
+        })
+    }
+
+    /// The web origin WebAuthn ceremonies are bound to (scheme, host and port of the server).
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    pub fn with_token(mut self, token: Zeroizing<String>) -> Self {
+        self.token = Some(token);
+        self
+    }
+
+    async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, ApiClientError> {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t.as_str());
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| ApiClientError::Network(e.without_url().to_string()))?;
+        let status = resp.status();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| ApiClientError::Network(e.without_url().to_string()))?;
+        if status.is_success() {
+            serde_json::from_slice(&bytes).map_err(|_| ApiClientError::Malformed(status))
+        } else {
+            Err(match serde_json::from_slice::<ApiError>(&bytes) {
+                Ok(e) => ApiClientError::Server(status, e),
+                Err(_) => ApiClientError::Malformed(status),
+            })
+        }
+    }
+
+    pub async fn register_start(
+        &self,
+        display_name: &str,
+    ) -> Result<CeremonyStarted, ApiClientError> {
+        let body = RegisterStart {
+            display_name: display_name.to_owned(),
+        };
+        self.call(Method::POST, "/v1/account/register/start", Some(&body))
+            .await
+    }
+
+    pub async fn register_finish(
+        &self,
+        req: &RegisterFinish,
+    ) -> Result<SessionGranted, ApiClientError> {
+        self.call(Method::POST, "/v1/account/register/finish", Some(req))
+            .await
+    }
+
+    pub async fn sign_in_start(&self) -> Result<CeremonyStarted, ApiClientError> {
+        self.call::<(), _>(Method::POST, "/v1/session/start", None)
+            .await
+    }
+
+    pub async fn sign_in_finish(
+        &self,
+        req: &SignInFinish,
+    ) -> Result<SessionGranted, ApiClientError> {
+        self.call(Method::POST, "/v1/session/finish", Some(req))
+            .await
+    }
+
+    pub async fn recover(&self, req: &RecoverSignIn) -> Result<SessionGranted, ApiClientError> {
+        self.call(Method::POST, "/v1/session/recover", Some(req))
+            .await
+    }
+
+    pub async fn sign_out(&self) -> Result<serde_json::Value, ApiClientError> {
+        self.call::<(), _>(Method::DELETE, "/v1/session", None)
+            .await
+    }
+
+    pub async fn account(&self) -> Result<AccountInfo, ApiClientError> {
+        self.call::<(), _>(Method::GET, "/v1/account", None).await
+    }
+
+    pub async fn delete_account(&self) -> Result<serde_json::Value, ApiClientError> {
+        self.call::<(), _>(Method::DELETE, "/v1/account", None)
+            .await
+    }
+
+    pub async fn set_recovery(
+        &self,
+        v: &RecoveryVerifier,
+    ) -> Result<serde_json::Value, ApiClientError> {
+        self.call(Method::PUT, "/v1/account/recovery", Some(v))
+            .await
+    }
+
+    pub async fn add_passkey_start(&self) -> Result<CeremonyStarted, ApiClientError> {
+        self.call::<(), _>(Method::POST, "/v1/account/passkeys/start", None)
+            .await
+    }
+
+    pub async fn add_passkey_finish(
+        &self,
+        req: &RegisterFinish,
+    ) -> Result<PasskeyInfo, ApiClientError> {
+        self.call(Method::POST, "/v1/account/passkeys/finish", Some(req))
+            .await
+    }
+
+    pub async fn remove_passkey(
+        &self,
+        credential_id: &[u8],
+    ) -> Result<serde_json::Value, ApiClientError> {
+        let path = format!("/v1/account/passkeys/{}", b64::encode(credential_id));
+        self.call::<(), _>(Method::DELETE, &path, None).await
+    }
+
+    pub async fn put(&self, id: &str, put: &PutRecord) -> Result<PutResult, ApiClientError> {
+        self.call(Method::PUT, &format!("/v1/records/{id}"), Some(put))
+            .await
+    }
+
+    pub async fn get(&self, id: &str) -> Result<RecordOut, ApiClientError> {
+        self.call::<(), _>(Method::GET, &format!("/v1/records/{id}"), None)
+            .await
+    }
+
+    pub async fn delete(&self, id: &str) -> Result<Deleted, ApiClientError> {
+        self.call::<(), _>(Method::DELETE, &format!("/v1/records/{id}"), None)
+            .await
+    }
+
+    pub async fn delete_group(&self, group: &str) -> Result<Deleted, ApiClientError> {
+        self.call::<(), _>(Method::DELETE, &format!("/v1/groups/{group}"), None)
+            .await
+    }
+
+    pub async fn changes(&self, since: u64, limit: u32) -> Result<Changes, ApiClientError> {
+        self.call::<(), _>(
+            Method::GET,
+            &format!("/v1/records?since={since}&limit={limit}"),
+            None,
+        )
+        .await
+    }
+
+    /// Every change after `since`, following pages.
+    pub async fn all_changes(
+        &self,
+        mut since: u64,
+    ) -> Result<(Vec<RecordOut>, u64), ApiClientError> {
+        let mut out = Vec::new();
+        loop {
+            let page = self.changes(since, 1000).await?;
+            since = page.next;
+            out.extend(page.records);
+            if !page.more {
+                return Ok((out, since));
+            }
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! The CLI's files in the user's config directory: the software passkey keyring, the session,
+//! and the rollback ledger. Every file is written atomically (temp file, fsync, rename) with
+//! 0600 permissions, so a crash never leaves a half-written credential or session behind.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is damaged ({reason}); remove it and sign in again")]
+    Damaged { path: PathBuf, reason: String },
+}
+
+/// Where one user's CLI state lives (default: `~/.config/sotto`).
+#[derive(Clone)]
+pub struct Profile {
+    pub dir: PathBuf,
+}
+
+/// A signed-in session. The token is a bearer secret: the file is 0600 and the type has no
+/// Debug.
+#[derive(Serialize, Deserialize, Clone)]
+pub struct SessionFile {
+    pub server: String,
+    pub account_id: String,
+    pub session_token: String,
+    pub rp_id: String,
+    /// The passkey of this device, as base64url.
+    pub credential_id: String,
+}
+
+impl Profile {
+    pub fn new(dir: Option<PathBuf>) -> Self {
+        Profile {
+            dir: dir.unwrap_or_else(|| {
+                dirs::config_dir()
+                    .unwrap_or_else(|| PathBuf::from("."))
+                    .join("sotto")
+            }),
+        }
+    }
+
+    pub fn keyring_path(&self) -> PathBuf {
+        self.dir.join("passkeys.json")
+    }
+
+    pub fn session_path(&self) -> PathBuf {
+        self.dir.join("session.json")
+    }
+
+    pub fn ledger_path(&self, account: &str) -> PathBuf {
+        let safe: String = account
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        self.dir.join(format!("ledger-{safe}.json"))
+    }
+
+    pub fn load_json<T: for<'de> Deserialize<'de>>(
+        &self,
+        path: &Path,
+    ) -> Result<Option<T>, LocalError> {
+        let bytes = match fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(LocalError::Read {
+                    path: path.to_owned(),
+                    source,
+                })
+            }
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| LocalError::Damaged {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })
+    }
+
+    pub fn save_json<T: Serialize>(&self, path: &Path, value: &T) -> Result<(), LocalError> {
+        let bytes = serde_json::to_vec_pretty(value).map_err(|e| LocalError::Damaged {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        write_private(path, &bytes)
+    }
+
+    pub fn remove(&self, path: &Path) -> Result<(), LocalError> {
+        match fs::remove_file(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(LocalError::Write {
+                path: path.to_owned(),
+                source,
+            }),
+        }
+    }
+}
+
+/// Writes `bytes` to `path` atomically, readable only by the user.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), LocalError> {
+    let err = |source| LocalError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(err)?;
+    let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        std::process::id()
+    ));
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(err)?;
+    f.write_all(bytes).map_err(err)?;
+    f.sync_all().map_err(err)?;
+    drop(f);
+    fs::rename(&tmp, path).map_err(err)?;
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}

@@ -1,0 +1,805 @@
+//! Passkey accounts and the encrypted history against the real server, on SQLite and on
+//! PostgreSQL: real WebAuthn ceremonies (the CLI's software passkey with PRF), real HTTP on
+//! loopback, and a hostile server played by editing its database directly.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use reqwest::StatusCode;
+use sotto::account::{self, AccountError, Unlocked};
+use sotto::api::{ApiClient, ApiClientError};
+use sotto::history::{self, HistoryError};
+use sotto::local::Profile;
+use sotto_api::b64;
+use sotto_server::{AccountsConfig, RateLimit, ServerConfig};
+use sotto_store::Store;
+use sotto_vault::{Role, VaultError};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+// ---- Harness ---------------------------------------------------------------------------
+
+enum Backend {
+    Sqlite {
+        path: PathBuf,
+    },
+    Postgres {
+        admin: String,
+        db: String,
+        url: String,
+    },
+}
+
+impl Backend {
+    fn spec(&self) -> String {
+        match self {
+            Backend::Sqlite { path } => format!("sqlite:{}", path.display()),
+            Backend::Postgres { url, .. } => url.clone(),
+        }
+    }
+
+    /// Everything the database holds, as bytes: the SQLite files, or a pg_dump.
+    fn dump(&self) -> Vec<u8> {
+        match self {
+            Backend::Sqlite { path } => {
+                let mut out = std::fs::read(path).unwrap();
+                let wal = PathBuf::from(format!("{}-wal", path.display()));
+                if let Ok(w) = std::fs::read(wal) {
+                    out.extend(w);
+                }
+                out
+            }
+            Backend::Postgres { url, .. } => {
+                let out = Command::new("pg_dump")
+                    .arg("--data-only")
+                    .arg(url)
+                    .output()
+                    .expect("pg_dump runs");
+                assert!(
+                    out.status.success(),
+                    "pg_dump failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                out.stdout
+            }
+        }
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        if let Backend::Postgres { admin, db, .. } = self {
+            let _ = Command::new("psql")
+                .arg(admin.as_str())
+                .arg("-qc")
+                .arg(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+                .output();
+        }
+    }
+}
+
+fn postgres_backend() -> Backend {
+    let admin = std::env::var("SOTTO_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        panic!(
+            "SOTTO_TEST_POSTGRES_URL is not set, so the PostgreSQL backend cannot be tested: \
+             run `eval \"$(bash scripts/postgres env)\"` first (scripts/test does)"
+        )
+    });
+    let db = format!("sotto_cli_{}", hex::encode(rand_bytes()));
+    let out = Command::new("psql")
+        .arg(&admin)
+        .arg("-qc")
+        .arg(format!("CREATE DATABASE {db}"))
+        .output()
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "CREATE DATABASE: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+    let url = format!("{base}/{db}");
+    Backend::Postgres { admin, db, url }
+}
+
+fn rand_bytes() -> [u8; 6] {
+    let mut b = [0u8; 6];
+    getrandom::getrandom(&mut b).unwrap();
+    b
+}
+
+struct Server {
+    /// What clients use: `http://localhost:<proxy port>`.
+    url: String,
+    store: Arc<dyn Store>,
+    backend: Backend,
+    /// Every byte between clients and the server, both directions.
+    wire: Arc<Mutex<Vec<u8>>>,
+    _dir: tempfile::TempDir,
+}
+
+async fn server(pg: bool) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = if pg {
+        postgres_backend()
+    } else {
+        Backend::Sqlite {
+            path: dir.path().join("accounts.sqlite"),
+        }
+    };
+    let store = sotto_store::open(&backend.spec())
+        .await
+        .expect("store opens");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server_addr = listener.local_addr().unwrap();
+    let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = proxy.local_addr().unwrap().port();
+    let origin = format!("http://localhost:{port}");
+    let mut accounts = AccountsConfig::new(store.clone(), "localhost", &origin);
+    accounts.auth_rate = RateLimit {
+        per_minute: 100_000,
+        burst: 100_000,
+    };
+    let mut config = ServerConfig::new(SocketAddr::from(([127, 0, 0, 1], 9)));
+    config.accounts = Some(accounts);
+    let app = sotto_server::router(config).expect("router");
+    tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await;
+    });
+    let wire = Arc::new(Mutex::new(Vec::new()));
+    tokio::spawn(record_proxy(proxy, server_addr, wire.clone()));
+    Server {
+        url: origin,
+        store,
+        backend,
+        wire,
+        _dir: dir,
+    }
+}
+
+async fn record_proxy(listener: TcpListener, target: SocketAddr, wire: Arc<Mutex<Vec<u8>>>) {
+    while let Ok((client, _)) = listener.accept().await {
+        let Ok(upstream) = TcpStream::connect(target).await else {
+            continue;
+        };
+        let (cr, cw) = client.into_split();
+        let (sr, sw) = upstream.into_split();
+        tokio::spawn(pump(cr, sw, wire.clone()));
+        tokio::spawn(pump(sr, cw, wire.clone()));
+    }
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    wire: Arc<Mutex<Vec<u8>>>,
+) {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                wire.lock().unwrap().extend_from_slice(&buf[..n]);
+                if to.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown().await;
+}
+
+fn device() -> (tempfile::TempDir, Profile) {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = Profile {
+        dir: dir.path().join("sotto"),
+    };
+    (dir, profile)
+}
+
+fn contents(h: &history::History, conv: &str) -> Vec<String> {
+    h.conversations[conv]
+        .messages
+        .iter()
+        .map(|(_, m)| m.content.clone())
+        .collect()
+}
+
+fn api_status(e: &AccountError) -> Option<StatusCode> {
+    match e {
+        AccountError::Api(ApiClientError::Server(s, _)) => Some(*s),
+        _ => None,
+    }
+}
+
+macro_rules! both_backends {
+    ($body:ident: $sqlite:ident, $postgres:ident) => {
+        #[tokio::test]
+        async fn $sqlite() {
+            $body(server(false).await).await;
+        }
+
+        #[tokio::test]
+        async fn $postgres() {
+            $body(server(true).await).await;
+        }
+    };
+}
+
+// ---- Ceremonies ------------------------------------------------------------------------
+
+both_backends!(passkeys_and_recovery: passkeys_and_recovery_sqlite, passkeys_and_recovery_postgres);
+
+async fn passkeys_and_recovery(s: Server) {
+    let (_d1, laptop) = device();
+    let (mut u, code) = account::create(&laptop, &s.url, "Ada", "laptop")
+        .await
+        .unwrap();
+    let conv = history::start(&mut u, "first conversation").await.unwrap();
+    history::append(&mut u, &conv, Role::User, "hello from the laptop")
+        .await
+        .unwrap();
+    u.save_ledger(&laptop).unwrap();
+    let account_id = u.session.account_id.clone();
+
+    // Sign out: the session is gone on the server too.
+    let token = u.session.session_token.clone();
+    u.api.sign_out().await.unwrap();
+    let stale = ApiClient::new(&s.url).unwrap().with_token(token.into());
+    assert!(matches!(
+        stale.account().await,
+        Err(ApiClientError::Server(StatusCode::UNAUTHORIZED, _))
+    ));
+
+    // Sign in again with the passkey, unlock, read.
+    let mut u = account::login(&laptop, &s.url).await.unwrap();
+    assert_eq!(u.session.account_id, account_id);
+    let h = history::sync(&mut u).await.unwrap();
+    assert_eq!(contents(&h, &conv), ["hello from the laptop"]);
+    assert_eq!(h.conversations[&conv].title(), "first conversation");
+
+    // A second passkey (another device's keyring), added from the signed-in laptop.
+    let (_d2, phone) = device();
+    account::add_passkey(&phone, &u, "phone").await.unwrap();
+    let info = u.api.account().await.unwrap();
+    assert_eq!(info.passkeys.len(), 2);
+    let mut p = account::login(&phone, &s.url).await.unwrap();
+    assert_eq!(p.session.account_id, account_id);
+    history::append(&mut p, &conv, Role::User, "hello from the phone")
+        .await
+        .unwrap();
+    let h = history::sync(&mut p).await.unwrap();
+    assert_eq!(contents(&h, &conv).len(), 2);
+
+    // Both devices lost: a new device with the recovery code gets everything back, and its
+    // own passkey from then on.
+    drop((_d1, _d2));
+    let (_d3, fresh) = device();
+    let typed = code.to_text().to_lowercase();
+    let mut r = account::recover(&fresh, &s.url, &typed, "new laptop")
+        .await
+        .unwrap();
+    assert_eq!(r.session.account_id, account_id);
+    let h = history::sync(&mut r).await.unwrap();
+    let mut got = contents(&h, &conv);
+    got.sort();
+    assert_eq!(got, ["hello from the laptop", "hello from the phone"]);
+    let mut again = account::login(&fresh, &s.url).await.unwrap();
+    assert_eq!(
+        history::sync(&mut again).await.unwrap().conversations.len(),
+        1
+    );
+    assert_eq!(again.api.account().await.unwrap().passkeys.len(), 3);
+
+    // A wrong code (valid checksum, no account) is refused by the server; a typo never leaves
+    // the machine.
+    let (_d4, other) = device();
+    let wrong = sotto_vault::RecoveryCode::generate().unwrap();
+    let err = account::recover(&other, &s.url, &wrong.to_text(), "x")
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(api_status(&err), Some(StatusCode::UNAUTHORIZED), "{err}");
+    assert!(
+        err.to_string()
+            .contains("recovery code does not belong to any account"),
+        "{err}"
+    );
+    let mut typo: Vec<char> = code.to_text().chars().collect();
+    typo[0] = if typo[0] == 'A' { 'B' } else { 'A' };
+    let typo: String = typo.into_iter().collect();
+    let err = account::recover(&other, &s.url, &typo, "x")
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(err, AccountError::RecoveryCode(_)), "{err}");
+    assert!(err.to_string().contains("typo"), "{err}");
+
+    // Rotating the recovery code: the old one stops working, the new one works.
+    let new_code = account::rotate_recovery(&again).await.unwrap();
+    let (_d5, d5) = device();
+    assert!(account::recover(&d5, &s.url, &code.to_text(), "x")
+        .await
+        .is_err());
+    let (_d6, d6) = device();
+    account::recover(&d6, &s.url, &new_code.to_text(), "x")
+        .await
+        .unwrap();
+
+    // The only passkey cannot be removed; another can, and its wrapping goes with it.
+    let info = again.api.account().await.unwrap();
+    let mine = b64::decode(&again.session.credential_id).unwrap();
+    let others: Vec<_> = info
+        .passkeys
+        .iter()
+        .filter(|p| p.credential_id != mine)
+        .collect();
+    for p in &others {
+        again.api.remove_passkey(&p.credential_id).await.unwrap();
+        let wrap = sotto_api::passkey_wrap_id(&p.credential_id);
+        assert!(again.api.get(&wrap).await.unwrap().ciphertext.is_none());
+    }
+    let err = again.api.remove_passkey(&mine).await.err().unwrap();
+    assert!(
+        matches!(&err, ApiClientError::Server(StatusCode::CONFLICT, e) if e.error == "last_passkey"),
+        "{err}"
+    );
+}
+
+// ---- Canaries --------------------------------------------------------------------------
+
+both_backends!(canaries_never_leave_the_client: canaries_sqlite, canaries_postgres);
+
+async fn canaries_never_leave_the_client(s: Server) {
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let writer = {
+        let logs = logs.clone();
+        move || LogSink(logs.clone())
+    };
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(writer)
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let title = "CANARY-TITLE-7f3a91";
+    let words = [
+        "CANARY-MSG-a1b2c3",
+        "CANARY-ANSWER-d4e5f6",
+        "CANARY-FOLDER-0badc0",
+    ];
+    let (_d, dev) = device();
+    let (mut u, _) = account::create(&dev, &s.url, "Canary", "cli")
+        .await
+        .unwrap();
+    let conv = history::start(&mut u, title).await.unwrap();
+    history::append(&mut u, &conv, Role::User, words[0])
+        .await
+        .unwrap();
+    history::append(&mut u, &conv, Role::Assistant, words[1])
+        .await
+        .unwrap();
+    history::edit_header(&mut u, &conv, None, Some(words[2]))
+        .await
+        .unwrap();
+    let h = history::sync(&mut u).await.unwrap();
+    assert_eq!(contents(&h, &conv), [words[0], words[1]]);
+    assert_eq!(
+        h.conversations[&conv].header.as_ref().unwrap().folder,
+        words[2]
+    );
+
+    let wire = s.wire.lock().unwrap().clone();
+    let db = s.backend.dump();
+    let logged = logs.lock().unwrap().clone();
+    assert!(!wire.is_empty() && !db.is_empty() && !logged.is_empty());
+    // Something real went by: the wire carried the recovery verifier's lookup field name and
+    // record ids, the database holds the account.
+    assert!(find(&wire, b"wrap.recovery"));
+    for canary in std::iter::once(&title).chain(words.iter()) {
+        for (place, bytes) in [
+            ("HTTP traffic", &wire),
+            ("database", &db),
+            ("server logs", &logged),
+        ] {
+            assert!(
+                !find(bytes, canary.as_bytes()),
+                "{canary} found in the {place}"
+            );
+            let b64 = b64::encode(canary.as_bytes());
+            assert!(
+                !find(bytes, &b64.as_bytes()[..b64.len() - 2]),
+                "{canary} (base64) found in the {place}"
+            );
+        }
+    }
+    drop(s);
+}
+
+struct LogSink(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+// ---- Authorization ---------------------------------------------------------------------
+
+both_backends!(authorization_matrix: authorization_sqlite, authorization_postgres);
+
+async fn authorization_matrix(s: Server) {
+    let (_da, da) = device();
+    let (_db, db) = device();
+    let (mut a, _) = account::create(&da, &s.url, "A", "a").await.unwrap();
+    let (b, _) = account::create(&db, &s.url, "B", "b").await.unwrap();
+    let conv = history::start(&mut a, "a's secret").await.unwrap();
+    let msg = history::append(&mut a, &conv, Role::User, "only for a")
+        .await
+        .unwrap();
+    let msg_id = format!("m.{conv}.{msg}");
+    let a_before = a.api.get(&msg_id).await.unwrap();
+    let a_cred = b64::decode(&a.session.credential_id).unwrap();
+
+    let not_found = |r: Result<_, ApiClientError>| {
+        matches!(r, Err(ApiClientError::Server(StatusCode::NOT_FOUND, _)))
+    };
+    // Read.
+    assert!(not_found(b.api.get(&msg_id).await.map(|_| ())));
+    // List: b's changes hold only b's own records.
+    let (b_changes, _) = b.api.all_changes(0).await.unwrap();
+    assert!(b_changes.iter().all(|r| !r.id.contains(&conv)));
+    assert!(b_changes.iter().all(|r| r.id.starts_with("wrap.")));
+    // Overwrite: b's put with a's id lands in b's space; a's record is untouched.
+    let put = sotto_api::PutRecord {
+        group: Some(conv.clone()),
+        kind: "msg".into(),
+        expected_version: 1,
+        ciphertext: vec![0; 300],
+    };
+    let err = b.api.put(&msg_id, &put).await.err().unwrap();
+    assert_eq!(err.conflict(), Some(0), "{err}");
+    let put0 = sotto_api::PutRecord {
+        expected_version: 0,
+        ..put
+    };
+    b.api.put(&msg_id, &put0).await.unwrap();
+    assert_eq!(a.api.get(&msg_id).await.unwrap(), a_before);
+    // Delete a record, a group.
+    b.api.delete(&msg_id).await.unwrap(); // b's own copy
+    assert!(not_found(
+        b.api.delete(&format!("ck.{conv}")).await.map(|_| ())
+    ));
+    assert_eq!(b.api.delete_group(&conv).await.unwrap().deleted, 0);
+    assert_eq!(a.api.get(&msg_id).await.unwrap(), a_before);
+    assert!(a
+        .api
+        .get(&format!("ck.{conv}"))
+        .await
+        .unwrap()
+        .ciphertext
+        .is_some());
+    // Passkeys: b cannot see or remove a's.
+    let b_info = b.api.account().await.unwrap();
+    assert!(b_info.passkeys.iter().all(|p| p.credential_id != a_cred));
+    assert!(not_found(b.api.remove_passkey(&a_cred).await.map(|_| ())));
+    assert_eq!(a.api.account().await.unwrap().passkeys.len(), 1);
+
+    // Unauthenticated, a garbage token, a signed-out token: 401 on every route.
+    let anon = ApiClient::new(&s.url).unwrap();
+    let garbage = ApiClient::new(&s.url)
+        .unwrap()
+        .with_token("not-a-session".to_owned().into());
+    let (_dc, dc) = device();
+    let (c, _) = account::create(&dc, &s.url, "C", "c").await.unwrap();
+    let c_token = c.session.session_token.clone();
+    c.api.sign_out().await.unwrap();
+    let signed_out = ApiClient::new(&s.url).unwrap().with_token(c_token.into());
+    for client in [&anon, &garbage, &signed_out] {
+        let results = [
+            client.account().await.map(|_| ()),
+            client.get(&msg_id).await.map(|_| ()),
+            client.put(&msg_id, &put0).await.map(|_| ()),
+            client.delete(&msg_id).await.map(|_| ()),
+            client.delete_group(&conv).await.map(|_| ()),
+            client.changes(0, 10).await.map(|_| ()),
+            client.remove_passkey(&a_cred).await.map(|_| ()),
+            client.add_passkey_start().await.map(|_| ()),
+            client
+                .set_recovery(&sotto_api::RecoveryVerifier {
+                    lookup: [1; 32],
+                    verifier: [2; 32],
+                })
+                .await
+                .map(|_| ()),
+            client.sign_out().await.map(|_| ()),
+            client.delete_account().await.map(|_| ()),
+        ];
+        for (i, r) in results.into_iter().enumerate() {
+            assert!(
+                matches!(r, Err(ApiClientError::Server(StatusCode::UNAUTHORIZED, _))),
+                "route {i} did not answer 401"
+            );
+        }
+    }
+    // a is intact after all that.
+    let h = history::sync(&mut a).await.unwrap();
+    assert_eq!(contents(&h, &conv), ["only for a"]);
+    drop(s);
+}
+
+// ---- Concurrency -----------------------------------------------------------------------
+
+both_backends!(concurrent_devices_lose_nothing: concurrency_sqlite, concurrency_postgres);
+
+async fn concurrent_devices_lose_nothing(s: Server) {
+    let (_d1, one) = device();
+    let (_d2, two) = device();
+    let (mut a, _) = account::create(&one, &s.url, "Ada", "one").await.unwrap();
+    account::add_passkey(&two, &a, "two").await.unwrap();
+    let mut b = account::login(&two, &s.url).await.unwrap();
+    let conv = history::start(&mut a, "shared").await.unwrap();
+    history::sync(&mut b).await.unwrap();
+
+    const EACH: usize = 40;
+    let writer = |u: Unlocked, who: &'static str, conv: String| async move {
+        let mut u = u;
+        for i in 0..EACH {
+            history::append(&mut u, &conv, Role::User, &format!("{who} {i}"))
+                .await
+                .unwrap();
+            if i % 10 == 0 {
+                history::edit_header(&mut u, &conv, Some(&format!("{who} title {i}")), None)
+                    .await
+                    .unwrap();
+            }
+        }
+        u
+    };
+    let (mut a, mut b) = tokio::join!(writer(a, "a", conv.clone()), writer(b, "b", conv.clone()));
+    let ha = history::sync(&mut a).await.unwrap();
+    let hb = history::sync(&mut b).await.unwrap();
+    let mut got = contents(&ha, &conv);
+    got.sort();
+    let mut want: Vec<String> = (0..EACH)
+        .flat_map(|i| [format!("a {i}"), format!("b {i}")])
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+    assert_eq!(contents(&ha, &conv), contents(&hb, &conv));
+    assert_eq!(
+        ha.conversations[&conv].title(),
+        hb.conversations[&conv].title(),
+        "header edits converged"
+    );
+    drop(s);
+}
+
+// ---- Deletion --------------------------------------------------------------------------
+
+both_backends!(deletion_shreds: deletion_sqlite, deletion_postgres);
+
+async fn deletion_shreds(s: Server) {
+    let (_d, dev) = device();
+    let (mut u, code) = account::create(&dev, &s.url, "Del", "cli").await.unwrap();
+    let keep = history::start(&mut u, "keep").await.unwrap();
+    let gone = history::start(&mut u, "gone").await.unwrap();
+    history::append(&mut u, &gone, Role::User, "to be shredded")
+        .await
+        .unwrap();
+    history::append(&mut u, &keep, Role::User, "stays")
+        .await
+        .unwrap();
+    assert_eq!(history::delete(&u, &gone).await.unwrap(), 3);
+    let (all, _) = u.api.all_changes(0).await.unwrap();
+    let of_gone: Vec<_> = all
+        .iter()
+        .filter(|r| r.group.as_deref() == Some(gone.as_str()))
+        .collect();
+    assert_eq!(of_gone.len(), 3);
+    assert!(
+        of_gone.iter().all(|r| r.ciphertext.is_none()),
+        "wrapped key and records gone"
+    );
+    let h = history::sync(&mut u).await.unwrap();
+    assert!(!h.conversations.contains_key(&gone));
+    assert_eq!(contents(&h, &keep), ["stays"]);
+
+    let account_id = sotto_store::AccountId(
+        *uuid::Uuid::parse_str(&u.session.account_id)
+            .unwrap()
+            .as_bytes(),
+    );
+    u.api.delete_account().await.unwrap();
+    assert!(s.store.account(account_id).await.unwrap().is_none());
+    assert!(s
+        .store
+        .changes(account_id, 0, 100)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(s.store.credentials(account_id).await.unwrap().is_empty());
+    let err = account::login(&dev, &s.url).await.err().unwrap();
+    assert_eq!(api_status(&err), Some(StatusCode::BAD_REQUEST), "{err}");
+    let (_d2, d2) = device();
+    let err = account::recover(&d2, &s.url, &code.to_text(), "x")
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(api_status(&err), Some(StatusCode::UNAUTHORIZED), "{err}");
+}
+
+// ---- A hostile server ------------------------------------------------------------------
+
+/// The server's operator edits the SQLite database directly: moves a ciphertext to another
+/// record, relabels a kind, serves an old version again, flips a byte. The client refuses each.
+#[tokio::test]
+async fn tampered_records_are_refused() {
+    let s = server(false).await;
+    let Backend::Sqlite { path } = &s.backend else {
+        unreachable!()
+    };
+    let (_d, dev) = device();
+    let (mut u, _) = account::create(&dev, &s.url, "T", "cli").await.unwrap();
+    let conv = history::start(&mut u, "title one").await.unwrap();
+    let m1 = format!(
+        "m.{conv}.{}",
+        history::append(&mut u, &conv, Role::User, "one")
+            .await
+            .unwrap()
+    );
+    let m2 = format!(
+        "m.{conv}.{}",
+        history::append(&mut u, &conv, Role::User, "two")
+            .await
+            .unwrap()
+    );
+    let old_header = u.api.get(&format!("ch.{conv}")).await.unwrap();
+    history::edit_header(&mut u, &conv, Some("title two"), None)
+        .await
+        .unwrap();
+    history::sync(&mut u).await.unwrap();
+    u.save_ledger(&dev).unwrap();
+
+    let db = rusqlite::Connection::open(path).unwrap();
+    let ct = |id: &str| -> Vec<u8> {
+        db.query_row("SELECT ciphertext FROM records WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    };
+    let set = |id: &str, ct: &[u8], version: i64| {
+        db.execute(
+            "UPDATE records SET ciphertext = ?1, version = ?2 WHERE id = ?3",
+            rusqlite::params![ct, version, id],
+        )
+        .unwrap();
+    };
+    let (ct1, ct2) = (ct(&m1), ct(&m2));
+
+    // Each tampering on its own, undone before the next; every one fails the sync.
+    type Case<'a> = (&'a str, Box<dyn Fn() + 'a>, Box<dyn Fn(&VaultError) -> bool>);
+    let cases: Vec<Case<'_>> = vec![
+        (
+            "message moved to another id",
+            Box::new(|| set(&m2, &ct1, 1)),
+            Box::new(|e| matches!(e, VaultError::Authentication { .. })),
+        ),
+        (
+            "old header served again",
+            Box::new(|| {
+                set(
+                    &format!("ch.{conv}"),
+                    old_header.ciphertext.as_ref().unwrap(),
+                    1,
+                )
+            }),
+            Box::new(|e| {
+                matches!(
+                    e,
+                    VaultError::Rollback {
+                        seen: 2,
+                        served: 1,
+                        ..
+                    }
+                )
+            }),
+        ),
+        (
+            "old header relabelled as the new version",
+            Box::new(|| {
+                set(
+                    &format!("ch.{conv}"),
+                    old_header.ciphertext.as_ref().unwrap(),
+                    2,
+                )
+            }),
+            Box::new(|e| matches!(e, VaultError::Authentication { .. })),
+        ),
+        (
+            "a flipped byte",
+            Box::new(|| {
+                let mut t = ct2.clone();
+                t[40] ^= 0x01;
+                set(&m2, &t, 1)
+            }),
+            Box::new(|e| matches!(e, VaultError::Authentication { .. })),
+        ),
+        (
+            "a message relabelled as another kind",
+            Box::new(|| {
+                db.execute(
+                    "UPDATE records SET kind = 'conv-header' WHERE id = ?1",
+                    [&m2],
+                )
+                .unwrap();
+            }),
+            Box::new(|e| matches!(e, VaultError::Misfiled(_))),
+        ),
+    ];
+    let header_ct = ct(&format!("ch.{conv}"));
+    for (what, tamper, expected) in cases {
+        tamper();
+        let mut fresh = account::unlock(&dev).await.unwrap();
+        match history::sync(&mut fresh).await {
+            Err(HistoryError::Refused(e)) => assert!(expected(&e), "{what}: unexpected {e}"),
+            Err(e) => panic!("{what}: unexpected error {e}"),
+            Ok(_) => panic!("{what}: accepted"),
+        }
+        set(&m2, &ct2, 1);
+        set(&format!("ch.{conv}"), &header_ct, 2);
+        db.execute("UPDATE records SET kind = 'msg' WHERE id = ?1", [&m2])
+            .unwrap();
+    }
+    // Untampered again: accepted.
+    let mut fresh = account::unlock(&dev).await.unwrap();
+    let h = history::sync(&mut fresh).await.unwrap();
+    assert_eq!(contents(&h, &conv), ["one", "two"]);
+
+    // Another account's record copied into this one: refused.
+    let (_d2, other) = device();
+    let (mut v, _) = account::create(&other, &s.url, "V", "cli").await.unwrap();
+    let vconv = history::start(&mut v, "victim").await.unwrap();
+    let vmsg = format!(
+        "m.{vconv}.{}",
+        history::append(&mut v, &vconv, Role::User, "victim's")
+            .await
+            .unwrap()
+    );
+    let vck = ct(&format!("ck.{vconv}"));
+    let vm = ct(&vmsg);
+    let mut u = account::unlock(&dev).await.unwrap();
+    let fake = sotto_api::PutRecord {
+        group: Some(vconv.clone()),
+        kind: "conv-key".into(),
+        expected_version: 0,
+        ciphertext: vck,
+    };
+    u.api.put(&format!("ck.{vconv}"), &fake).await.unwrap();
+    let fake = sotto_api::PutRecord {
+        kind: "msg".into(),
+        ciphertext: vm,
+        ..fake
+    };
+    u.api.put(&vmsg, &fake).await.unwrap();
+    assert!(matches!(
+        history::sync(&mut u).await,
+        Err(HistoryError::Refused(VaultError::Authentication { .. }))
+    ));
+}
