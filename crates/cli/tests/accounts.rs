@@ -694,7 +694,11 @@ async fn tampered_records_are_refused() {
     let (ct1, ct2) = (ct(&m1), ct(&m2));
 
     // Each tampering on its own, undone before the next; every one fails the sync.
-    type Case<'a> = (&'a str, Box<dyn Fn() + 'a>, Box<dyn Fn(&VaultError) -> bool>);
+    type Case<'a> = (
+        &'a str,
+        Box<dyn Fn() + 'a>,
+        Box<dyn Fn(&VaultError) -> bool>,
+    );
     let cases: Vec<Case<'_>> = vec![
         (
             "message moved to another id",
@@ -802,4 +806,45 @@ async fn tampered_records_are_refused() {
         history::sync(&mut u).await,
         Err(HistoryError::Refused(VaultError::Authentication { .. }))
     ));
+}
+
+// ---- Rate limits -----------------------------------------------------------------------
+
+#[tokio::test]
+async fn sign_in_attempts_are_rate_limited() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sotto_store::open(&format!("sqlite:{}", dir.path().join("a.sqlite").display()))
+        .await
+        .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let url = format!("http://localhost:{port}");
+    let mut accounts = AccountsConfig::new(store, "localhost", &url);
+    accounts.auth_rate = RateLimit {
+        per_minute: 1,
+        burst: 3,
+    };
+    let mut config = ServerConfig::new(SocketAddr::from(([127, 0, 0, 1], 9)));
+    config.accounts = Some(accounts);
+    let app = sotto_server::router(config).unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await;
+    });
+    let api = ApiClient::new(&url).unwrap();
+    for _ in 0..3 {
+        api.sign_in_start().await.unwrap();
+    }
+    let limited = |r: Result<_, ApiClientError>| matches!(r, Err(ApiClientError::Server(StatusCode::TOO_MANY_REQUESTS, e)) if e.error == "rate_limited");
+    assert!(limited(api.sign_in_start().await.map(|_| ())));
+    let wrong = sotto_vault::RecoveryCode::generate().unwrap();
+    let guess = sotto_api::RecoverSignIn {
+        lookup: wrong.lookup(),
+        secret: *wrong.sign_in_secret(),
+    };
+    assert!(limited(api.recover(&guess).await.map(|_| ())));
+    assert!(limited(api.register_start("x").await.map(|_| ())));
 }

@@ -1,8 +1,10 @@
 //! The promise, tested: canary strings in the system prompt, the prompts and the history, and
 //! the answers the model actually generated, never appear in anything the server or the
 //! enclave wrote (stdout, stderr, log files, every file under the data directory) nor in any
-//! byte the relay forwarded. Runs the real `sotto` binaries as separate processes, with the
-//! most verbose logging.
+//! byte the relay forwarded. The client is signed in, so the conversation is also saved: the
+//! server's account database is searched too, and the client's own export must hold every
+//! canary (it was really saved). Runs the real `sotto` binaries as separate processes, with
+//! the most verbose logging.
 
 mod common;
 
@@ -113,12 +115,26 @@ async fn no_canary_reaches_the_server_its_logs_the_relay_or_the_enclave_logs() {
         "CANARY-PROMPT-1-b84e02d9",
         "CANARY-PROMPT-2-5c17e6aa",
     ];
+    // The client signs up first, so the conversation is also saved (encrypted) on the server.
+    let port = server_addr.rsplit(':').next().unwrap();
+    let server_url = format!("http://localhost:{port}");
+    let created = Command::new(BIN)
+        .args(["account", "create", "--server", &server_url])
+        .env("HOME", &client_dir)
+        .env_remove("SOTTO_CONFIG_DIR")
+        .output()
+        .unwrap();
+    assert!(
+        created.status.success(),
+        "account create failed: {}",
+        String::from_utf8_lossy(&created.stderr)
+    );
     let root = enclave_dir.join("collateral").join("simulated-root.der");
     let mut chat = Command::new(BIN)
         .args([
             "chat",
             "--server",
-            &format!("http://{server_addr}"),
+            &server_url,
             "--insecure-simulated",
             "--simulated-root",
             root.to_str().unwrap(),
@@ -128,6 +144,7 @@ async fn no_canary_reaches_the_server_its_logs_the_relay_or_the_enclave_logs() {
             "24",
         ])
         .env("HOME", &client_dir)
+        .env_remove("SOTTO_CONFIG_DIR")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -150,6 +167,21 @@ async fn no_canary_reaches_the_server_its_logs_the_relay_or_the_enclave_logs() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // The history holds the conversation, readable on the client only.
+    let exported = Command::new(BIN)
+        .args(["history", "export", "--format", "markdown"])
+        .env("HOME", &client_dir)
+        .env_remove("SOTTO_CONFIG_DIR")
+        .output()
+        .unwrap();
+    let exported = String::from_utf8_lossy(&exported.stdout).to_string();
+    for canary in canaries {
+        assert!(
+            exported.contains(canary),
+            "{canary} missing from the saved history"
+        );
+    }
+
     let _ = enclave.kill();
     let _ = server.kill();
     let _ = enclave.wait();
@@ -171,6 +203,10 @@ async fn no_canary_reaches_the_server_its_logs_the_relay_or_the_enclave_logs() {
         "the enclave logged (without content)"
     );
 
+    assert!(
+        contains(&captured, "SQLite format 3"),
+        "the server's account database is among the files searched"
+    );
     for canary in canaries {
         assert!(!contains(&captured, canary), "canary {canary} leaked");
     }
