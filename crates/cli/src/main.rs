@@ -105,6 +105,10 @@ struct AccountsArgs {
     /// The web origin users reach the server at (default: http://localhost:<port>).
     #[arg(long)]
     origin: Option<String>,
+    /// A built web client to serve at `/` (hashed at startup; the digest is printed and served
+    /// at /.well-known/sotto-bundle.sha256).
+    #[arg(long)]
+    web_dir: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -284,6 +288,7 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
             let mut config = ServerConfig::new(enclave);
             config.collateral_dir = collateral_dir;
             config.accounts = Some(accounts_config(&accounts, &data_dir, addr).await?);
+            config.web = web_bundle(&accounts)?;
             println!("sotto server listening on http://{addr}");
             stack::run_server(listener, config).await?;
             Ok(ExitCode::SUCCESS)
@@ -330,6 +335,21 @@ async fn accounts_config(
     Ok(stack::accounts_config(&store, &args.rp_id, &origin).await?)
 }
 
+fn web_bundle(
+    args: &AccountsArgs,
+) -> Result<Option<std::sync::Arc<sotto_server::Bundle>>, AnyError> {
+    let Some(dir) = &args.web_dir else {
+        return Ok(None);
+    };
+    let bundle = sotto_server::Bundle::load(dir)?;
+    eprintln!(
+        "web client {} (bundle sha256 {})",
+        dir.display(),
+        bundle.digest()
+    );
+    Ok(Some(std::sync::Arc::new(bundle)))
+}
+
 async fn up(
     listen: String,
     opts: EnclaveOptions,
@@ -356,6 +376,7 @@ async fn up(
     let mut config = ServerConfig::new(enclave_addr);
     config.collateral_dir = Some(data_dir.join("collateral"));
     config.accounts = Some(accounts_config(&accounts, &data_dir, addr).await?);
+    config.web = web_bundle(&accounts)?;
     let url = format!("http://{}:{}", accounts.rp_id, addr.port());
     println!("Sotto is up: {url}");
     println!("  model:    {} (sha256 {})", model.name, model.sha256);

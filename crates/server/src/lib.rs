@@ -11,6 +11,7 @@ mod error;
 mod ratelimit;
 mod records;
 mod relay;
+mod web;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,6 +28,7 @@ use tokio::sync::Semaphore;
 
 pub use error::ConfigError;
 pub use ratelimit::RateLimit;
+pub use web::{Bundle, WebError, CSP};
 
 #[derive(Clone)]
 pub struct ServerConfig {
@@ -38,6 +40,8 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// Passkey accounts and encrypted history; without it the server only relays.
     pub accounts: Option<AccountsConfig>,
+    /// The web client, served at `/` (loaded and hashed once, at startup).
+    pub web: Option<Arc<Bundle>>,
 }
 
 #[derive(Clone)]
@@ -84,6 +88,7 @@ impl ServerConfig {
             max_relays: 256,
             idle_timeout: Duration::from_secs(600),
             accounts: None,
+            web: None,
         }
     }
 }
@@ -98,6 +103,7 @@ pub(crate) struct AppState {
 const MAX_BODY: usize = 8 * 1024 * 1024;
 
 pub fn router(config: ServerConfig) -> Result<Router, ConfigError> {
+    let web = config.web.clone();
     let accounts = config
         .accounts
         .clone()
@@ -151,6 +157,15 @@ pub fn router(config: ServerConfig) -> Result<Router, ConfigError> {
             .layer(DefaultBodyLimit::max(MAX_BODY))
             .with_state(accounts);
         app = app.merge(api);
+    }
+    if let Some(bundle) = web {
+        app = app.merge(
+            Router::new()
+                .route("/", get(web::index))
+                .route("/.well-known/sotto-bundle.sha256", get(web::bundle_digest))
+                .route("/{*path}", get(web::file))
+                .with_state(bundle),
+        );
     }
     Ok(app)
 }
