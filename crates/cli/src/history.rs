@@ -215,17 +215,7 @@ pub async fn edit_header(
             Err(e) if e.is_not_found() => (Header::new("", 0), 0),
             Err(e) => return Err(e.into()),
         };
-        let now = now_ms();
-        let mut edit = base.clone();
-        if let Some(t) = title {
-            edit.title = t.to_owned();
-            edit.title_at = now.max(base.title_at + 1);
-        }
-        if let Some(f) = folder {
-            edit.folder = f.to_owned();
-            edit.folder_at = now.max(base.folder_at + 1);
-        }
-        let merged = base.merge(&edit);
+        let merged = base.edit(title, folder, now_ms());
         let sealed = u.vault.seal_header(conv, &merged, version)?;
         match u.api.put(&sealed.id, &sealed.put).await {
             Ok(_) => return Ok(()),

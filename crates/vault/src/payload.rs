@@ -31,6 +31,21 @@ impl Header {
         }
     }
 
+    /// This header with a new title and/or folder, stamped later than what it replaces even if
+    /// the device's clock is behind, so the edit wins the merge against the version it saw.
+    pub fn edit(&self, title: Option<&str>, folder: Option<&str>, now_ms: u64) -> Header {
+        let mut edit = self.clone();
+        if let Some(t) = title {
+            edit.title = t.to_owned();
+            edit.title_at = now_ms.max(self.title_at.saturating_add(1));
+        }
+        if let Some(f) = folder {
+            edit.folder = f.to_owned();
+            edit.folder_at = now_ms.max(self.folder_at.saturating_add(1));
+        }
+        self.merge(&edit)
+    }
+
     pub fn merge(&self, other: &Header) -> Header {
         let (title, title_at) = later((&self.title, self.title_at), (&other.title, other.title_at));
         let (folder, folder_at) = later(
@@ -95,5 +110,15 @@ mod tests {
         c.title = "other".into();
         c.title_at = 20;
         assert!(a.merge(&c) == c.merge(&a));
+    }
+
+    #[test]
+    fn an_edit_wins_over_what_it_saw_even_with_a_slow_clock() {
+        let seen = Header::new("old", 1_000);
+        let edited = seen.edit(Some("new"), None, 10);
+        assert_eq!(edited.title, "new");
+        assert_eq!(edited.title_at, 1_001);
+        assert_eq!(edited.folder, seen.folder);
+        assert!(edited.merge(&seen) == edited);
     }
 }

@@ -1,0 +1,376 @@
+//! One attested chat channel as the browser drives it: JSON and bytes in, JSON and bytes out,
+//! over `sotto_channel`'s handshake and transport.
+//!
+//! Trust: every byte handed to [`ChannelCore::finish`] and [`ChannelCore::open`] came through
+//! the untrusted server relay; the policy JSON comes from the web app itself. The states below
+//! carry the channel crate's guarantee across the JS boundary: until `finish` has verified the
+//! evidence there is no session, so nothing can be sealed; any failure closes the channel for
+//! good, as the transport requires.
+
+use serde::{Deserialize, Serialize};
+use sotto_channel::handshake::{ClientHandshake, Expectations, Verified};
+use sotto_channel::manifest::{EngineManifest, ModelManifest};
+use sotto_channel::messages::{
+    ClientMessage, ErrorKind, GenParams, Role, ServerMessage, Stats, WireMessage,
+};
+use sotto_channel::{ChannelError, Session};
+use sotto_verify::{CpuVerdict, Policy, Verdict};
+use sotto_verify_core::UnixTime;
+use zeroize::Zeroizing;
+
+use crate::error::{json, json_quiet, WebError};
+
+/// What the web app requires of an enclave. Unknown fields are refused, so a misspelt
+/// requirement cannot silently fall back to "accept anything".
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyIn {
+    /// Accept the simulated development platform (the CLI's `--insecure-simulated`).
+    #[serde(default)]
+    pub allow_simulated: bool,
+    /// The simulated platform's root certificate (DER, standard base64); without it any
+    /// simulated enclave is accepted when `allow_simulated` is set.
+    #[serde(default)]
+    pub simulated_root: Option<String>,
+    /// The launch measurement (48 bytes, hex): SEV-SNP MEASUREMENT or TDX MRTD.
+    #[serde(default)]
+    pub expect_measurement: Option<String>,
+    /// The model's SHA-256 (hex) the manifest must name.
+    #[serde(default)]
+    pub expect_model_sha256: Option<String>,
+}
+
+fn hex_array<const N: usize>(text: &str, field: &'static str) -> Result<[u8; N], WebError> {
+    let mut out = [0u8; N];
+    hex::decode_to_slice(text.trim(), &mut out).map_err(|_| WebError::Hex { field, bytes: N })?;
+    Ok(out)
+}
+
+impl PolicyIn {
+    pub fn parse(policy_json: &str) -> Result<Self, WebError> {
+        serde_json::from_str(policy_json).map_err(json("policy JSON"))
+    }
+
+    /// The same policy the CLI builds from its flags.
+    pub fn build(&self) -> Result<(Policy, Expectations), WebError> {
+        use base64::Engine as _;
+        let mut policy = Policy {
+            allow_simulated: self.allow_simulated,
+            ..Policy::default()
+        };
+        if let Some(root) = &self.simulated_root {
+            let engine = base64::engine::GeneralPurpose::new(
+                &base64::alphabet::STANDARD,
+                base64::engine::GeneralPurposeConfig::new()
+                    .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+            );
+            policy.simulated_root =
+                Some(engine.decode(root.trim()).map_err(|_| WebError::Base64 {
+                    field: "simulated_root",
+                })?);
+        }
+        if let Some(m) = &self.expect_measurement {
+            let m = hex_array::<48>(m, "expect_measurement")?;
+            policy.snp.allowed_measurements = vec![m];
+            policy.tdx.expected_mrtd = Some(m);
+        }
+        let expect = Expectations {
+            model_sha256: self
+                .expect_model_sha256
+                .as_deref()
+                .map(|h| hex_array::<32>(h, "expect_model_sha256"))
+                .transpose()?,
+        };
+        Ok((policy, expect))
+    }
+}
+
+/// What the user is shown about the enclave they are about to talk to.
+#[derive(Serialize)]
+pub struct Summary<'a> {
+    pub platform: &'static str,
+    /// True for the development platform, whose evidence proves nothing about hardware.
+    pub simulated: bool,
+    /// Whether the simulated root was pinned by the policy (false: any simulated enclave).
+    pub simulated_root_pinned: bool,
+    /// SEV-SNP MEASUREMENT or TDX MRTD, hex.
+    pub measurement: String,
+    pub release: &'a str,
+    pub model: &'a ModelManifest,
+    pub engine: &'a EngineManifest,
+    pub gpu_attested: bool,
+    /// The enclave's Noise static key the evidence commits to, hex.
+    pub enclave_static_key: String,
+    /// Every verified detail: TCB, policy bits, TDX status and advisories, GPU verdict, the
+    /// checks that passed.
+    pub verdict: &'a Verdict,
+}
+
+fn measurement(verdict: &Verdict) -> String {
+    match &verdict.cpu {
+        CpuVerdict::SevSnp(v) | CpuVerdict::Simulated(v) => hex::encode(v.measurement),
+        CpuVerdict::Tdx(v) => hex::encode(v.mrtd),
+    }
+}
+
+/// One chat message as the web app sends it; roles are lower-case.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessageIn {
+    role: RoleIn,
+    content: Zeroizing<String>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum RoleIn {
+    System,
+    User,
+    Assistant,
+}
+
+/// Generation parameters; absent fields take the CLI's defaults.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ParamsIn {
+    max_tokens: Option<u32>,
+    temperature: Option<f32>,
+    top_p: Option<f32>,
+    seed: Option<u64>,
+}
+
+/// An event of the streamed answer, as JSON for the UI.
+#[derive(Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Event<'a> {
+    Token(&'a str),
+    Done(Stats),
+    Error {
+        kind: &'static str,
+        message: &'a str,
+    },
+}
+
+fn kind_name(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::ContextExceeded => "context_exceeded",
+        ErrorKind::BadRequest => "bad_request",
+        ErrorKind::Busy => "busy",
+        ErrorKind::Internal => "internal",
+    }
+}
+
+enum State {
+    AwaitingResponse(Box<ClientHandshake>),
+    Open(Box<Session>),
+    Closed(String),
+}
+
+/// A channel from handshake to verified session.
+pub struct ChannelCore {
+    policy: Policy,
+    expect: Expectations,
+    hello: Vec<u8>,
+    state: State,
+}
+
+impl ChannelCore {
+    /// Parses the policy and starts the handshake; [`Self::hello`] is the first frame to send.
+    pub fn new(policy_json: &str) -> Result<Self, WebError> {
+        let (policy, expect) = PolicyIn::parse(policy_json)?.build()?;
+        let (handshake, hello) = ClientHandshake::start()?;
+        Ok(ChannelCore {
+            policy,
+            expect,
+            hello: hello.0,
+            state: State::AwaitingResponse(Box::new(handshake)),
+        })
+    }
+
+    /// The client's handshake message: an ephemeral public key and nothing else.
+    pub fn hello(&self) -> &[u8] {
+        &self.hello
+    }
+
+    fn close(&mut self, e: WebError) -> WebError {
+        self.state = State::Closed(e.to_string());
+        e
+    }
+
+    /// Reads the enclave's answer and verifies its evidence, binding and manifest as of `at`.
+    /// Returns the summary JSON; on any failure the channel is closed.
+    pub fn finish(&mut self, response: &[u8], at: UnixTime) -> Result<String, WebError> {
+        let handshake = match std::mem::replace(
+            &mut self.state,
+            State::Closed("the handshake was interrupted".into()),
+        ) {
+            State::AwaitingResponse(h) => h,
+            State::Closed(why) => {
+                let e = WebError::Closed(why.clone());
+                self.state = State::Closed(why);
+                return Err(e);
+            }
+            open @ State::Open(_) => {
+                self.state = open;
+                return Err(WebError::State("the handshake has already been finished"));
+            }
+        };
+        let verified = handshake
+            .read_response(response)
+            .and_then(|pending| pending.verify(&self.policy, &self.expect, at));
+        let (session, verified) = verified.map_err(|e| self.close(e.into()))?;
+        let summary = summary_json(&verified, self.policy.simulated_root.is_some())?;
+        self.state = State::Open(Box::new(session));
+        Ok(summary)
+    }
+
+    fn session(&mut self) -> Result<&mut Session, WebError> {
+        match &mut self.state {
+            State::Open(session) => Ok(session),
+            State::Closed(why) => Err(WebError::Closed(why.clone())),
+            State::AwaitingResponse(_) => Err(WebError::State(
+                "the enclave's evidence has not been verified: nothing can be sent before finish() succeeds",
+            )),
+        }
+    }
+
+    /// Encrypts a chat request (the whole conversation) into frames, each one WebSocket
+    /// binary message.
+    pub fn seal_chat(
+        &mut self,
+        messages_json: &str,
+        params_json: &str,
+    ) -> Result<Vec<Vec<u8>>, WebError> {
+        let messages: Vec<MessageIn> =
+            serde_json::from_str(messages_json).map_err(json_quiet("messages JSON"))?;
+        let params: ParamsIn = if params_json.trim().is_empty() {
+            ParamsIn::default()
+        } else {
+            serde_json::from_str(params_json).map_err(json("params JSON"))?
+        };
+        let defaults = GenParams::default();
+        let request = ClientMessage::Chat {
+            messages: messages
+                .into_iter()
+                .map(|m| WireMessage {
+                    role: match m.role {
+                        RoleIn::System => Role::System,
+                        RoleIn::User => Role::User,
+                        RoleIn::Assistant => Role::Assistant,
+                    },
+                    content: m.content,
+                })
+                .collect(),
+            params: GenParams {
+                max_tokens: params.max_tokens.unwrap_or(defaults.max_tokens),
+                temperature: params.temperature.unwrap_or(defaults.temperature),
+                top_p: params.top_p.unwrap_or(defaults.top_p),
+                seed: params.seed.or(defaults.seed),
+            },
+        }
+        .encode();
+        match self.session()?.seal(&request) {
+            Ok(frames) => Ok(frames),
+            // Refused before anything was encrypted: the session's nonces are untouched, so
+            // the user can shorten the conversation and go on.
+            Err(e @ ChannelError::MessageTooLarge { .. }) => Err(e.into()),
+            Err(e) => Err(self.close(e.into())),
+        }
+    }
+
+    /// Decrypts one frame from the enclave. `Ok(None)` while a long message's later frames
+    /// are still to come; otherwise the event JSON: `{"token":"…"}`, `{"done":{…stats}}` or
+    /// `{"error":{"kind":…,"message":…}}`. A frame that fails closes the channel.
+    pub fn open(&mut self, frame: &[u8]) -> Result<Option<Zeroizing<String>>, WebError> {
+        let opened = self.session()?.open(frame);
+        let Some(plain) = opened.map_err(|e| self.close(e.into()))? else {
+            return Ok(None);
+        };
+        let message = ServerMessage::decode(&plain).map_err(|e| self.close(e.into()))?;
+        let event = match &message {
+            ServerMessage::Token(piece) => Event::Token(piece),
+            ServerMessage::Done(stats) => Event::Done(*stats),
+            ServerMessage::Error { kind, message } => Event::Error {
+                kind: kind_name(*kind),
+                message,
+            },
+        };
+        serde_json::to_string(&event)
+            .map(|s| Some(Zeroizing::new(s)))
+            .map_err(json("event"))
+    }
+}
+
+fn summary_json(verified: &Verified, root_pinned: bool) -> Result<String, WebError> {
+    let m = &verified.manifest;
+    serde_json::to_string(&Summary {
+        platform: verified.verdict.platform_name(),
+        simulated: verified.verdict.is_simulated(),
+        simulated_root_pinned: verified.verdict.is_simulated() && root_pinned,
+        measurement: measurement(&verified.verdict),
+        release: &m.release,
+        model: &m.model,
+        engine: &m.engine,
+        gpu_attested: verified.verdict.gpu.is_some(),
+        enclave_static_key: hex::encode(verified.enclave_static_key),
+        verdict: &verified.verdict,
+    })
+    .map_err(json("summary"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_fields_are_strict() {
+        assert!(matches!(
+            PolicyIn::parse(r#"{"allow_simulted": true}"#),
+            Err(WebError::Json { .. })
+        ));
+        let p = PolicyIn::parse(r#"{"expect_measurement": "ab"}"#).unwrap();
+        assert!(matches!(
+            p.build(),
+            Err(WebError::Hex {
+                field: "expect_measurement",
+                bytes: 48
+            })
+        ));
+        let p = PolicyIn::parse(r#"{"simulated_root": "not base64!"}"#).unwrap();
+        assert!(matches!(p.build(), Err(WebError::Base64 { .. })));
+        let (policy, expect) = PolicyIn::parse("{}").unwrap().build().unwrap();
+        assert!(!policy.allow_simulated);
+        assert!(expect.model_sha256.is_none());
+        let m = "ab".repeat(48);
+        let (policy, _) = PolicyIn::parse(&format!(r#"{{"expect_measurement":"{m}"}}"#))
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(policy.snp.allowed_measurements, vec![[0xab; 48]]);
+        assert_eq!(policy.tdx.expected_mrtd, Some([0xab; 48]));
+    }
+
+    #[test]
+    fn nothing_is_sealed_or_opened_before_verification() {
+        let mut c = ChannelCore::new("{}").unwrap();
+        assert!(!c.hello().is_empty());
+        assert!(matches!(
+            c.seal_chat(r#"[{"role":"user","content":"secret"}]"#, ""),
+            Err(WebError::State(_))
+        ));
+        assert!(matches!(c.open(&[0u8; 40]), Err(WebError::State(_))));
+        // Garbage from the relay fails the handshake and closes the channel for good.
+        assert!(matches!(
+            c.finish(&[1u8; 10], UnixTime(0)),
+            Err(WebError::Channel(_))
+        ));
+        assert!(matches!(
+            c.finish(&[1u8; 10], UnixTime(0)),
+            Err(WebError::Closed(_))
+        ));
+        assert!(matches!(
+            c.seal_chat(r#"[{"role":"user","content":"secret"}]"#, ""),
+            Err(WebError::Closed(_))
+        ));
+    }
+}

@@ -1,0 +1,16 @@
+//! Sotto's Rust core as the browser runs it (wasm32, through wasm-bindgen): the web app keeps
+//! the CLI's promise, verifying the enclave's evidence and encrypting everything itself with
+//! the very same code, never a second implementation in JavaScript.
+//!
+//! Trust: the JS around this module does I/O only (WebSocket, fetch, WebAuthn, IndexedDB) and
+//! is trusted as the page is; what it hands in from the server or the relay is untrusted and
+//! is judged here by `sotto_channel` and `sotto_vault`. The logic lives in [`channel`] and
+//! [`vault`], plain Rust over JSON and bytes so it is tested natively; [`bindings`] only
+//! converts types at the JS boundary.
+
+pub mod bindings;
+pub mod channel;
+mod error;
+pub mod vault;
+
+pub use error::{whole_number, WebError};
