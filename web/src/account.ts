@@ -1,0 +1,129 @@
+// Account flows, the same as the CLI's (crates/cli/src/account.rs): sign-up, passkey sign-in,
+// recovery on a new device (which registers this device's own passkey). Keys are derived and
+// vaults opened only inside the wasm core; what is sent is public or ciphertext.
+
+import { Recovery, Vault, passkey_wrap_id, prf_salt, recovery_wrap_id } from "../pkg/sotto_web.js";
+import { api } from "./api.js";
+import { createPasskey, getPasskey, NoPrfError } from "./passkey.js";
+
+function salt(): Uint8Array<ArrayBuffer> {
+  return new Uint8Array(prf_salt());
+}
+
+const ledgerKey = (account: string) => `sotto.ledger.${account}`;
+
+/** Continues from the rollback ledger this browser saved for the account, if any. */
+function restoreLedger(vault: Vault): void {
+  const saved = localStorage.getItem(ledgerKey(vault.account()));
+  if (saved) vault.restore_ledger(saved);
+}
+
+export function saveLedger(vault: Vault): void {
+  localStorage.setItem(ledgerKey(vault.account()), vault.ledger_json());
+}
+
+async function wrapRecord(id: string): Promise<string> {
+  return JSON.stringify(await api.get(id));
+}
+
+async function unlockWithPrf(account: string, prf: Uint8Array, credentialId: Uint8Array): Promise<Vault> {
+  const record = await wrapRecord(passkey_wrap_id(credentialId));
+  const vault = Vault.unlock_with_prf(account, prf, credentialId, record);
+  restoreLedger(vault);
+  return vault;
+}
+
+export interface SignedUp {
+  vault: Vault;
+  /** The new recovery code's text, to show exactly once. */
+  recoveryCode: string;
+}
+
+export async function signUp(displayName: string, passkeyName: string): Promise<SignedUp> {
+  const recovery = Recovery.generate();
+  try {
+    const started = await api.registerStart(displayName);
+    const pk = await createPasskey(started.options, salt());
+    try {
+      const granted = await api.registerFinish({
+        ceremony_id: started.ceremony_id,
+        credential: pk.credential,
+        passkey_name: passkeyName,
+        recovery: JSON.parse(recovery.verifier_json()),
+      });
+      const account = granted.account_id;
+      const fresh = Vault.create(account);
+      await api.put(fresh.wrap_for_prf(pk.prf, pk.credentialId, 0));
+      await api.put(fresh.wrap_for_recovery(recovery, 0));
+      fresh.free();
+      // Re-open our own wrapping the normal way, so a broken server is caught now.
+      const vault = await unlockWithPrf(account, pk.prf, pk.credentialId);
+      return { vault, recoveryCode: recovery.reveal() };
+    } finally {
+      pk.prf.fill(0);
+    }
+  } finally {
+    recovery.free();
+  }
+}
+
+/** A signed-in session whose passkey gave no PRF output: only the recovery code can unlock. */
+export class LockedSession extends Error {
+  constructor(readonly account: string) {
+    super(new NoPrfError().message);
+  }
+}
+
+export async function signIn(): Promise<Vault> {
+  const started = await api.signInStart();
+  const a = await getPasskey(started.options, salt());
+  const granted = await api.signInFinish({ ceremony_id: started.ceremony_id, credential: a.credential });
+  if (!a.prf) throw new LockedSession(granted.account_id);
+  try {
+    return await unlockWithPrf(granted.account_id, a.prf, a.credentialId);
+  } finally {
+    a.prf.fill(0);
+  }
+}
+
+/** Opens the vault of an already signed-in session with the recovery code. */
+export async function unlockWithRecovery(account: string, codeText: string): Promise<Vault> {
+  const recovery = Recovery.parse(codeText);
+  try {
+    const vault = Vault.unlock_with_recovery(account, recovery, await wrapRecord(recovery_wrap_id()));
+    restoreLedger(vault);
+    return vault;
+  } finally {
+    recovery.free();
+  }
+}
+
+/** A new device: signs in with the recovery code, opens the vault with it, then registers a
+ *  passkey on this device and wraps the vault key for it. */
+export async function recover(codeText: string, passkeyName: string): Promise<Vault> {
+  // Typos are caught by the checksum before anything is sent.
+  const recovery = Recovery.parse(codeText);
+  let vault: Vault;
+  try {
+    const granted = await api.recover(JSON.parse(recovery.sign_in_json()));
+    vault = Vault.unlock_with_recovery(granted.account_id, recovery, await wrapRecord(recovery_wrap_id()));
+  } finally {
+    recovery.free();
+  }
+  restoreLedger(vault);
+  await addPasskey(vault, passkeyName);
+  return vault;
+}
+
+/** Registers another passkey for the unlocked account and wraps the vault key for it. */
+export async function addPasskey(vault: Vault, passkeyName: string): Promise<Uint8Array> {
+  const started = await api.addPasskeyStart();
+  const pk = await createPasskey(started.options, salt());
+  try {
+    await api.addPasskeyFinish({ ceremony_id: started.ceremony_id, credential: pk.credential, passkey_name: passkeyName });
+    await api.put(vault.wrap_for_prf(pk.prf, pk.credentialId, 0));
+    return pk.credentialId;
+  } finally {
+    pk.prf.fill(0);
+  }
+}
