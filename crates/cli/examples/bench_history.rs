@@ -297,7 +297,7 @@ async fn bench_sign_in(store: Arc<dyn Store>, url: &str) -> Result<SignIn, AnyEr
 /// Opens every record through the vault (any refusal fails the run); returns the headers.
 fn open_all(u: &mut Unlocked, records: &[RecordOut]) -> Result<usize, AnyError> {
     let mut headers = 0;
-    for (id, opened) in u.vault.open_batch(records) {
+    for (id, _, opened) in u.vault.open_batch(records) {
         match opened.map_err(|e| format!("record {id}: {e}"))? {
             Opened::Header { header, .. } if header.title.starts_with("Conversation ") => {
                 headers += 1

@@ -101,14 +101,7 @@ impl History {
 pub async fn sync(u: &mut Unlocked) -> Result<History, HistoryError> {
     let (records, _) = u.api.all_changes(0).await?;
     let mut history = History::default();
-    let mut latest: BTreeMap<String, &sotto_api::RecordOut> = BTreeMap::new();
-    for r in &records {
-        latest.insert(r.id.clone(), r);
-    }
-    let current: Vec<sotto_api::RecordOut> = latest.into_values().cloned().collect();
-    let versions: BTreeMap<&str, u64> =
-        current.iter().map(|r| (r.id.as_str(), r.version)).collect();
-    for (_, opened) in u.vault.open_batch(&current) {
+    for (_, version, opened) in u.vault.open_batch(&records) {
         match opened.map_err(HistoryError::Refused)? {
             Opened::ConversationKey { conv } => {
                 history
@@ -124,10 +117,7 @@ pub async fn sync(u: &mut Unlocked) -> Result<History, HistoryError> {
             Opened::Header { conv, header } => {
                 if let Some(c) = history.conversations.get_mut(&conv) {
                     c.header = Some(header);
-                    c.header_version = versions
-                        .get(format!("ch.{conv}").as_str())
-                        .copied()
-                        .unwrap_or(0);
+                    c.header_version = version;
                 }
             }
             Opened::Message { conv, msg, message } => {

@@ -342,16 +342,27 @@ impl Vault {
         Ok(opened)
     }
 
-    /// Opens a batch of changes, conversation keys first; one result per record, in that order.
+    /// Opens a batch of changes (e.g. every page of a change feed, concatenated): only the
+    /// latest copy of each id (highest sequence number) is opened, conversation keys first.
+    /// One `(id, version, result)` per id, in that order.
     pub fn open_batch(
         &mut self,
         records: &[RecordOut],
-    ) -> Vec<(String, Result<Opened, VaultError>)> {
-        let mut order: Vec<&RecordOut> = records.iter().collect();
+    ) -> Vec<(String, u64, Result<Opened, VaultError>)> {
+        let mut latest: BTreeMap<&str, &RecordOut> = BTreeMap::new();
+        for r in records {
+            if latest
+                .get(r.id.as_str())
+                .is_none_or(|seen| seen.seq <= r.seq)
+            {
+                latest.insert(&r.id, r);
+            }
+        }
+        let mut order: Vec<&RecordOut> = latest.into_values().collect();
         order.sort_by_key(|r| (!r.id.starts_with("ck."), r.seq));
         order
             .into_iter()
-            .map(|r| (r.id.clone(), self.open(r)))
+            .map(|r| (r.id.clone(), r.version, self.open(r)))
             .collect()
     }
 }

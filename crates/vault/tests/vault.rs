@@ -67,7 +67,7 @@ fn passkeys_and_recovery_code_all_open_the_same_vault() {
         let opened = v.open_batch(&[m.clone(), ck.clone()]);
         let texts: Vec<String> = opened
             .into_iter()
-            .filter_map(|(_, r)| match r.unwrap() {
+            .filter_map(|(_, _, r)| match r.unwrap() {
                 Opened::Message { message, .. } => Some(message.content.clone()),
                 _ => None,
             })

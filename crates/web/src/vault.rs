@@ -8,8 +8,6 @@
 //! to read, and the two recovery values the account API needs (a lookup handle, a sign-in
 //! secret or its hash); the recovery code's text leaves once, to be written down.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 use sotto_api::{PutRecord, RecordOut, RecoverSignIn, RecoveryVerifier};
 use sotto_vault::{Header, Kek, Ledger, Message, Opened, RecoveryCode, Sealed, Vault, VaultError};
@@ -281,22 +279,11 @@ impl VaultCore {
     pub fn open_batch(&mut self, records_json: &str) -> Result<Zeroizing<String>, WebError> {
         let records: Vec<RecordOut> =
             serde_json::from_str(records_json).map_err(json("records JSON"))?;
-        let mut latest: BTreeMap<&str, &RecordOut> = BTreeMap::new();
-        for r in &records {
-            match latest.get(r.id.as_str()) {
-                Some(seen) if seen.seq > r.seq => {}
-                _ => {
-                    latest.insert(&r.id, r);
-                }
-            }
-        }
-        let versions: BTreeMap<&str, u64> = latest.iter().map(|(id, r)| (*id, r.version)).collect();
-        let current: Vec<RecordOut> = latest.values().map(|r| (*r).clone()).collect();
-        let opened = self.vault.open_batch(&current);
+        let opened = self.vault.open_batch(&records);
         let items: Vec<Item<'_>> = opened
             .iter()
-            .map(|(id, result)| {
-                let version = versions.get(id.as_str()).copied().unwrap_or(0);
+            .map(|(id, version, result)| {
+                let version = *version;
                 match result {
                     Ok(Opened::Wrap { .. }) => Item::Wrap { id, version },
                     Ok(Opened::ConversationKey { conv }) => {
