@@ -19,24 +19,22 @@ use sotto_vault::{Role, VaultError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+mod common;
+
+use common::postgres::Database;
+
 // ---- Harness ---------------------------------------------------------------------------
 
 enum Backend {
-    Sqlite {
-        path: PathBuf,
-    },
-    Postgres {
-        admin: String,
-        db: String,
-        url: String,
-    },
+    Sqlite { path: PathBuf },
+    Postgres(Database),
 }
 
 impl Backend {
     fn spec(&self) -> String {
         match self {
             Backend::Sqlite { path } => format!("sqlite:{}", path.display()),
-            Backend::Postgres { url, .. } => url.clone(),
+            Backend::Postgres(db) => db.url.clone(),
         }
     }
 
@@ -51,10 +49,10 @@ impl Backend {
                 }
                 out
             }
-            Backend::Postgres { url, .. } => {
+            Backend::Postgres(db) => {
                 let out = Command::new("pg_dump")
                     .arg("--data-only")
-                    .arg(url)
+                    .arg(&db.url)
                     .output()
                     .expect("pg_dump runs");
                 assert!(
@@ -66,48 +64,6 @@ impl Backend {
             }
         }
     }
-}
-
-impl Drop for Backend {
-    fn drop(&mut self) {
-        if let Backend::Postgres { admin, db, .. } = self {
-            let _ = Command::new("psql")
-                .arg(admin.as_str())
-                .arg("-qc")
-                .arg(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-                .output();
-        }
-    }
-}
-
-fn postgres_backend() -> Backend {
-    let admin = std::env::var("SOTTO_TEST_POSTGRES_URL").unwrap_or_else(|_| {
-        panic!(
-            "SOTTO_TEST_POSTGRES_URL is not set, so the PostgreSQL backend cannot be tested: \
-             run `eval \"$(bash scripts/postgres env)\"` first (scripts/test does)"
-        )
-    });
-    let db = format!("sotto_cli_{}", hex::encode(rand_bytes()));
-    let out = Command::new("psql")
-        .arg(&admin)
-        .arg("-qc")
-        .arg(format!("CREATE DATABASE {db}"))
-        .output()
-        .expect("psql runs");
-    assert!(
-        out.status.success(),
-        "CREATE DATABASE: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
-    let url = format!("{base}/{db}");
-    Backend::Postgres { admin, db, url }
-}
-
-fn rand_bytes() -> [u8; 6] {
-    let mut b = [0u8; 6];
-    getrandom::getrandom(&mut b).unwrap();
-    b
 }
 
 struct Server {
@@ -123,7 +79,7 @@ struct Server {
 async fn server(pg: bool) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let backend = if pg {
-        postgres_backend()
+        Backend::Postgres(Database::create())
     } else {
         Backend::Sqlite {
             path: dir.path().join("accounts.sqlite"),
