@@ -3,23 +3,22 @@
 // vaults opened only inside the wasm core; what is sent is public or ciphertext.
 
 import { Recovery, Vault, passkey_wrap_id, prf_salt, recovery_wrap_id } from "../pkg/sotto_web.js";
-import { api } from "./api.js";
+import { type PasskeyInfo, api } from "./api.js";
+import { loadLedger, saveLedger as storeLedger } from "./ledger.js";
 import { createPasskey, getPasskey, NoPrfError } from "./passkey.js";
 
 function salt(): Uint8Array<ArrayBuffer> {
   return new Uint8Array(prf_salt());
 }
 
-const ledgerKey = (account: string) => `sotto.ledger.${account}`;
-
 /** Continues from the rollback ledger this browser saved for the account, if any. */
-function restoreLedger(vault: Vault): void {
-  const saved = localStorage.getItem(ledgerKey(vault.account()));
+async function restoreLedger(vault: Vault): Promise<void> {
+  const saved = await loadLedger(vault.account());
   if (saved) vault.restore_ledger(saved);
 }
 
-export function saveLedger(vault: Vault): void {
-  localStorage.setItem(ledgerKey(vault.account()), vault.ledger_json());
+export async function saveLedger(vault: Vault): Promise<void> {
+  await storeLedger(vault.account(), vault.ledger_json());
 }
 
 async function wrapRecord(id: string): Promise<string> {
@@ -29,7 +28,7 @@ async function wrapRecord(id: string): Promise<string> {
 async function unlockWithPrf(account: string, prf: Uint8Array, credentialId: Uint8Array): Promise<Vault> {
   const record = await wrapRecord(passkey_wrap_id(credentialId));
   const vault = Vault.unlock_with_prf(account, prf, credentialId, record);
-  restoreLedger(vault);
+  await restoreLedger(vault);
   return vault;
 }
 
@@ -91,7 +90,7 @@ export async function unlockWithRecovery(account: string, codeText: string): Pro
   const recovery = Recovery.parse(codeText);
   try {
     const vault = Vault.unlock_with_recovery(account, recovery, await wrapRecord(recovery_wrap_id()));
-    restoreLedger(vault);
+    await restoreLedger(vault);
     return vault;
   } finally {
     recovery.free();
@@ -110,7 +109,7 @@ export async function recover(codeText: string, passkeyName: string): Promise<Va
   } finally {
     recovery.free();
   }
-  restoreLedger(vault);
+  await restoreLedger(vault);
   await addPasskey(vault, passkeyName);
   return vault;
 }
@@ -126,4 +125,15 @@ export async function addPasskey(vault: Vault, passkeyName: string): Promise<Uin
   } finally {
     pk.prf.fill(0);
   }
+}
+
+export type { PasskeyInfo } from "./api.js";
+
+export async function listPasskeys(): Promise<PasskeyInfo[]> {
+  return (await api.account()).passkeys;
+}
+
+/** Removes a passkey; the server refuses to remove the last one and drops its vault wrapping. */
+export async function removePasskey(credentialId: string): Promise<void> {
+  await api.removePasskey(credentialId);
 }

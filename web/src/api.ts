@@ -71,6 +71,19 @@ interface Changes {
   more: boolean;
 }
 
+export interface PasskeyInfo {
+  credential_id: string;
+  name: string;
+  created_at: number;
+  last_used_at?: number | null;
+}
+
+interface AccountInfo {
+  account_id: string;
+  created_at: number;
+  passkeys: PasskeyInfo[];
+}
+
 /** What the wasm vault returns for a write: the id and the `PUT /v1/records/{id}` body. */
 export interface Sealed {
   id: string;
@@ -89,11 +102,14 @@ export const api = {
   signOut: () => call<unknown>("DELETE", "/v1/session"),
   addPasskeyStart: () => call<CeremonyStarted>("POST", "/v1/account/passkeys/start"),
   addPasskeyFinish: (body: unknown) => call<unknown>("POST", "/v1/account/passkeys/finish", body),
+  account: () => call<AccountInfo>("GET", "/v1/account"),
+  removePasskey: (credentialId: string) => call<unknown>("DELETE", `/v1/account/passkeys/${encodeURIComponent(credentialId)}`),
   get: (id: string) => call<RecordOut>("GET", `/v1/records/${encodeURIComponent(id)}`),
   put: (sealedJson: string) => {
     const s = JSON.parse(sealedJson) as Sealed;
     return call<{ version: number; seq: number }>("PUT", `/v1/records/${encodeURIComponent(s.id)}`, s.put);
   },
+  deleteRecord: (id: string) => call<{ deleted: number }>("DELETE", `/v1/records/${encodeURIComponent(id)}`),
   deleteGroup: (group: string) => call<{ deleted: number }>("DELETE", `/v1/groups/${encodeURIComponent(group)}`),
   /** Every change after `since`, following pages. */
   async allChanges(since = 0): Promise<RecordOut[]> {

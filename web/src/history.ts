@@ -1,9 +1,10 @@
 // Encrypted history, as the CLI keeps it (crates/cli/src/history.rs): sync opens every record
 // through the wasm vault and fails closed on the first refused one; each chat turn is saved as
-// a conversation key, a header and append-only messages.
+// a conversation key, a header and append-only messages; title and folder edits merge with
+// other devices' edits.
 
-import { Vault, new_header } from "../pkg/sotto_web.js";
-import { api } from "./api.js";
+import { Vault, edit_header, new_header } from "../pkg/sotto_web.js";
+import { ApiError, type RecordOut, api } from "./api.js";
 import { saveLedger } from "./account.js";
 
 export type Role = "system" | "user" | "assistant";
@@ -12,6 +13,14 @@ export interface Message {
   role: Role;
   content: string;
   created_at: number;
+}
+
+/** A message on screen: `id` is its record's id once saved; `stopped` marks an answer cut
+ *  short in this session. */
+export interface Turn {
+  id?: string;
+  message: Message;
+  stopped?: boolean;
 }
 
 export interface Header {
@@ -25,7 +34,7 @@ export interface Header {
 export interface Conversation {
   id: string;
   header: Header | null;
-  messages: { id: string; message: Message }[];
+  messages: Turn[];
 }
 
 let lastMs = 0;
@@ -38,22 +47,27 @@ export function nowMs(): number {
 type Item =
   | { type: "wrap"; id: string }
   | { type: "conversation_key"; id: string; conv: string }
-  | { type: "header"; id: string; conv: string; header: Header }
+  | { type: "header"; id: string; conv: string; version: number; header: Header }
   | { type: "message"; id: string; conv: string; msg: string; message: Message }
   | { type: "deleted"; id: string; conv?: string }
   | { type: "error"; id: string; code: string; message: string };
 
 export class RefusedHistory extends Error {}
 
-/** Fetches and opens every record; one refused record refuses the whole history. */
-export async function sync(vault: Vault): Promise<Map<string, Conversation>> {
-  const latest = new Map<string, unknown>();
-  for (const r of await api.allChanges(0)) latest.set(r.id, r);
-  const items = JSON.parse(vault.open_batch(JSON.stringify([...latest.values()]))) as Item[];
+function open(vault: Vault, records: RecordOut[]): Item[] {
+  const items = JSON.parse(vault.open_batch(JSON.stringify(records))) as Item[];
   const refused = items.find((i) => i.type === "error");
   if (refused && refused.type === "error") {
     throw new RefusedHistory(`refusing the history: record ${refused.id}: ${refused.message} (${refused.code})`);
   }
+  return items;
+}
+
+/** Fetches and opens every record; one refused record refuses the whole history. */
+export async function sync(vault: Vault): Promise<Map<string, Conversation>> {
+  const latest = new Map<string, RecordOut>();
+  for (const r of await api.allChanges(0)) latest.set(r.id, r);
+  const items = open(vault, [...latest.values()]);
   const convs = new Map<string, Conversation>();
   for (const i of items) {
     if (i.type === "conversation_key") convs.set(i.conv, { id: i.conv, header: null, messages: [] });
@@ -61,18 +75,22 @@ export async function sync(vault: Vault): Promise<Map<string, Conversation>> {
   for (const i of items) {
     const c = "conv" in i && i.conv ? convs.get(i.conv) : undefined;
     if (i.type === "header" && c) c.header = i.header;
-    else if (i.type === "message" && c) c.messages.push({ id: i.msg, message: i.message });
+    else if (i.type === "message" && c) c.messages.push({ id: i.id, message: i.message });
     else if (i.type === "deleted" && i.id.startsWith("ck.") && i.conv) convs.delete(i.conv);
   }
   for (const c of convs.values()) {
-    c.messages.sort((a, b) => a.message.created_at - b.message.created_at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    c.messages.sort((a, b) => a.message.created_at - b.message.created_at || (a.id! < b.id! ? -1 : a.id! > b.id! ? 1 : 0));
   }
-  saveLedger(vault);
+  await saveLedger(vault);
   return convs;
 }
 
 export function title(c: Conversation): string {
   return c.header?.title || "(untitled)";
+}
+
+export function folder(c: Conversation): string {
+  return c.header?.folder ?? "";
 }
 
 export function updatedAt(c: Conversation): number {
@@ -88,19 +106,61 @@ export async function start(vault: Vault, titleText: string): Promise<string> {
   return key.conv;
 }
 
-export async function append(vault: Vault, conv: string, message: Message): Promise<void> {
-  await api.put(vault.seal_message(conv, JSON.stringify(message)));
+/** Saves one message; returns its record id. */
+export async function append(vault: Vault, conv: string, message: Message): Promise<string> {
+  const sealed = vault.seal_message(conv, JSON.stringify(message));
+  await api.put(sealed);
+  return (JSON.parse(sealed) as { id: string }).id;
 }
 
-/** Saves one turn like the CLI: a new conversation is titled with its first question. */
-export async function saveTurn(vault: Vault, conv: string | null, user: Message, answer: Message): Promise<string> {
-  const id = conv ?? (await start(vault, [...user.content].slice(0, 60).join("")));
-  await append(vault, id, user);
-  await append(vault, id, answer);
-  saveLedger(vault);
-  return id;
+/** Saves messages of a turn, starting the conversation (titled with the first question) when
+ *  there is none yet; returns the conversation id and the new records' ids. */
+export async function saveTurn(vault: Vault, conv: string | null, messages: Message[]): Promise<{ conv: string; ids: string[] }> {
+  const firstQuestion = messages.find((m) => m.role === "user")?.content ?? "";
+  const id = conv ?? (await start(vault, [...firstQuestion].slice(0, 60).join("")));
+  const ids = [];
+  for (const m of messages) ids.push(await append(vault, id, m));
+  await saveLedger(vault);
+  return { conv: id, ids };
 }
 
+/** Deletes one saved message (a regenerated answer replaces the old one). */
+export async function removeMessage(id: string): Promise<void> {
+  try {
+    await api.deleteRecord(id);
+  } catch (e) {
+    if (!(e instanceof ApiError && e.status === 404)) throw e;
+  }
+}
+
+/** Sets the title and/or folder, merged over the server's latest header so a concurrent edit
+ *  of the other field on another device is kept; retried on a version conflict. */
+export async function editHeader(vault: Vault, conv: string, edit: { title?: string; folder?: string }): Promise<Header> {
+  const id = `ch.${conv}`;
+  for (let attempt = 0; attempt < 8; attempt++) {
+    let base: Header = { title: "", title_at: 0, folder: "", folder_at: 0, created_at: 0 };
+    let version = 0;
+    try {
+      const record = await api.get(id);
+      version = record.version;
+      const opened = open(vault, [record]).find((i) => i.type === "header");
+      if (opened && opened.type === "header") base = opened.header;
+    } catch (e) {
+      if (!(e instanceof ApiError && e.status === 404)) throw e;
+    }
+    const merged = edit_header(JSON.stringify(base), edit.title, edit.folder, nowMs());
+    try {
+      await api.put(vault.seal_header(conv, merged, version));
+      await saveLedger(vault);
+      return JSON.parse(merged) as Header;
+    } catch (e) {
+      if (!(e instanceof ApiError && e.code === "conflict")) throw e;
+    }
+  }
+  throw new Error("another device kept changing this conversation's header; try again");
+}
+
+/** Crypto-shreds a conversation: its key, header and messages go. */
 export async function remove(conv: string): Promise<void> {
   await api.deleteGroup(conv);
 }

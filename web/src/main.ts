@@ -1,34 +1,20 @@
 // The page: plain DOM over the account, history and chat modules. Every piece of user text is
-// put on the page with textContent, never as HTML.
+// put on the page with textContent or the allowlist Markdown renderer, never as HTML.
 
 import init, { Vault } from "../pkg/sotto_web.js";
-import { ApiError, api } from "./api.js";
-import { LockedSession, addPasskey, recover, signIn, signUp, unlockWithRecovery } from "./account.js";
+import { api } from "./api.js";
+import { LockedSession, addPasskey, listPasskeys, recover, removePasskey, signIn, signUp, unlockWithRecovery } from "./account.js";
 import { Connection, type Verified } from "./chat.js";
-import { type Conversation, type Message, nowMs, saveTurn, sync, title, updatedAt } from "./history.js";
+import { folders, renderList } from "./conversations.js";
+import { ask, describe, el, make, status } from "./dom.js";
+import { type Conversation, type Message, type Turn, editHeader, folder, nowMs, remove, removeMessage, saveTurn, sync, title } from "./history.js";
+import { renderMessage } from "./markdown.js";
 import { NoPrfError } from "./passkey.js";
-
-function el<T extends HTMLElement = HTMLElement>(id: string): T {
-  const e = document.getElementById(id);
-  if (!e) throw new Error(`the page has no #${id}`);
-  return e as T;
-}
+import { themeSwitch } from "./theme.js";
 
 const screens = ["welcome", "unlock", "recovery-show", "app"] as const;
 function show(screen: (typeof screens)[number]): void {
   for (const s of screens) el(s).hidden = s !== screen;
-}
-
-function status(text: string, error = false): void {
-  const s = el("status");
-  s.textContent = text;
-  s.classList.toggle("error", error);
-}
-
-function describe(e: unknown): string {
-  if (e instanceof ApiError) return `The server said: ${e.message} (${e.code})`;
-  if (e instanceof DOMException && e.name === "NotAllowedError") return "The passkey request was cancelled or timed out.";
-  return e instanceof Error ? e.message : String(e);
 }
 
 interface State {
@@ -36,11 +22,12 @@ interface State {
   conn: Connection | null;
   convs: Map<string, Conversation>;
   current: string | null;
-  transcript: Message[];
+  transcript: Turn[];
   lockedAccount: string | null;
+  streaming: boolean;
 }
 
-const state: State = { vault: null, conn: null, convs: new Map(), current: null, transcript: [], lockedAccount: null };
+const state: State = { vault: null, conn: null, convs: new Map(), current: null, transcript: [], lockedAccount: null, streaming: false };
 
 async function busy(label: string, f: () => Promise<void>): Promise<void> {
   status(label);
@@ -52,45 +39,73 @@ async function busy(label: string, f: () => Promise<void>): Promise<void> {
   }
 }
 
+function currentConv(): Conversation | undefined {
+  return state.current ? state.convs.get(state.current) : undefined;
+}
+
 async function enter(vault: Vault): Promise<void> {
   state.vault = vault;
   state.convs = await sync(vault);
   state.current = null;
   state.transcript = [];
-  renderList();
-  renderTranscript();
+  refresh();
   show("app");
   status(`Signed in. ${state.convs.size} conversation(s) decrypted on this device.`);
 }
 
-function renderList(): void {
-  const ul = el("conversations");
-  ul.replaceChildren();
-  const convs = [...state.convs.values()].sort((a, b) => updatedAt(b) - updatedAt(a));
-  for (const c of convs) {
-    const li = document.createElement("li");
-    li.textContent = title(c);
-    li.dataset.conv = c.id;
-    li.classList.toggle("current", c.id === state.current);
-    li.addEventListener("click", () => {
-      state.current = c.id;
-      state.transcript = c.messages.map((m) => m.message);
-      renderList();
-      renderTranscript();
-    });
-    ul.append(li);
-  }
+function select(conv: string | null): void {
+  if (state.streaming) return;
+  state.current = conv;
+  state.transcript = conv ? [...(state.convs.get(conv)?.messages ?? [])] : [];
+  el("app").classList.remove("show-sidebar");
+  refresh();
 }
 
-function bubble(m: { role: string; content: string }): HTMLElement {
-  const d = document.createElement("div");
-  d.className = `msg ${m.role}`;
-  d.textContent = m.content;
-  return d;
+function refresh(): void {
+  refreshList();
+  const c = currentConv();
+  el("conv-title").textContent = c ? title(c) : "New chat";
+  el("conv-folder").textContent = c && folder(c) ? folder(c) : "";
+  el<HTMLButtonElement>("edit-conv").disabled = !c || state.streaming;
+  el<HTMLButtonElement>("delete-conv").disabled = !c || state.streaming;
+  renderTranscript();
+  buttons();
+}
+
+function refreshList(): void {
+  renderList(state.convs.values(), {
+    into: el("conversations"),
+    query: el<HTMLInputElement>("search").value,
+    current: state.current,
+    select,
+  });
+}
+
+function buttons(): void {
+  el<HTMLButtonElement>("send").disabled = state.streaming;
+  el<HTMLButtonElement>("stop").disabled = !state.streaming;
+  el<HTMLButtonElement>("regenerate").disabled = state.streaming || state.transcript.at(-1)?.message.role !== "assistant";
+}
+
+function bubble(m: Message): { box: HTMLElement; body: HTMLElement } {
+  const box = make("div", `msg ${m.role}`);
+  const body = make("div", "md");
+  renderMessage(body, m.content);
+  box.append(body);
+  return { box, body };
 }
 
 function renderTranscript(): void {
-  el("messages").replaceChildren(...state.transcript.filter((m) => m.role !== "system").map(bubble));
+  el("messages").replaceChildren(
+    ...state.transcript
+      .filter((t) => t.message.role !== "system")
+      .map((t) => {
+        const { box } = bubble(t.message);
+        if (t.message.role === "assistant") box.dataset.done = "true";
+        box.classList.toggle("stopped", t.stopped === true);
+        return box;
+      }),
+  );
 }
 
 function renderVerified(v: Verified): void {
@@ -108,82 +123,181 @@ function renderVerified(v: Verified): void {
     ["Verification took", `${v.finishMs.toFixed(1)} ms`],
   ];
   const dl = el("verified-list");
-  dl.replaceChildren();
-  for (const [k, val] of rows) {
-    const dt = document.createElement("dt");
-    dt.textContent = k;
-    const dd = document.createElement("dd");
-    dd.textContent = val;
-    dl.append(dt, dd);
-  }
-  el("verified-list").dataset.finishMs = v.finishMs.toFixed(2);
+  dl.replaceChildren(...rows.flatMap(([k, val]) => [make("dt", undefined, k), make("dd", undefined, val)]));
+  dl.dataset.finishMs = v.finishMs.toFixed(2);
   el("verdict").textContent = JSON.stringify(s, null, 2);
-  el("verified").hidden = false;
+  const st = el("verified-state");
+  st.textContent = "Checked in this page before anything was sent:";
+  st.className = "ok";
 }
 
+function renderRefused(why: string): void {
+  const st = el("verified-state");
+  st.textContent = `Refused: ${why}. Nothing was sent.`;
+  st.className = "refused";
+  el("verified-list").replaceChildren();
+  el("verdict").textContent = "";
+}
+
+/** The open attested channel, or a new one whose evidence this page has just verified. */
 async function connection(): Promise<Connection> {
   if (state.conn?.open) return state.conn;
   status("Verifying the enclave…");
-  const conn = await Connection.open();
-  state.conn = conn;
-  renderVerified(conn.verified);
-  return conn;
+  try {
+    state.conn = await Connection.open();
+  } catch (e) {
+    state.conn = null;
+    renderRefused(describe(e));
+    el("app").classList.add("show-verified");
+    throw new Error(`Refused the enclave, so nothing was sent: ${describe(e)}`);
+  }
+  renderVerified(state.conn.verified);
+  return state.conn;
 }
 
-async function ask(prompt: string): Promise<void> {
+/** Streams an answer to the transcript (after `question`, when given) and saves the turn; a
+ *  regenerated answer replaces `replacing`. A failure before any token puts things back. */
+async function generate(question: string | null, replacing: Turn | null): Promise<void> {
   const vault = state.vault;
-  if (!vault) return;
+  if (!vault || state.streaming) return;
   const conn = await connection();
-  const user: Message = { role: "user", content: prompt, created_at: nowMs() };
-  state.transcript.push(user);
-  el("messages").append(bubble(user));
-  const answerEl = bubble({ role: "assistant", content: "" });
-  el("messages").append(answerEl);
-  const stop = el<HTMLButtonElement>("stop");
-  const send = el<HTMLButtonElement>("send");
-  stop.disabled = false;
-  send.disabled = true;
+  const prompt = el<HTMLTextAreaElement>("prompt");
+  let user: Turn | null = null;
+  if (question !== null) {
+    prompt.value = "";
+    user = { message: { role: "user", content: question, created_at: nowMs() } };
+    state.transcript.push(user);
+  }
+  state.streaming = true;
+  refresh();
+  const answerEl = bubble({ role: "assistant", content: "", created_at: 0 });
+  el("messages").append(answerEl.box);
+  answerEl.box.scrollIntoView({ block: "end" });
   status("The enclave is answering…");
   let answer = "";
+  let painting = false;
+  const paint = () => {
+    painting = false;
+    renderMessage(answerEl.body, answer);
+    answerEl.box.scrollIntoView({ block: "end" });
+  };
   const outcome = await new Promise<{ ok: boolean; why?: string }>((resolve) => {
-    stop.onclick = () => conn.close();
+    el("stop").onclick = () => conn.close();
     conn.send(
-      state.transcript.map((m) => ({ role: m.role, content: m.content })),
+      state.transcript.map((t) => ({ role: t.message.role, content: t.message.content })),
       {
         token: (piece) => {
           answer += piece;
-          answerEl.textContent = answer;
+          if (!painting) {
+            painting = true;
+            requestAnimationFrame(paint);
+          }
         },
         done: () => resolve({ ok: true }),
         error: (why) => resolve({ ok: false, why }),
       },
     );
   });
-  stop.disabled = true;
-  send.disabled = false;
-  if (!outcome.ok) {
-    answerEl.classList.add("stopped");
-    if (outcome.why !== "stopped") status(outcome.why ?? "the answer failed", true);
-    else status("Stopped.");
-    if (!answer) {
+  state.streaming = false;
+  paint();
+  const why = outcome.why === "stopped" ? "Stopped." : (outcome.why ?? "the answer failed");
+  if (!outcome.ok && !answer) {
+    // Nothing came back: undo the turn so nothing half-done is saved or lost.
+    if (user) {
       state.transcript.pop();
-      return;
+      prompt.value = question ?? "";
     }
+    if (replacing) state.transcript.push(replacing);
+    refresh();
+    status(outcome.why === "stopped" ? "Stopped before any answer; your message is back in the box." : why, outcome.why !== "stopped");
+    return;
   }
-  const reply: Message = { role: "assistant", content: answer, created_at: nowMs() };
+  if (!outcome.ok) answerEl.box.classList.add("stopped");
+  const reply: Turn = { message: { role: "assistant", content: answer, created_at: nowMs() }, stopped: !outcome.ok };
   state.transcript.push(reply);
-  answerEl.dataset.done = "true";
+  answerEl.box.dataset.done = "true";
   try {
-    state.current = await saveTurn(vault, state.current, user, reply);
+    const toSave = user ? [user, reply] : [reply];
+    const saved = await saveTurn(vault, state.current, toSave.map((t) => t.message));
+    toSave.forEach((t, i) => (t.id = saved.ids[i]));
+    if (replacing?.id) await removeMessage(replacing.id);
+    state.current = saved.conv;
     state.convs = await sync(vault);
-    renderList();
-    if (outcome.ok) status("Answer complete; saved encrypted.");
+    refresh();
+    status(outcome.ok ? "Answer complete; saved encrypted." : `${why} The partial answer was saved encrypted.`, !outcome.ok && outcome.why !== "stopped");
   } catch (e) {
+    buttons();
     status(`This turn was not saved: ${describe(e)}`, true);
   }
 }
 
+async function editCurrent(): Promise<void> {
+  const c = currentConv();
+  const vault = state.vault;
+  if (!c || !vault) return;
+  const titleInput = el<HTMLInputElement>("edit-title");
+  const folderInput = el<HTMLInputElement>("edit-folder");
+  titleInput.value = title(c);
+  folderInput.value = folder(c);
+  el("folder-list").replaceChildren(...folders(state.convs.values()).map((f) => Object.assign(make("option"), { value: f })));
+  if ((await ask(el<HTMLDialogElement>("edit-dialog"))) !== "save") return;
+  const edit: { title?: string; folder?: string } = {};
+  if (titleInput.value.trim() !== title(c)) edit.title = titleInput.value.trim();
+  if (folderInput.value.trim() !== folder(c)) edit.folder = folderInput.value.trim();
+  if (edit.title === undefined && edit.folder === undefined) return;
+  await busy("Saving…", async () => {
+    await editHeader(vault, c.id, edit);
+    state.convs = await sync(vault);
+    refresh();
+    status("Saved encrypted.");
+  });
+}
+
+async function deleteCurrent(): Promise<void> {
+  const c = currentConv();
+  const vault = state.vault;
+  if (!c || !vault) return;
+  el("delete-title").textContent = title(c);
+  if ((await ask(el<HTMLDialogElement>("delete-dialog"))) !== "delete") return;
+  await busy("Deleting…", async () => {
+    await remove(c.id);
+    state.convs = await sync(vault);
+    select(null);
+    status("Conversation deleted.");
+  });
+}
+
+async function renderPasskeys(): Promise<void> {
+  const ul = el("passkey-list");
+  const keys = await listPasskeys();
+  ul.replaceChildren(
+    ...keys.map((k) => {
+      const li = make("li");
+      const when = `added ${new Date(k.created_at * 1000).toLocaleString()}` + (k.last_used_at ? `, last used ${new Date(k.last_used_at * 1000).toLocaleString()}` : "");
+      li.append(make("strong", undefined, k.name || "(unnamed)"), make("span", "muted", ` ${when} `));
+      const rm = make("button", "quiet danger remove-passkey", "Remove");
+      rm.type = "button";
+      rm.disabled = keys.length === 1;
+      rm.addEventListener("click", () => {
+        if (rm.dataset.armed !== "true") {
+          rm.dataset.armed = "true";
+          rm.textContent = "Click again to remove";
+          return;
+        }
+        void busy("Removing the passkey…", async () => {
+          await removePasskey(k.credential_id);
+          await renderPasskeys();
+          status("Passkey removed; it can no longer sign in or unlock your history.");
+        });
+      });
+      li.append(rm);
+      return li;
+    }),
+  );
+}
+
 function wire(): void {
+  themeSwitch(el("theme"));
   el("signup-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     void busy("Creating your passkey…", async () => {
@@ -234,26 +348,56 @@ function wire(): void {
       status("Recovered: this browser now has its own passkey for your account.");
     });
   });
+  el("manage-passkeys").addEventListener("click", () => {
+    void busy("Loading your passkeys…", async () => {
+      await renderPasskeys();
+      status("");
+      await ask(el<HTMLDialogElement>("passkeys-dialog"));
+    });
+  });
   el("add-passkey").addEventListener("click", () => {
     const vault = state.vault;
     if (vault) void busy("Creating a passkey…", async () => {
       await addPasskey(vault, "this browser");
+      await renderPasskeys();
       status("Passkey added.");
     });
   });
-  el("new-chat").addEventListener("click", () => {
-    state.current = null;
-    state.transcript = [];
-    renderList();
-    renderTranscript();
+  el("new-chat").addEventListener("click", () => select(null));
+  el("search").addEventListener("input", () => refreshList());
+  el("edit-conv").addEventListener("click", () => void editCurrent());
+  el("delete-conv").addEventListener("click", () => void deleteCurrent());
+  el("toggle-sidebar").addEventListener("click", () => el("app").classList.toggle("show-sidebar"));
+  el("toggle-verified").addEventListener("click", () => el("app").classList.toggle("show-verified"));
+  for (const b of document.querySelectorAll(".close-overlay")) {
+    b.addEventListener("click", () => el("app").classList.remove("show-sidebar", "show-verified"));
+  }
+  el("prompt").addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
+      ev.preventDefault();
+      el<HTMLFormElement>("prompt-form").requestSubmit();
+    }
   });
   el("prompt-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
-    const input = el<HTMLTextAreaElement>("prompt");
-    const prompt = input.value.trim();
-    if (!prompt || el<HTMLButtonElement>("send").disabled) return;
-    input.value = "";
-    void busy("Sending…", () => ask(prompt));
+    const prompt = el<HTMLTextAreaElement>("prompt").value.trim();
+    if (!prompt || state.streaming) return;
+    void busy("Sending…", () => generate(prompt, null));
+  });
+  el("regenerate").addEventListener("click", () => {
+    const last = state.transcript.at(-1);
+    if (state.streaming || last?.message.role !== "assistant") return;
+    state.transcript.pop();
+    renderTranscript();
+    void busy("Regenerating…", async () => {
+      try {
+        await generate(null, last);
+      } catch (e) {
+        state.transcript.push(last);
+        refresh();
+        throw e;
+      }
+    });
   });
   el("signout").addEventListener("click", () => {
     void busy("Signing out…", async () => {
@@ -263,6 +407,7 @@ function wire(): void {
       state.vault?.free();
       state.vault = null;
       state.convs = new Map();
+      state.current = null;
       state.transcript = [];
       renderTranscript();
       show("welcome");

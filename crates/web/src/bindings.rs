@@ -1,7 +1,7 @@
 //! The classes and functions JavaScript sees. Each one converts its arguments, calls
-//! [`crate::channel`] or [`crate::vault`], and converts back; errors become JS `Error`s whose
-//! message is the Rust error's. Secrets coming in (PRF outputs, recovery codes, prompts) are
-//! taken by value and zeroized here once used.
+//! [`crate::channel`], [`crate::vault`] or [`crate::markdown`], and converts back; errors
+//! become JS `Error`s whose message is the Rust error's. Secrets coming in (PRF outputs,
+//! recovery codes, prompts) are taken by value and zeroized here once used.
 
 use js_sys::Uint8Array;
 use wasm_bindgen::prelude::*;
@@ -272,4 +272,12 @@ pub fn edit_header(
     )
     .map(unwrap_string)
     .map_err(js)
+}
+
+/// A message's Markdown as the JSON array of sanitized nodes `crate::markdown` describes.
+/// Taken by reference, unlike prompts elsewhere here: the parser's own copies of the text
+/// could not be wiped anyway, so zeroizing this one would promise nothing.
+#[wasm_bindgen]
+pub fn markdown(text: &str) -> String {
+    crate::markdown::render_json(text)
 }
