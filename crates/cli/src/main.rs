@@ -109,6 +109,12 @@ struct AccountsArgs {
     /// at /.well-known/sotto-bundle.sha256).
     #[arg(long)]
     web_dir: Option<PathBuf>,
+    /// Sign-up, sign-in and recovery attempts allowed per client address per minute.
+    #[arg(long, default_value = "30")]
+    auth_per_minute: NonZeroU32,
+    /// How many of those attempts a client address may make at once before the rate applies.
+    #[arg(long, default_value = "10")]
+    auth_burst: NonZeroU32,
 }
 
 #[derive(Args)]
@@ -332,7 +338,12 @@ async fn accounts_config(
         .origin
         .clone()
         .unwrap_or_else(|| format!("http://{}:{}", args.rp_id, addr.port()));
-    Ok(stack::accounts_config(&store, &args.rp_id, &origin).await?)
+    let mut config = stack::accounts_config(&store, &args.rp_id, &origin).await?;
+    config.auth_rate = sotto_server::RateLimit {
+        per_minute: args.auth_per_minute.get(),
+        burst: args.auth_burst.get(),
+    };
+    Ok(config)
 }
 
 fn web_bundle(
@@ -385,6 +396,9 @@ async fn up(
         println!("  measurement: {m} (pin with --expect-measurement)");
     }
     println!("  data:     {}", data_dir.display());
+    if config.web.is_some() {
+        println!("  browser:  open {url}/ (sign up with a passkey)");
+    }
     println!("  account:  sotto account create --server {url}");
     println!("  try:      sotto chat --server {url} --insecure-simulated \"Hello\"");
     tokio::select! {

@@ -9,7 +9,14 @@ use std::process::Command;
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_sotto");
-const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/vectors");
+
+// Found at run time (cargo sets CARGO_MANIFEST_DIR for tests and examples), not baked in at
+// compile time: a target directory shared by checkouts at different paths would otherwise run
+// a binary that looks for the vectors where another checkout keeps them.
+fn vectors() -> String {
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo");
+    format!("{manifest}/../../../shared/vectors")
+}
 
 /// Inside the validity of every SEV-SNP certificate in the vectors (the VLEK is the
 /// shortest-lived: 2024-12-10 to 2025-12-10); the time the snp crate's own tests use.
@@ -27,7 +34,7 @@ const AT_GPU: &str = "2024-06-01T00:00:00Z";
 const GPU_NONCE: &str = "931d8dd0add203ac3d8b4fbde75e115278eefcdceac5b87671a748f32364dfcb";
 
 fn vector(rel: &str) -> String {
-    format!("{VECTORS}/{rel}")
+    format!("{}/{rel}", vectors())
 }
 
 fn vector_bytes(rel: &str) -> Vec<u8> {
@@ -123,10 +130,11 @@ fn temp_file(dir: &Path, name: &str, contents: &[u8]) -> String {
 
 #[test]
 fn vectors_folder_resolves() {
-    let dir = Path::new(VECTORS);
+    let vectors = vectors();
+    let dir = Path::new(&vectors);
     assert!(
         dir.join("README.md").is_file(),
-        "{VECTORS} is not the vectors folder"
+        "{vectors} is not the vectors folder"
     );
     for sub in ["sev-snp", "tdx", "nvidia"] {
         assert!(dir.join(sub).is_dir(), "{sub}");

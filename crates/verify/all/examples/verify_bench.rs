@@ -21,7 +21,11 @@ use sotto_verify_nvidia as nvidia;
 use sotto_verify_snp as snp;
 use sotto_verify_tdx as tdx;
 
-const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../../shared/vectors");
+/// Found at run time (set by `cargo run`), so a target dir shared between checkouts works.
+fn vectors() -> String {
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
+    format!("{manifest}/../../../../shared/vectors")
+}
 const N: usize = 200;
 const FRESH_PROCESSES: usize = 7;
 
@@ -81,7 +85,7 @@ struct Inputs {
 impl Inputs {
     fn load() -> Result<Inputs, Box<dyn Error>> {
         let read = |path: &str| {
-            std::fs::read(format!("{VECTORS}/{path}")).map_err(|e| format!("{path}: {e}"))
+            std::fs::read(format!("{}/{path}", vectors())).map_err(|e| format!("{path}: {e}"))
         };
         let report_hex = String::from_utf8(read("sev-snp/report_milan.hex")?)?;
         let gpu_report_hex = String::from_utf8(read("nvidia/hopperAttestationReport.txt")?)?;

@@ -5,15 +5,18 @@
 use sotto_verify_core::x509::{Cert, CertError};
 use sotto_verify_core::{ChainCache, UnixTime};
 
-const DIR: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../../shared/vectors/sev-snp/"
-);
+// Found at run time (cargo sets CARGO_MANIFEST_DIR for tests and examples), not baked in at
+// compile time: a target directory shared by checkouts at different paths would otherwise run
+// a binary that looks for the vectors where another checkout keeps them.
+fn dir() -> String {
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo");
+    format!("{manifest}/../../../../shared/vectors/sev-snp/")
+}
 /// Inside the VCEK's validity (2023-04-03 .. 2030-04-03) and the ASK's and ARK's.
 const AT: UnixTime = UnixTime(1_748_736_000);
 
 fn read(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{DIR}{name}")).unwrap_or_else(|e| panic!("{name}: {e}"))
+    std::fs::read(format!("{}{name}", dir())).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 /// `(vcek, ask, ark)`.

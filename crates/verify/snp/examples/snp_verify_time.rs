@@ -6,18 +6,20 @@ use std::time::Instant;
 
 use sotto_verify_snp::{parse_hex, verify, SnpAnchor, SnpEvidence, SnpPolicy, UnixTime};
 
-const VECTORS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../../shared/vectors/sev-snp"
-);
+/// Found at run time (set by `cargo run`), so a target dir shared between checkouts works.
+fn vectors() -> String {
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
+    format!("{manifest}/../../../../shared/vectors/sev-snp")
+}
 const AT: UnixTime = UnixTime(1_748_736_000);
 const RUNS: u32 = 200;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let report_hex = std::fs::read_to_string(format!("{VECTORS}/report_milan.hex"))?;
+    let vectors = vectors();
+    let report_hex = std::fs::read_to_string(format!("{vectors}/report_milan.hex"))?;
     let evidence = SnpEvidence {
         report: parse_hex(&report_hex)?,
-        endorsement_der: std::fs::read(format!("{VECTORS}/vcek_milan.der"))?,
+        endorsement_der: std::fs::read(format!("{vectors}/vcek_milan.der"))?,
         chain_der: vec![],
     };
     let policy = SnpPolicy::default();

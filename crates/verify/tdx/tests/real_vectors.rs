@@ -5,13 +5,16 @@ use sotto_verify_tdx::{
     roots, verify, BodyKind, Collateral, Quote, TcbStatus, TdxError, TdxPolicy, UnixTime,
 };
 
-const DIR: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../../shared/vectors/tdx/"
-);
+// Found at run time (cargo sets CARGO_MANIFEST_DIR for tests and examples), not baked in at
+// compile time: a target directory shared by checkouts at different paths would otherwise run
+// a binary that looks for the vectors where another checkout keeps them.
+fn dir() -> String {
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo");
+    format!("{manifest}/../../../../shared/vectors/tdx/")
+}
 
 fn read(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{DIR}{name}")).unwrap_or_else(|e| panic!("{name}: {e}"))
+    std::fs::read(format!("{}{name}", dir())).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 fn collateral(name: &str) -> Collateral {

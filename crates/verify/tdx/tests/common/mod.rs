@@ -24,10 +24,13 @@ use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
 use x509_cert::{Certificate, TbsCertificate, Version};
 
-pub const DIR: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../../shared/vectors/tdx/"
-);
+// Found at run time (cargo sets CARGO_MANIFEST_DIR for tests and examples), not baked in at
+// compile time: a target directory shared by checkouts at different paths would otherwise run
+// a binary that looks for the vectors where another checkout keeps them.
+pub fn dir() -> String {
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo");
+    format!("{manifest}/../../../../shared/vectors/tdx/")
+}
 
 /// Inside every window of tdx_quote's real collateral: 2025-06-20T00:00:00Z.
 pub const AT: UnixTime = UnixTime(1_750_377_600);
@@ -35,7 +38,7 @@ const Y2020: u64 = 1_577_836_800;
 const Y2040: u64 = 2_208_988_800;
 
 pub fn read(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{DIR}{name}")).unwrap_or_else(|e| panic!("{name}: {e}"))
+    std::fs::read(format!("{}{name}", dir())).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 pub fn real_quote() -> Vec<u8> {
