@@ -5,7 +5,22 @@
 import { Recovery, Vault, passkey_wrap_id, prf_salt, recovery_wrap_id } from "../pkg/sotto_web.js";
 import { type PasskeyInfo, api } from "./api.js";
 import { loadLedger, saveLedger as storeLedger } from "./ledger.js";
-import { createPasskey, getPasskey, NoPrfError } from "./passkey.js";
+import { b64uEncode, createPasskey, getPasskey, NoPrfError } from "./passkey.js";
+
+/** The passkey this page signed in (or signed up) with, base64url, to mark it in the list. */
+let signedInWith: string | null = null;
+export function thisPasskey(): string | null {
+  return signedInWith;
+}
+
+/** A name for a new passkey that tells the user's devices apart, e.g. "Chrome on Linux". */
+export function deviceName(): string {
+  const ua = navigator.userAgent;
+  const browser = /Edg\//.test(ua) ? "Edge" : /Firefox\//.test(ua) ? "Firefox" : /Chrome\//.test(ua) ? "Chrome" : /Safari\//.test(ua) ? "Safari" : "Browser";
+  const hints = (navigator as { userAgentData?: { platform?: string } }).userAgentData;
+  const platform = hints?.platform || (/Android/.test(ua) ? "Android" : /iPhone|iPad/.test(ua) ? "iOS" : /Mac/.test(ua) ? "macOS" : /Windows/.test(ua) ? "Windows" : /Linux/.test(ua) ? "Linux" : "");
+  return platform ? `${browser} on ${platform}` : browser;
+}
 
 function salt(): Uint8Array<ArrayBuffer> {
   return new Uint8Array(prf_salt());
@@ -57,6 +72,7 @@ export async function signUp(displayName: string, passkeyName: string): Promise<
       fresh.free();
       // Re-open our own wrapping the normal way, so a broken server is caught now.
       const vault = await unlockWithPrf(account, pk.prf, pk.credentialId);
+      signedInWith = b64uEncode(pk.credentialId);
       return { vault, recoveryCode: recovery.reveal() };
     } finally {
       pk.prf.fill(0);
@@ -77,6 +93,7 @@ export async function signIn(): Promise<Vault> {
   const started = await api.signInStart();
   const a = await getPasskey(started.options, salt());
   const granted = await api.signInFinish({ ceremony_id: started.ceremony_id, credential: a.credential });
+  signedInWith = b64uEncode(a.credentialId);
   if (!a.prf) throw new LockedSession(granted.account_id);
   try {
     return await unlockWithPrf(granted.account_id, a.prf, a.credentialId);
@@ -110,7 +127,7 @@ export async function recover(codeText: string, passkeyName: string): Promise<Va
     recovery.free();
   }
   await restoreLedger(vault);
-  await addPasskey(vault, passkeyName);
+  signedInWith = b64uEncode(await addPasskey(vault, passkeyName));
   return vault;
 }
 

@@ -111,14 +111,14 @@ export const api = {
   },
   deleteRecord: (id: string) => call<{ deleted: number }>("DELETE", `/v1/records/${encodeURIComponent(id)}`),
   deleteGroup: (group: string) => call<{ deleted: number }>("DELETE", `/v1/groups/${encodeURIComponent(group)}`),
-  /** Every change after `since`, following pages. */
-  async allChanges(since = 0): Promise<RecordOut[]> {
-    const out: RecordOut[] = [];
+  /** Every change after `since`, following pages, and where the next call starts. */
+  async changes(since: number): Promise<{ records: RecordOut[]; next: number }> {
+    const records: RecordOut[] = [];
     for (;;) {
       const page = await call<Changes>("GET", `/v1/records?since=${since}&limit=1000`);
-      out.push(...page.records);
+      records.push(...page.records);
       since = page.next;
-      if (!page.more) return out;
+      if (!page.more) return { records, next: since };
     }
   },
   collateral: () => call<{ files: Record<string, string> }>("GET", "/v1/collateral"),

@@ -1,5 +1,5 @@
-// Encrypted history, as the CLI keeps it (crates/cli/src/history.rs): sync opens every record
-// through the wasm vault and fails closed on the first refused one; each chat turn is saved as
+// Encrypted history, as the CLI keeps it (crates/cli/src/history.rs): every record is opened
+// through the wasm vault, failing closed on the first refused one; each chat turn is saved as
 // a conversation key, a header and append-only messages; title and folder edits merge with
 // other devices' edits.
 
@@ -63,26 +63,46 @@ function open(vault: Vault, records: RecordOut[]): Item[] {
   return items;
 }
 
-/** Fetches and opens every record; one refused record refuses the whole history. */
-export async function sync(vault: Vault): Promise<Map<string, Conversation>> {
-  const latest = new Map<string, RecordOut>();
-  for (const r of await api.allChanges(0)) latest.set(r.id, r);
-  const items = open(vault, [...latest.values()]);
-  const convs = new Map<string, Conversation>();
-  for (const i of items) {
-    if (i.type === "conversation_key") convs.set(i.conv, { id: i.conv, header: null, messages: [] });
+/** The decrypted history, kept up to date from the server's change feed: the first pull
+ *  opens everything, later ones only what changed since (other devices' edits included). */
+export class History {
+  readonly convs = new Map<string, Conversation>();
+  private since = 0;
+
+  constructor(private readonly vault: Vault) {}
+
+  /** Fetches and opens every change since the last pull; one refused record refuses them all
+   *  and leaves what is shown untouched. */
+  async pull(): Promise<void> {
+    const { records, next } = await api.changes(this.since);
+    if (records.length > 0) this.apply(open(this.vault, records));
+    this.since = next;
+    await saveLedger(this.vault);
   }
-  for (const i of items) {
-    const c = "conv" in i && i.conv ? convs.get(i.conv) : undefined;
-    if (i.type === "header" && c) c.header = i.header;
-    else if (i.type === "message" && c) c.messages.push({ id: i.id, message: i.message });
-    else if (i.type === "deleted" && i.id.startsWith("ck.") && i.conv) convs.delete(i.conv);
+
+  private apply(items: Item[]): void {
+    const touched = new Set<Conversation>();
+    for (const i of items) {
+      if (i.type === "conversation_key" && !this.convs.has(i.conv)) this.convs.set(i.conv, { id: i.conv, header: null, messages: [] });
+    }
+    for (const i of items) {
+      const c = "conv" in i && i.conv ? this.convs.get(i.conv) : undefined;
+      if (!c) continue;
+      if (i.type === "header") c.header = i.header;
+      else if (i.type === "message") {
+        c.messages = c.messages.filter((t) => t.id !== i.id);
+        c.messages.push({ id: i.id, message: i.message });
+        touched.add(c);
+      } else if (i.type === "deleted") {
+        if (i.id.startsWith("ck.")) this.convs.delete(c.id);
+        else if (i.id.startsWith("ch.")) c.header = null;
+        else c.messages = c.messages.filter((t) => t.id !== i.id);
+      }
+    }
+    for (const c of touched) {
+      c.messages.sort((a, b) => a.message.created_at - b.message.created_at || ((a.id ?? "") < (b.id ?? "") ? -1 : 1));
+    }
   }
-  for (const c of convs.values()) {
-    c.messages.sort((a, b) => a.message.created_at - b.message.created_at || (a.id! < b.id! ? -1 : a.id! > b.id! ? 1 : 0));
-  }
-  await saveLedger(vault);
-  return convs;
 }
 
 export function title(c: Conversation): string {

@@ -3,11 +3,11 @@
 
 import init, { Vault } from "../pkg/sotto_web.js";
 import { api } from "./api.js";
-import { LockedSession, addPasskey, listPasskeys, recover, removePasskey, signIn, signUp, unlockWithRecovery } from "./account.js";
+import { LockedSession, addPasskey, deviceName, listPasskeys, recover, removePasskey, signIn, signUp, thisPasskey, unlockWithRecovery } from "./account.js";
 import { Connection, type Verified } from "./chat.js";
 import { folders, renderList } from "./conversations.js";
 import { ask, describe, el, make, status } from "./dom.js";
-import { type Conversation, type Message, type Turn, editHeader, folder, nowMs, remove, removeMessage, saveTurn, sync, title } from "./history.js";
+import { type Conversation, History, type Message, type Turn, editHeader, folder, nowMs, remove, removeMessage, saveTurn, title } from "./history.js";
 import { renderMessage } from "./markdown.js";
 import { NoPrfError } from "./passkey.js";
 import { themeSwitch } from "./theme.js";
@@ -20,14 +20,14 @@ function show(screen: (typeof screens)[number]): void {
 interface State {
   vault: Vault | null;
   conn: Connection | null;
-  convs: Map<string, Conversation>;
+  history: History | null;
   current: string | null;
   transcript: Turn[];
   lockedAccount: string | null;
   streaming: boolean;
 }
 
-const state: State = { vault: null, conn: null, convs: new Map(), current: null, transcript: [], lockedAccount: null, streaming: false };
+const state: State = { vault: null, conn: null, history: null, current: null, transcript: [], lockedAccount: null, streaming: false };
 
 async function busy(label: string, f: () => Promise<void>): Promise<void> {
   status(label);
@@ -39,24 +39,30 @@ async function busy(label: string, f: () => Promise<void>): Promise<void> {
   }
 }
 
+function convs(): Map<string, Conversation> {
+  return state.history?.convs ?? new Map();
+}
+
 function currentConv(): Conversation | undefined {
-  return state.current ? state.convs.get(state.current) : undefined;
+  return state.current ? convs().get(state.current) : undefined;
 }
 
 async function enter(vault: Vault): Promise<void> {
   state.vault = vault;
-  state.convs = await sync(vault);
+  const history = new History(vault);
+  await history.pull();
+  state.history = history;
   state.current = null;
   state.transcript = [];
   refresh();
   show("app");
-  status(`Signed in. ${state.convs.size} conversation(s) decrypted on this device.`);
+  status(`Signed in. ${history.convs.size} conversation(s) decrypted on this device.`);
 }
 
 function select(conv: string | null): void {
   if (state.streaming) return;
   state.current = conv;
-  state.transcript = conv ? [...(state.convs.get(conv)?.messages ?? [])] : [];
+  state.transcript = conv ? [...(convs().get(conv)?.messages ?? [])] : [];
   el("app").classList.remove("show-sidebar");
   refresh();
 }
@@ -73,7 +79,7 @@ function refresh(): void {
 }
 
 function refreshList(): void {
-  renderList(state.convs.values(), {
+  renderList(convs().values(), {
     into: el("conversations"),
     query: el<HTMLInputElement>("search").value,
     current: state.current,
@@ -222,7 +228,7 @@ async function generate(question: string | null, replacing: Turn | null): Promis
     toSave.forEach((t, i) => (t.id = saved.ids[i]));
     if (replacing?.id) await removeMessage(replacing.id);
     state.current = saved.conv;
-    state.convs = await sync(vault);
+    await state.history?.pull();
     refresh();
     status(outcome.ok ? "Answer complete; saved encrypted." : `${why} The partial answer was saved encrypted.`, !outcome.ok && outcome.why !== "stopped");
   } catch (e) {
@@ -239,7 +245,7 @@ async function editCurrent(): Promise<void> {
   const folderInput = el<HTMLInputElement>("edit-folder");
   titleInput.value = title(c);
   folderInput.value = folder(c);
-  el("folder-list").replaceChildren(...folders(state.convs.values()).map((f) => Object.assign(make("option"), { value: f })));
+  el("folder-list").replaceChildren(...folders(convs().values()).map((f) => Object.assign(make("option"), { value: f })));
   if ((await ask(el<HTMLDialogElement>("edit-dialog"))) !== "save") return;
   const edit: { title?: string; folder?: string } = {};
   if (titleInput.value.trim() !== title(c)) edit.title = titleInput.value.trim();
@@ -247,7 +253,7 @@ async function editCurrent(): Promise<void> {
   if (edit.title === undefined && edit.folder === undefined) return;
   await busy("Saving…", async () => {
     await editHeader(vault, c.id, edit);
-    state.convs = await sync(vault);
+    await state.history?.pull();
     refresh();
     status("Saved encrypted.");
   });
@@ -261,7 +267,7 @@ async function deleteCurrent(): Promise<void> {
   if ((await ask(el<HTMLDialogElement>("delete-dialog"))) !== "delete") return;
   await busy("Deleting…", async () => {
     await remove(c.id);
-    state.convs = await sync(vault);
+    await state.history?.pull();
     select(null);
     status("Conversation deleted.");
   });
@@ -275,6 +281,7 @@ async function renderPasskeys(): Promise<void> {
       const li = make("li");
       const when = `added ${new Date(k.created_at * 1000).toLocaleString()}` + (k.last_used_at ? `, last used ${new Date(k.last_used_at * 1000).toLocaleString()}` : "");
       li.append(make("strong", undefined, k.name || "(unnamed)"), make("span", "muted", ` ${when} `));
+      if (k.credential_id === thisPasskey()) li.append(make("span", "this-passkey", "(signed in with this one) "));
       const rm = make("button", "quiet danger remove-passkey", "Remove");
       rm.type = "button";
       rm.disabled = keys.length === 1;
@@ -302,7 +309,7 @@ function wire(): void {
     ev.preventDefault();
     void busy("Creating your passkey…", async () => {
       const name = el<HTMLInputElement>("display-name").value.trim();
-      const { vault, recoveryCode } = await signUp(name, "this browser");
+      const { vault, recoveryCode } = await signUp(name, deviceName());
       state.vault = vault;
       el("recovery-code").textContent = recoveryCode;
       el<HTMLInputElement>("saved-check").checked = false;
@@ -342,7 +349,7 @@ function wire(): void {
     ev.preventDefault();
     const input = el<HTMLInputElement>("recover-code");
     void busy("Checking your recovery code…", async () => {
-      const vault = await recover(input.value, "this browser");
+      const vault = await recover(input.value, deviceName());
       input.value = "";
       await enter(vault);
       status("Recovered: this browser now has its own passkey for your account.");
@@ -358,7 +365,7 @@ function wire(): void {
   el("add-passkey").addEventListener("click", () => {
     const vault = state.vault;
     if (vault) void busy("Creating a passkey…", async () => {
-      await addPasskey(vault, "this browser");
+      await addPasskey(vault, deviceName());
       await renderPasskeys();
       status("Passkey added.");
     });
@@ -399,6 +406,20 @@ function wire(): void {
       }
     });
   });
+  // Coming back to the tab picks up what other devices changed meanwhile.
+  window.addEventListener("focus", () => {
+    const history = state.history;
+    if (!history || state.streaming) return;
+    history
+      .pull()
+      .then(() => {
+        if (state.streaming) return;
+        if (state.current && !convs().has(state.current)) state.current = null;
+        state.transcript = state.current ? [...(convs().get(state.current)?.messages ?? [])] : state.transcript;
+        refresh();
+      })
+      .catch((e) => status(describe(e), true));
+  });
   el("signout").addEventListener("click", () => {
     void busy("Signing out…", async () => {
       state.conn?.close();
@@ -406,7 +427,7 @@ function wire(): void {
       await api.signOut();
       state.vault?.free();
       state.vault = null;
-      state.convs = new Map();
+      state.history = null;
       state.current = null;
       state.transcript = [];
       renderTranscript();

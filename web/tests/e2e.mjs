@@ -393,8 +393,6 @@ async function main() {
   assert.ok(hostile.tamper.flipped >= 1, "the tap altered the evidence");
   await shot(a.page, "7-tampered-evidence-refused.png");
   hostile.tamper.on = false;
-  await a.page.click("#signout");
-  await a.page.waitForSelector("#welcome:not([hidden])");
 
   step("Device B: a fresh browser recovers with the code and registers its own passkey");
   const b = await browser("b", origin);
@@ -413,10 +411,25 @@ async function main() {
   await signIn(b.page);
   await reopen(b.page, "B's own passkey after recovery");
 
+  step("B renames the conversation; A sees it when its tab gets focus again");
+  const byB = `Renamed on B ${tag}`;
+  await b.page.click("#edit-conv");
+  await b.page.fill("#edit-title", byB);
+  await b.page.click("#edit-save");
+  await b.page.waitForFunction((t) => document.getElementById("conv-title").textContent === t, byB);
+  await a.page.evaluate(() => window.dispatchEvent(new Event("focus")));
+  await a.page.waitForFunction((t) => [...document.querySelectorAll("#conversations button.conv")].some((b) => b.textContent === t), byB);
+  assert.equal(await a.page.textContent("#conversations section:not([data-folder=\"\"]) h3"), folderName, "B's title edit kept A's folder");
+  await a.page.click("#signout");
+  await a.page.waitForSelector("#welcome:not([hidden])");
+
   step("B manages passkeys: two listed; removing A's stops it from signing in");
   await b.page.click("#manage-passkeys");
   await b.page.waitForSelector("#passkeys-dialog[open] #passkey-list li");
   assert.equal(await b.page.locator("#passkey-list li").count(), 2, "A's and B's passkeys are listed");
+  const listed = await texts(b.page, "#passkey-list li");
+  assert.ok(!/signed in with this one/.test(listed[0]) && /signed in with this one/.test(listed[1]), `B's own passkey is marked: ${listed}`);
+  assert.match(listed[0], /^Chrome on Linux added /, "passkeys are named after the device");
   await b.page.click("#passkey-list li >> nth=0 >> button.remove-passkey");
   await b.page.click("#passkey-list li >> nth=0 >> button.remove-passkey");
   await b.page.waitForFunction(() => document.querySelectorAll("#passkey-list li").length === 1);
