@@ -11,14 +11,15 @@
 // site's cookies, storage and IndexedDB are wiped, passkey sign-in decrypts everything; with
 // the evidence tampered the page refuses to send and says why; a recovery code on a fresh
 // browser registers that browser's own passkey, which then unlocks the history and manages
-// passkeys; a passkey without PRF is refused plainly; canaries typed in the page reach neither
-// a request body, a WebSocket frame nor the server's database; nothing is requested from any
-// other origin. Screenshots go to artifacts/web/.
+// passkeys; a message altered in the server's database makes the page refuse the history; a
+// passkey without PRF is refused plainly; canaries typed in the page reach neither a request
+// body, a WebSocket frame nor the server's database; nothing is requested from any other
+// origin. Screenshots go to artifacts/web/.
 //
 // Env: SOTTO_BIN (default $CARGO_TARGET_DIR/debug/sotto), SOTTO_MODEL (required: a GGUF),
 // CHROMIUM (default /usr/bin/chromium).
 
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createConnection, createServer } from "node:net";
@@ -440,6 +441,26 @@ async function main() {
   await a.page.click("#signin");
   await a.page.waitForSelector("#status.error", { timeout: 30_000 });
   assert.equal(await a.page.isVisible("#app"), false, "the removed passkey no longer signs in");
+
+  step("A hostile server alters a stored message: B refuses the whole history and says which record");
+  const db = join(serverDir, "accounts.sqlite");
+  const sql = (q) => execFileSync("sqlite3", ["-cmd", ".timeout 10000", db, q], { encoding: "utf8" }).trim();
+  const [victim, original] = sql("SELECT id, hex(ciphertext) FROM records WHERE id LIKE 'm.%' AND ciphertext IS NOT NULL ORDER BY seq DESC LIMIT 1").split("|");
+  const mid = original.length >> 1 & ~1;
+  const flipped = original.slice(0, mid) + (parseInt(original.slice(mid, mid + 2), 16) ^ 1).toString(16).padStart(2, "0").toUpperCase() + original.slice(mid + 2);
+  sql(`UPDATE records SET ciphertext = X'${flipped}' WHERE id = '${victim}'`);
+  await b.page.reload();
+  await b.page.waitForSelector("body[data-ready=true]");
+  await b.page.click("#signin");
+  await b.page.waitForSelector("#status.error", { timeout: 30_000 });
+  const refused = await statusText(b.page);
+  assert.ok(refused.includes(`refusing the history: record ${victim}`), refused);
+  assert.equal(await b.page.isVisible("#app"), false, "nothing of a tampered history is shown");
+  await shot(b.page, "8-tampered-history-refused.png");
+  sql(`UPDATE records SET ciphertext = X'${original}' WHERE id = '${victim}'`);
+  await signIn(b.page);
+  await b.page.waitForSelector("#conversations button.conv");
+  assert.deepEqual(await texts(b.page, "#conversations button.conv"), [byB], "the untampered history opens again");
 
   step("Device C: an authenticator without PRF is refused plainly, before any account exists");
   const c = await browser("c", origin, { prf: false });
