@@ -804,3 +804,57 @@ async fn sign_in_attempts_are_rate_limited() {
     assert!(limited(api.recover(&guess).await.map(|_| ())));
     assert!(limited(api.register_start("x").await.map(|_| ())));
 }
+
+#[tokio::test]
+async fn malformed_requests_get_the_api_error_shape() {
+    let s = server(false).await;
+    let (_d, d) = device();
+    let (a, _) = account::create(&d, &s.url, "A", "a").await.unwrap();
+    let http = reqwest::Client::new();
+    let bearer = format!("Bearer {}", a.session.session_token);
+    let cases = [
+        (
+            http.post(format!("{}/v1/session/finish", s.url))
+                .header("content-type", "application/json")
+                .body("{not json"),
+            StatusCode::BAD_REQUEST,
+            "not valid JSON",
+        ),
+        (
+            http.post(format!("{}/v1/session/finish", s.url)).body("{}"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "must be JSON",
+        ),
+        (
+            http.put(format!("{}/v1/records/m.x.y", s.url))
+                .header("authorization", &bearer)
+                .json(&serde_json::json!({ "kind": 7 })),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "fields and types",
+        ),
+        (
+            http.get(format!("{}/v1/records?since=yesterday", s.url))
+                .header("authorization", &bearer),
+            StatusCode::BAD_REQUEST,
+            "query string is malformed",
+        ),
+        (
+            http.put(format!("{}/v1/records/m.x.y", s.url))
+                .header("authorization", &bearer)
+                .header("content-type", "application/json")
+                .body(vec![b' '; 9 << 20]),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too large",
+        ),
+    ];
+    for (request, status, says) in cases {
+        let resp = request.send().await.unwrap();
+        assert_eq!(resp.status(), status);
+        let body: sotto_api::ApiError = resp.json().await.expect("a JSON API error");
+        assert_eq!(body.error, "bad_request");
+        assert!(body.message.contains(says), "{}", body.message);
+    }
+    // Nothing was stored by any of them.
+    let (records, _) = a.api.all_changes(0).await.unwrap();
+    assert!(records.iter().all(|r| r.id.starts_with("wrap.")));
+}

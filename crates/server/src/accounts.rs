@@ -31,6 +31,7 @@ use webauthn_rs::prelude::{
 };
 
 use crate::error::{ConfigError, Failure};
+use crate::extract::Body;
 use crate::ratelimit::Limiter;
 use crate::AccountsConfig;
 
@@ -293,7 +294,7 @@ impl FromRequestParts<Arc<Accounts>> for Authed {
 pub(crate) async fn register_start(
     State(a): State<Arc<Accounts>>,
     ClientIp(ip): ClientIp,
-    Json(req): Json<RegisterStart>,
+    Body(req): Body<RegisterStart>,
 ) -> Result<Json<CeremonyStarted>, Failure> {
     a.limit(ip)?;
     let account = Uuid::new_v4();
@@ -314,7 +315,7 @@ pub(crate) async fn register_start(
 pub(crate) async fn register_finish(
     State(a): State<Arc<Accounts>>,
     ClientIp(ip): ClientIp,
-    Json(req): Json<RegisterFinish>,
+    Body(req): Body<RegisterFinish>,
 ) -> Result<Response, Failure> {
     a.limit(ip)?;
     let Ceremony::NewAccount { account, state } = a.take(&req.ceremony_id)? else {
@@ -354,7 +355,7 @@ pub(crate) async fn sign_in_start(
 pub(crate) async fn sign_in_finish(
     State(a): State<Arc<Accounts>>,
     ClientIp(ip): ClientIp,
-    Json(req): Json<SignInFinish>,
+    Body(req): Body<SignInFinish>,
 ) -> Result<Response, Failure> {
     a.limit(ip)?;
     let Ceremony::SignIn { state } = a.take(&req.ceremony_id)? else {
@@ -397,7 +398,7 @@ pub(crate) async fn sign_in_finish(
 pub(crate) async fn recover(
     State(a): State<Arc<Accounts>>,
     ClientIp(ip): ClientIp,
-    Json(req): Json<RecoverSignIn>,
+    Body(req): Body<RecoverSignIn>,
 ) -> Result<Response, Failure> {
     a.limit(ip)?;
     let found = a.store.find_recovery(&req.lookup).await?;
@@ -475,7 +476,7 @@ pub(crate) async fn delete_account(
 pub(crate) async fn set_recovery(
     State(a): State<Arc<Accounts>>,
     auth: Authed,
-    Json(req): Json<RecoveryVerifier>,
+    Body(req): Body<RecoveryVerifier>,
 ) -> Result<Json<serde_json::Value>, Failure> {
     a.store
         .set_recovery(auth.account, req.lookup, req.verifier)
@@ -509,7 +510,7 @@ pub(crate) async fn add_passkey_start(
 pub(crate) async fn add_passkey_finish(
     State(a): State<Arc<Accounts>>,
     auth: Authed,
-    Json(req): Json<RegisterFinish>,
+    Body(req): Body<RegisterFinish>,
 ) -> Result<Json<PasskeyInfo>, Failure> {
     let Ceremony::AddPasskey { account, state } = a.take(&req.ceremony_id)? else {
         return Err(Failure::WebAuthn("that ceremony is not adding a passkey"));

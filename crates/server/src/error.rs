@@ -24,7 +24,14 @@ pub(crate) enum Failure {
     BadRecovery,
     NotFound(&'static str),
     BadRequest(&'static str),
-    Conflict { current: u64 },
+    /// A request axum could not extract (body, query), with axum's status.
+    Rejected {
+        status: StatusCode,
+        why: &'static str,
+    },
+    Conflict {
+        current: u64,
+    },
     Quota(&'static str),
     RateLimited,
     WebAuthn(&'static str),
@@ -76,6 +83,7 @@ impl IntoResponse for Failure {
             Failure::BadRequest(why) => {
                 (StatusCode::BAD_REQUEST, "bad_request", why.to_owned(), None)
             }
+            Failure::Rejected { status, why } => (status, "bad_request", why.to_owned(), None),
             Failure::Conflict { current } => (
                 StatusCode::CONFLICT,
                 "conflict",

@@ -8,6 +8,7 @@
 
 mod accounts;
 mod error;
+mod extract;
 mod ratelimit;
 mod records;
 mod relay;

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::Json;
 use serde::Deserialize;
 use sotto_api::{valid_id, Changes, Deleted, PutRecord, PutResult, RecordOut};
@@ -12,6 +12,7 @@ use sotto_store::RecordWrite;
 
 use crate::accounts::{Accounts, Authed};
 use crate::error::Failure;
+use crate::extract::{Body, Query};
 
 const MAX_PAGE: u32 = 1000;
 
@@ -29,7 +30,7 @@ pub(crate) async fn put(
     State(a): State<Arc<Accounts>>,
     auth: Authed,
     Path(id): Path<String>,
-    Json(req): Json<PutRecord>,
+    Body(req): Body<PutRecord>,
 ) -> Result<Json<PutResult>, Failure> {
     check_id(&id)?;
     check_id(&req.kind)?;

@@ -1,0 +1,66 @@
+//! Request extractors whose refusals speak the API's JSON error shape: axum's own `Json` and
+//! `Query` answer a malformed request in plain text, which clients would have to special-case.
+//! The message says which part was wrong, never what it contained.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+
+use crate::error::Failure;
+
+/// A JSON request body.
+pub(crate) struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = Failure;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Failure> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Body(value)),
+            Err(rejection) => Err(body_refused(&rejection)),
+        }
+    }
+}
+
+fn body_refused(rejection: &JsonRejection) -> Failure {
+    let why = match rejection {
+        JsonRejection::MissingJsonContentType(_) => {
+            "the request body must be JSON (Content-Type: application/json)"
+        }
+        JsonRejection::JsonSyntaxError(_) => "the request body is not valid JSON",
+        JsonRejection::JsonDataError(_) => {
+            "the request body does not have the fields and types this API expects"
+        }
+        JsonRejection::BytesRejection(_) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            "the request body is too large"
+        }
+        _ => "the request body could not be read",
+    };
+    Failure::Rejected {
+        status: rejection.status(),
+        why,
+    }
+}
+
+/// A query string.
+pub(crate) struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = Failure;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Failure> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Query(value)),
+            Err(rejection) => Err(query_refused(&rejection)),
+        }
+    }
+}
+
+fn query_refused(rejection: &QueryRejection) -> Failure {
+    Failure::Rejected {
+        status: rejection.status(),
+        why: "the query string is malformed",
+    }
+}
