@@ -24,7 +24,7 @@ use sotto_api::{
 };
 use sotto_store::{AccountId, CredentialRow, Store};
 use subtle::ConstantTimeEq;
-use tracing::info;
+use tracing::{info, warn};
 use webauthn_rs::prelude::{
     DiscoverableAuthentication, Passkey, PasskeyRegistration, PublicKeyCredential,
     RegisterPublicKeyCredential, Url, Uuid, Webauthn, WebauthnBuilder,
@@ -143,9 +143,15 @@ impl Accounts {
     ) -> Result<Response, Failure> {
         let token = random_token()?;
         let ttl = self.config.session_ttl.as_secs();
+        let now = now_secs();
         self.store
-            .create_session(token_hash(&token), account, now_secs().saturating_add(ttl))
+            .create_session(token_hash(&token), account, now.saturating_add(ttl))
             .await?;
+        // Expired sessions are refused anyway; sweeping them here keeps the table at the
+        // number of live ones without a background task. A failed sweep is retried next time.
+        if let Err(e) = self.store.purge_sessions(now).await {
+            warn!(error = %e, "could not purge expired sessions");
+        }
         let cookie = format!(
             "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={ttl}{}",
             if self.secure_cookie { "; Secure" } else { "" }

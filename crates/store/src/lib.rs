@@ -52,7 +52,8 @@
 //! - **Recovery.** `set_recovery` replaces the account's lookup and verifier; a lookup used by
 //!   another account gives [`StoreError::DuplicateRecovery`].
 //! - **Sessions.** Only the 32-byte SHA-256 of a token is stored, with its expiry; `session`
-//!   treats a session with `expires_at <= now` as absent.
+//!   treats a session with `expires_at <= now` as absent, and `purge_sessions(now)` deletes
+//!   those rows.
 //! - **Errors.** Database failures become [`StoreError::Backend`] naming the operation and
 //!   carrying the database's own message, never record contents or key values.
 
@@ -166,6 +167,8 @@ pub trait Store: Send + Sync + 'static {
     /// The account of a live session (expired ones are absent).
     async fn session(&self, token_hash: &[u8; 32], now: u64) -> Result<Option<AccountId>>;
     async fn delete_session(&self, token_hash: &[u8; 32]) -> Result<()>;
+    /// Deletes every session expired at `now`; returns how many.
+    async fn purge_sessions(&self, now: u64) -> Result<u64>;
 
     /// Compare-and-swap write. On success the record's version is `expected_version + 1` and it
     /// gets the account's next change sequence number. Writing over a deletion marker needs the

@@ -39,9 +39,10 @@ const MIGRATION_LOCK: i64 = 0x5077_0500_0000_0001;
 
 /// Schema migrations, applied in order; each runs once, recorded in `schema_version`.
 /// Constraint names are spelled out because errors are mapped by them.
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    "CREATE TABLE accounts (
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        "CREATE TABLE accounts (
         id bytea CONSTRAINT accounts_pkey PRIMARY KEY CHECK (octet_length(id) = 16),
         created_at bigint NOT NULL,
         seq bigint NOT NULL DEFAULT 0,
@@ -77,7 +78,9 @@ const MIGRATIONS: &[(i32, &str)] = &[(
     );
     CREATE UNIQUE INDEX records_seq ON records(account, seq);
     CREATE INDEX records_group ON records(account, grp);",
-)];
+    ),
+    (2, "CREATE INDEX sessions_expiry ON sessions(expires_at);"),
+];
 
 /// The PostgreSQL-backed [`Store`].
 pub struct PostgresStore {
@@ -624,6 +627,16 @@ impl Store for PostgresStore {
             .await
             .map_err(db(OP))
             .map(drop)
+    }
+
+    async fn purge_sessions(&self, now: u64) -> Result<u64> {
+        const OP: &str = "purge_sessions";
+        let now = to_db(now, "current time")?;
+        let client = self.client(OP).await?;
+        client
+            .execute("DELETE FROM sessions WHERE expires_at <= $1", &[&now])
+            .await
+            .map_err(db(OP))
     }
 
     async fn put_record(

@@ -28,9 +28,10 @@ use crate::{AccountId, AccountRow, CredentialRow, RecordWrite, Result, Store, St
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Schema migrations, applied in order; each runs once, recorded in `schema_version`.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE accounts (
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE accounts (
         id BLOB PRIMARY KEY NOT NULL CHECK (length(id) = 16),
         created_at INTEGER NOT NULL,
         seq INTEGER NOT NULL DEFAULT 0,
@@ -66,7 +67,9 @@ const MIGRATIONS: &[(i64, &str)] = &[(
     ) STRICT;
     CREATE UNIQUE INDEX records_seq ON records(account, seq);
     CREATE INDEX records_group ON records(account, grp);",
-)];
+    ),
+    (2, "CREATE INDEX sessions_expiry ON sessions(expires_at);"),
+];
 
 /// The SQLite-backed [`Store`].
 pub struct SqliteStore {
@@ -686,6 +689,18 @@ impl Store for SqliteStore {
                 .and_then(|mut stmt| stmt.execute([&token_hash[..]]))
                 .map_err(db(OP))
                 .map(drop)
+        })
+        .await
+    }
+
+    async fn purge_sessions(&self, now: u64) -> Result<u64> {
+        const OP: &str = "purge_sessions";
+        let now = to_db(now, "current time")?;
+        self.call(OP, move |conn| {
+            conn.prepare_cached("DELETE FROM sessions WHERE expires_at <= ?1")
+                .and_then(|mut stmt| stmt.execute([now]))
+                .map_err(db(OP))
+                .map(|n| n as u64)
         })
         .await
     }

@@ -454,6 +454,14 @@ async fn sessions_expire(s: &dyn Store) {
     assert_eq!(s.session(&live, 1).await.unwrap(), None);
     // Deleting an unknown session is not an error.
     s.delete_session(&live).await.unwrap();
+
+    // Purging removes exactly the sessions expired at that time.
+    let (expired, later) = (bytes32(10), bytes32(11));
+    s.create_session(expired, id, 6000).await.unwrap();
+    s.create_session(later, id, 20_000).await.unwrap();
+    assert_eq!(s.purge_sessions(7000).await.unwrap(), 2, "`token` and `expired`");
+    assert_eq!(s.session(&later, 7000).await.unwrap(), Some(id));
+    assert_eq!(s.purge_sessions(7000).await.unwrap(), 0);
 }
 
 async fn duplicates_leave_nothing_behind(s: &dyn Store) {
@@ -1219,7 +1227,7 @@ async fn sqlite_file_is_private_and_reopens() {
     let versions: i64 = conn
         .query_row("SELECT count(*) FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(versions, 1);
+    assert_eq!(versions, 2, "one row per migration");
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
