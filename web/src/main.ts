@@ -88,6 +88,8 @@ function refreshList(): void {
 }
 
 function buttons(): void {
+  // Signing out frees the vault the streaming turn is about to be saved with: stop first.
+  el<HTMLButtonElement>("signout").disabled = state.streaming;
   el<HTMLButtonElement>("send").disabled = state.streaming;
   el<HTMLButtonElement>("stop").disabled = !state.streaming;
   el<HTMLButtonElement>("regenerate").disabled = state.streaming || state.transcript.at(-1)?.message.role !== "assistant";

@@ -545,14 +545,9 @@ pub(crate) async fn remove_passkey(
 ) -> Result<Json<serde_json::Value>, Failure> {
     let cred = b64::decode(&credential)
         .map_err(|_| Failure::BadRequest("the credential id is not base64url"))?;
-    let creds = a.store.credentials(auth.account).await?;
-    if !creds.iter().any(|c| c.credential_id == cred) {
+    if !a.store.delete_credential(auth.account, &cred).await? {
         return Err(Failure::NotFound("passkey"));
     }
-    if creds.len() == 1 {
-        return Err(Failure::LastPasskey);
-    }
-    a.store.delete_credential(auth.account, &cred).await?;
     a.store
         .delete_record(auth.account, &passkey_wrap_id(&cred), None)
         .await?;

@@ -48,6 +48,7 @@ impl From<StoreError> for Failure {
             StoreError::DuplicateCredential => {
                 Failure::WebAuthn("that passkey is already registered")
             }
+            StoreError::LastCredential => Failure::LastPasskey,
             StoreError::DuplicateRecovery => {
                 Failure::BadRequest("that recovery code is already in use; make another")
             }

@@ -113,6 +113,8 @@ pub enum StoreError {
     DuplicateCredential,
     #[error("that recovery lookup is already in use")]
     DuplicateRecovery,
+    #[error("that is the account's last credential")]
+    LastCredential,
     #[error("the database failed: {0}")]
     Backend(String),
 }
@@ -147,7 +149,9 @@ pub trait Store: Send + Sync + 'static {
         passkey: &[u8],
         now: u64,
     ) -> Result<()>;
-    /// Returns false when the account has no such credential.
+    /// Returns false when the account has no such credential; refuses to delete the account's
+    /// last one ([`StoreError::LastCredential`]), atomically, so two concurrent deletions of
+    /// an account's last two credentials cannot both succeed.
     async fn delete_credential(&self, account: AccountId, credential_id: &[u8]) -> Result<bool>;
 
     async fn set_recovery(

@@ -527,15 +527,46 @@ impl Store for PostgresStore {
 
     async fn delete_credential(&self, account: AccountId, credential_id: &[u8]) -> Result<bool> {
         const OP: &str = "delete_credential";
-        let client = self.client(OP).await?;
-        client
-            .execute(
-                "DELETE FROM credentials WHERE account = $1 AND credential_id = $2",
+        let mut client = self.client(OP).await?;
+        let tx = client.transaction().await.map_err(db(OP))?;
+        // The account row lock serializes deletions, so the count below stays true until commit.
+        if tx
+            .query_opt(
+                "SELECT 1 FROM accounts WHERE id = $1 FOR NO KEY UPDATE",
+                &[&&account.0[..]],
+            )
+            .await
+            .map_err(db(OP))?
+            .is_none()
+        {
+            return Ok(false);
+        }
+        let row = tx
+            .query_one(
+                "SELECT count(*), count(*) FILTER (WHERE credential_id = $2)
+                 FROM credentials WHERE account = $1",
                 &[&&account.0[..], &credential_id],
             )
             .await
-            .map_err(db(OP))
-            .map(|n| n > 0)
+            .map_err(db(OP))?;
+        let (count, this): (i64, i64) = (
+            row.try_get(0).map_err(db(OP))?,
+            row.try_get(1).map_err(db(OP))?,
+        );
+        if this == 0 {
+            return Ok(false);
+        }
+        if count == 1 {
+            return Err(StoreError::LastCredential);
+        }
+        tx.execute(
+            "DELETE FROM credentials WHERE account = $1 AND credential_id = $2",
+            &[&&account.0[..], &credential_id],
+        )
+        .await
+        .map_err(db(OP))?;
+        tx.commit().await.map_err(db(OP))?;
+        Ok(true)
     }
 
     async fn set_recovery(

@@ -577,10 +577,30 @@ impl Store for SqliteStore {
         const OP: &str = "delete_credential";
         let credential_id = credential_id.to_vec();
         self.call(OP, move |conn| {
-            conn.prepare_cached("DELETE FROM credentials WHERE account = ?1 AND credential_id = ?2")
-                .and_then(|mut stmt| stmt.execute(params![&account.0[..], credential_id]))
-                .map_err(db(OP))
-                .map(|n| n > 0)
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db(OP))?;
+            let (count, this): (i64, i64) = tx
+                .query_row(
+                    "SELECT count(*), coalesce(sum(credential_id = ?2), 0)
+                     FROM credentials WHERE account = ?1",
+                    params![&account.0[..], credential_id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .map_err(db(OP))?;
+            if this == 0 {
+                return Ok(false);
+            }
+            if count == 1 {
+                return Err(StoreError::LastCredential);
+            }
+            tx.execute(
+                "DELETE FROM credentials WHERE account = ?1 AND credential_id = ?2",
+                params![&account.0[..], credential_id],
+            )
+            .map_err(db(OP))?;
+            tx.commit().map_err(db(OP))?;
+            Ok(true)
         })
         .await
     }
