@@ -19,7 +19,6 @@
 
 use std::error::Error;
 use std::net::SocketAddr;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,6 +29,7 @@ use sotto::local::Profile;
 use sotto_api::{PutRecord, Quota, RecordOut};
 use sotto_server::{AccountsConfig, RateLimit, ServerConfig};
 use sotto_store::{AccountId, RecordWrite, Store};
+use sotto_testkit::postgres::Database;
 use sotto_vault::{Header, Opened, Sealed};
 use tempfile::TempDir;
 
@@ -59,51 +59,6 @@ struct Backend {
     _database: Option<Database>,
 }
 
-/// A PostgreSQL database made for this run, dropped afterwards.
-struct Database {
-    admin: String,
-    name: String,
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        if let Err(e) = psql(
-            &self.admin,
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-        ) {
-            eprintln!("could not drop benchmark database {}: {e}", self.name);
-        }
-    }
-}
-
-fn psql(admin: &str, sql: &str) -> Result<(), AnyError> {
-    let out = Command::new("psql")
-        .arg(admin)
-        .args(["--no-psqlrc", "--quiet", "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .output()
-        .map_err(|e| format!("cannot run psql: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("psql: {}", String::from_utf8_lossy(&out.stderr).trim()).into())
-    }
-}
-
-/// `admin` with its database replaced by `name` (query string kept).
-fn url_for_database(admin: &str, name: &str) -> String {
-    let (head, query) = match admin.split_once('?') {
-        Some((h, q)) => (h, format!("?{q}")),
-        None => (admin, String::new()),
-    };
-    let authority = head.find("://").map(|i| i + 3).unwrap_or(0);
-    let base = head
-        .get(authority..)
-        .and_then(|rest| rest.find('/'))
-        .and_then(|slash| head.get(..authority + slash))
-        .unwrap_or(head);
-    format!("{base}/{name}{query}")
-}
-
 async fn open_backend(name: &'static str) -> Result<Backend, AnyError> {
     match name {
         "sqlite" => {
@@ -118,16 +73,8 @@ async fn open_backend(name: &'static str) -> Result<Backend, AnyError> {
             })
         }
         "postgres" => {
-            let admin = std::env::var("SOTTO_TEST_POSTGRES_URL").map_err(|_| {
-                "SOTTO_TEST_POSTGRES_URL is not set: run `eval \"$(bash scripts/postgres env)\"` first"
-            })?;
-            let db_name = format!("sotto_bench_{}", sotto_vault::new_id()?);
-            psql(&admin, &format!("CREATE DATABASE {db_name}"))?;
-            let db = Database {
-                admin: admin.clone(),
-                name: db_name.clone(),
-            };
-            let store = sotto_store::open(&url_for_database(&admin, &db_name)).await?;
+            let db = Database::create("sotto_bench")?;
+            let store = sotto_store::open(&db.url).await?;
             Ok(Backend {
                 name,
                 store,

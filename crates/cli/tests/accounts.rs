@@ -19,9 +19,7 @@ use sotto_vault::{Role, VaultError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-mod common;
-
-use common::postgres::Database;
+use sotto_testkit::postgres::Database;
 
 // ---- Harness ---------------------------------------------------------------------------
 
@@ -79,7 +77,7 @@ struct Server {
 async fn server(pg: bool) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let backend = if pg {
-        Backend::Postgres(Database::create())
+        Backend::Postgres(Database::create("sotto_cli").expect("a test database"))
     } else {
         Backend::Sqlite {
             path: dir.path().join("accounts.sqlite"),

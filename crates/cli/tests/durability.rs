@@ -22,9 +22,7 @@ use sotto::account::Unlocked;
 use sotto::local::Profile;
 use sotto_vault::Role;
 
-mod common;
-
-use common::postgres::{url_for_database, Database};
+use sotto_testkit::postgres::Database;
 
 /// Concurrent writers, so that several commits are in flight when the server dies.
 const WRITERS: usize = 4;
@@ -266,19 +264,6 @@ async fn sqlite_server_killed_mid_write_loop_keeps_acknowledged_writes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_server_killed_mid_write_loop_keeps_acknowledged_writes() {
-    let db = Database::create();
+    let db = Database::create("sotto_cli").expect("a test database");
     kill_mid_write_loop_keeps_acknowledged_writes(Some(&db.url)).await;
-}
-
-#[test]
-fn database_urls_swap_only_the_database() {
-    assert_eq!(
-        url_for_database("postgres://u:p@127.0.0.1:5432/postgres", "x"),
-        "postgres://u:p@127.0.0.1:5432/x"
-    );
-    assert_eq!(
-        url_for_database("postgres://u:p@h/postgres?sslmode=disable", "x"),
-        "postgres://u:p@h/x?sslmode=disable"
-    );
-    assert_eq!(url_for_database("postgres://h:1", "x"), "postgres://h:1/x");
 }

@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::Arc;
 
 use sotto_api::{Quota, RecordOut, Usage};
@@ -185,27 +184,7 @@ where
 }
 
 fn admin_url() -> String {
-    std::env::var("SOTTO_TEST_POSTGRES_URL").unwrap_or_else(|_| {
-        panic!(
-            "SOTTO_TEST_POSTGRES_URL is not set, so the PostgreSQL backend cannot be tested: \
-             run `eval \"$(scripts/postgres env)\"` first"
-        )
-    })
-}
-
-/// The admin URL pointing at database `name` instead.
-fn url_for_database(admin: &str, name: &str) -> String {
-    tokio_postgres::Config::from_str(admin).expect("SOTTO_TEST_POSTGRES_URL is not a valid URL");
-    let (base, query) = match admin.split_once('?') {
-        Some((b, q)) => (b, format!("?{q}")),
-        None => (admin, String::new()),
-    };
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let root = match base[authority_start..].find('/') {
-        Some(i) => &base[..authority_start + i],
-        None => base,
-    };
-    format!("{root}/{name}{query}")
+    sotto_testkit::postgres::admin_url().unwrap_or_else(|e| panic!("{e}"))
 }
 
 async fn with_postgres<F, Fut>(body: F)
@@ -220,7 +199,7 @@ where
         .batch_execute(&format!("CREATE DATABASE {name}"))
         .await
         .unwrap();
-    let url = url_for_database(&admin, &name);
+    let url = sotto_testkit::postgres::url_for_database(&admin, &name);
     let outcome = tokio::spawn(async move {
         let store = sotto_store::open(&url).await.unwrap();
         body(Harness {

@@ -4,8 +4,6 @@
 
 #![allow(dead_code)]
 
-pub mod postgres;
-
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
