@@ -18,7 +18,7 @@ use sotto_vault::{
 use zeroize::Zeroizing;
 
 use crate::api::{ApiClient, ApiClientError};
-use crate::local::{LocalError, Profile, SessionFile};
+use crate::local::{KeyringLock, LocalError, Profile, SessionFile};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
@@ -74,18 +74,46 @@ fn passphrase() -> Option<Zeroizing<String>> {
         .map(Zeroizing::new)
 }
 
-fn load_keyring(profile: &Profile) -> Result<Keyring, AccountError> {
-    let path = profile.keyring_path();
-    if !path.exists() {
-        return Ok(Keyring::new());
-    }
-    let pass = passphrase();
-    Ok(Keyring::load(&path, pass.as_deref().map(|s| s.as_str()))?)
+/// The keyring, loaded under the profile's lock, which it holds until dropped (after
+/// [`save_keyring`]), so concurrent `sotto` processes never lose a counter update.
+struct HeldKeyring {
+    keyring: Keyring,
+    _lock: KeyringLock,
 }
 
-fn save_keyring(profile: &Profile, keyring: &Keyring) -> Result<(), AccountError> {
+impl std::ops::Deref for HeldKeyring {
+    type Target = Keyring;
+    fn deref(&self) -> &Keyring {
+        &self.keyring
+    }
+}
+
+impl std::ops::DerefMut for HeldKeyring {
+    fn deref_mut(&mut self) -> &mut Keyring {
+        &mut self.keyring
+    }
+}
+
+fn load_keyring(profile: &Profile) -> Result<HeldKeyring, AccountError> {
+    let lock = profile.lock_keyring()?;
+    let path = profile.keyring_path();
+    let keyring = if path.exists() {
+        let pass = passphrase();
+        Keyring::load(&path, pass.as_deref().map(|s| s.as_str()))?
+    } else {
+        Keyring::new()
+    };
+    Ok(HeldKeyring {
+        keyring,
+        _lock: lock,
+    })
+}
+
+fn save_keyring(profile: &Profile, keyring: &HeldKeyring) -> Result<(), AccountError> {
     let pass = passphrase();
-    Ok(keyring.save(&profile.keyring_path(), pass.as_deref().map(|s| s.as_str()))?)
+    Ok(keyring
+        .keyring
+        .save(&profile.keyring_path(), pass.as_deref().map(|s| s.as_str()))?)
 }
 
 fn rp_id_of(options: &serde_json::Value) -> Result<String, AccountError> {

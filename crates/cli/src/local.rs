@@ -58,6 +58,37 @@ impl Profile {
         self.dir.join("passkeys.json")
     }
 
+    /// Takes this profile's keyring lock, waiting while another `sotto` process holds it. A
+    /// passkey's signature counter moves on every use, so two processes each loading the file,
+    /// signing and saving would write the same counter twice; the server would then refuse
+    /// the passkey as a possible clone. Holding this from load to save makes them take turns.
+    pub fn lock_keyring(&self) -> Result<KeyringLock, LocalError> {
+        let path = self.dir.join("passkeys.lock");
+        let err = |source| LocalError::Write {
+            path: path.clone(),
+            source,
+        };
+        fs::create_dir_all(&self.dir).map_err(err)?;
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(err)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                eprintln!(
+                    "waiting for another sotto process to finish with this device's passkeys…"
+                );
+                file.lock().map_err(err)?;
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(err(e)),
+        }
+        Ok(KeyringLock { _file: file })
+    }
+
     pub fn session_path(&self) -> PathBuf {
         self.dir.join("session.json")
     }
@@ -112,6 +143,11 @@ impl Profile {
     }
 }
 
+/// Exclusive use of a profile's keyring, released when dropped (or when the process ends).
+pub struct KeyringLock {
+    _file: fs::File,
+}
+
 /// Writes `bytes` to `path` atomically, readable only by the user.
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), LocalError> {
     let err = |source| LocalError::Write {
@@ -141,4 +177,36 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), LocalError> {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::Profile;
+
+    #[test]
+    fn keyring_lock_makes_processes_take_turns() {
+        let dir = tempfile::tempdir().unwrap();
+        let profile = Profile::new(Some(dir.path().to_owned()));
+        let held = profile.lock_keyring().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let other = profile.clone();
+        let waiter = std::thread::spawn(move || {
+            let lock = other.lock_keyring().unwrap();
+            tx.send(()).unwrap();
+            drop(lock);
+        });
+        // A working lock can only make this wait; a broken one is caught whenever the other
+        // thread gets there first.
+        assert!(
+            rx.recv_timeout(Duration::from_millis(300)).is_err(),
+            "both held the lock"
+        );
+        drop(held);
+        rx.recv_timeout(Duration::from_secs(30))
+            .expect("the lock was handed over");
+        waiter.join().unwrap();
+    }
 }
