@@ -134,6 +134,7 @@ function renderVerified(v: Verified): void {
   dl.replaceChildren(...rows.flatMap(([k, val]) => [make("dt", undefined, k), make("dd", undefined, val)]));
   dl.dataset.finishMs = v.finishMs.toFixed(2);
   el("verdict").textContent = JSON.stringify(s, null, 2);
+  el("verdict-box").hidden = false;
   const st = el("verified-state");
   st.textContent = "Checked in this page before anything was sent:";
   st.className = "ok";
@@ -145,6 +146,7 @@ function renderRefused(why: string): void {
   st.className = "refused";
   el("verified-list").replaceChildren();
   el("verdict").textContent = "";
+  el("verdict-box").hidden = true;
 }
 
 /** The open attested channel, or a new one whose evidence this page has just verified. */

@@ -17,7 +17,8 @@
 // origin. Screenshots go to artifacts/web/.
 //
 // Env: SOTTO_BIN (default $CARGO_TARGET_DIR/debug/sotto), SOTTO_MODEL (required: a GGUF),
-// CHROMIUM (default /usr/bin/chromium).
+// SOTTO_STRICT_DIST (a bundle built with SOTTO_WEB_ALLOW_SIMULATED=0: then also checks that it
+// refuses the simulated enclave), CHROMIUM (default /usr/bin/chromium).
 
 import { execFileSync, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
@@ -36,6 +37,8 @@ const bin = process.env.SOTTO_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(r
 const model = process.env.SOTTO_MODEL;
 if (!model) throw new Error("set SOTTO_MODEL to a GGUF file (scripts/test-web writes the tiny test model)");
 const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
+/** A bundle built with SOTTO_WEB_ALLOW_SIMULATED=0, as a deployment ships it (optional). */
+const strictDist = process.env.SOTTO_STRICT_DIST;
 const artifacts = join(repo, "artifacts/web");
 mkdirSync(artifacts, { recursive: true });
 const work = mkdtempSync(join(tmpdir(), "sotto-e2e-"));
@@ -472,6 +475,35 @@ async function main() {
   assert.match(await c.page.textContent("#status"), /does not support the PRF extension/);
   const registerFinishes = sent.filter((s) => s.what === "POST /v1/account/register/finish").length;
   assert.equal(registerFinishes, 1, "only device A finished a sign-up");
+
+  if (strictDist) {
+    step("The client a deployment ships (built without the simulated platform) refuses this enclave");
+    const strictPort = await start(
+      ["server", "--enclave", enclave, "--web-dir", strictDist, "--data-dir", join(work, "server-strict"), "--collateral-dir", join(enclaveDir, "collateral"), "--listen", "127.0.0.1:0"],
+      /server listening on http:\/\/127\.0\.0\.1:(\d+)/,
+      60_000,
+    );
+    const strictOrigin = `http://localhost:${strictPort}`;
+    const strictUrls = [];
+    const d = await browser("d", strictOrigin);
+    record(d.page, sent, strictUrls);
+    await d.page.goto(`${strictOrigin}/`);
+    await d.page.waitForSelector("body[data-ready=true]");
+    await d.page.click("#signup");
+    await d.page.waitForSelector("#recovery-show:not([hidden])", { timeout: 30_000 });
+    await d.page.check("#saved-check");
+    await d.page.click("#saved");
+    await d.page.waitForSelector("#app:not([hidden])");
+    await d.page.fill("#prompt", `Not for a simulated enclave ${canaries[0]}`);
+    await d.page.click("#send");
+    await d.page.waitForSelector("#status.error", { timeout: 30_000 });
+    const strictRefusal = await statusText(d.page);
+    assert.match(strictRefusal, /Refused the enclave, so nothing was sent: .*SIMULATED development platform/, strictRefusal);
+    assert.equal(await d.page.isVisible("#simulated-banner"), false, "no banner: nothing simulated was accepted");
+    assert.equal(await d.page.locator(".msg").count(), 0);
+    await shot(d.page, "9-production-client-refuses-simulated.png");
+    assert.deepEqual(strictUrls.filter((u) => !u.startsWith(strictOrigin) && !u.startsWith(`ws://localhost:${strictPort}/`)), []);
+  }
 
   step("The canaries and the recovery code never left the pages in the clear; no other origin");
   for (const s of sent) {

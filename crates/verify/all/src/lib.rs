@@ -93,7 +93,8 @@ impl Verdict {
 pub enum VerifyError {
     #[error(
         "the enclave runs on the SIMULATED development platform, whose evidence proves nothing; \
-         refusing to send (pass --insecure-simulated only for local development)"
+         refusing to send (only a client set up for local development accepts it: \
+         `sotto chat --insecure-simulated`, or a web client built with SOTTO_WEB_ALLOW_SIMULATED=1)"
     )]
     SimulatedNotAllowed,
     #[error("simulated evidence carries no root certificate")]
