@@ -3,8 +3,8 @@
 // vaults opened only inside the wasm core; what is sent is public or ciphertext.
 
 import { Recovery, Vault, passkey_wrap_id, prf_salt, recovery_wrap_id } from "../pkg/sotto_web.js";
-import { type PasskeyInfo, api } from "./api.js";
-import { loadLedger, saveLedger as storeLedger } from "./ledger.js";
+import { ApiError, type PasskeyInfo, api } from "./api.js";
+import { forgetLedger, loadLedger, saveLedger as storeLedger } from "./ledger.js";
 import { b64uEncode, createPasskey, getPasskey, NoPrfError } from "./passkey.js";
 
 /** The passkey this page signed in (or signed up) with, base64url, to mark it in the list. */
@@ -153,4 +153,30 @@ export async function listPasskeys(): Promise<PasskeyInfo[]> {
 /** Removes a passkey; the server refuses to remove the last one and drops its vault wrapping. */
 export async function removePasskey(credentialId: string): Promise<void> {
   await api.removePasskey(credentialId);
+}
+
+/** Replaces the recovery code, as the CLI does: the vault key is wrapped for the new code
+ *  first, then the server's verifier changes, so whichever code can sign in can also unlock.
+ *  Returns the new code's text, to show once. */
+export async function rotateRecovery(vault: Vault): Promise<string> {
+  const recovery = Recovery.generate();
+  try {
+    let current = 0;
+    try {
+      current = (await api.get(recovery_wrap_id())).version;
+    } catch (e) {
+      if (!(e instanceof ApiError && e.status === 404)) throw e;
+    }
+    await api.put(vault.wrap_for_recovery(recovery, current));
+    await api.setRecovery(JSON.parse(recovery.verifier_json()));
+    return recovery.reveal();
+  } finally {
+    recovery.free();
+  }
+}
+
+/** Deletes the account and everything in it on the server, and this browser's ledger of it. */
+export async function deleteAccount(vault: Vault): Promise<void> {
+  await api.deleteAccount();
+  await forgetLedger(vault.account());
 }

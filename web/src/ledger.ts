@@ -36,6 +36,12 @@ export async function loadLedger(account: string): Promise<string | null> {
   return typeof v === "string" ? v : null;
 }
 
+/** Forgets the ledger of a deleted account. */
+export async function forgetLedger(account: string): Promise<void> {
+  const s = await store("readwrite");
+  await request(s.delete(account));
+}
+
 export async function saveLedger(account: string, ledgerJson: string): Promise<void> {
   const s = await store("readwrite");
   // Resolves on commit, not on the request's success, so the ledger is on disk afterwards.

@@ -3,7 +3,20 @@
 
 import init, { Vault } from "../pkg/sotto_web.js";
 import { api } from "./api.js";
-import { LockedSession, addPasskey, deviceName, listPasskeys, recover, removePasskey, signIn, signUp, thisPasskey, unlockWithRecovery } from "./account.js";
+import {
+  LockedSession,
+  addPasskey,
+  deleteAccount,
+  deviceName,
+  listPasskeys,
+  recover,
+  removePasskey,
+  rotateRecovery,
+  signIn,
+  signUp,
+  thisPasskey,
+  unlockWithRecovery,
+} from "./account.js";
 import { Connection, type Verified } from "./chat.js";
 import { folders, renderList } from "./conversations.js";
 import { ask, describe, el, make, status } from "./dom.js";
@@ -307,6 +320,29 @@ async function renderPasskeys(): Promise<void> {
   );
 }
 
+/** Shows a recovery code exactly once, until the user confirms they saved it. */
+function showRecoveryCode(code: string): void {
+  el("recovery-code").textContent = code;
+  el<HTMLInputElement>("saved-check").checked = false;
+  el<HTMLButtonElement>("saved").disabled = true;
+  show("recovery-show");
+}
+
+/** Drops everything this page knew of the account and goes back to the welcome screen. */
+function forget(): void {
+  state.conn?.close();
+  state.conn = null;
+  state.vault?.free();
+  state.vault = null;
+  state.history = null;
+  state.current = null;
+  state.transcript = [];
+  renderTranscript();
+  el<HTMLInputElement>("delete-account-check").checked = false;
+  el<HTMLButtonElement>("delete-account").disabled = true;
+  show("welcome");
+}
+
 function wire(): void {
   themeSwitch(el("theme"));
   el("signup-form").addEventListener("submit", (ev) => {
@@ -315,10 +351,7 @@ function wire(): void {
       const name = el<HTMLInputElement>("display-name").value.trim();
       const { vault, recoveryCode } = await signUp(name, deviceName());
       state.vault = vault;
-      el("recovery-code").textContent = recoveryCode;
-      el<HTMLInputElement>("saved-check").checked = false;
-      el<HTMLButtonElement>("saved").disabled = true;
-      show("recovery-show");
+      showRecoveryCode(recoveryCode);
       status("Account created.");
     });
   });
@@ -328,7 +361,10 @@ function wire(): void {
   el("saved").addEventListener("click", () => {
     el("recovery-code").textContent = "";
     const vault = state.vault;
-    if (vault) void busy("Opening your history…", () => enter(vault));
+    if (state.history) {
+      show("app");
+      status("The new recovery code is in place; the old one no longer works.");
+    } else if (vault) void busy("Opening your history…", () => enter(vault));
   });
   el("signin").addEventListener("click", () => {
     void busy("Waiting for your passkey…", async () => {
@@ -372,6 +408,27 @@ function wire(): void {
       await addPasskey(vault, deviceName());
       await renderPasskeys();
       status("Passkey added.");
+    });
+  });
+  el("rotate-recovery").addEventListener("click", () => {
+    const vault = state.vault;
+    if (vault) void busy("Making a new recovery code…", async () => {
+      const code = await rotateRecovery(vault);
+      el<HTMLDialogElement>("passkeys-dialog").close();
+      showRecoveryCode(code);
+      status("Your new recovery code.");
+    });
+  });
+  el("delete-account-check").addEventListener("change", () => {
+    el<HTMLButtonElement>("delete-account").disabled = !el<HTMLInputElement>("delete-account-check").checked;
+  });
+  el("delete-account").addEventListener("click", () => {
+    const vault = state.vault;
+    if (vault) void busy("Deleting your account…", async () => {
+      await deleteAccount(vault);
+      el<HTMLDialogElement>("passkeys-dialog").close();
+      forget();
+      status("Your account and everything in it were deleted from the server.");
     });
   });
   el("new-chat").addEventListener("click", () => select(null));
@@ -426,16 +483,8 @@ function wire(): void {
   });
   el("signout").addEventListener("click", () => {
     void busy("Signing out…", async () => {
-      state.conn?.close();
-      state.conn = null;
       await api.signOut();
-      state.vault?.free();
-      state.vault = null;
-      state.history = null;
-      state.current = null;
-      state.transcript = [];
-      renderTranscript();
-      show("welcome");
+      forget();
       status("Signed out.");
     });
   });

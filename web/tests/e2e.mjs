@@ -11,10 +11,11 @@
 // site's cookies, storage and IndexedDB are wiped, passkey sign-in decrypts everything; with
 // the evidence tampered the page refuses to send and says why; a recovery code on a fresh
 // browser registers that browser's own passkey, which then unlocks the history and manages
-// passkeys; a message altered in the server's database makes the page refuse the history; a
-// passkey without PRF is refused plainly; canaries typed in the page reach neither a request
-// body, a WebSocket frame nor the server's database; nothing is requested from any other
-// origin. Screenshots go to artifacts/web/.
+// passkeys; a message altered in the server's database makes the page refuse the history; a new
+// recovery code replaces the old one; deleting the account leaves no row of it; a passkey
+// without PRF is refused plainly; canaries typed in the page reach neither a request body, a
+// WebSocket frame nor the server's database; nothing is requested from any other origin.
+// Screenshots go to artifacts/web/.
 //
 // Env: SOTTO_BIN (default $CARGO_TARGET_DIR/debug/sotto), SOTTO_MODEL (required: a GGUF),
 // SOTTO_STRICT_DIST (a bundle built with SOTTO_WEB_ALLOW_SIMULATED=0: then also checks that it
@@ -465,6 +466,49 @@ async function main() {
   await b.page.waitForSelector("#conversations button.conv");
   assert.deepEqual(await texts(b.page, "#conversations button.conv"), [byB], "the untampered history opens again");
 
+  step("B makes a new recovery code: the old one stops working, the new one opens the history");
+  await b.page.click("#manage-passkeys");
+  await b.page.waitForSelector("#passkeys-dialog[open]");
+  await b.page.click("#rotate-recovery");
+  await b.page.waitForSelector("#recovery-show:not([hidden])", { timeout: 30_000 });
+  const newCode = (await b.page.textContent("#recovery-code")).trim();
+  assert.ok(newCode.length > 20 && newCode !== code, "a different code is shown");
+  await b.page.check("#saved-check");
+  await b.page.click("#saved");
+  await b.page.waitForSelector("#app:not([hidden])");
+  assert.equal(await b.page.textContent("#recovery-code"), "", "the new code is gone once confirmed");
+  await a.page.fill("#recover-code", code);
+  await a.page.click("#recover");
+  await a.page.waitForFunction(() => /does not belong to any account/.test(document.getElementById("status").textContent), null, { timeout: 30_000 });
+  await a.page.fill("#recover-code", newCode);
+  await a.page.click("#recover");
+  await a.page.waitForSelector("#conversations button.conv", { timeout: 30_000 });
+  assert.deepEqual(await texts(a.page, "#conversations button.conv"), [byB], "the new code unlocks the history");
+  await a.page.click("#signout");
+  await a.page.waitForSelector("#welcome:not([hidden])");
+
+  step("B deletes the account: nothing of it is left on the server");
+  await b.page.click("#manage-passkeys");
+  await b.page.waitForSelector("#passkeys-dialog[open]");
+  assert.equal(await b.page.isDisabled("#delete-account"), true, "deleting waits for 'I understand'");
+  await b.page.check("#delete-account-check");
+  await b.page.click("#delete-account");
+  await b.page.waitForSelector("#welcome:not([hidden])", { timeout: 30_000 });
+  assert.match(await statusText(b.page), /deleted/);
+  assert.equal(sql("SELECT (SELECT count(*) FROM accounts) + (SELECT count(*) FROM credentials) + (SELECT count(*) FROM records) + (SELECT count(*) FROM sessions)"), "0");
+  await b.page.click("#signin");
+  await b.page.waitForSelector("#status.error", { timeout: 30_000 });
+  assert.equal(await b.page.isVisible("#app"), false, "the deleted account's passkey signs in to nothing");
+  for (const who of [a, b]) {
+    assert.equal(await who.page.evaluate(() => new Promise((res) => {
+      const r = indexedDB.open("sotto");
+      r.onsuccess = () => {
+        const q = r.result.transaction("ledgers").objectStore("ledgers").count();
+        q.onsuccess = () => res(q.result);
+      };
+    })), who === b ? 0 : 1, "the deleting browser forgot its ledger");
+  }
+
   step("Device C: an authenticator without PRF is refused plainly, before any account exists");
   const c = await browser("c", origin, { prf: false });
   record(c.page, sent, urls);
@@ -508,7 +552,7 @@ async function main() {
   step("The canaries and the recovery code never left the pages in the clear; no other origin");
   for (const s of sent) {
     for (const canary of canaries) assert.ok(!s.bytes.includes(canary), `${s.what} carries ${canary}`);
-    assert.ok(!s.bytes.includes(code), `${s.what} carries the recovery code`);
+    for (const c of [code, newCode]) assert.ok(!s.bytes.includes(c), `${s.what} carries a recovery code`);
     assert.ok(!s.bytes.toString().includes('"prf"') || s.what === "ws frame", `${s.what} carries a PRF result`);
   }
   assert.ok(sent.some((s) => s.what.startsWith("PUT /v1/records/m.")), "messages were written");
