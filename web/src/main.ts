@@ -129,6 +129,20 @@ function renderTranscript(): void {
   );
 }
 
+/** The TCB the evidence reports, readably: SEV-SNP's component levels or TDX's status. The
+ *  full verdict stays one click away. */
+function tcbText(verdict: Record<string, unknown>): string {
+  const cpu = (verdict.cpu ?? {}) as { reported_tcb?: Record<string, unknown>; tcb_status?: unknown; advisory_ids?: unknown; checks?: unknown };
+  const parts: string[] = [];
+  if (cpu.reported_tcb) {
+    parts.push(Object.entries(cpu.reported_tcb).map(([k, v]) => `${k} ${String(v)}`).join(", "));
+  }
+  if (cpu.tcb_status !== undefined) parts.push(`status ${String(cpu.tcb_status)}`);
+  if (Array.isArray(cpu.advisory_ids) && cpu.advisory_ids.length > 0) parts.push(`advisories ${cpu.advisory_ids.join(", ")}`);
+  if (Array.isArray(cpu.checks)) parts.push(`${cpu.checks.length} checks passed`);
+  return parts.join("; ") || "see the full verdict";
+}
+
 function renderVerified(v: Verified): void {
   const s = v.summary;
   el("simulated-banner").hidden = !s.simulated && el("simulated-banner").hidden;
@@ -138,7 +152,7 @@ function renderVerified(v: Verified): void {
     ["Model", `${String(s.model.name ?? "")} sha256 ${String(s.model.sha256 ?? "")}`],
     ["Release", s.release],
     ["GPU attested", s.gpu_attested ? "yes" : "no"],
-    ["TCB / verdict", JSON.stringify((s.verdict as { cpu?: unknown }).cpu ?? s.verdict)],
+    ["TCB", tcbText(s.verdict)],
     ["Simulated root pinned", s.simulated ? (s.simulated_root_pinned ? "yes" : "no: any simulated enclave accepted") : "n/a"],
     ["Checked at", v.checkedAt.toISOString()],
     ["Verification took", `${v.finishMs.toFixed(1)} ms`],

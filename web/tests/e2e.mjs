@@ -260,6 +260,8 @@ async function main() {
   const verified = await a.page.textContent("#verified-list");
   assert.match(verified, /Measurement[0-9a-f]{96}/);
   assert.match(verified, /Checked at/);
+  assert.match(verified, /TCBbootloader \d+, tee \d+, snp \d+, microcode \d+; \d+ checks passed/, "the TCB is shown readably");
+  assert.match(verified, /Model\S+ sha256 [0-9a-f]{64}/, "the model digest is shown");
   assert.match(await a.page.textContent("#verified-state"), /Checked in this page before anything was sent/);
   await shot(a.page, "2-chat-streamed-answer.png");
   await a.page.locator("#verified").screenshot({ path: join(artifacts, "3-verified-panel.png") });
