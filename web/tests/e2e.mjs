@@ -42,6 +42,7 @@ const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const strictDist = process.env.SOTTO_STRICT_DIST;
 const artifacts = join(repo, "artifacts/web");
 mkdirSync(artifacts, { recursive: true });
+for (const f of readdirSync(artifacts)) if (f.startsWith("failure-")) rmSync(join(artifacts, f));
 const work = mkdtempSync(join(tmpdir(), "sotto-e2e-"));
 const children = [];
 const contexts = [];
