@@ -391,7 +391,14 @@ async fn up(
     let url = format!("http://{}:{}", accounts.rp_id, addr.port());
     println!("Sotto is up: {url}");
     println!("  model:    {} (sha256 {})", model.name, model.sha256);
-    println!("  platform: {platform} (development only: clients must pass --insecure-simulated)");
+    if platform == "simulated" {
+        println!(
+            "  platform: {platform} (development only: the CLI needs --insecure-simulated; the \
+             web client from scripts/web accepts it under a red banner)"
+        );
+    } else {
+        println!("  platform: {platform}");
+    }
     if let Some(m) = measurement {
         println!("  measurement: {m} (pin with --expect-measurement)");
     }

@@ -856,3 +856,33 @@ async fn malformed_requests_get_the_api_error_shape() {
     let (records, _) = a.api.all_changes(0).await.unwrap();
     assert!(records.iter().all(|r| r.id.starts_with("wrap.")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_cli_processes_share_one_passkey_file() {
+    let s = server(false).await;
+    let (_dir, d) = device();
+    account::create(&d, &s.url, "A", "a").await.unwrap();
+    // Each sign-in advances the passkey's signature counter, which the server requires to grow:
+    // without the keyring lock two of these would sign with the same counter and one would be
+    // refused as a possible clone.
+    let logins: Vec<_> = (0..4)
+        .map(|_| {
+            let mut login = Command::new(env!("CARGO_BIN_EXE_sotto"));
+            login
+                .args(["account", "login", "--server", &s.url])
+                .env("SOTTO_CONFIG_DIR", &d.dir);
+            tokio::task::spawn_blocking(move || login.output())
+        })
+        .collect();
+    for out in futures_util::future::join_all(logins).await {
+        let out = out.unwrap().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    account::login(&d, &s.url)
+        .await
+        .expect("the passkey still signs in");
+}
