@@ -12,7 +12,8 @@
 // the evidence tampered the page refuses to send and says why; a recovery code on a fresh
 // browser registers that browser's own passkey, which then unlocks the history and manages
 // passkeys; a message altered in the server's database makes the page refuse the history; a new
-// recovery code replaces the old one; deleting the account leaves no row of it; a passkey
+// recovery code replaces the old one; the passkey copied into an authenticator without PRF
+// signs in and the recovery code unlocks; deleting the account leaves no row of it; a passkey
 // without PRF is refused plainly; canaries typed in the page reach neither a request body, a
 // WebSocket frame nor the server's database; nothing is requested from any other origin.
 // Screenshots go to artifacts/web/.
@@ -141,7 +142,7 @@ async function browser(name, origin, { prf = true } = {}) {
   const page = context.pages()[0] ?? (await context.newPage());
   const cdp = await context.newCDPSession(page);
   await cdp.send("WebAuthn.enable");
-  await cdp.send("WebAuthn.addVirtualAuthenticator", {
+  const { authenticatorId } = await cdp.send("WebAuthn.addVirtualAuthenticator", {
     options: {
       protocol: "ctap2",
       ctap2Version: "ctap2_1",
@@ -153,7 +154,7 @@ async function browser(name, origin, { prf = true } = {}) {
       automaticPresenceSimulation: true,
     },
   });
-  return { context, page, cdp };
+  return { context, page, cdp, authenticatorId };
 }
 
 /** Everything a page sends (request bodies and WebSocket frames) and every URL it asks for. */
@@ -489,6 +490,27 @@ async function main() {
   assert.deepEqual(await texts(a.page, "#conversations button.conv"), [byB], "the new code unlocks the history");
   await a.page.click("#signout");
   await a.page.waitForSelector("#welcome:not([hidden])");
+
+  // Chrome drops a credential's PRF secret when it is exported into another authenticator: the
+  // same passkey then signs in but cannot unlock, like a synced passkey on a browser without PRF.
+  step("B's passkey synced to a browser without PRF: signs in, and the recovery code unlocks");
+  const [bCred] = (await b.cdp.send("WebAuthn.getCredentials", { authenticatorId: b.authenticatorId })).credentials;
+  const e = await browser("e", origin, { prf: false });
+  record(e.page, sent, urls);
+  await e.cdp.send("WebAuthn.addCredential", { authenticatorId: e.authenticatorId, credential: bCred });
+  await e.page.goto(url);
+  await e.page.waitForSelector("body[data-ready=true]");
+  await e.page.click("#signin");
+  await e.page.waitForSelector("#unlock:not([hidden])", { timeout: 30_000 });
+  assert.match(await e.page.textContent("#unlock-why"), /does not support the PRF extension/);
+  await e.page.fill("#unlock-code", code);
+  await e.page.click("#unlock-form button");
+  await e.page.waitForSelector("#status.error");
+  assert.equal(await e.page.isVisible("#app"), false, "the replaced recovery code does not unlock");
+  await e.page.fill("#unlock-code", newCode);
+  await e.page.click("#unlock-form button");
+  await e.page.waitForSelector("#conversations button.conv", { timeout: 30_000 });
+  assert.deepEqual(await texts(e.page, "#conversations button.conv"), [byB], "unlocked with the recovery code");
 
   step("B deletes the account: nothing of it is left on the server");
   await b.page.click("#manage-passkeys");
