@@ -234,8 +234,9 @@ async function generate(question: string | null, replacing: Turn | null): Promis
         error: (why) => resolve({ ok: false, why }),
       },
     );
-  });
-  state.streaming = false;
+  }).catch((e: unknown) => ({ ok: false, why: describe(e) }));
+  // The turn stays in progress (no pulls, no switching) until it is saved; only Stop is moot.
+  el<HTMLButtonElement>("stop").disabled = true;
   paint();
   const why = outcome.why === "stopped" ? "Stopped." : (outcome.why ?? "the answer failed");
   if (!outcome.ok && !answer) {
@@ -245,6 +246,7 @@ async function generate(question: string | null, replacing: Turn | null): Promis
       prompt.value = question ?? "";
     }
     if (replacing) state.transcript.push(replacing);
+    state.streaming = false;
     refresh();
     status(outcome.why === "stopped" ? "Stopped before any answer; your message is back in the box." : why, outcome.why !== "stopped");
     return;
@@ -260,9 +262,11 @@ async function generate(question: string | null, replacing: Turn | null): Promis
     if (replacing?.id) await removeMessage(replacing.id);
     state.current = saved.conv;
     await state.history?.pull();
+    state.streaming = false;
     refresh();
     status(outcome.ok ? "Answer complete; saved encrypted." : `${why} The partial answer was saved encrypted.`, !outcome.ok && outcome.why !== "stopped");
   } catch (e) {
+    state.streaming = false;
     buttons();
     status(`This turn was not saved: ${describe(e)}`, true);
   }
@@ -332,6 +336,22 @@ async function renderPasskeys(): Promise<void> {
       return li;
     }),
   );
+}
+
+/** Takes in other devices' changes without disturbing an answer being streamed. */
+async function pullQuietly(): Promise<void> {
+  const history = state.history;
+  if (!history || state.streaming) return;
+  try {
+    await history.pull();
+  } catch (e) {
+    status(describe(e), true);
+    return;
+  }
+  if (state.streaming || state.history !== history) return;
+  if (state.current && !convs().has(state.current)) state.current = null;
+  if (state.current) state.transcript = [...(convs().get(state.current)?.messages ?? [])];
+  refresh();
 }
 
 /** Shows a recovery code exactly once, until the user confirms they saved it. */
@@ -481,20 +501,10 @@ function wire(): void {
       }
     });
   });
-  // Coming back to the tab picks up what other devices changed meanwhile.
-  window.addEventListener("focus", () => {
-    const history = state.history;
-    if (!history || state.streaming) return;
-    history
-      .pull()
-      .then(() => {
-        if (state.streaming) return;
-        if (state.current && !convs().has(state.current)) state.current = null;
-        state.transcript = state.current ? [...(convs().get(state.current)?.messages ?? [])] : state.transcript;
-        refresh();
-      })
-      .catch((e) => status(describe(e), true));
-  });
+  // Coming back to the tab, and every half minute while it is shown, picks up what other
+  // devices changed meanwhile.
+  window.addEventListener("focus", () => void pullQuietly());
+  setInterval(() => document.visibilityState === "visible" && void pullQuietly(), 30_000);
   el("signout").addEventListener("click", () => {
     void busy("Signing out…", async () => {
       await api.signOut();
