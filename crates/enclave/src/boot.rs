@@ -1,10 +1,12 @@
 //! Enclave start-up: model check, key, manifest, evidence, engine.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rustix::fs::{fcntl_add_seals, memfd_create, MemfdFlags, SealFlags};
 use sha2::{Digest, Sha256};
 use sotto_attester::{Attester, GpuConfig, PlatformConfig};
 use sotto_channel::binding::{manifest_digest, report_data};
@@ -60,26 +62,60 @@ pub struct Enclave {
     pub(crate) generations: Arc<tokio::sync::Semaphore>,
 }
 
-/// SHA-256 and size of a file, reporting progress as a fraction.
-pub fn hash_file(
-    path: &Path,
-    progress: &mut dyn FnMut(u64, u64),
-) -> std::io::Result<([u8; 32], u64)> {
-    let mut file = File::open(path)?;
-    let total = file.metadata()?.len();
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut done = 0u64;
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
+/// The model as hashed, copied into sealed anonymous memory (a Linux memfd) in the same pass.
+///
+/// The engine then loads this copy, never the file again: the bytes it runs are exactly the
+/// bytes whose digest the manifest (and so the evidence) commits to. Loading the file by path
+/// after hashing it would let whoever controls the disk (in a confidential VM: the host)
+/// change the weights in between, or serve other blocks when the engine's mapping faults them
+/// in later. The seals make the copy immutable, and it lives in the VM's encrypted memory.
+pub struct SealedModel {
+    file: File,
+    /// SHA-256 of the bytes copied.
+    pub digest: [u8; 32],
+    /// Their length.
+    pub size: u64,
+}
+
+impl SealedModel {
+    /// Copies and hashes `path`, reporting progress as (done, total) bytes.
+    pub fn copy_from(path: &Path, progress: &mut dyn FnMut(u64, u64)) -> std::io::Result<Self> {
+        let mut src = File::open(path)?;
+        let total = src.metadata()?.len();
+        let fd = memfd_create(
+            "sotto-model",
+            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+        )?;
+        let mut copy = File::from(fd);
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut done = 0u64;
+        loop {
+            let n = src.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            copy.write_all(&buf[..n])?;
+            done += n as u64;
+            progress(done, total);
         }
-        hasher.update(&buf[..n]);
-        done += n as u64;
-        progress(done, total);
+        fcntl_add_seals(
+            &copy,
+            SealFlags::WRITE | SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL,
+        )?;
+        Ok(SealedModel {
+            file: copy,
+            digest: hasher.finalize().into(),
+            size: done,
+        })
     }
-    Ok((hasher.finalize().into(), done))
+
+    /// A path that opens the sealed copy, for an engine that loads models by path. Valid in
+    /// this process while `self` lives.
+    pub fn path(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/self/fd/{}", self.file.as_raw_fd()))
+    }
 }
 
 impl Enclave {
@@ -90,11 +126,12 @@ impl Enclave {
         progress: &mut dyn FnMut(&str, u64, u64),
     ) -> Result<Self, BootError> {
         let path = config.model_path.clone();
-        let (digest, size) = hash_file(&path, &mut |d, t| progress("checking model", d, t))
+        let model = SealedModel::copy_from(&path, &mut |d, t| progress("checking model", d, t))
             .map_err(|source| BootError::ModelRead {
                 path: path.clone(),
                 source,
             })?;
+        let (digest, size) = (model.digest, model.size);
         if let Some(expected) = config.model_sha256 {
             if expected != digest {
                 return Err(BootError::ModelDigest {
@@ -105,7 +142,9 @@ impl Enclave {
             }
         }
         let attester = Attester::open(config.platform, config.gpu, now)?;
-        let engine = Engine::load(&path, &config.engine)?;
+        let engine = Engine::load(&model.path(), &config.engine)?;
+        // The engine holds what it loaded (mapped or copied); the descriptor can go.
+        drop(model);
         let key = StaticKey::generate()?;
 
         let gpu_nonce = sotto_verify::gpu_nonce(key.public());
@@ -160,5 +199,42 @@ impl Enclave {
 
     pub fn static_public_key(&self) -> &[u8; 32] {
         self.key.public()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs::{self, OpenOptions};
+
+    use sha2::{Digest, Sha256};
+
+    use super::SealedModel;
+
+    #[test]
+    fn the_sealed_copy_is_what_was_hashed_and_stays_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.gguf");
+        let original: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        fs::write(&path, &original).unwrap();
+        let mut seen = 0;
+        let model = SealedModel::copy_from(&path, &mut |done, total| {
+            assert_eq!(total, original.len() as u64);
+            seen = done;
+        })
+        .unwrap();
+        assert_eq!(seen, original.len() as u64);
+        assert_eq!(model.size, original.len() as u64);
+        assert_eq!(model.digest, <[u8; 32]>::from(Sha256::digest(&original)));
+        assert_eq!(fs::read(model.path()).unwrap(), original);
+
+        // Whoever controls the disk changes the file after the check: the copy is unaffected.
+        fs::write(&path, b"other weights").unwrap();
+        assert_eq!(fs::read(model.path()).unwrap(), original);
+        // And the copy itself cannot be changed, by this process or anyone it is handed to.
+        let err = OpenOptions::new()
+            .write(true)
+            .open(model.path())
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"x"));
+        assert!(err.is_err(), "the sealed copy accepted a write");
     }
 }

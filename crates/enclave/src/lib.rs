@@ -15,5 +15,5 @@
 mod boot;
 mod service;
 
-pub use boot::{hash_file, BootError, Enclave, EnclaveConfig};
+pub use boot::{BootError, Enclave, EnclaveConfig, SealedModel};
 pub use service::serve;
