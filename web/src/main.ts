@@ -17,13 +17,14 @@ import {
   thisPasskey,
   unlockWithRecovery,
 } from "./account.js";
-import { Connection, type Verified } from "./chat.js";
+import { Connection } from "./chat.js";
 import { folders, renderList } from "./conversations.js";
 import { ask, describe, el, make, status } from "./dom.js";
 import { type Conversation, History, type Message, type Turn, editHeader, folder, nowMs, remove, removeMessage, saveTurn, title } from "./history.js";
 import { renderMessage } from "./markdown.js";
 import { NoPrfError } from "./passkey.js";
 import { themeSwitch } from "./theme.js";
+import { renderRefused, renderVerified } from "./verified.js";
 
 const screens = ["welcome", "unlock", "recovery-show", "app"] as const;
 function show(screen: (typeof screens)[number]): void {
@@ -127,53 +128,6 @@ function renderTranscript(): void {
         return box;
       }),
   );
-}
-
-/** The TCB the evidence reports, readably: SEV-SNP's component levels or TDX's status. The
- *  full verdict stays one click away. */
-function tcbText(verdict: Record<string, unknown>): string {
-  const cpu = (verdict.cpu ?? {}) as { reported_tcb?: Record<string, unknown>; tcb_status?: unknown; advisory_ids?: unknown; checks?: unknown };
-  const parts: string[] = [];
-  if (cpu.reported_tcb) {
-    parts.push(Object.entries(cpu.reported_tcb).map(([k, v]) => `${k} ${String(v)}`).join(", "));
-  }
-  if (cpu.tcb_status !== undefined) parts.push(`status ${String(cpu.tcb_status)}`);
-  if (Array.isArray(cpu.advisory_ids) && cpu.advisory_ids.length > 0) parts.push(`advisories ${cpu.advisory_ids.join(", ")}`);
-  if (Array.isArray(cpu.checks)) parts.push(`${cpu.checks.length} checks passed`);
-  return parts.join("; ") || "see the full verdict";
-}
-
-function renderVerified(v: Verified): void {
-  const s = v.summary;
-  el("simulated-banner").hidden = !s.simulated && el("simulated-banner").hidden;
-  const rows: [string, string][] = [
-    ["Platform", s.simulated ? `${s.platform} (SIMULATED)` : s.platform],
-    ["Measurement", s.measurement],
-    ["Model", `${String(s.model.name ?? "")} sha256 ${String(s.model.sha256 ?? "")}`],
-    ["Release", s.release],
-    ["GPU attested", s.gpu_attested ? "yes" : "no"],
-    ["TCB", tcbText(s.verdict)],
-    ["Simulated root pinned", s.simulated ? (s.simulated_root_pinned ? "yes" : "no: any simulated enclave accepted") : "n/a"],
-    ["Checked at", v.checkedAt.toISOString()],
-    ["Verification took", `${v.finishMs.toFixed(1)} ms`],
-  ];
-  const dl = el("verified-list");
-  dl.replaceChildren(...rows.flatMap(([k, val]) => [make("dt", undefined, k), make("dd", undefined, val)]));
-  dl.dataset.finishMs = v.finishMs.toFixed(2);
-  el("verdict").textContent = JSON.stringify(s, null, 2);
-  el("verdict-box").hidden = false;
-  const st = el("verified-state");
-  st.textContent = "Checked in this page before anything was sent:";
-  st.className = "ok";
-}
-
-function renderRefused(why: string): void {
-  const st = el("verified-state");
-  st.textContent = `Refused: ${why}. Nothing was sent.`;
-  st.className = "refused";
-  el("verified-list").replaceChildren();
-  el("verdict").textContent = "";
-  el("verdict-box").hidden = true;
 }
 
 /** The open attested channel, or a new one whose evidence this page has just verified. */
@@ -474,6 +428,9 @@ function wire(): void {
   for (const b of document.querySelectorAll(".close-overlay")) {
     b.addEventListener("click", () => el("app").classList.remove("show-sidebar", "show-verified"));
   }
+  document.addEventListener("keydown", (ev) => {
+    if (ev.key === "Escape" && !el<HTMLButtonElement>("stop").disabled) el("stop").click();
+  });
   el("prompt").addEventListener("keydown", (ev) => {
     if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
       ev.preventDefault();

@@ -280,14 +280,14 @@ async function main() {
   await a.page.waitForFunction(() => document.querySelector(".msg.user button.copy").textContent === "Copied");
   assert.equal(await a.page.evaluate(() => navigator.clipboard.readText()), code1, "Copy put the code on the clipboard");
 
-  step("Stop mid-answer in a second conversation, then regenerate the stopped answer");
+  step("Stop mid-answer (Esc) in a second conversation, then regenerate the stopped answer");
   const first = await a.page.textContent("#conv-title");
   await a.page.click("#new-chat");
   hostile.tamper.delayMs = 100;
   await a.page.fill("#prompt", "Tell me more.");
   await a.page.click("#send");
   await a.page.waitForFunction(() => (document.querySelector("#messages .msg.assistant:last-child")?.textContent ?? "").length > 0, null, { timeout: 240_000 });
-  await a.page.click("#stop");
+  await a.page.keyboard.press("Escape");
   hostile.tamper.delayMs = 0;
   await a.page.waitForSelector(".msg.assistant.stopped[data-done=true]");
   await a.page.waitForFunction(() => /Stopped/.test(document.getElementById("status").textContent));
