@@ -83,13 +83,17 @@ function select(conv: string | null): void {
 
 function refresh(): void {
   refreshList();
+  refreshHead();
+  renderTranscript();
+  buttons();
+}
+
+function refreshHead(): void {
   const c = currentConv();
   el("conv-title").textContent = c ? title(c) : "New chat";
   el("conv-folder").textContent = c && folder(c) ? folder(c) : "";
   el<HTMLButtonElement>("edit-conv").disabled = !c || state.streaming;
   el<HTMLButtonElement>("delete-conv").disabled = !c || state.streaming;
-  renderTranscript();
-  buttons();
 }
 
 function refreshList(): void {
@@ -303,9 +307,18 @@ async function pullQuietly(): Promise<void> {
     return;
   }
   if (state.streaming || state.history !== history) return;
-  if (state.current && !convs().has(state.current)) state.current = null;
-  if (state.current) state.transcript = [...(convs().get(state.current)?.messages ?? [])];
-  refresh();
+  if (state.current && !convs().has(state.current)) select(null);
+  const saved = state.current ? (convs().get(state.current)?.messages ?? []) : null;
+  // Only a conversation that changed elsewhere is redrawn, so what is on screen (an answer
+  // marked as stopped, the scroll position) stays put otherwise.
+  const ids = (turns: Turn[]) => turns.map((t) => t.id ?? "").join(" ");
+  if (saved && ids(saved) !== ids(state.transcript)) {
+    state.transcript = [...saved];
+    refresh();
+  } else {
+    refreshList();
+    refreshHead();
+  }
 }
 
 /** Shows a recovery code exactly once, until the user confirms they saved it. */
