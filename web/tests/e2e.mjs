@@ -439,6 +439,7 @@ async function main() {
   const listed = await texts(b.page, "#passkey-list li");
   assert.ok(!/signed in with this one/.test(listed[0]) && /signed in with this one/.test(listed[1]), `B's own passkey is marked: ${listed}`);
   assert.match(listed[0], /^Chrome on Linux added /, "passkeys are named after the device");
+  await shot(b.page, "10-account-dialog.png");
   await b.page.click("#passkey-list li >> nth=0 >> button.remove-passkey");
   await b.page.click("#passkey-list li >> nth=0 >> button.remove-passkey");
   await b.page.waitForFunction(() => document.querySelectorAll("#passkey-list li").length === 1);
