@@ -15,8 +15,8 @@
 // recovery code replaces the old one; the passkey copied into an authenticator without PRF
 // signs in and the recovery code unlocks; deleting the account leaves no row of it; a passkey
 // without PRF is refused plainly; canaries typed in the page reach neither a request body, a
-// WebSocket frame nor the server's database; nothing is requested from any other origin.
-// Screenshots go to artifacts/web/.
+// WebSocket frame, nor any file or trace-level output of the server and the enclave; nothing is
+// requested from any other origin. Screenshots go to artifacts/web/.
 //
 // Env: SOTTO_BIN (default $CARGO_TARGET_DIR/debug/sotto), SOTTO_MODEL (required: a GGUF),
 // SOTTO_STRICT_DIST (a bundle built with SOTTO_WEB_ALLOW_SIMULATED=0: then also checks that it
@@ -24,7 +24,7 @@
 
 import { execFileSync, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createConnection, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
@@ -46,6 +46,8 @@ mkdirSync(artifacts, { recursive: true });
 for (const f of readdirSync(artifacts)) if (f.startsWith("failure-")) rmSync(join(artifacts, f));
 const work = mkdtempSync(join(tmpdir(), "sotto-e2e-"));
 const children = [];
+/** Everything the enclave and server processes printed (stdout and stderr), by process. */
+const outputs = [];
 const contexts = [];
 const began = Date.now();
 const step = (what) => console.log(`[${((Date.now() - began) / 1000).toFixed(1)} s] ${what}`);
@@ -70,9 +72,14 @@ function bundleDigest(dir) {
 
 /** Starts a process and resolves with the first stdout match of `pattern`. */
 function start(args, pattern, timeoutMs) {
-  const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
+  // At trace level, so the canary check below covers everything either process could log.
+  const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, SOTTO_LOG: "trace" } });
   children.push(child);
   let log = "";
+  const output = { name: args[0], text: "" };
+  outputs.push(output);
+  child.stdout.on("data", (d) => (output.text += d));
+  child.stderr.on("data", (d) => (output.text += d));
   return new Promise((res, rej) => {
     const timer = setTimeout(() => rej(new Error(`${args[0]} did not start in ${timeoutMs} ms:\n${log}`)), timeoutMs);
     const onData = (d) => {
@@ -584,8 +591,17 @@ async function main() {
   assert.ok(sent.some((s) => s.what.startsWith("PUT /v1/records/m.")), "messages were written");
   const foreign = urls.filter((u) => !u.startsWith(origin) && !u.startsWith(`ws://localhost:${port}/`) && !u.startsWith("data:"));
   assert.deepEqual(foreign, [], "no request to any other origin");
-  for (const f of files(serverDir)) {
+  // Nor anything the stack stored or logged: the server's and the enclave's data dirs (the
+  // account database, keys, logs) and every line both processes printed.
+  const stored = [serverDir, enclaveDir, join(work, "server-strict")].flatMap((d) => (existsSync(d) ? files(d) : []));
+  assert.ok(stored.some((f) => f.endsWith("accounts.sqlite")), "the account database is among the files searched");
+  assert.ok(stored.some((f) => f.startsWith(enclaveDir) && f.endsWith("sotto.log")), "the enclave's log is among the files searched");
+  for (const f of stored) {
     for (const canary of canaries) assert.ok(!readFileSync(f).includes(canary), `${f} holds ${canary}`);
+  }
+  for (const o of outputs) {
+    assert.ok(o.text.length > 0, `${o.name} printed something`);
+    for (const canary of canaries) assert.ok(!o.text.includes(canary), `${o.name}'s output holds ${canary}`);
   }
 
   hostile.server.close();
