@@ -3,7 +3,7 @@
 // vaults opened only inside the wasm core; what is sent is public or ciphertext.
 
 import { Recovery, Vault, passkey_wrap_id, prf_salt, recovery_wrap_id } from "../pkg/sotto_web.js";
-import { ApiError, type PasskeyInfo, api } from "./api.js";
+import { type PasskeyInfo, api } from "./api.js";
 import { forgetLedger, loadLedger, saveLedger as storeLedger } from "./ledger.js";
 import { b64uEncode, createPasskey, getPasskey, NoPrfError } from "./passkey.js";
 
@@ -161,12 +161,7 @@ export async function removePasskey(credentialId: string): Promise<void> {
 export async function rotateRecovery(vault: Vault): Promise<string> {
   const recovery = Recovery.generate();
   try {
-    let current = 0;
-    try {
-      current = (await api.get(recovery_wrap_id())).version;
-    } catch (e) {
-      if (!(e instanceof ApiError && e.status === 404)) throw e;
-    }
+    const current = (await api.find(recovery_wrap_id()))?.version ?? 0;
     await api.put(vault.wrap_for_recovery(recovery, current));
     await api.setRecovery(JSON.parse(recovery.verifier_json()));
     return recovery.reveal();

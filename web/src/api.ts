@@ -107,6 +107,15 @@ export const api = {
   setRecovery: (verifier: unknown) => call<unknown>("PUT", "/v1/account/recovery", verifier),
   deleteAccount: () => call<unknown>("DELETE", "/v1/account"),
   get: (id: string) => call<RecordOut>("GET", `/v1/records/${encodeURIComponent(id)}`),
+  /** The record, or null when the server has none by that id. */
+  async find(id: string): Promise<RecordOut | null> {
+    try {
+      return await api.get(id);
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 404) return null;
+      throw e;
+    }
+  },
   put: (sealedJson: string) => {
     const s = JSON.parse(sealedJson) as Sealed;
     return call<{ version: number; seq: number }>("PUT", `/v1/records/${encodeURIComponent(s.id)}`, s.put);

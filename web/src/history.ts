@@ -77,7 +77,8 @@ export class History {
     const { records, next } = await api.changes(this.since);
     if (records.length > 0) this.apply(open(this.vault, records));
     this.since = next;
-    await saveLedger(this.vault);
+    // Only opening records moves the ledger.
+    if (records.length > 0) await saveLedger(this.vault);
   }
 
   private apply(items: Item[]): void {
@@ -140,7 +141,6 @@ export async function saveTurn(vault: Vault, conv: string | null, messages: Mess
   const id = conv ?? (await start(vault, [...firstQuestion].slice(0, 60).join("")));
   const ids = [];
   for (const m of messages) ids.push(await append(vault, id, m));
-  await saveLedger(vault);
   return { conv: id, ids };
 }
 
@@ -159,15 +159,10 @@ export async function editHeader(vault: Vault, conv: string, edit: { title?: str
   const id = `ch.${conv}`;
   for (let attempt = 0; attempt < 8; attempt++) {
     let base: Header = { title: "", title_at: 0, folder: "", folder_at: 0, created_at: 0 };
-    let version = 0;
-    try {
-      const record = await api.get(id);
-      version = record.version;
-      const opened = open(vault, [record]).find((i) => i.type === "header");
-      if (opened && opened.type === "header") base = opened.header;
-    } catch (e) {
-      if (!(e instanceof ApiError && e.status === 404)) throw e;
-    }
+    const record = await api.find(id);
+    const version = record?.version ?? 0;
+    const opened = record ? open(vault, [record]).find((i) => i.type === "header") : undefined;
+    if (opened && opened.type === "header") base = opened.header;
     const merged = edit_header(JSON.stringify(base), edit.title, edit.folder, nowMs());
     try {
       await api.put(vault.seal_header(conv, merged, version));

@@ -308,7 +308,7 @@ async function pullQuietly(): Promise<void> {
   }
   if (state.streaming || state.history !== history) return;
   if (state.current && !convs().has(state.current)) select(null);
-  const saved = state.current ? (convs().get(state.current)?.messages ?? []) : null;
+  const saved = state.current ? (currentConv()?.messages ?? []) : null;
   // Only a conversation that changed elsewhere is redrawn, so what is on screen (an answer
   // marked as stopped, the scroll position) stays put otherwise.
   const ids = (turns: Turn[]) => turns.map((t) => t.id ?? "").join(" ");

@@ -174,6 +174,20 @@ function record(page, sent, urls) {
   page.on("websocket", (ws) => ws.on("framesent", (f) => sent.push({ what: "ws frame", bytes: Buffer.from(f.payload) })));
 }
 
+/** How many accounts' rollback ledgers the page's IndexedDB holds. */
+const ledgerCount = (page) =>
+  page.evaluate(
+    () =>
+      new Promise((res, rej) => {
+        const r = indexedDB.open("sotto");
+        r.onsuccess = () => {
+          const q = r.result.transaction("ledgers").objectStore("ledgers").count();
+          q.onsuccess = () => res(q.result);
+          q.onerror = () => rej(q.error);
+        };
+        r.onerror = () => rej(r.error);
+      }),
+  );
 const texts = (page, selector) => page.$$eval(selector, (els) => els.map((e) => e.textContent));
 const statusText = (page) => page.textContent("#status");
 
@@ -365,19 +379,7 @@ async function main() {
   assert.equal(await a.page.isVisible("#app"), false, "a reload locks the vault");
   await signIn(a.page);
   await reopen(a.page, "after a reload");
-  const ledgers = await a.page.evaluate(
-    () =>
-      new Promise((res, rej) => {
-        const r = indexedDB.open("sotto");
-        r.onsuccess = () => {
-          const q = r.result.transaction("ledgers").objectStore("ledgers").count();
-          q.onsuccess = () => res(q.result);
-          q.onerror = () => rej(q.error);
-        };
-        r.onerror = () => rej(r.error);
-      }),
-  );
-  assert.equal(ledgers, 1, "the rollback ledger is kept in IndexedDB");
+  assert.equal(await ledgerCount(a.page), 1, "the rollback ledger is kept in IndexedDB");
 
   // Like a new device with the same synced passkey: the same virtual authenticator, since
   // Chrome drops a credential's PRF secret when it is exported into another one.
@@ -533,13 +535,7 @@ async function main() {
   await b.page.waitForSelector("#status.error", { timeout: 30_000 });
   assert.equal(await b.page.isVisible("#app"), false, "the deleted account's passkey signs in to nothing");
   for (const who of [a, b]) {
-    assert.equal(await who.page.evaluate(() => new Promise((res) => {
-      const r = indexedDB.open("sotto");
-      r.onsuccess = () => {
-        const q = r.result.transaction("ledgers").objectStore("ledgers").count();
-        q.onsuccess = () => res(q.result);
-      };
-    })), who === b ? 0 : 1, "the deleting browser forgot its ledger");
+    assert.equal(await ledgerCount(who.page), who === b ? 0 : 1, "the deleting browser forgot its ledger");
   }
 
   step("Device C: an authenticator without PRF is refused plainly, before any account exists");
