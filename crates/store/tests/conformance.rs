@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use sotto_api::{Quota, RecordOut, Usage};
 use sotto_store::{AccountId, CredentialRow, RecordWrite, Store, StoreError};
+use sotto_testkit::postgres::Database;
 
 const ROOMY: Quota = Quota {
     max_bytes: 1 << 30,
@@ -183,23 +184,13 @@ where
     .await;
 }
 
-fn admin_url() -> String {
-    sotto_testkit::postgres::admin_url().unwrap_or_else(|e| panic!("{e}"))
-}
-
 async fn with_postgres<F, Fut>(body: F)
 where
     F: FnOnce(Harness) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let admin = admin_url();
-    let name = format!("sotto_t_{}", uuid::Uuid::new_v4().simple());
-    let admin_client = pg_connect(&admin).await;
-    admin_client
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    let url = sotto_testkit::postgres::url_for_database(&admin, &name);
+    let db = Database::create("sotto_t").unwrap_or_else(|e| panic!("{e}"));
+    let url = db.url.clone();
     let outcome = tokio::spawn(async move {
         let store = sotto_store::open(&url).await.unwrap();
         body(Harness {
@@ -209,13 +200,8 @@ where
         .await;
     })
     .await;
-    // Best effort: a leftover test database is harmless, a flaky teardown failing the test is not.
-    if let Err(e) = admin_client
-        .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .await
-    {
-        eprintln!("could not drop test database {name}: {e}");
-    }
+    // Dropped best effort (a leftover test database is harmless) before a failure is reported.
+    drop(db);
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
     }
