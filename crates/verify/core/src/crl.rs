@@ -29,6 +29,10 @@ pub enum CrlError {
     UnsupportedSignatureAlgorithm(String),
     #[error("CRL signature does not verify under its issuer's key: {0}")]
     BadSignature(CertError),
+    #[error("CRL issuer '{issuer}' may not sign CRLs (its keyUsage does not allow cRLSign)")]
+    IssuerNotCrlSigner { issuer: String },
+    #[error("CRL issuer's certificate is unusable: {0}")]
+    IssuerCertificate(CertError),
     #[error("CRL from '{issuer}' is not valid before {this_update} (checked at {at})")]
     NotYetValid {
         issuer: String,
@@ -81,15 +85,11 @@ impl Crl {
             .map(|t| t.to_unix_duration().as_secs())
     }
 
-    /// Checks that `issuer` (whose own chain the caller has verified) signed this CRL and that
-    /// the CRL names it as issuer.
+    /// Checks that `issuer` (whose own chain the caller has verified) signed this CRL, that
+    /// the CRL names it as issuer, and that the issuer's keyUsage (when present, as it is on
+    /// every Intel CRL issuer) allows cRLSign.
     pub fn verify_signed_by(&self, issuer: &Cert) -> Result<(), CrlError> {
-        if self.crl.tbs_cert_list.issuer != issuer.inner().tbs_certificate.subject {
-            return Err(CrlError::IssuerMismatch {
-                issuer: self.issuer(),
-                expected: issuer.subject(),
-            });
-        }
+        self.check_issuer(issuer)?;
         let tbs = self
             .crl
             .tbs_cert_list
@@ -114,6 +114,21 @@ impl Crl {
             .map_err(CrlError::BadSignature)
     }
 
+    fn check_issuer(&self, issuer: &Cert) -> Result<(), CrlError> {
+        if self.crl.tbs_cert_list.issuer != issuer.inner().tbs_certificate.subject {
+            return Err(CrlError::IssuerMismatch {
+                issuer: self.issuer(),
+                expected: issuer.subject(),
+            });
+        }
+        match issuer.key_usage().map_err(CrlError::IssuerCertificate)? {
+            Some(ku) if !ku.crl_sign() => Err(CrlError::IssuerNotCrlSigner {
+                issuer: issuer.subject(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// [`Crl::verify_signed_by`], remembered in `cache`. The caller must already have
     /// verified `issuer` to a trusted anchor, since a success is cached as soon as it is
     /// computed. The CRL's window is not part of the cached fact: check it on every use.
@@ -122,6 +137,7 @@ impl Crl {
         issuer: &Cert,
         cache: &mut ChainCache,
     ) -> Result<(), CrlError> {
+        self.check_issuer(issuer)?;
         let link = Link::new(issuer.sha256_fingerprint(), Signed::Crl, &[&self.sha256]);
         if !cache.contains(&link) {
             self.verify_signed_by(issuer)?;

@@ -14,6 +14,7 @@ const ECDSA_WITH_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.84
 const ECDSA_WITH_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
 const RSASSA_PSS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.10");
 const BASIC_CONSTRAINTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.19");
+const KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.15");
 const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 const SECP256R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
 const SECP384R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
@@ -28,6 +29,28 @@ pub enum CertError {
     EmptyPem,
     #[error("certificate '{subject}' signs other certificates but is not a CA (basicConstraints)")]
     NotCa { subject: String },
+    #[error("certificate '{subject}' signs other certificates but its keyUsage does not allow keyCertSign")]
+    KeyCertSignNotAllowed { subject: String },
+    #[error("certificate '{subject}' signs other certificates but carries no keyUsage extension")]
+    KeyUsageMissing { subject: String },
+    #[error(
+        "certificate '{subject}' allows {max} intermediate CA certificate(s) below it \
+         (pathLenConstraint), the chain has {found}"
+    )]
+    PathLenExceeded {
+        subject: String,
+        max: u8,
+        found: usize,
+    },
+    #[error(
+        "certificate '{subject}' signs evidence but its keyUsage does not allow digitalSignature"
+    )]
+    DigitalSignatureNotAllowed { subject: String },
+    #[error("certificate '{subject}' has a malformed or repeated {extension} extension")]
+    MalformedExtension {
+        subject: String,
+        extension: &'static str,
+    },
     #[error("certificate '{subject}' is not valid before {not_before} (checked at {at})")]
     NotYetValid {
         subject: String,
@@ -56,6 +79,40 @@ pub enum CertError {
     BadDataSignature,
     #[error("signature encoding is invalid")]
     MalformedSignature,
+}
+
+/// How strictly a chain's issuers must declare their role, beyond what every chain checks.
+///
+/// Every chain, whatever the rules: each issuer (intermediate or anchor) has basicConstraints
+/// cA=TRUE, its keyUsage (when present) allows keyCertSign, its pathLenConstraint (when present)
+/// is not exceeded by the intermediates below it, and the leaf's keyUsage (when present) allows
+/// digitalSignature, since every leaf these verifiers accept signs evidence or collateral.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChainRules {
+    /// Refuse an issuer that carries no keyUsage extension at all. Every real AMD (ARK, ASK,
+    /// ASVK), Intel (SGX Root CA, PCK Platform CA) and NVIDIA (Device Identity CA and the
+    /// GH100 intermediates) issuer carries a critical keyUsage with keyCertSign, so vendor
+    /// chains require it; the simulated SNP platform's persisted development chains predate
+    /// keyUsage and are verified without this requirement.
+    pub require_issuer_key_usage: bool,
+}
+
+impl ChainRules {
+    /// The rules for chains to a vendor root: issuers must carry keyUsage.
+    pub const VENDOR: ChainRules = ChainRules {
+        require_issuer_key_usage: true,
+    };
+    /// RFC 5280's baseline: an issuer without keyUsage is accepted (any present keyUsage must
+    /// still allow keyCertSign).
+    pub const BASELINE: ChainRules = ChainRules {
+        require_issuer_key_usage: false,
+    };
+}
+
+impl Default for ChainRules {
+    fn default() -> Self {
+        ChainRules::VENDOR
+    }
 }
 
 /// A public key found in a certificate.
@@ -262,11 +319,171 @@ impl Cert {
         Ok(())
     }
 
-    /// Whether basicConstraints marks this certificate as a CA.
+    /// Whether basicConstraints marks this certificate as a CA (a malformed or repeated
+    /// extension does not).
     pub fn is_ca(&self) -> bool {
-        self.extension(BASIC_CONSTRAINTS)
-            .and_then(|v| x509_cert::ext::pkix::BasicConstraints::from_der(v).ok())
+        self.basic_constraints()
+            .ok()
+            .flatten()
             .is_some_and(|bc| bc.ca)
+    }
+
+    /// The basicConstraints extension, if present; refused when malformed or repeated.
+    pub fn basic_constraints(
+        &self,
+    ) -> Result<Option<x509_cert::ext::pkix::BasicConstraints>, CertError> {
+        self.unique_extension(BASIC_CONSTRAINTS, "basicConstraints")?
+            .map(|v| {
+                x509_cert::ext::pkix::BasicConstraints::from_der(v).map_err(|_| {
+                    CertError::MalformedExtension {
+                        subject: self.subject(),
+                        extension: "basicConstraints",
+                    }
+                })
+            })
+            .transpose()
+    }
+
+    /// The keyUsage extension, if present; refused when malformed or repeated.
+    pub fn key_usage(&self) -> Result<Option<x509_cert::ext::pkix::KeyUsage>, CertError> {
+        self.unique_extension(KEY_USAGE, "keyUsage")?
+            .map(|v| {
+                x509_cert::ext::pkix::KeyUsage::from_der(v).map_err(|_| {
+                    CertError::MalformedExtension {
+                        subject: self.subject(),
+                        extension: "keyUsage",
+                    }
+                })
+            })
+            .transpose()
+    }
+
+    /// The value of extension `oid`, refusing a certificate that repeats it (RFC 5280 §4.2).
+    fn unique_extension(
+        &self,
+        oid: ObjectIdentifier,
+        name: &'static str,
+    ) -> Result<Option<&[u8]>, CertError> {
+        let mut found = self
+            .cert
+            .tbs_certificate
+            .extensions
+            .iter()
+            .flatten()
+            .filter(|e| e.extn_id == oid);
+        let first = found.next();
+        if found.next().is_some() {
+            return Err(CertError::MalformedExtension {
+                subject: self.subject(),
+                extension: name,
+            });
+        }
+        Ok(first.map(|e| e.extn_value.as_bytes()))
+    }
+
+    /// The subject's attributes as `(type, value)` pairs, in certificate order, with the
+    /// value decoded from its UTF8String, PrintableString or IA5String (`None` for any other
+    /// string type). For comparing a subject with an expected name attribute by attribute,
+    /// independently of how the name is rendered.
+    pub fn subject_attributes(&self) -> Vec<(ObjectIdentifier, Option<String>)> {
+        use der::asn1::{Ia5StringRef, PrintableStringRef, Utf8StringRef};
+        use der::Tagged;
+        self.cert
+            .tbs_certificate
+            .subject
+            .0
+            .iter()
+            .flat_map(|rdn| rdn.0.iter())
+            .map(|atv| {
+                let v = &atv.value;
+                let text = match v.tag() {
+                    der::Tag::Utf8String => v
+                        .decode_as::<Utf8StringRef<'_>>()
+                        .ok()
+                        .map(|s| s.to_string()),
+                    der::Tag::PrintableString => v
+                        .decode_as::<PrintableStringRef<'_>>()
+                        .ok()
+                        .map(|s| s.to_string()),
+                    der::Tag::Ia5String => v
+                        .decode_as::<Ia5StringRef<'_>>()
+                        .ok()
+                        .map(|s| s.to_string()),
+                    _ => None,
+                };
+                (atv.oid, text)
+            })
+            .collect()
+    }
+
+    /// Checks that this certificate names `issuer`'s subject as its issuer.
+    fn check_issuer_name(&self, issuer: &Cert) -> Result<(), CertError> {
+        if self.cert.tbs_certificate.issuer != issuer.cert.tbs_certificate.subject {
+            return Err(CertError::IssuerMismatch {
+                subject: self.subject(),
+                issuer: self.issuer(),
+                expected: issuer.subject(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether subject and issuer are the same name (a root, or a CA's key-rollover
+    /// certificate).
+    pub fn is_self_issued(&self) -> bool {
+        self.cert.tbs_certificate.subject == self.cert.tbs_certificate.issuer
+    }
+
+    /// Checks that this certificate may issue the certificates below it in a chain, of which
+    /// `intermediates_below` are intermediate CAs that are not self-issued (the leaf is not
+    /// counted).
+    fn check_may_issue(
+        &self,
+        intermediates_below: usize,
+        rules: ChainRules,
+    ) -> Result<(), CertError> {
+        // A leaf key (a VCEK, a PCK, a device key) must never vouch for another certificate,
+        // whatever its signature says.
+        let Some(bc) = self.basic_constraints()?.filter(|bc| bc.ca) else {
+            return Err(CertError::NotCa {
+                subject: self.subject(),
+            });
+        };
+        match self.key_usage()? {
+            Some(ku) if !ku.key_cert_sign() => {
+                return Err(CertError::KeyCertSignNotAllowed {
+                    subject: self.subject(),
+                })
+            }
+            None if rules.require_issuer_key_usage => {
+                return Err(CertError::KeyUsageMissing {
+                    subject: self.subject(),
+                })
+            }
+            _ => {}
+        }
+        // RFC 5280 §6.1.4 (l)/(m).
+        if let Some(max) = bc.path_len_constraint {
+            if intermediates_below > usize::from(max) {
+                return Err(CertError::PathLenExceeded {
+                    subject: self.subject(),
+                    max,
+                    found: intermediates_below,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that this certificate's key may sign data (reports, quotes, collateral): its
+    /// keyUsage, when present, allows digitalSignature.
+    pub fn check_may_sign_data(&self) -> Result<(), CertError> {
+        match self.key_usage()? {
+            Some(ku) if !ku.digital_signature() => Err(CertError::DigitalSignatureNotAllowed {
+                subject: self.subject(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// The value of the extension `oid`, if present (the OCTET STRING's contents).
@@ -315,13 +532,7 @@ impl Cert {
 
     /// Checks that `issuer` issued this certificate: names chain and the signature verifies.
     pub fn verify_issued_by(&self, issuer: &Cert) -> Result<(), CertError> {
-        if self.cert.tbs_certificate.issuer != issuer.cert.tbs_certificate.subject {
-            return Err(CertError::IssuerMismatch {
-                subject: self.subject(),
-                issuer: self.issuer(),
-                expected: issuer.subject(),
-            });
-        }
+        self.check_issuer_name(issuer)?;
         let tbs = self
             .cert
             .tbs_certificate
@@ -353,8 +564,9 @@ impl Cert {
     }
 
     /// Verifies `leaf -> intermediates... -> root`, each link signed by the next, every
-    /// certificate valid at `at`, and `root` self-signed. `root` must come from a pinned
-    /// constant or an explicitly configured anchor, never from the evidence itself.
+    /// certificate valid at `at`, every issuer allowed to issue under [`ChainRules::VENDOR`],
+    /// and `root` self-signed. `root` must come from a pinned constant or an explicitly
+    /// configured anchor, never from the evidence itself.
     pub fn verify_chain(
         leaf: &Cert,
         intermediates: &[Cert],
@@ -371,7 +583,8 @@ impl Cert {
     /// in `anchor` being a constant pinned in code (whose pinning crate proves its
     /// self-signature in a unit test) or a root the caller explicitly configured. Every
     /// certificate, the anchor included, must still be valid at `at`, cached or not. The
-    /// chain's links enter `cache` only if the whole chain verifies.
+    /// chain's links enter `cache` only if the whole chain verifies. Issuers are held to
+    /// [`ChainRules::VENDOR`].
     pub fn verify_chain_to_anchor(
         leaf: &Cert,
         intermediates: &[Cert],
@@ -379,18 +592,47 @@ impl Cert {
         at: UnixTime,
         cache: &mut ChainCache,
     ) -> Result<(), CertError> {
+        Cert::verify_chain_to_anchor_with(
+            leaf,
+            intermediates,
+            anchor,
+            at,
+            cache,
+            ChainRules::VENDOR,
+        )
+    }
+
+    /// [`Cert::verify_chain_to_anchor`] under explicit [`ChainRules`]. The role checks
+    /// (basicConstraints, keyUsage, pathLenConstraint) run on every call, cached links or not.
+    pub fn verify_chain_to_anchor_with(
+        leaf: &Cert,
+        intermediates: &[Cert],
+        anchor: &Cert,
+        at: UnixTime,
+        cache: &mut ChainCache,
+        rules: ChainRules,
+    ) -> Result<(), CertError> {
         anchor.check_validity(at)?;
+        leaf.check_may_sign_data()?;
         let mut verified = Vec::new();
         let mut child = leaf;
-        for parent in intermediates.iter().chain(std::iter::once(anchor)) {
-            child.check_validity(at)?;
-            // A leaf key (a VCEK, a PCK, a device key) must never vouch for another
-            // certificate, whatever its signature says.
-            if !parent.is_ca() {
-                return Err(CertError::NotCa {
-                    subject: parent.subject(),
-                });
+        // Intermediate CAs between `parent` and the leaf that count toward a path length
+        // (RFC 5280 §6.1.4 (l): self-issued ones do not).
+        let mut below = 0usize;
+        for (position, parent) in intermediates
+            .iter()
+            .chain(std::iter::once(anchor))
+            .enumerate()
+        {
+            // From the second link on, `child` is the intermediate just below `parent`.
+            if position > 0 && !child.is_self_issued() {
+                below += 1;
             }
+            child.check_validity(at)?;
+            // Names first, so a certificate presented under the wrong issuer is reported as
+            // such; then the issuer's role, before any signature is computed.
+            child.check_issuer_name(parent)?;
+            parent.check_may_issue(below, rules)?;
             let link = Link::new(
                 parent.sha256_fingerprint(),
                 Signed::Certificate,

@@ -6,7 +6,8 @@
 //! signature), plus the GPU's device certificate chain, leaf first. [`verify`] proves:
 //!
 //! 1. the report is well formed ([`SpdmEvidence::parse`]: every length bounds-checked,
-//!    no trailing bytes, SPDM 1.1 only, all blocks requested, a signature requested);
+//!    nothing after the signature but at most [`spdm::MAX_TRAILING_ZERO_PADDING`] unsigned
+//!    zero bytes, SPDM 1.1 only, all blocks requested, a signature requested);
 //! 2. the certificate chain runs from the leaf (the GSP's attestation key) through
 //!    CA certificates to NVIDIA's Device Identity CA, pinned here as
 //!    [`NVIDIA_DEVICE_IDENTITY_ROOT_PEM`], every certificate valid at the given time
@@ -57,7 +58,7 @@ use sotto_verify_core::UnixTime;
 pub use sotto_verify_core::ChainCache;
 
 pub use rim::{Rim, RimError, RimMeasurement};
-pub use spdm::{MeasurementBlock, OpaqueField, SpdmError, SpdmEvidence};
+pub use spdm::{MeasurementBlock, OpaqueField, SpdmError, SpdmEvidence, MAX_TRAILING_ZERO_PADDING};
 
 /// NVIDIA Device Identity CA: the self-signed P-384 root of every GPU device certificate
 /// chain (valid 2021-11-05 to 9999-12-31). The same certificate NVIDIA ships with its local
@@ -239,6 +240,19 @@ pub enum CcMode {
     LegacyUnflagged,
 }
 
+/// One RIM the GPU's measurements were compared with, and what it matched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RimMatch {
+    /// `SoftwareIdentity/@tagId`.
+    pub tag_id: String,
+    /// The driver or VBIOS version the RIM describes (equal to the report's).
+    pub version: String,
+    /// SHA-256 of the exact RIM bytes, hex: what a release pins.
+    pub sha256: String,
+    /// SPDM block indices whose value matched one of this RIM's reference values.
+    pub matched_indices: Vec<u8>,
+}
+
 /// A successful verification, for logs and the UI.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct GpuVerdict {
@@ -248,6 +262,8 @@ pub struct GpuVerdict {
     pub project: Option<String>,
     pub project_sku: Option<String>,
     pub cc_mode: CcMode,
+    /// The signed feature-flag value the CC mode was read from; `None` for legacy firmware.
+    pub cc_feature_flag: Option<u64>,
     /// The request nonce, hex.
     pub nonce: String,
     pub measurement_count: usize,
@@ -257,11 +273,16 @@ pub struct GpuVerdict {
     pub skipped_indices: Vec<u8>,
     /// SHA-256 of each RIM used, hex.
     pub rim_sha256: Vec<String>,
+    /// Each RIM used, in the order given, with the block indices it matched.
+    pub rims: Vec<RimMatch>,
     /// Always `false`: RIM XML signatures are not verified by this crate.
     pub rim_signature_checked: bool,
     pub leaf_subject: String,
-    /// [`gpu_evidence_digest`] of the evidence, hex.
+    /// [`gpu_evidence_digest`] of the evidence, hex (over the report as presented, padding
+    /// included).
     pub evidence_digest: String,
+    /// Unsigned zero bytes that followed the report's signature and were ignored.
+    pub trailing_padding: usize,
     /// Names of the checks that passed, in order.
     pub checks: Vec<&'static str>,
 }
@@ -414,7 +435,8 @@ fn verify_under(
         checks.push("fwid_matches_leaf");
     }
 
-    let (matched_indices, skipped_indices) = compare_rims(&report, &evidence.rims, policy)?;
+    let (matched_indices, skipped_indices, per_rim) =
+        compare_rims(&report, &evidence.rims, policy)?;
     if !evidence.rims.is_empty() {
         checks.push("rim_versions");
         checks.push("measurements_match_rim");
@@ -427,6 +449,7 @@ fn verify_under(
         project: report.project(),
         project_sku: report.project_sku(),
         cc_mode,
+        cc_feature_flag: report.feature_flag(),
         nonce: hex::encode(report.request_nonce),
         measurement_count: report.blocks.len(),
         matched_indices,
@@ -436,12 +459,24 @@ fn verify_under(
             .iter()
             .map(|r| hex::encode(r.sha256))
             .collect(),
+        rims: evidence
+            .rims
+            .iter()
+            .zip(per_rim)
+            .map(|(rim, matched_indices)| RimMatch {
+                tag_id: rim.tag_id.clone(),
+                version: rim.version.clone(),
+                sha256: hex::encode(rim.sha256),
+                matched_indices,
+            })
+            .collect(),
         rim_signature_checked: false,
         leaf_subject: leaf.subject(),
         evidence_digest: hex::encode(gpu_evidence_digest(
             report.raw(),
             &certs.iter().map(Cert::der).collect::<Vec<_>>(),
         )),
+        trailing_padding: report.trailing_padding(),
         checks,
     })
 }
@@ -508,26 +543,29 @@ fn check_cc_mode(report: &SpdmEvidence, policy: &GpuPolicy) -> Result<CcMode, Gp
     }
 }
 
+/// Matched SPDM block indices, skipped ones, and the matched indices of each RIM in order.
+type RimComparison = (Vec<u8>, Vec<u8>, Vec<Vec<u8>>);
+
 /// Compares the report's blocks with the RIMs' active reference values; returns the matched
-/// and the skipped SPDM block indices.
+/// and the skipped SPDM block indices, and which RIM each match came from.
 fn compare_rims(
     report: &SpdmEvidence,
     rims: &[Rim],
     policy: &GpuPolicy,
-) -> Result<(Vec<u8>, Vec<u8>), GpuError> {
+) -> Result<RimComparison, GpuError> {
     if rims.is_empty() {
         return if policy.require_rim {
             Err(GpuError::RimRequired)
         } else {
-            Ok((Vec::new(), Vec::new()))
+            Ok((Vec::new(), Vec::new(), Vec::new()))
         };
     }
     let driver = report.driver_version();
     let vbios = report.vbios_version();
     let same =
         |a: &Option<String>, b: &str| a.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(b));
-    let mut golden: BTreeMap<u32, &RimMeasurement> = BTreeMap::new();
-    for rim in rims {
+    let mut golden: BTreeMap<u32, (usize, &RimMeasurement)> = BTreeMap::new();
+    for (position, rim) in rims.iter().enumerate() {
         if !same(&driver, &rim.version) && !same(&vbios, &rim.version) {
             return Err(GpuError::RimVersionMismatch {
                 rim_version: rim.version.clone(),
@@ -536,7 +574,7 @@ fn compare_rims(
             });
         }
         for m in rim.measurements.iter().filter(|m| m.active) {
-            if golden.insert(m.index, m).is_some() {
+            if golden.insert(m.index, (position, m)).is_some() {
                 return Err(GpuError::RimIndexConflict { rim_index: m.index });
             }
         }
@@ -545,7 +583,8 @@ fn compare_rims(
     let nvdec_disabled = report.nvdec0_status() == Some(NVDEC0_DISABLED);
     let mut matched = Vec::new();
     let mut skipped = Vec::new();
-    for (&rim_index, reference) in &golden {
+    let mut per_rim = vec![Vec::new(); rims.len()];
+    for (&rim_index, &(position, reference)) in &golden {
         // An index past SPDM's range becomes 0xFF, which no parsed report holds.
         let index = u8::try_from(rim_index.saturating_add(1)).unwrap_or(u8::MAX);
         if rim_index == NVDEC_DEPENDENT_RIM_INDEX && nvdec_disabled {
@@ -559,8 +598,11 @@ fn compare_rims(
             return Err(GpuError::MeasurementMismatch { index, rim_index });
         }
         matched.push(index);
+        if let Some(slot) = per_rim.get_mut(position) {
+            slot.push(index);
+        }
     }
-    Ok((matched, skipped))
+    Ok((matched, skipped, per_rim))
 }
 
 #[cfg(test)]

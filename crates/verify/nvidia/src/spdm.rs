@@ -2,8 +2,9 @@
 //! followed by the GPU's signed `MEASUREMENTS` response, exactly as the driver returns it.
 //!
 //! Trust: none. The bytes come from the untrusted host. This module only proves that they are
-//! well formed (every length bounds-checked, no trailing bytes, no duplicate indices or opaque
-//! fields) and exposes the fields; whether the GPU really signed them is decided in `verify`.
+//! well formed (every length bounds-checked, nothing after the signature but at most
+//! [`MAX_TRAILING_ZERO_PADDING`] zero bytes, no duplicate indices or opaque fields) and exposes
+//! the fields; whether the GPU really signed them is decided in `verify`.
 
 use sha2::{Digest, Sha256};
 
@@ -22,6 +23,13 @@ pub const MEASUREMENTS: u8 = 0x60;
 pub const REQUEST_LEN: usize = 37;
 /// ECDSA P-384 signature, raw `r || s`.
 pub const SIGNATURE_LEN: usize = 96;
+/// Most zero bytes accepted after the signature. A genuine Hopper report captured through
+/// Confidential Containers carries one (its buffer is handed over with a zero byte after the
+/// response), and NVIDIA's and CoCo's verifiers ignore it. The bound is one 64-bit word: more
+/// than any alignment of the driver's buffer adds. The padding is outside the signed bytes
+/// and the signature (both located by the response's own lengths), so it changes nothing
+/// that is verified; a non-zero byte there is refused.
+pub const MAX_TRAILING_ZERO_PADDING: usize = 8;
 /// DMTF measurement specification (bit 0 of MeasurementSpecification).
 const DMTF_SPEC: u8 = 0x01;
 /// Request param1 bit 0: the requester asked for a signature.
@@ -60,8 +68,10 @@ pub enum SpdmError {
         needed: usize,
         len: usize,
     },
-    #[error("{count} unexpected bytes after the signature")]
+    #[error("{count} unexpected bytes after the signature (not all zero)")]
     TrailingBytes { count: usize },
+    #[error("{count} zero bytes after the signature, more than the {max} of padding accepted")]
+    TrailingPaddingTooLong { count: usize, max: usize },
     #[error("hex input is malformed: {0}")]
     Hex(String),
     #[error("{message} has SPDM version {found:#04x}, only 1.1 (0x11) is accepted")]
@@ -122,6 +132,8 @@ pub struct OpaqueField {
 #[derive(Debug, Clone)]
 pub struct SpdmEvidence {
     raw: Vec<u8>,
+    /// Length of `request || response`, signature included: where the padding starts.
+    end: usize,
     pub request_param1: u8,
     pub request_param2: u8,
     pub request_nonce: [u8; 32],
@@ -246,14 +258,23 @@ impl SpdmEvidence {
         let opaque_len = r.le(2, "OpaqueLength")?;
         let opaque = parse_opaque(r.take(opaque_len, "opaque data")?)?;
         let signature = r.array::<SIGNATURE_LEN>("signature")?;
-        if r.remaining() != 0 {
+        let end = r.pos;
+        let padding = bytes.get(end..).unwrap_or_default();
+        if padding.iter().any(|&b| b != 0) {
             return Err(SpdmError::TrailingBytes {
-                count: r.remaining(),
+                count: padding.len(),
+            });
+        }
+        if padding.len() > MAX_TRAILING_ZERO_PADDING {
+            return Err(SpdmError::TrailingPaddingTooLong {
+                count: padding.len(),
+                max: MAX_TRAILING_ZERO_PADDING,
             });
         }
 
         Ok(SpdmEvidence {
             raw: bytes.to_vec(),
+            end,
             request_param1,
             request_param2,
             request_nonce,
@@ -272,18 +293,31 @@ impl SpdmEvidence {
         Self::parse(&decode_report_hex(text)?)
     }
 
-    /// The exact bytes parsed: `request || response`.
+    /// The exact bytes parsed: `request || response`, and the zero padding after it if any
+    /// (the bytes as presented, which [`crate::gpu_evidence_digest`] commits to).
     pub fn raw(&self) -> &[u8] {
         &self.raw
     }
 
-    /// The bytes the GPU signed: the request and the response up to (not including) the signature.
+    /// `request || response`, signature included, without trailing padding.
+    pub fn unpadded(&self) -> &[u8] {
+        self.raw.get(..self.end).unwrap_or_default()
+    }
+
+    /// How many unsigned zero bytes followed the signature (at most
+    /// [`MAX_TRAILING_ZERO_PADDING`]).
+    pub fn trailing_padding(&self) -> usize {
+        self.raw.len().saturating_sub(self.end)
+    }
+
+    /// The bytes the GPU signed: the request and the response up to (not including) the
+    /// signature. Located by the response's lengths, so trailing padding is never part of it.
     pub fn signed_bytes(&self) -> &[u8] {
-        let end = self.raw.len().saturating_sub(SIGNATURE_LEN);
+        let end = self.end.saturating_sub(SIGNATURE_LEN);
         self.raw.get(..end).unwrap_or_default()
     }
 
-    /// SHA-256 of the raw report.
+    /// SHA-256 of the raw report, padding included.
     pub fn sha256(&self) -> [u8; 32] {
         Sha256::digest(&self.raw).into()
     }

@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use sotto_verify_core::x509::CertError;
 use sotto_verify_core::UnixTime;
-use sotto_verify_nvidia::spdm::{field, MAX_REPORT_LEN};
+use sotto_verify_nvidia::spdm::{field, MAX_REPORT_LEN, MAX_TRAILING_ZERO_PADDING};
 use sotto_verify_nvidia::{
     verify, verify_with_root, CcMode, CertChainInput, GpuError, GpuEvidenceInput, GpuPolicy, Rim,
     RimError, SpdmError, SpdmEvidence,
@@ -616,5 +616,243 @@ fn non_swid_xml_is_refused() {
     assert_eq!(
         Rim::parse(b"<SoftwareIdentity/>"),
         Err(RimError::NotSwidTag)
+    );
+}
+
+// --- unsigned trailing zero padding --------------------------------------------------------
+
+fn padded(bytes: &[u8]) -> Vec<u8> {
+    let mut report = real_report();
+    report.extend_from_slice(bytes);
+    report
+}
+
+#[test]
+fn one_trailing_zero_after_the_signature_is_accepted() {
+    // The Confidential Containers capture of a genuine Hopper report: one zero byte after
+    // the signature, which NVIDIA's and CoCo's verifiers ignore.
+    let plain = verify(&real_evidence(), &policy(), AT).expect("unpadded");
+    let ev = with_report(padded(&[0]));
+    let verdict = verify(&ev, &policy(), AT).expect("one zero byte of padding is accepted");
+    assert_eq!(verdict.trailing_padding, 1);
+    // The digest commits to the bytes as presented; everything else is what the signed
+    // report says, exactly as without the padding.
+    assert_eq!(
+        verdict.evidence_digest,
+        hex::encode(ev.evidence_digest().expect("digest"))
+    );
+    assert_ne!(verdict.evidence_digest, plain.evidence_digest);
+    assert_eq!(signed_content(verdict), signed_content(plain));
+}
+
+/// A verdict with the two fields that describe the presented bytes (not the signed report)
+/// blanked, for comparing padded and unpadded evidence.
+fn signed_content(mut v: sotto_verify_nvidia::GpuVerdict) -> sotto_verify_nvidia::GpuVerdict {
+    v.evidence_digest.clear();
+    v.trailing_padding = 0;
+    v
+}
+
+#[test]
+fn padding_is_outside_everything_signed() {
+    let plain = SpdmEvidence::parse(&real_report()).expect("unpadded");
+    for n in 1..=MAX_TRAILING_ZERO_PADDING {
+        let report = padded(&vec![0; n]);
+        let ev = SpdmEvidence::parse(&report).expect("padded");
+        assert_eq!(ev.signed_bytes(), plain.signed_bytes(), "{n}");
+        assert_eq!(ev.signature, plain.signature, "{n}");
+        assert_eq!(ev.unpadded(), real_report().as_slice(), "{n}");
+        assert_eq!(ev.raw(), report.as_slice(), "{n}");
+        assert_eq!(ev.trailing_padding(), n);
+        verify(&with_report(report), &policy(), AT).expect("bounded zero padding");
+    }
+}
+
+#[test]
+fn padding_cannot_stand_in_for_a_signature_byte() {
+    // The last signature byte dropped and a zero "padding" byte appended: same length, but the
+    // zero is now read as the signature's last byte, which no longer verifies.
+    let mut report = real_report();
+    let last = report.pop().expect("signature byte");
+    assert_ne!(last, 0, "the real signature does not end in a zero byte");
+    report.push(0);
+    assert_eq!(
+        verify(&with_report(report), &policy(), AT).unwrap_err(),
+        GpuError::BadReportSignature
+    );
+}
+
+#[test]
+fn trailing_non_zero_bytes_are_refused_even_after_zero_padding() {
+    for (tail, count) in [
+        (&[0x01][..], 1),
+        (&[0x00, 0x01][..], 2),
+        (&[0x00, 0x00, 0x80][..], 3),
+    ] {
+        assert_eq!(
+            verify(&with_report(padded(tail)), &policy(), AT).unwrap_err(),
+            GpuError::Parse(SpdmError::TrailingBytes { count }),
+            "{tail:?}"
+        );
+    }
+}
+
+#[test]
+fn zero_padding_beyond_its_bound_is_refused() {
+    let n = MAX_TRAILING_ZERO_PADDING + 1;
+    assert_eq!(
+        verify(&with_report(padded(&vec![0; n])), &policy(), AT).unwrap_err(),
+        GpuError::Parse(SpdmError::TrailingPaddingTooLong {
+            count: n,
+            max: MAX_TRAILING_ZERO_PADDING
+        })
+    );
+}
+
+#[test]
+fn padded_report_re_signed_with_cc_off_is_still_refused() {
+    // Padding changes nothing the policy reads: a signed CC-off flag stays refused.
+    let chain = test_chain(&ChainSpec::default_for_real_fwid());
+    let mut parts = ReportParts::from_real();
+    parts.set_opaque(FEATURE_FLAG, &[0x03]);
+    let mut ev = chain.evidence(&parts);
+    ev.report.push(0);
+    assert_eq!(
+        verify_with_root(&ev, &policy(), AT, &chain.root).unwrap_err(),
+        GpuError::CcModeOff { feature_flag: 3 }
+    );
+}
+
+// --- CC mode and RIM requirements reported in the verdict ---------------------------------
+
+#[test]
+fn strict_gpu_policy_reports_the_cc_flag_and_the_matched_rim() {
+    let rim = real_rim();
+    let chain = test_chain(&ChainSpec::default_for_real_fwid());
+    let mut parts = parts_matching_rim(&rim);
+    parts.set_opaque(FEATURE_FLAG, &[0x01]);
+    let ev = GpuEvidenceInput {
+        rims: vec![rim.clone()],
+        ..chain.evidence(&parts)
+    };
+    let strict = GpuPolicy {
+        require_cc_feature_flag: true,
+        require_rim: true,
+        ..policy()
+    };
+    let verdict = verify_with_root(&ev, &strict, AT, &chain.root).expect("strict GPU policy");
+    assert_eq!(verdict.cc_mode, CcMode::SingleGpuPassthrough);
+    assert_eq!(verdict.cc_feature_flag, Some(1));
+    assert_eq!(verdict.rims.len(), 1);
+    assert_eq!(verdict.rims[0].sha256, hex::encode(rim.sha256));
+    assert_eq!(verdict.rims[0].version, rim.version);
+    assert_eq!(verdict.rims[0].tag_id, rim.tag_id);
+    assert_eq!(verdict.rims[0].matched_indices, verdict.matched_indices);
+    assert!(!verdict.matched_indices.is_empty());
+    // The same evidence without its RIM, or without the flag, is refused by that policy.
+    let no_rim = GpuEvidenceInput {
+        rims: Vec::new(),
+        ..ev.clone()
+    };
+    assert_eq!(
+        verify_with_root(&no_rim, &strict, AT, &chain.root).unwrap_err(),
+        GpuError::RimRequired
+    );
+    let mut unflagged = parts_matching_rim(&rim);
+    unflagged.remove_opaque(FEATURE_FLAG);
+    let ev = GpuEvidenceInput {
+        rims: vec![rim],
+        ..chain.evidence(&unflagged)
+    };
+    assert_eq!(
+        verify_with_root(&ev, &strict, AT, &chain.root).unwrap_err(),
+        GpuError::CcModeNotAttested
+    );
+}
+
+// --- keyUsage, basicConstraints and path length in the device chain ----------------------
+
+fn chain_evidence(chain: &TestChain) -> GpuEvidenceInput {
+    chain.evidence(&ReportParts::from_real())
+}
+
+#[test]
+fn intermediate_without_key_cert_sign_is_refused() {
+    let mut chain = test_chain(&ChainSpec::default_for_real_fwid());
+    chain.intermediate = reissue(&chain.intermediate, &chain.root_key, |tbs| {
+        set_extension(
+            tbs,
+            KEY_USAGE_OID,
+            Some(key_usage_der(x509_cert::ext::pkix::KeyUsages::CRLSign)),
+        )
+    });
+    assert_eq!(
+        verify_with_root(&chain_evidence(&chain), &policy(), AT, &chain.root).unwrap_err(),
+        GpuError::CertChain(CertError::KeyCertSignNotAllowed {
+            subject: chain.intermediate.subject()
+        })
+    );
+}
+
+#[test]
+fn intermediate_without_key_usage_is_refused() {
+    // Every real NVIDIA issuer carries keyUsage with keyCertSign, so vendor chains require it.
+    let mut chain = test_chain(&ChainSpec::default_for_real_fwid());
+    chain.intermediate = reissue(&chain.intermediate, &chain.root_key, |tbs| {
+        set_extension(tbs, KEY_USAGE_OID, None)
+    });
+    assert_eq!(
+        verify_with_root(&chain_evidence(&chain), &policy(), AT, &chain.root).unwrap_err(),
+        GpuError::CertChain(CertError::KeyUsageMissing {
+            subject: chain.intermediate.subject()
+        })
+    );
+}
+
+#[test]
+fn chain_longer_than_the_roots_path_length_is_refused() {
+    // A root that allows no intermediate CA below it, with one intermediate.
+    let mut chain = test_chain(&ChainSpec::default_for_real_fwid());
+    chain.root = reissue(&chain.root, &chain.root_key, |tbs| {
+        set_extension(
+            tbs,
+            BASIC_CONSTRAINTS_OID,
+            Some(basic_constraints_der(true, Some(0))),
+        )
+    });
+    assert_eq!(
+        verify_with_root(&chain_evidence(&chain), &policy(), AT, &chain.root).unwrap_err(),
+        GpuError::CertChain(CertError::PathLenExceeded {
+            subject: chain.root.subject(),
+            max: 0,
+            found: 1
+        })
+    );
+    // Path length 1 admits it.
+    chain.root = reissue(&chain.root, &chain.root_key, |tbs| {
+        set_extension(
+            tbs,
+            BASIC_CONSTRAINTS_OID,
+            Some(basic_constraints_der(true, Some(1))),
+        )
+    });
+    verify_with_root(&chain_evidence(&chain), &policy(), AT, &chain.root).expect("pathlen 1");
+}
+
+#[test]
+fn leaf_without_digital_signature_is_refused() {
+    let mut chain = test_chain(&ChainSpec::default_for_real_fwid());
+    chain.leaf = reissue(&chain.leaf, &chain.intermediate_key, |tbs| {
+        set_extension(
+            tbs,
+            KEY_USAGE_OID,
+            Some(key_usage_der(x509_cert::ext::pkix::KeyUsages::KeyAgreement)),
+        )
+    });
+    assert_eq!(
+        verify_with_root(&chain_evidence(&chain), &policy(), AT, &chain.root).unwrap_err(),
+        GpuError::CertChain(CertError::DigitalSignatureNotAllowed {
+            subject: chain.leaf.subject()
+        })
     );
 }

@@ -203,3 +203,28 @@ fn evidence_digest_covers_report_and_every_certificate() {
     shifted_report.push(shifted[0].remove(0));
     assert_ne!(gpu_evidence_digest(&shifted_report, &shifted), base);
 }
+
+/// What the keyUsage rules in sotto-verify-core rest on: every issuer of NVIDIA's real chain
+/// is a CA whose keyUsage allows keyCertSign (none sets a path length), and the leaf that signs
+/// the report allows digitalSignature.
+#[test]
+fn real_chain_key_usages_allow_what_each_certificate_does() {
+    let chain = Cert::from_pem_chain(CHAIN_PEM.as_bytes()).expect("chain");
+    let (leaf, issuers) = chain.split_first().expect("leaf");
+    let leaf_ku = leaf
+        .key_usage()
+        .expect("well formed")
+        .expect("leaf keyUsage");
+    assert!(leaf_ku.digital_signature());
+    assert!(!leaf.is_ca());
+    for issuer in issuers {
+        let bc = issuer
+            .basic_constraints()
+            .expect("well formed")
+            .expect("basicConstraints");
+        assert!(bc.ca, "{}", issuer.subject());
+        assert_eq!(bc.path_len_constraint, None, "{}", issuer.subject());
+        let ku = issuer.key_usage().expect("well formed").expect("keyUsage");
+        assert!(ku.key_cert_sign(), "{}", issuer.subject());
+    }
+}

@@ -182,4 +182,40 @@ mod tests {
         };
         assert_eq!(have.first_below(&fmc_min), Some(("fmc", 0, 1)));
     }
+
+    #[test]
+    fn turin_minimum_compares_fmc_and_every_other_component() {
+        let have = TcbVersion::decode(u64::from_le_bytes([1, 2, 3, 4, 0, 0, 0, 5]), Product::Turin);
+        assert_eq!(have.first_below(&have), None);
+        for (field, min) in [
+            (
+                "fmc",
+                TcbVersion {
+                    fmc: Some(2),
+                    ..have
+                },
+            ),
+            (
+                "bootloader",
+                TcbVersion {
+                    bootloader: 3,
+                    ..have
+                },
+            ),
+            ("tee", TcbVersion { tee: 4, ..have }),
+            ("snp", TcbVersion { snp: 5, ..have }),
+            (
+                "microcode",
+                TcbVersion {
+                    microcode: 6,
+                    ..have
+                },
+            ),
+        ] {
+            assert_eq!(have.first_below(&min).map(|(f, _, _)| f), Some(field));
+        }
+        // A minimum without FMC does not constrain it.
+        let no_fmc = TcbVersion { fmc: None, ..have };
+        assert_eq!(have.first_below(&no_fmc), None);
+    }
 }

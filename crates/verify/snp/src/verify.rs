@@ -7,7 +7,7 @@
 //! anchor alone decides which roots are acceptable, and the verdict says which one it was.
 
 use serde::Serialize;
-use sotto_verify_core::x509::{Cert, CertError, HashAlg, PublicKey};
+use sotto_verify_core::x509::{Cert, CertError, ChainRules, HashAlg, PublicKey};
 use sotto_verify_core::{ChainCache, UnixTime};
 
 use crate::ext;
@@ -298,6 +298,9 @@ fn verify_amd_chain(
 
 /// Verifies the endorsement to the development root the caller configured, which must be the
 /// evidence's root byte for byte and, not being a pinned constant, is checked to be self-signed.
+/// Development chains are held to [`ChainRules::BASELINE`]: the simulated authority's
+/// persisted chains carry no keyUsage (absent is accepted; present without keyCertSign is
+/// not), whereas AMD's chains are held to [`ChainRules::VENDOR`].
 fn verify_simulated_chain(
     evidence: &SnpEvidence,
     endorsement: &Cert,
@@ -317,8 +320,15 @@ fn verify_simulated_chain(
     let intermediate = Cert::from_der(inter).map_err(SnpError::Chain)?;
     let root = Cert::from_der(root_der).map_err(SnpError::Chain)?;
     root.verify_issued_by(&root).map_err(SnpError::Chain)?;
-    Cert::verify_chain_to_anchor(endorsement, &[intermediate], &root, at, cache)
-        .map_err(SnpError::Chain)
+    Cert::verify_chain_to_anchor_with(
+        endorsement,
+        &[intermediate],
+        &root,
+        at,
+        cache,
+        ChainRules::BASELINE,
+    )
+    .map_err(SnpError::Chain)
 }
 
 fn verify_report_signature(

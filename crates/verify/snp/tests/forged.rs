@@ -181,6 +181,126 @@ fn resigned_vmpl_above_maximum_is_refused() {
 }
 
 #[test]
+fn resigned_vmpl_1_is_refused_when_only_vmpl_0_is_allowed() {
+    let sim = mirror_authority();
+    let ev = forge::resigned(&sim, &milan_report(), |r| r.vmpl = 1).unwrap();
+    let vmpl0 = SnpPolicy {
+        max_vmpl: Some(0),
+        ..SnpPolicy::default()
+    };
+    assert_eq!(
+        verify(&ev, &sim_anchor(&sim), &vmpl0, AT).map(|_| ()),
+        Err(SnpError::Vmpl { vmpl: 1, max: 0 })
+    );
+    let vmpl1 = SnpPolicy {
+        max_vmpl: Some(1),
+        ..SnpPolicy::default()
+    };
+    let verdict = verify(&ev, &sim_anchor(&sim), &vmpl1, AT).expect("VMPL 1 allowed");
+    assert_eq!(verdict.vmpl, 1);
+    assert!(verdict.checks.contains(&"vmpl"));
+}
+
+#[test]
+fn each_reported_tcb_component_below_its_minimum_is_refused() {
+    let have = milan_tcb();
+    let cases: [(&str, TcbVersion, u8, u8); 5] = [
+        (
+            "bootloader",
+            TcbVersion {
+                bootloader: have.bootloader + 1,
+                ..have
+            },
+            have.bootloader,
+            have.bootloader + 1,
+        ),
+        (
+            "tee",
+            TcbVersion {
+                tee: have.tee + 1,
+                ..have
+            },
+            have.tee,
+            have.tee + 1,
+        ),
+        (
+            "snp",
+            TcbVersion {
+                snp: have.snp + 1,
+                ..have
+            },
+            have.snp,
+            have.snp + 1,
+        ),
+        (
+            "microcode",
+            TcbVersion {
+                microcode: have.microcode + 1,
+                ..have
+            },
+            have.microcode,
+            have.microcode + 1,
+        ),
+        // Milan has no FMC: a minimum that names one is never met.
+        (
+            "fmc",
+            TcbVersion {
+                fmc: Some(1),
+                ..have
+            },
+            0,
+            1,
+        ),
+    ];
+    for (field, minimum, reported, required) in cases {
+        let policy = SnpPolicy {
+            minimum_tcb: Some(minimum),
+            ..SnpPolicy::default()
+        };
+        assert_eq!(
+            amd_with(&milan(), &policy),
+            Err(SnpError::TcbBelowMinimum {
+                field,
+                reported,
+                minimum: required
+            }),
+            "{field}"
+        );
+    }
+    let exact = SnpPolicy {
+        minimum_tcb: Some(have),
+        ..SnpPolicy::default()
+    };
+    assert_eq!(amd_with(&milan(), &exact), Ok(()));
+}
+
+#[test]
+fn minimum_tcb_is_compared_componentwise_not_as_one_number() {
+    // As one packed TCB_VERSION, the report (microcode 0x73 in the top byte) is far above this
+    // minimum (microcode 0x10); component by component, its SNP SVN 8 is below 9.
+    let minimum = TcbVersion {
+        fmc: None,
+        bootloader: 0,
+        tee: 0,
+        snp: 9,
+        microcode: 0x10,
+    };
+    assert!(milan_report().reported_tcb > minimum.encode(Product::Milan));
+    let policy = SnpPolicy {
+        minimum_tcb: Some(minimum),
+        ..SnpPolicy::default()
+    };
+    assert_eq!(
+        amd_with(&milan(), &policy),
+        Err(SnpError::TcbBelowMinimum {
+            field: "snp",
+            reported: 8,
+            minimum: 9
+        })
+    );
+}
+
+#[test]
 fn tcb_below_minimum_is_refused() {
     let policy = SnpPolicy {
         minimum_tcb: Some(TcbVersion {

@@ -240,3 +240,40 @@ fn verdict_serializes_to_json_with_hex_fields() {
     assert_eq!(json["reported_tcb"]["microcode"], 0x73);
     assert_eq!(json["policy"]["debug"], false);
 }
+
+/// What the keyUsage rules in sotto-verify-core rest on: every pinned AMD issuer (ARK, ASK,
+/// ASVK of Milan, Genoa and Turin) is a CA whose keyUsage allows keyCertSign, the ASK and
+/// ASVK limit the path to no further CA (pathLenConstraint 0), and the VCEKs and VLEK that
+/// sign reports carry no keyUsage at all (so only a present keyUsage is checked on a leaf).
+#[test]
+fn amd_issuers_carry_key_cert_sign_and_endorsements_no_key_usage() {
+    for pem in [
+        roots::MILAN_ARK_PEM,
+        roots::GENOA_ARK_PEM,
+        roots::TURIN_ARK_PEM,
+        roots::MILAN_ASK_PEM,
+        roots::GENOA_ASK_PEM,
+        roots::TURIN_ASK_PEM,
+        roots::MILAN_ASVK_PEM,
+        roots::GENOA_ASVK_PEM,
+        roots::TURIN_ASVK_PEM,
+    ] {
+        let cert = Cert::from_pem_chain(pem.as_bytes()).unwrap().remove(0);
+        let bc = cert.basic_constraints().unwrap().expect("basicConstraints");
+        assert!(bc.ca, "{}", cert.subject());
+        let is_root = cert.subject() == cert.issuer();
+        assert_eq!(
+            bc.path_len_constraint,
+            if is_root { None } else { Some(0) },
+            "{}",
+            cert.subject()
+        );
+        let ku = cert.key_usage().unwrap().expect("keyUsage");
+        assert!(ku.key_cert_sign(), "{}", cert.subject());
+    }
+    for der in ["vcek_milan.der", "trustee-vcek.der", "trustee-vlek.der"] {
+        let cert = Cert::from_der(&vector(der)).unwrap();
+        assert_eq!(cert.key_usage().unwrap(), None, "{der}");
+        assert!(!cert.is_ca(), "{der}");
+    }
+}

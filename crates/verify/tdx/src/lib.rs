@@ -10,11 +10,16 @@
 //!    by the root CA CRL or the PCK CRL (themselves signed and current at `at`);
 //! 2. the QE report signed by the PCK key, binding (REPORTDATA) the attestation key and QE
 //!    authentication data; the quote's header and TD report signed by that attestation key;
-//! 3. the QE identity and TCB info signed by Intel's TCB signing key (→ pinned root), current
-//!    at `at`; the QE matches its identity; the TCB info is the PCK's platform (FMSPC, PCE-ID);
-//!    the platform, TDX module and QE TCB levels converge to a [`TcbStatus`];
-//! 4. the relying party's [`TdxPolicy`]: accepted statuses, no debug, expected measurements.
+//! 3. the QE identity and TCB info signed by Intel's TCB signing certificate (issued directly
+//!    by the pinned root and named "Intel SGX TCB Signing": no other certificate that chains to
+//!    the root, such as a PCK, may sign collateral), current at `at`, from an evaluation data
+//!    number the policy still accepts; the QE matches its identity; the TCB info is the PCK's
+//!    platform (FMSPC, PCE-ID); the platform, TDX module and QE TCB levels converge to a
+//!    [`TcbStatus`];
+//! 4. the relying party's [`TdxPolicy`]: accepted statuses, no debug, required and forbidden
+//!    TD attributes, expected measurements.
 
+pub mod attributes;
 pub mod collateral;
 pub mod pck;
 pub mod policy;
@@ -82,6 +87,32 @@ pub enum TdxError {
         collateral: &'static str,
         subject: String,
     },
+    #[error(
+        "{collateral} is signed by '{subject}', which is not issued directly by the Intel SGX \
+         Root CA ({intermediates} certificate(s) between them): only Intel's TCB signing \
+         certificate may sign collateral"
+    )]
+    TcbSignerNotIssuedByRoot {
+        collateral: &'static str,
+        subject: String,
+        intermediates: usize,
+    },
+    #[error(
+        "{collateral} is signed by '{subject}', which is not Intel's TCB signing certificate \
+         (CN=Intel SGX TCB Signing, O=Intel Corporation, L=Santa Clara, ST=CA, C=US)"
+    )]
+    TcbSignerSubject {
+        collateral: &'static str,
+        subject: String,
+    },
+    #[error(
+        "{collateral} tcbEvaluationDataNumber {number} is below the policy's minimum {minimum}"
+    )]
+    TcbEvaluationDataNumberTooLow {
+        collateral: &'static str,
+        number: u32,
+        minimum: u32,
+    },
     #[error("QE identity signature does not verify")]
     QeIdentitySignature,
     #[error("QE identity is not valid before {issue_date} (checked at {at})")]
@@ -116,6 +147,16 @@ pub enum TdxError {
     TcbStatusNotAccepted { status: TcbStatus },
     #[error("TD runs in debug mode (TUD.DEBUG set), refused by the policy")]
     DebugEnabled,
+    #[error(
+        "TD attributes lack {missing:#018x} ({}), required by the policy",
+        attributes::names(*.missing)
+    )]
+    TdAttributesMissing { missing: u64 },
+    #[error(
+        "TD attributes set {forbidden:#018x} ({}), forbidden by the policy",
+        attributes::names(*.forbidden)
+    )]
+    TdAttributesForbidden { forbidden: u64 },
     #[error("MRTD does not match the policy")]
     MrtdMismatch,
     #[error("RTMR{index} does not match the policy")]
@@ -198,7 +239,11 @@ fn check_window(
     Ok(())
 }
 
-/// Verifies a signing chain for TCB info or QE identity and returns its leaf.
+/// Verifies the signer of TCB info or QE identity and returns it. It must be Intel's TCB
+/// signing certificate: issued directly by the root (the host may send the root after it, or
+/// not), named as Intel names it, valid, a data-signing key (keyUsage), and not revoked by the
+/// root CA CRL. A certificate that merely chains to the root is refused: a PCK key, or the PCK
+/// Platform or Processor CA's, must never vouch for TCB levels.
 fn tcb_signer<'a>(
     chain: &'a [Cert],
     root: &Cert,
@@ -211,18 +256,44 @@ fn tcb_signer<'a>(
         collateral,
         error: CertError::EmptyPem,
     })?;
-    Cert::verify_chain_to_anchor(leaf, intermediates, root, at, cache)
+    if !intermediates.is_empty() {
+        return Err(TdxError::TcbSignerNotIssuedByRoot {
+            collateral,
+            subject: leaf.subject(),
+            intermediates: intermediates.len(),
+        });
+    }
+    if !roots::is_intel_tcb_signing_subject(leaf) {
+        return Err(TdxError::TcbSignerSubject {
+            collateral,
+            subject: leaf.subject(),
+        });
+    }
+    Cert::verify_chain_to_anchor(leaf, &[], root, at, cache)
         .map_err(|error| TdxError::TcbSigningChain { collateral, error })?;
-    if let Some(revoked) = std::iter::once(leaf)
-        .chain(intermediates)
-        .find(|c| root_crl.is_revoked(c))
-    {
+    if root_crl.is_revoked(leaf) {
         return Err(TdxError::TcbSigningRevoked {
             collateral,
-            subject: revoked.subject(),
+            subject: leaf.subject(),
         });
     }
     Ok(leaf)
+}
+
+/// Refuses collateral older than the policy's evaluation data number.
+fn check_evaluation_number(
+    policy: &TdxPolicy,
+    collateral: &'static str,
+    number: u32,
+) -> Result<(), TdxError> {
+    match policy.minimum_tcb_evaluation_data_number {
+        Some(minimum) if number < minimum => Err(TdxError::TcbEvaluationDataNumberTooLow {
+            collateral,
+            number,
+            minimum,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// A signature by a certificate already verified to the root, over data every quote of the
@@ -342,6 +413,12 @@ fn verify_with_root(
         },
     )?;
     checks.push("qe_identity_validity");
+    check_evaluation_number(
+        policy,
+        "QE identity",
+        qe_identity.tcb_evaluation_data_number,
+    )?;
+    checks.push("qe_identity_evaluation_data_number");
     let qe_level = tcb::check_qe_identity(&qe_identity, &sig.qe_report)?;
     checks.push("qe_identity_match");
 
@@ -378,6 +455,8 @@ fn verify_with_root(
         },
     )?;
     checks.push("tcb_info_validity");
+    check_evaluation_number(policy, "TCB info", tcb_info.tcb_evaluation_data_number)?;
+    checks.push("tcb_info_evaluation_data_number");
     let platform = PckPlatform::from_cert(pck)?;
     let tcb_fmspc: [u8; 6] = collateral::hex_field("tcb_info fmspc", &tcb_info.fmspc)?;
     if platform.fmspc != tcb_fmspc {
@@ -412,9 +491,20 @@ fn verify_with_root(
         return Err(TdxError::DebugEnabled);
     }
     checks.push("policy_debug");
+    let attrs = td.td_attributes_bits();
+    let missing = policy.td_attributes_required & !attrs;
+    if missing != 0 {
+        return Err(TdxError::TdAttributesMissing { missing });
+    }
+    let forbidden = policy.td_attributes_forbidden & attrs;
+    if forbidden != 0 {
+        return Err(TdxError::TdAttributesForbidden { forbidden });
+    }
+    checks.push("policy_td_attributes");
     if policy.expected_mrtd.is_some_and(|m| m != td.mrtd) {
         return Err(TdxError::MrtdMismatch);
     }
+    // Both are `[_; 4]`, so the zip compares every pinned register.
     for (index, (want, have)) in policy.expected_rtmrs.iter().zip(&td.rtmrs).enumerate() {
         if want.is_some_and(|w| &w != have) {
             return Err(TdxError::RtmrMismatch { index });
@@ -447,6 +537,8 @@ fn verify_with_root(
         rtmrs: td.rtmrs,
         mrconfigid: td.mrconfigid,
         report_data: td.report_data,
+        tcb_info_evaluation_data_number: tcb_info.tcb_evaluation_data_number,
+        qe_identity_evaluation_data_number: qe_identity.tcb_evaluation_data_number,
         checks,
     })
 }

@@ -89,6 +89,12 @@ impl TdReport {
         self.td_attributes[0] & 1 != 0
     }
 
+    /// TDATTRIBUTES as the 64-bit value whose bits [`crate::attributes`] names (the report
+    /// stores it little-endian).
+    pub fn td_attributes_bits(&self) -> u64 {
+        u64::from_le_bytes(self.td_attributes)
+    }
+
     /// VMID of a 1.5-extended body.
     pub fn vmid(&self) -> Option<u8> {
         self.td15_ex.as_ref()?.first().copied()

@@ -35,6 +35,33 @@ pub const INTEL_SGX_ROOT_CA_SHA256: [u8; 32] = [
     0x0e, 0x74, 0x24, 0x96, 0x43, 0x99, 0xe8, 0x85, 0xa7, 0xcb, 0xb8, 0xcc, 0xfa, 0xb6, 0x74, 0xd3,
 ];
 
+/// The subject of Intel's TCB signing certificate, the only certificate allowed to sign TCB
+/// info and QE identity, as `(attribute type OID, value)`: CN, O, L, ST, C.
+pub const INTEL_TCB_SIGNING_SUBJECT: [(&str, &str); 5] = [
+    ("2.5.4.3", "Intel SGX TCB Signing"),
+    ("2.5.4.10", "Intel Corporation"),
+    ("2.5.4.7", "Santa Clara"),
+    ("2.5.4.8", "CA"),
+    ("2.5.4.6", "US"),
+];
+
+/// Whether `cert`'s subject is exactly [`INTEL_TCB_SIGNING_SUBJECT`]: the same attributes with
+/// the same values, each once, in any order and any string encoding.
+pub fn is_intel_tcb_signing_subject(cert: &Cert) -> bool {
+    let mut have: Vec<(String, Option<String>)> = cert
+        .subject_attributes()
+        .into_iter()
+        .map(|(oid, value)| (oid.to_string(), value))
+        .collect();
+    let mut want: Vec<(String, Option<String>)> = INTEL_TCB_SIGNING_SUBJECT
+        .iter()
+        .map(|(oid, value)| ((*oid).to_string(), Some((*value).to_string())))
+        .collect();
+    have.sort();
+    want.sort();
+    have == want
+}
+
 /// The pinned root, parsed.
 pub fn intel_sgx_root() -> Result<Cert, CertError> {
     let mut certs = Cert::from_pem_chain(INTEL_SGX_ROOT_CA_PEM.as_bytes())?;
@@ -55,5 +82,6 @@ mod tests {
         let root = intel_sgx_root().expect("pinned root parses");
         assert!(root.subject().contains("Intel SGX Root CA"));
         root.verify_issued_by(&root).expect("self-signed");
+        assert!(!is_intel_tcb_signing_subject(&root));
     }
 }

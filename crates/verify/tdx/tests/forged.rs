@@ -8,11 +8,18 @@ mod common;
 use common::*;
 use sotto_verify_core::crl::CrlError;
 use sotto_verify_core::x509::CertError;
-use sotto_verify_tdx::{verify, Quote, TcbStatus, TdxError, TdxPolicy, UnixTime, MAX_QUOTE_LEN};
+use sotto_verify_tdx::{
+    attributes, verify, Quote, TcbStatus, TdxError, TdxPolicy, UnixTime, MAX_QUOTE_LEN,
+};
+use x509_cert::ext::pkix::KeyUsages;
 
 const MRTD: usize = 48 + 136;
 const RTMR0: usize = 48 + 328;
 const REPORT_DATA: usize = 48 + 520;
+/// Offsets in the TD report body (without the header), as `Forge::body` holds it.
+const BODY_TD_ATTRIBUTES: usize = 120;
+const BODY_MRCONFIGID: usize = 184;
+const BODY_RTMR0: usize = 328;
 /// Start of the signature data in the v4 quote (after the 4-byte length).
 const SIG: usize = 48 + 584 + 4;
 const ATT_KEY: usize = SIG + 64;
@@ -513,4 +520,409 @@ fn resigned_platform_below_every_tcb_level_is_refused() {
         forge.verify(&TdxPolicy::permissive(), AT),
         Err(TdxError::TcbLevelNotFound)
     );
+}
+
+// --- the collateral signer must be Intel's TCB signing certificate ----------------------
+
+const PCK_ISSUED_SIGNER_NAME: &str =
+    "C=US,ST=CA,L=Santa Clara,O=Intel Corporation,CN=Intel SGX TCB Signing";
+
+#[test]
+fn resigned_tcb_info_signed_by_the_pck_leaf_is_refused() {
+    // The PCK key chains to the root through the Platform CA, so the signature and the chain
+    // both verify: only the signer's role is wrong.
+    let forge = Forge::new();
+    let pck = CollateralSigner {
+        key: &forge.pck.key,
+        chain_pem: [forge.pck.pem(), forge.pck_ca.pem(), forge.root.pem()].concat(),
+    };
+    let json = forge.collateral_json_signed_by(&pck, &forge.tcb_signing());
+    assert_eq!(
+        forge.verify_with(&json, &TdxPolicy::strict(), AT),
+        Err(TdxError::TcbSignerNotIssuedByRoot {
+            collateral: "TCB info",
+            subject: forge.pck.cert.tbs_certificate.subject.to_string(),
+            intermediates: 1,
+        })
+    );
+}
+
+#[test]
+fn resigned_qe_identity_signed_by_the_pck_leaf_is_refused() {
+    let forge = Forge::new();
+    let pck = CollateralSigner {
+        key: &forge.pck.key,
+        chain_pem: [forge.pck.pem(), forge.pck_ca.pem(), forge.root.pem()].concat(),
+    };
+    let json = forge.collateral_json_signed_by(&forge.tcb_signing(), &pck);
+    assert_eq!(
+        forge.verify_with(&json, &TdxPolicy::strict(), AT),
+        Err(TdxError::TcbSignerNotIssuedByRoot {
+            collateral: "QE identity",
+            subject: forge.pck.cert.tbs_certificate.subject.to_string(),
+            intermediates: 1,
+        })
+    );
+}
+
+#[test]
+fn resigned_tcb_info_signed_by_the_pck_platform_ca_is_refused() {
+    // Issued directly by the root, but it is the Platform CA, not the TCB signing certificate.
+    let forge = Forge::new();
+    let platform_ca = CollateralSigner {
+        key: &forge.pck_ca.key,
+        chain_pem: [forge.pck_ca.pem(), forge.root.pem()].concat(),
+    };
+    let json = forge.collateral_json_signed_by(&platform_ca, &forge.tcb_signing());
+    assert_eq!(
+        forge.verify_with(&json, &TdxPolicy::strict(), AT),
+        Err(TdxError::TcbSignerSubject {
+            collateral: "TCB info",
+            subject: forge.pck_ca.cert.tbs_certificate.subject.to_string(),
+        })
+    );
+}
+
+#[test]
+fn resigned_tcb_signer_named_like_intels_but_issued_by_the_platform_ca_is_refused() {
+    // Intel's name alone is not enough: this "Intel SGX TCB Signing" hangs under the PCK CA.
+    let forge = Forge::new();
+    let impostor = issue(
+        PCK_ISSUED_SIGNER_NAME,
+        7,
+        Some(&forge.pck_ca),
+        (1_577_836_800, 2_208_988_800),
+        Some(signing_leaf()),
+    );
+    let signer = CollateralSigner {
+        key: &impostor.key,
+        chain_pem: [impostor.pem(), forge.pck_ca.pem(), forge.root.pem()].concat(),
+    };
+    let json = forge.collateral_json_signed_by(&signer, &forge.tcb_signing());
+    assert_eq!(
+        forge.verify_with(&json, &TdxPolicy::strict(), AT),
+        Err(TdxError::TcbSignerNotIssuedByRoot {
+            collateral: "TCB info",
+            subject: impostor.cert.tbs_certificate.subject.to_string(),
+            intermediates: 1,
+        })
+    );
+}
+
+#[test]
+fn resigned_tcb_signer_without_digital_signature_is_refused() {
+    let forge = Forge::new();
+    let no_signing = issue(
+        PCK_ISSUED_SIGNER_NAME,
+        8,
+        Some(&forge.root),
+        (1_577_836_800, 2_208_988_800),
+        Some(vec![
+            basic_constraints(false, None),
+            key_usage(KeyUsages::KeyAgreement),
+        ]),
+    );
+    let signer = CollateralSigner {
+        key: &no_signing.key,
+        chain_pem: [no_signing.pem(), forge.root.pem()].concat(),
+    };
+    let json = forge.collateral_json_signed_by(&signer, &forge.tcb_signing());
+    let err = forge.verify_with(&json, &TdxPolicy::strict(), AT);
+    assert!(
+        matches!(
+            err,
+            Err(TdxError::TcbSigningChain {
+                collateral: "TCB info",
+                error: CertError::DigitalSignatureNotAllowed { .. }
+            })
+        ),
+        "{err:?}"
+    );
+}
+
+// --- keyUsage, basicConstraints and path length in the PCK chain -------------------------
+
+#[test]
+fn resigned_pck_platform_ca_that_is_not_a_ca_is_refused() {
+    let forge = Forge::with_pki(PkiSpec {
+        pck_ca_extensions: Some(vec![
+            basic_constraints(false, None),
+            key_usage(KeyUsages::KeyCertSign | KeyUsages::CRLSign),
+        ]),
+        ..PkiSpec::intel()
+    });
+    assert_eq!(
+        forge.verify(&TdxPolicy::strict(), AT),
+        Err(TdxError::PckChain(CertError::NotCa {
+            subject: forge.pck_ca.cert.tbs_certificate.subject.to_string()
+        }))
+    );
+}
+
+#[test]
+fn resigned_pck_platform_ca_without_key_cert_sign_is_refused() {
+    let forge = Forge::with_pki(PkiSpec {
+        pck_ca_extensions: Some(vec![
+            basic_constraints(true, Some(0)),
+            key_usage(KeyUsages::CRLSign),
+        ]),
+        ..PkiSpec::intel()
+    });
+    assert_eq!(
+        forge.verify(&TdxPolicy::strict(), AT),
+        Err(TdxError::PckChain(CertError::KeyCertSignNotAllowed {
+            subject: forge.pck_ca.cert.tbs_certificate.subject.to_string()
+        }))
+    );
+}
+
+#[test]
+fn resigned_pck_platform_ca_without_key_usage_is_refused() {
+    // Every real Intel issuer carries keyUsage, so the vendor rules require it.
+    let forge = Forge::with_pki(PkiSpec {
+        pck_ca_extensions: Some(vec![basic_constraints(true, Some(0))]),
+        ..PkiSpec::intel()
+    });
+    assert_eq!(
+        forge.verify(&TdxPolicy::strict(), AT),
+        Err(TdxError::PckChain(CertError::KeyUsageMissing {
+            subject: forge.pck_ca.cert.tbs_certificate.subject.to_string()
+        }))
+    );
+}
+
+#[test]
+fn resigned_pck_chain_longer_than_the_platform_cas_path_length_is_refused() {
+    // Root (pathlen 1) -> Platform CA (pathlen 0) -> extra CA -> PCK: one CA too many below
+    // the Platform CA.
+    let forge = Forge::with_pki(PkiSpec {
+        extra_ca_extensions: Some(ca()),
+        ..PkiSpec::intel()
+    });
+    assert_eq!(
+        forge.verify(&TdxPolicy::strict(), AT),
+        Err(TdxError::PckChain(CertError::PathLenExceeded {
+            subject: forge.pck_ca.cert.tbs_certificate.subject.to_string(),
+            max: 0,
+            found: 1,
+        }))
+    );
+}
+
+#[test]
+fn resigned_pck_leaf_without_digital_signature_is_refused() {
+    let forge = Forge::with_pki(PkiSpec {
+        pck_extensions: vec![
+            basic_constraints(false, None),
+            key_usage(KeyUsages::KeyEncipherment),
+        ],
+        ..PkiSpec::intel()
+    });
+    assert_eq!(
+        forge.verify(&TdxPolicy::strict(), AT),
+        Err(TdxError::PckChain(CertError::DigitalSignatureNotAllowed {
+            subject: forge.pck.cert.tbs_certificate.subject.to_string()
+        }))
+    );
+}
+
+#[test]
+fn resigned_pck_crl_from_an_issuer_without_crl_sign_is_refused() {
+    let forge = Forge::with_pki(PkiSpec {
+        pck_ca_extensions: Some(vec![
+            basic_constraints(true, Some(0)),
+            key_usage(KeyUsages::KeyCertSign),
+        ]),
+        ..PkiSpec::intel()
+    });
+    assert_eq!(
+        forge.verify(&TdxPolicy::strict(), AT),
+        Err(TdxError::CrlInvalid {
+            crl: "PCK CRL",
+            error: CrlError::IssuerNotCrlSigner {
+                issuer: forge.pck_ca.cert.tbs_certificate.subject.to_string()
+            }
+        })
+    );
+}
+
+// --- TD attributes -----------------------------------------------------------------------
+
+fn set_attributes(forge: &mut Forge, bits: u64) {
+    forge.body[BODY_TD_ATTRIBUTES..BODY_TD_ATTRIBUTES + 8].copy_from_slice(&bits.to_le_bytes());
+}
+
+#[test]
+fn resigned_td_without_sept_ve_disable_is_refused() {
+    let mut forge = Forge::new();
+    set_attributes(&mut forge, 0);
+    assert_eq!(
+        forge.verify(&TdxPolicy::strict(), AT),
+        Err(TdxError::TdAttributesMissing {
+            missing: attributes::SEPT_VE_DISABLE
+        })
+    );
+    let lenient = TdxPolicy {
+        td_attributes_required: 0,
+        ..TdxPolicy::strict()
+    };
+    let verdict = forge.verify(&lenient, AT).expect("not required");
+    assert_eq!(verdict.td_attributes, [0; 8]);
+}
+
+#[test]
+fn resigned_td_with_unwanted_attributes_is_refused() {
+    for bit in [
+        attributes::MIGRATABLE,
+        attributes::PKS,
+        attributes::KL,
+        attributes::PERFMON,
+        attributes::TPA,
+        attributes::PERF_PROF,
+        1 << 40, // reserved
+    ] {
+        let mut forge = Forge::new();
+        set_attributes(&mut forge, attributes::SEPT_VE_DISABLE | bit);
+        assert_eq!(
+            forge.verify(&TdxPolicy::strict(), AT),
+            Err(TdxError::TdAttributesForbidden { forbidden: bit }),
+            "{}",
+            attributes::names(bit)
+        );
+        let allowed = TdxPolicy {
+            td_attributes_forbidden: TdxPolicy::STRICT_TD_ATTRIBUTES_FORBIDDEN & !bit,
+            ..TdxPolicy::strict()
+        };
+        let verdict = forge.verify(&allowed, AT).expect("bit allowed");
+        assert_eq!(
+            u64::from_le_bytes(verdict.td_attributes),
+            attributes::SEPT_VE_DISABLE | bit
+        );
+    }
+}
+
+#[test]
+fn resigned_debug_td_is_refused_by_the_forbidden_mask_even_when_debug_is_allowed() {
+    let mut forge = Forge::new();
+    set_attributes(&mut forge, attributes::SEPT_VE_DISABLE | attributes::DEBUG);
+    let policy = TdxPolicy {
+        allow_debug: true,
+        td_attributes_forbidden: TdxPolicy::STRICT_TD_ATTRIBUTES_FORBIDDEN | attributes::DEBUG,
+        ..TdxPolicy::strict()
+    };
+    assert_eq!(
+        forge.verify(&policy, AT),
+        Err(TdxError::TdAttributesForbidden {
+            forbidden: attributes::DEBUG
+        })
+    );
+}
+
+// --- TCB evaluation data number ----------------------------------------------------------
+
+fn with_evaluation_number(json: &str, number: u32) -> String {
+    let mut doc: serde_json::Value = serde_json::from_str(json).expect("collateral document");
+    doc["tcbEvaluationDataNumber"] = number.into();
+    doc.to_string()
+}
+
+#[test]
+fn resigned_tcb_info_below_the_evaluation_floor_is_refused() {
+    let mut forge = Forge::new();
+    forge.tcb_info = with_evaluation_number(&forge.tcb_info, 16);
+    assert_eq!(
+        forge.verify(&TdxPolicy::strict(), AT),
+        Err(TdxError::TcbEvaluationDataNumberTooLow {
+            collateral: "TCB info",
+            number: 16,
+            minimum: 17
+        })
+    );
+    let no_floor = TdxPolicy {
+        minimum_tcb_evaluation_data_number: None,
+        ..TdxPolicy::strict()
+    };
+    let verdict = forge.verify(&no_floor, AT).expect("no floor");
+    assert_eq!(verdict.tcb_info_evaluation_data_number, 16);
+    assert_eq!(verdict.qe_identity_evaluation_data_number, 17);
+}
+
+#[test]
+fn resigned_qe_identity_below_the_evaluation_floor_is_refused() {
+    let mut forge = Forge::new();
+    forge.qe_identity = with_evaluation_number(&forge.qe_identity, 16);
+    assert_eq!(
+        forge.verify(&TdxPolicy::strict(), AT),
+        Err(TdxError::TcbEvaluationDataNumberTooLow {
+            collateral: "QE identity",
+            number: 16,
+            minimum: 17
+        })
+    );
+}
+
+#[test]
+fn real_collateral_below_a_raised_evaluation_floor_is_refused() {
+    let policy = TdxPolicy {
+        minimum_tcb_evaluation_data_number: Some(18),
+        ..TdxPolicy::strict()
+    };
+    assert_eq!(
+        verify_real(&real_quote(), &policy),
+        Err(TdxError::TcbEvaluationDataNumberTooLow {
+            collateral: "QE identity",
+            number: 17,
+            minimum: 18
+        })
+    );
+}
+
+// --- RTMR and MRCONFIGID pinning on genuinely signed quotes ------------------------------
+
+#[test]
+fn resigned_rtmr_change_is_refused_by_rtmr_pinning() {
+    let real = Quote::parse(&real_quote()).expect("quote").body;
+    let mut forge = Forge::new();
+    let rtmr1 = BODY_RTMR0 + 48;
+    forge.body[rtmr1] ^= 0x01;
+    let pinned = TdxPolicy {
+        expected_rtmrs: real.rtmrs.map(Some),
+        ..TdxPolicy::strict()
+    };
+    assert_eq!(
+        forge.verify(&pinned, AT),
+        Err(TdxError::RtmrMismatch { index: 1 })
+    );
+    let mut changed = real.rtmrs;
+    changed[1][0] ^= 0x01;
+    let repinned = TdxPolicy {
+        expected_rtmrs: changed.map(Some),
+        ..TdxPolicy::strict()
+    };
+    let verdict = forge
+        .verify(&repinned, AT)
+        .expect("pinned to the new value");
+    assert_eq!(verdict.rtmrs, changed);
+}
+
+#[test]
+fn resigned_mrconfigid_change_is_refused_by_mrconfigid_pinning() {
+    let real = Quote::parse(&real_quote()).expect("quote").body;
+    let mut forge = Forge::new();
+    forge.body[BODY_MRCONFIGID + 47] ^= 0x80;
+    let pinned = TdxPolicy {
+        expected_mrconfigid: Some(real.mrconfigid),
+        ..TdxPolicy::strict()
+    };
+    assert_eq!(forge.verify(&pinned, AT), Err(TdxError::MrConfigIdMismatch));
+    let mut changed = real.mrconfigid;
+    changed[47] ^= 0x80;
+    let repinned = TdxPolicy {
+        expected_mrconfigid: Some(changed),
+        ..TdxPolicy::strict()
+    };
+    let verdict = forge
+        .verify(&repinned, AT)
+        .expect("pinned to the new value");
+    assert_eq!(verdict.mrconfigid, changed);
 }

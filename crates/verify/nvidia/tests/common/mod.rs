@@ -208,7 +208,62 @@ pub struct TestChain {
     pub root: Cert,
     pub intermediate: Cert,
     pub leaf: Cert,
+    pub root_key: SigningKey,
+    pub intermediate_key: SigningKey,
     pub leaf_key: SigningKey,
+}
+
+/// `cert` with its TBS changed by `mutate` and signed again by `issuer_key` (ECDSA P-384 with
+/// SHA-384, as the builder signs): for certificates that differ from the builder's profiles
+/// in one extension only.
+pub fn reissue(
+    cert: &Cert,
+    issuer_key: &SigningKey,
+    mutate: impl FnOnce(&mut x509_cert::TbsCertificate),
+) -> Cert {
+    use p384::ecdsa::signature::Signer;
+    let mut inner = cert.inner().clone();
+    mutate(&mut inner.tbs_certificate);
+    let tbs = inner.tbs_certificate.to_der().expect("tbs der");
+    let sig: DerSignature = issuer_key.sign(&tbs);
+    inner.signature = der::asn1::BitString::from_bytes(sig.as_bytes()).expect("bit string");
+    Cert::from_der(&inner.to_der().expect("der")).expect("reparse")
+}
+
+/// Replaces (or, with `None`, removes) the extension `oid` of a TBS certificate.
+pub fn set_extension(tbs: &mut x509_cert::TbsCertificate, oid: &str, value: Option<Vec<u8>>) {
+    let oid = ObjectIdentifier::new_unwrap(oid);
+    let exts = tbs.extensions.get_or_insert_with(Vec::new);
+    exts.retain(|e| e.extn_id != oid);
+    if let Some(value) = value {
+        exts.push(x509_cert::ext::Extension {
+            extn_id: oid,
+            critical: true,
+            extn_value: der::asn1::OctetString::new(value).expect("octet string"),
+        });
+    }
+}
+
+pub const KEY_USAGE_OID: &str = "2.5.29.15";
+pub const BASIC_CONSTRAINTS_OID: &str = "2.5.29.19";
+
+/// DER of a keyUsage value.
+pub fn key_usage_der(
+    usages: impl Into<der::flagset::FlagSet<x509_cert::ext::pkix::KeyUsages>>,
+) -> Vec<u8> {
+    x509_cert::ext::pkix::KeyUsage(usages.into())
+        .to_der()
+        .expect("keyUsage")
+}
+
+/// DER of a basicConstraints value.
+pub fn basic_constraints_der(ca: bool, path_len_constraint: Option<u8>) -> Vec<u8> {
+    x509_cert::ext::pkix::BasicConstraints {
+        ca,
+        path_len_constraint,
+    }
+    .to_der()
+    .expect("basicConstraints")
 }
 
 pub struct ChainSpec {
@@ -332,6 +387,8 @@ pub fn test_chain(spec: &ChainSpec) -> TestChain {
         root,
         intermediate,
         leaf,
+        root_key,
+        intermediate_key: int_key,
         leaf_key,
     }
 }

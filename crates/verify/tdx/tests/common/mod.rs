@@ -8,6 +8,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use der::asn1::{BitString, UtcTime};
+use der::flagset::FlagSet;
 use der::{Decode, Encode, EncodePem};
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
@@ -18,6 +19,7 @@ use sotto_verify_core::x509::Cert;
 use sotto_verify_tdx::{Collateral, Quote, TdxError, TdxPolicy, TdxVerdict, UnixTime};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
+use x509_cert::ext::pkix::{KeyUsage, KeyUsages};
 use x509_cert::ext::Extension;
 use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
@@ -109,19 +111,50 @@ impl Issued {
     }
 }
 
-/// basicConstraints CA:TRUE, as Intel's root and Platform CA carry it (issuers without it are
-/// refused by every chain check).
-pub fn ca() -> Option<Vec<Extension>> {
-    let value = x509_cert::ext::pkix::BasicConstraints {
-        ca: true,
-        path_len_constraint: None,
-    };
-    Some(vec![Extension {
-        extn_id: const_oid::ObjectIdentifier::new_unwrap("2.5.29.19"),
+fn extension(oid: &str, value: Vec<u8>) -> Extension {
+    Extension {
+        extn_id: const_oid::ObjectIdentifier::new_unwrap(oid),
         critical: true,
-        extn_value: der::asn1::OctetString::new(value.to_der().expect("basicConstraints"))
-            .expect("octet string"),
-    }])
+        extn_value: der::asn1::OctetString::new(value).expect("octet string"),
+    }
+}
+
+/// A critical basicConstraints extension.
+pub fn basic_constraints(ca: bool, path_len_constraint: Option<u8>) -> Extension {
+    let value = x509_cert::ext::pkix::BasicConstraints {
+        ca,
+        path_len_constraint,
+    };
+    extension("2.5.29.19", value.to_der().expect("basicConstraints"))
+}
+
+/// A critical keyUsage extension with `usages`.
+pub fn key_usage(usages: impl Into<FlagSet<KeyUsages>>) -> Extension {
+    let value = KeyUsage(usages.into());
+    extension("2.5.29.15", value.to_der().expect("keyUsage"))
+}
+
+/// What Intel's CAs carry: basicConstraints CA:TRUE (with `path_len`) and keyUsage
+/// keyCertSign + cRLSign (issuers without them are refused by every vendor chain check).
+pub fn ca_with_path_len(path_len: Option<u8>) -> Option<Vec<Extension>> {
+    Some(vec![
+        basic_constraints(true, path_len),
+        key_usage(KeyUsages::KeyCertSign | KeyUsages::CRLSign),
+    ])
+}
+
+/// [`ca_with_path_len`] without a path length constraint.
+pub fn ca() -> Option<Vec<Extension>> {
+    ca_with_path_len(None)
+}
+
+/// What Intel's signing leaves (PCK certificate, TCB signing) carry: basicConstraints
+/// CA:FALSE and keyUsage digitalSignature + nonRepudiation.
+pub fn signing_leaf() -> Vec<Extension> {
+    vec![
+        basic_constraints(false, None),
+        key_usage(KeyUsages::DigitalSignature | KeyUsages::NonRepudiation),
+    ]
 }
 
 pub fn issue(
@@ -207,10 +240,48 @@ fn real_sgx_extension(quote: &Quote) -> Extension {
 
 const INTEL_ROOT_NAME: &str = "C=US,ST=CA,L=Santa Clara,O=Intel Corporation,CN=Intel SGX Root CA";
 
+const PCK_CA_NAME: &str =
+    "C=US,ST=CA,L=Santa Clara,O=Intel Corporation,CN=Intel SGX PCK Platform CA";
+const PCK_NAME: &str = "C=US,ST=CA,L=Santa Clara,O=Intel Corporation,CN=Intel SGX PCK Certificate";
+pub const TCB_SIGNING_NAME: &str =
+    "C=US,ST=CA,L=Santa Clara,O=Intel Corporation,CN=Intel SGX TCB Signing";
+
+/// How the test PKI's PCK chain is shaped; [`PkiSpec::intel`] mirrors Intel's real one.
+pub struct PkiSpec {
+    pub leaf_validity: (u64, u64),
+    /// Extensions of the PCK leaf besides the (real) SGX extension.
+    pub pck_extensions: Vec<Extension>,
+    /// Extensions of the PCK Platform CA.
+    pub pck_ca_extensions: Option<Vec<Extension>>,
+    /// Extensions of an extra CA between the Platform CA and the leaf, if any.
+    pub extra_ca_extensions: Option<Option<Vec<Extension>>>,
+}
+
+impl PkiSpec {
+    /// Intel's shape: root (pathlen 1) -> Platform CA (pathlen 0) -> PCK leaf (digital
+    /// signature), valid 2020 .. 2040.
+    pub fn intel() -> PkiSpec {
+        PkiSpec {
+            leaf_validity: (Y2020, Y2040),
+            pck_extensions: signing_leaf(),
+            pck_ca_extensions: ca_with_path_len(Some(0)),
+            extra_ca_extensions: None,
+        }
+    }
+}
+
+/// Signs TCB info and QE identity: a key and the issuer chain (PEM) the collateral names.
+pub struct CollateralSigner<'a> {
+    pub key: &'a SigningKey,
+    pub chain_pem: String,
+}
+
 /// The throwaway PKI and the pieces of one forged quote + collateral.
 pub struct Forge {
     pub root: Issued,
     pub pck_ca: Issued,
+    /// A CA between the Platform CA and the leaf ([`PkiSpec::extra_ca_extensions`]).
+    pub extra_ca: Option<Issued>,
     pub pck: Issued,
     pub tcb_signer: Issued,
     pub att_key: SigningKey,
@@ -234,40 +305,59 @@ impl Forge {
     }
 
     pub fn with_leaf_validity(validity: (u64, u64)) -> Forge {
-        let raw = real_quote();
-        let quote = Quote::parse(&raw).expect("real quote");
-        Self::with_leaf(validity, real_sgx_extension(&quote))
+        Self::with_pki(PkiSpec {
+            leaf_validity: validity,
+            ..PkiSpec::intel()
+        })
     }
 
-    pub fn with_leaf(validity: (u64, u64), sgx_ext: Extension) -> Forge {
+    pub fn with_pki(spec: PkiSpec) -> Forge {
         let raw = real_quote();
         let quote = Quote::parse(&raw).expect("real quote");
-        let root = issue(INTEL_ROOT_NAME, 1, None, (Y2020, Y2040), ca());
+        let root = issue(
+            INTEL_ROOT_NAME,
+            1,
+            None,
+            (Y2020, Y2040),
+            ca_with_path_len(Some(1)),
+        );
         let pck_ca = issue(
-            "C=US,ST=CA,L=Santa Clara,O=Intel Corporation,CN=Intel SGX PCK Platform CA",
+            PCK_CA_NAME,
             2,
             Some(&root),
             (Y2020, Y2040),
-            ca(),
+            spec.pck_ca_extensions,
         );
+        let extra_ca = spec.extra_ca_extensions.map(|exts| {
+            issue(
+                "C=US,ST=CA,L=Santa Clara,O=Intel Corporation,CN=Intel SGX PCK Extra CA",
+                5,
+                Some(&pck_ca),
+                (Y2020, Y2040),
+                exts,
+            )
+        });
+        let mut pck_extensions = vec![real_sgx_extension(&quote)];
+        pck_extensions.extend(spec.pck_extensions);
         let pck = issue(
-            "C=US,ST=CA,L=Santa Clara,O=Intel Corporation,CN=Intel SGX PCK Certificate",
+            PCK_NAME,
             3,
-            Some(&pck_ca),
-            validity,
-            Some(vec![sgx_ext]),
+            Some(extra_ca.as_ref().unwrap_or(&pck_ca)),
+            spec.leaf_validity,
+            Some(pck_extensions),
         );
         let tcb_signer = issue(
-            "C=US,ST=CA,L=Santa Clara,O=Intel Corporation,CN=Intel SGX TCB Signing",
+            TCB_SIGNING_NAME,
             4,
             Some(&root),
             (Y2020, Y2040),
-            None,
+            Some(signing_leaf()),
         );
         let collateral = real_collateral_json();
         Forge {
             root,
             pck_ca,
+            extra_ca,
             pck,
             tcb_signer,
             att_key: SigningKey::random(&mut OsRng),
@@ -304,8 +394,10 @@ impl Forge {
         qe_report[352..384].fill(0);
         let qe_sig = sign_raw(&self.pck.key, &qe_report);
 
-        let mut pem = [self.pck.pem(), self.pck_ca.pem(), self.root.pem()]
-            .concat()
+        let mut pem = std::iter::once(self.pck.pem())
+            .chain(self.extra_ca.iter().map(Issued::pem))
+            .chain([self.pck_ca.pem(), self.root.pem()])
+            .collect::<String>()
             .into_bytes();
         pem.push(0);
         let mut qe_cert_data = qe_report;
@@ -329,23 +421,56 @@ impl Forge {
         quote
     }
 
+    /// The test PKI's TCB signing key with its chain (signer, root), as Intel serves it.
+    pub fn tcb_signing(&self) -> CollateralSigner<'_> {
+        CollateralSigner {
+            key: &self.tcb_signer.key,
+            chain_pem: [self.tcb_signer.pem(), self.root.pem()].concat(),
+        }
+    }
+
     /// The collateral JSON, every signature made by the test PKI.
     pub fn collateral_json(&self) -> serde_json::Value {
-        let chain = [self.tcb_signer.pem(), self.root.pem()].concat();
+        self.collateral_json_signed_by(&self.tcb_signing(), &self.tcb_signing())
+    }
+
+    /// The collateral JSON with the TCB info signed by `tcb_info` and the QE identity by
+    /// `qe_identity` (CRLs by the test root and Platform CA).
+    pub fn collateral_json_signed_by(
+        &self,
+        tcb_info: &CollateralSigner<'_>,
+        qe_identity: &CollateralSigner<'_>,
+    ) -> serde_json::Value {
         let crl_chain = [self.pck_ca.pem(), self.root.pem()].concat();
-        let tcb_sig = hex::encode(sign_raw(&self.tcb_signer.key, self.tcb_info.as_bytes()));
-        let qe_sig = hex::encode(sign_raw(&self.tcb_signer.key, self.qe_identity.as_bytes()));
+        let tcb_sig = hex::encode(sign_raw(tcb_info.key, self.tcb_info.as_bytes()));
+        let qe_sig = hex::encode(sign_raw(qe_identity.key, self.qe_identity.as_bytes()));
         serde_json::json!({
             "pck_crl_issuer_chain": crl_chain,
             "root_ca_crl": hex::encode(crl(&self.root, self.crl_window, &self.root_crl_revoked)),
             "pck_crl": hex::encode(crl(&self.pck_ca, self.crl_window, &self.pck_crl_revoked)),
-            "tcb_info_issuer_chain": chain,
+            "tcb_info_issuer_chain": tcb_info.chain_pem,
             "tcb_info": self.tcb_info,
             "tcb_info_signature": tcb_sig,
-            "qe_identity_issuer_chain": chain,
+            "qe_identity_issuer_chain": qe_identity.chain_pem,
             "qe_identity": self.qe_identity,
             "qe_identity_signature": qe_sig,
         })
+    }
+
+    /// Verifies the forged quote with `collateral` against the test root.
+    pub fn verify_with(
+        &self,
+        collateral: &serde_json::Value,
+        policy: &TdxPolicy,
+        at: UnixTime,
+    ) -> Result<TdxVerdict, TdxError> {
+        sotto_verify_tdx::verify_with_test_root(
+            &self.quote(),
+            &collateral_from(collateral),
+            policy,
+            at,
+            &self.root_der(),
+        )
     }
 
     pub fn collateral(&self) -> Collateral {

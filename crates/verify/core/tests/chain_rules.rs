@@ -1,0 +1,78 @@
+//! The role checks of [`Cert::verify_chain_to_anchor`] on AMD's real Milan chain: issuers must
+//! be CAs allowed to sign certificates within their path length, and the leaf must be allowed
+//! to sign data. (Forged chains that break each rule are in the TDX and NVIDIA forged suites.)
+
+use sotto_verify_core::x509::{Cert, CertError, ChainRules};
+use sotto_verify_core::{ChainCache, UnixTime};
+
+fn dir() -> String {
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo");
+    format!("{manifest}/../../../../shared/vectors/sev-snp/")
+}
+/// Inside the VCEK's validity (2023-04-03 .. 2030-04-03) and the ASK's and ARK's.
+const AT: UnixTime = UnixTime(1_748_736_000);
+
+fn read(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{}{name}", dir())).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// `(vcek, ask, ark)`.
+fn milan() -> (Cert, Cert, Cert) {
+    let vcek = Cert::from_der(&read("vcek_milan.der")).expect("vcek");
+    let mut chain = Cert::from_pem_chain(&read("amd-milan-vcek-chain.pem")).expect("chain");
+    let ark = chain.pop().expect("ark");
+    let ask = chain.pop().expect("ask");
+    (vcek, ask, ark)
+}
+
+#[test]
+fn real_chain_meets_the_vendor_rules() {
+    let (vcek, ask, ark) = milan();
+    for rules in [ChainRules::VENDOR, ChainRules::BASELINE] {
+        Cert::verify_chain_to_anchor_with(
+            &vcek,
+            std::slice::from_ref(&ask),
+            &ark,
+            AT,
+            &mut ChainCache::new(),
+            rules,
+        )
+        .expect("real Milan chain");
+    }
+}
+
+#[test]
+fn a_ca_key_presented_as_the_signing_leaf_is_refused() {
+    // The ASK's keyUsage is keyCertSign only: it may issue VCEKs but never sign a report.
+    let (_vcek, ask, ark) = milan();
+    let err = Cert::verify_chain_to_anchor(&ask, &[], &ark, AT, &mut ChainCache::new());
+    assert!(
+        matches!(err, Err(CertError::DigitalSignatureNotAllowed { ref subject }) if subject.contains("SEV-Milan")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_vcek_is_no_ca_and_carries_no_key_usage() {
+    // So it can never be an issuer (basicConstraints) and only a present keyUsage is checked
+    // on signing leaves.
+    let (vcek, _ask, _ark) = milan();
+    assert!(!vcek.is_ca());
+    assert_eq!(vcek.basic_constraints(), Ok(None));
+    assert_eq!(vcek.key_usage(), Ok(None));
+    vcek.check_may_sign_data()
+        .expect("no keyUsage to forbid it");
+}
+
+#[test]
+fn the_asks_path_length_admits_no_intermediate_below_it() {
+    // The ASK (pathLenConstraint 0) as the anchor of VCEK -> ASK: zero intermediates, allowed.
+    let (vcek, ask, _ark) = milan();
+    let bc = ask
+        .basic_constraints()
+        .expect("well formed")
+        .expect("present");
+    assert_eq!((bc.ca, bc.path_len_constraint), (true, Some(0)));
+    Cert::verify_chain_to_anchor(&vcek, &[], &ask, AT, &mut ChainCache::new())
+        .expect("no intermediate below the ASK");
+}
