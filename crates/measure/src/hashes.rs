@@ -1,0 +1,139 @@
+//! The SEV hashes table: the SHA-256 of the kernel, initrd and command line that QEMU writes
+//! into the firmware's SNP_KERNEL_HASHES page for measured direct boot (`-kernel`, `-initrd`,
+//! `-append`), and OVMF checks before it runs them. It must be byte for byte what QEMU writes
+//! (`target/i386/sev.c`, `SevHashTable`, padded to 16 bytes).
+
+use sha2::{Digest, Sha256};
+
+use crate::guid::Guid;
+use crate::PAGE_SIZE;
+
+const TABLE_HEADER_GUID: Guid = Guid::new(
+    0x9438_d606,
+    0x4f22,
+    0x4cc9,
+    [0xb4, 0x79, 0xa7, 0x93, 0xd4, 0x11, 0xfd, 0x21],
+);
+const KERNEL_ENTRY_GUID: Guid = Guid::new(
+    0x4de7_9437,
+    0xabd2,
+    0x427f,
+    [0xb8, 0x35, 0xd5, 0xb1, 0x72, 0xd2, 0x04, 0x5b],
+);
+const INITRD_ENTRY_GUID: Guid = Guid::new(
+    0x44ba_f731,
+    0x3a2f,
+    0x4bd7,
+    [0x9a, 0xf1, 0x41, 0xe2, 0x91, 0x69, 0x78, 0x1d],
+);
+const CMDLINE_ENTRY_GUID: Guid = Guid::new(
+    0x97d0_2dd8,
+    0xbd20,
+    0x4c94,
+    [0xaa, 0x78, 0xe7, 0x71, 0x4d, 0x36, 0xab, 0x2a],
+);
+
+/// One entry: GUID, `u16` length, SHA-256.
+const ENTRY_LEN: usize = 16 + 2 + 32;
+/// The table: GUID, `u16` length, then the command line, initrd and kernel entries.
+const TABLE_LEN: usize = 16 + 2 + 3 * ENTRY_LEN;
+/// QEMU pads the table to a multiple of 16 bytes.
+pub(crate) const PADDED_TABLE_LEN: usize = (TABLE_LEN + 15) & !15;
+
+/// The hashes of what QEMU boots directly: kernel, initrd and command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelHashes {
+    pub kernel: [u8; 32],
+    pub initrd: [u8; 32],
+    pub cmdline: [u8; 32],
+}
+
+impl KernelHashes {
+    /// Hashes the kernel image, the initrd (empty when there is none, as QEMU hashes it) and
+    /// the command line (QEMU hashes it with its terminating NUL; an absent one is just NUL).
+    pub fn new(kernel: &[u8], initrd: &[u8], cmdline: &str) -> Self {
+        let mut with_nul = Sha256::new();
+        with_nul.update(cmdline.as_bytes());
+        with_nul.update([0]);
+        KernelHashes {
+            kernel: Sha256::digest(kernel).into(),
+            initrd: Sha256::digest(initrd).into(),
+            cmdline: with_nul.finalize().into(),
+        }
+    }
+
+    /// The padded table as QEMU lays it out.
+    pub(crate) fn table(&self) -> [u8; PADDED_TABLE_LEN] {
+        let mut t = [0u8; PADDED_TABLE_LEN];
+        t[..16].copy_from_slice(TABLE_HEADER_GUID.as_bytes());
+        t[16..18].copy_from_slice(&(TABLE_LEN as u16).to_le_bytes());
+        let entries = [
+            (CMDLINE_ENTRY_GUID, &self.cmdline),
+            (INITRD_ENTRY_GUID, &self.initrd),
+            (KERNEL_ENTRY_GUID, &self.kernel),
+        ];
+        for (i, (guid, hash)) in entries.into_iter().enumerate() {
+            let at = 18 + i * ENTRY_LEN;
+            t[at..at + 16].copy_from_slice(guid.as_bytes());
+            t[at + 16..at + 18].copy_from_slice(&(ENTRY_LEN as u16).to_le_bytes());
+            t[at + 18..at + ENTRY_LEN].copy_from_slice(hash);
+        }
+        t
+    }
+
+    /// The hashes page: zero but for the table at `offset` in it; `None` if the table would
+    /// not fit in the page there.
+    pub(crate) fn page(&self, offset: usize) -> Option<[u8; PAGE_SIZE]> {
+        let mut page = [0u8; PAGE_SIZE];
+        page.get_mut(offset..offset.checked_add(PADDED_TABLE_LEN)?)?
+            .copy_from_slice(&self.table());
+        Some(page)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_layout() {
+        let h = KernelHashes::new(b"kernel", b"", "console=ttyS0");
+        let t = h.table();
+        assert_eq!(TABLE_LEN, 168);
+        assert_eq!(t.len(), 176);
+        assert_eq!(
+            TABLE_HEADER_GUID.to_string(),
+            "9438d606-4f22-4cc9-b479-a793d411fd21"
+        );
+        assert_eq!(&t[16..18], &[168, 0]);
+        assert_eq!(&t[18..34], CMDLINE_ENTRY_GUID.as_bytes());
+        assert_eq!(&t[34..36], &[50, 0]);
+        let cmdline: [u8; 32] = Sha256::digest(b"console=ttyS0\0").into();
+        assert_eq!(&t[36..68], &cmdline);
+        assert_eq!(&t[68..84], INITRD_ENTRY_GUID.as_bytes());
+        let empty: [u8; 32] = Sha256::digest(b"").into();
+        assert_eq!(&t[86..118], &empty);
+        assert_eq!(&t[118..134], KERNEL_ENTRY_GUID.as_bytes());
+        let kernel: [u8; 32] = Sha256::digest(b"kernel").into();
+        assert_eq!(&t[136..168], &kernel);
+        assert!(t[168..].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn an_absent_command_line_is_a_lone_nul() {
+        let h = KernelHashes::new(b"", b"", "");
+        let nul: [u8; 32] = Sha256::digest([0u8]).into();
+        assert_eq!(h.cmdline, nul);
+    }
+
+    #[test]
+    fn page_places_the_table_or_refuses() {
+        let h = KernelHashes::new(b"k", b"i", "c");
+        let page = h.page(0xc00).unwrap();
+        assert_eq!(&page[0xc00..0xc00 + PADDED_TABLE_LEN], &h.table());
+        assert!(page[..0xc00].iter().all(|&b| b == 0));
+        assert!(h.page(PAGE_SIZE - PADDED_TABLE_LEN).is_some());
+        assert!(h.page(PAGE_SIZE - PADDED_TABLE_LEN + 1).is_none());
+        assert!(h.page(usize::MAX).is_none());
+    }
+}
