@@ -4,9 +4,12 @@
 //! long-term identity the enclave could track); the enclave answers with its ephemeral and
 //! static keys and, encrypted under the handshake keys, an [`AttestationPayload`]. The client
 //! holds a [`PendingSession`] until [`PendingSession::verify`] has checked the evidence and its
-//! binding to the static key and manifest; only then does it get a [`Session`] to send on.
+//! binding to the static key and manifest, and then an [`Attested`] until
+//! [`Attested::admit`] has found a logged, unrevoked release that lists the measured build;
+//! only then does it get a [`Session`] to send on.
 
 use serde::{Deserialize, Serialize};
+use sotto_release::{Admitted, Claims, ReleaseSet};
 use sotto_verify::{Evidence, Policy, Verdict};
 use sotto_verify_core::UnixTime;
 use zeroize::Zeroizing;
@@ -137,6 +140,8 @@ pub struct Verified {
     pub verdict: Verdict,
     pub manifest: Manifest,
     pub enclave_static_key: [u8; 32],
+    /// The logged release that lists this enclave's measurement.
+    pub release: Admitted,
 }
 
 /// What a client requires of an enclave beyond the evidence policy.
@@ -156,13 +161,14 @@ impl PendingSession {
     }
 
     /// Verifies the evidence, its binding to this handshake's static key and to the manifest,
-    /// and the manifest against `expect`. Only on success does the session become usable.
+    /// and the manifest against `expect`. The result still cannot send: a logged release must
+    /// admit the build first ([`Attested::admit`]).
     pub fn verify(
         self,
         policy: &Policy,
         expect: &Expectations,
         at: UnixTime,
-    ) -> Result<(Session, Verified), ChannelError> {
+    ) -> Result<Attested, ChannelError> {
         let digest = manifest_digest(&self.payload.manifest);
         let expected_report_data = report_data(&self.remote_static, &digest);
         let manifest = Manifest::parse(&self.payload.manifest)?;
@@ -186,10 +192,53 @@ impl PendingSession {
                 ));
             }
         }
-        let verified = Verified {
+        Ok(Attested {
+            transport: self.transport,
             verdict,
             manifest,
             enclave_static_key: self.remote_static,
+        })
+    }
+}
+
+/// An enclave whose evidence and binding verified, not yet matched to a release: still no
+/// way to send.
+pub struct Attested {
+    transport: snow::TransportState,
+    verdict: Verdict,
+    manifest: Manifest,
+    enclave_static_key: [u8; 32],
+}
+
+impl Attested {
+    pub fn verdict(&self) -> &Verdict {
+        &self.verdict
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Requires a release of the verified log to list this enclave's measurement, model and
+    /// engine; only then does the session become usable.
+    pub fn admit(self, releases: &ReleaseSet) -> Result<(Session, Verified), ChannelError> {
+        let m = &self.manifest;
+        let release = releases.admit(
+            &self.verdict,
+            &Claims {
+                release: &m.release,
+                model_sha256: &m.model.sha256,
+                model_size: m.model.size,
+                engine_name: &m.engine.name,
+                engine_version: &m.engine.version,
+                engine_context: m.engine.context,
+            },
+        )?;
+        let verified = Verified {
+            verdict: self.verdict,
+            manifest: self.manifest,
+            enclave_static_key: self.enclave_static_key,
+            release,
         };
         Ok((Session::new(self.transport), verified))
     }

@@ -7,7 +7,9 @@
 //! Trust: everything that arrives here came through the untrusted relay. A client learns the
 //! enclave's static key from the Noise NX handshake and may only obtain a [`Session`] after the
 //! evidence in the handshake payload has been verified and shown to commit to that key and to
-//! the manifest (see [`binding`]); the type system makes "send before verify" unrepresentable.
+//! the manifest (see [`binding`]), and that a release in a verified transparency log lists the
+//! measured build (`sotto-release`); the type system makes "send before verify"
+//! unrepresentable.
 
 pub mod binding;
 pub mod frame;
@@ -17,7 +19,7 @@ pub mod messages;
 pub mod transport;
 
 pub use handshake::{
-    AttestationPayload, ClientHandshake, ClientHello, Expectations, PendingSession,
+    AttestationPayload, Attested, ClientHandshake, ClientHello, Expectations, PendingSession,
     ServerHandshake, StaticKey, Verified,
 };
 pub use transport::Session;
@@ -45,4 +47,6 @@ pub enum ChannelError {
     Binding(&'static str),
     #[error("manifest refused: {0}")]
     Manifest(String),
+    #[error("release refused: {0}")]
+    Release(#[from] sotto_release::AdmitError),
 }

@@ -1,6 +1,7 @@
 //! The price of the promise: the full encrypted path (client -> WebSocket relay -> Noise ->
-//! enclave) against the same engine called in-process, and the latency of opening a verified
-//! channel. Used by `bench/e2e.sh`; numbers go to docs/BENCHMARKS.md.
+//! enclave) against the same engine called in-process, the latency of opening a verified
+//! channel, and what the release-log check adds to it (cold: a client that has never seen the
+//! log; warm: one that has). Used by `bench/e2e.sh`; numbers go to docs/BENCHMARKS.md.
 //!
 //! Usage: `bench_e2e MODEL.gguf [--threads T] [--tokens 64] [--reps 5] [--handshakes 20]`
 
@@ -106,6 +107,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         progress: false,
     };
     let enclave = tokio::task::spawn_blocking(move || stack::boot_enclave(opts)).await??;
+    let measurement = stack::simulated_measurement(&enclave).ok_or("not simulated")?;
+    let devlog = sotto::devlog::DevLog::start(
+        data.path(),
+        sotto::devlog::release_of(&sotto::devlog::EnclaveRelease {
+            manifest: enclave.manifest(),
+            measurement: &measurement,
+            web: None,
+        }),
+    )
+    .await?;
     let evidence = enclave.evidence().clone();
     let manifest_bytes = enclave.manifest().to_bytes();
     let static_key = *enclave.static_public_key();
@@ -114,10 +125,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     stack::spawn_enclave(enclave, enclave_listener);
     let server_listener = stack::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", stack::local_addr(&server_listener));
-    tokio::spawn(stack::run_server(
-        server_listener,
-        ServerConfig::new(enclave_addr),
-    ));
+    let mut server_config = ServerConfig::new(enclave_addr);
+    server_config.log_dir = Some(devlog.public_dir.clone());
+    tokio::spawn(stack::run_server(server_listener, server_config));
+    let profile = sotto::local::Profile::new(Some(data.path().join("client")));
+    let releases = sotto::transparency::check(&url, &devlog.trust, &profile, now().0)
+        .await?
+        .releases;
 
     // The in-process baseline: the same engine build and settings, no channel.
     let cfg = EngineConfig {
@@ -139,7 +153,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         simulated_root: Some(root),
         ..Default::default()
     };
-    let mut conn = Connection::open(&url, &policy, &Expectations::default(), now()).await?;
+    let mut conn =
+        Connection::open(&url, &policy, &releases, &Expectations::default(), now()).await?;
     let wire = [WireMessage {
         role: Role::User,
         content: Zeroizing::new(PROMPT.to_string()),
@@ -182,9 +197,34 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut opens = Vec::new();
     for _ in 0..args.handshakes {
         let t = Instant::now();
-        let c = Connection::open(&url, &policy, &Expectations::default(), now()).await?;
+        let c = Connection::open(&url, &policy, &releases, &Expectations::default(), now()).await?;
         opens.push(t.elapsed().as_secs_f64() * 1e3);
         c.close().await;
+    }
+    // The same, each preceded by the log check a client runs first: warm (this profile has
+    // seen the log: only the checkpoint is fetched) and cold (a new profile each time: the
+    // checkpoint and every entry bundle).
+    let (mut warm, mut cold) = (Vec::new(), Vec::new());
+    for i in 0..args.handshakes {
+        for (fresh, out) in [(false, &mut warm), (true, &mut cold)] {
+            let p = if fresh {
+                sotto::local::Profile::new(Some(data.path().join(format!("cold-{i}"))))
+            } else {
+                profile.clone()
+            };
+            let t = Instant::now();
+            let checked = sotto::transparency::check(&url, &devlog.trust, &p, now().0).await?;
+            let c = Connection::open(
+                &url,
+                &policy,
+                &checked.releases,
+                &Expectations::default(),
+                now(),
+            )
+            .await?;
+            out.push(t.elapsed().as_secs_f64() * 1e3);
+            c.close().await;
+        }
     }
     let binding = sotto_verify::Binding {
         report_data: report_data(&static_key, &manifest_digest(&manifest_bytes)),
@@ -223,6 +263,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "| open a verified channel (WebSocket + Noise NX + verify) | {:.2} |",
         median(opens)
+    );
+    println!(
+        "| log check + open, warm (checkpoint fetched, cosignatures verified) | {:.2} |",
+        median(warm)
+    );
+    println!(
+        "| log check + open, cold (checkpoint and all {} entries fetched and hashed) | {:.2} |",
+        devlog.size,
+        median(cold)
     );
     println!(
         "| evidence verification alone (simulated, SEV-SNP path) | {:.2} |",

@@ -7,11 +7,12 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
-use sotto_channel::handshake::{ClientHandshake, Expectations, Verified};
+use sotto_channel::handshake::{Attested, ClientHandshake, Expectations, Verified};
 use sotto_channel::messages::{
     ClientMessage, ErrorKind, GenParams, ServerMessage, Stats, WireMessage,
 };
 use sotto_channel::{ChannelError, Session};
+use sotto_release::ReleaseSet;
 use sotto_verify::Policy;
 use sotto_verify_core::UnixTime;
 use tokio::net::TcpStream;
@@ -68,6 +69,33 @@ pub fn now() -> UnixTime {
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+/// An enclave whose evidence verified, waiting for the release check.
+pub struct Pending {
+    ws: Ws,
+    attested: Attested,
+}
+
+impl Pending {
+    pub fn attested(&self) -> &Attested {
+        &self.attested
+    }
+
+    /// Requires a release of the verified log to list the enclave's build.
+    pub async fn admit(mut self, releases: &ReleaseSet) -> Result<Connection, ClientError> {
+        match self.attested.admit(releases) {
+            Ok((session, verified)) => Ok(Connection {
+                ws: self.ws,
+                session,
+                verified,
+            }),
+            Err(e) => {
+                let _ = self.ws.close(None).await;
+                Err(e.into())
+            }
+        }
+    }
+}
+
 /// A verified, encrypted channel to one enclave.
 pub struct Connection {
     ws: Ws,
@@ -100,14 +128,14 @@ async fn next_binary(ws: &mut Ws) -> Result<Vec<u8>, ClientError> {
 }
 
 impl Connection {
-    /// Connects through the relay and verifies the enclave. Returns only once the evidence,
-    /// its binding to the handshake key and the manifest have all been checked.
-    pub async fn open(
+    /// Connects through the relay and verifies the enclave's evidence and its binding to the
+    /// handshake key and the manifest. Nothing can be sent until [`Pending::admit`].
+    pub async fn attest(
         server: &str,
         policy: &Policy,
         expect: &Expectations,
         at: UnixTime,
-    ) -> Result<Self, ClientError> {
+    ) -> Result<Pending, ClientError> {
         let url = relay_url(server)?;
         let (mut ws, _) = tokio::time::timeout(
             CONNECT_TIMEOUT,
@@ -121,19 +149,30 @@ impl Connection {
             .await
             .map_err(|e| ClientError::Closed(e.to_string()))?;
         let reply = next_binary(&mut ws).await?;
-        let pending = handshake.read_response(&reply)?;
-        let (session, verified) = match pending.verify(policy, expect, at) {
-            Ok(v) => v,
+        let attested = handshake
+            .read_response(&reply)
+            .and_then(|pending| pending.verify(policy, expect, at));
+        match attested {
+            Ok(attested) => Ok(Pending { ws, attested }),
             Err(e) => {
                 let _ = ws.close(None).await;
-                return Err(e.into());
+                Err(e.into())
             }
-        };
-        Ok(Connection {
-            ws,
-            session,
-            verified,
-        })
+        }
+    }
+
+    /// [`Connection::attest`], then [`Pending::admit`] against releases checked beforehand.
+    pub async fn open(
+        server: &str,
+        policy: &Policy,
+        releases: &ReleaseSet,
+        expect: &Expectations,
+        at: UnixTime,
+    ) -> Result<Self, ClientError> {
+        Self::attest(server, policy, expect, at)
+            .await?
+            .admit(releases)
+            .await
     }
 
     pub fn verified(&self) -> &Verified {

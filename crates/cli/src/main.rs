@@ -46,6 +46,11 @@ enum Command {
         /// Address the enclave accepts relay connections on.
         #[arg(long, default_value = "127.0.0.1:7000")]
         listen: String,
+        /// Write the (unsigned) release statement of this simulated enclave here: its
+        /// measurement, model and engine, for `sotto release sign` or `sotto server
+        /// --dev-release` (development only).
+        #[arg(long)]
+        write_release: Option<PathBuf>,
         #[command(flatten)]
         enclave: EnclaveArgs,
     },
@@ -62,6 +67,15 @@ enum Command {
         /// Where the default SQLite account store lives.
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// A release transparency log directory (from `sotto release publish`) to serve at
+        /// /log/, where clients check it before talking to the enclave.
+        #[arg(long)]
+        log_dir: Option<PathBuf>,
+        /// Development only: run a development release log (local keys and witnesses) under
+        /// the data directory, publish this release statement (from `sotto enclave
+        /// --write-release`) and serve the log, as `sotto up` does.
+        #[arg(long, conflicts_with = "log_dir")]
+        dev_release: Option<PathBuf>,
         #[command(flatten)]
         accounts: AccountsArgs,
     },
@@ -85,6 +99,16 @@ enum Command {
     Verify {
         #[command(subcommand)]
         command: VerifyCommand,
+    },
+    /// Describe, sign, publish and revoke releases; recompute launch measurements.
+    Release {
+        #[command(subcommand)]
+        command: sotto::release::ReleaseCommand,
+    },
+    /// Run a transparency-log witness (C2SP tlog-witness): anyone can, for any log.
+    Witness {
+        #[command(subcommand)]
+        command: sotto::witness_cmd::WitnessCommand,
     },
     /// Manage the default model.
     Model {
@@ -129,7 +153,10 @@ struct ProfileArgs {
 enum VerifyCommand {
     /// Verify raw TEE evidence (SEV-SNP report, TDX quote, NVIDIA GPU report) against the
     /// vendors' pinned roots. Prints the verdict as JSON; exit 0 accepted, 1 refused, 2 bad input.
-    Evidence(sotto::verify_cmd::VerifyEvidenceArgs),
+    Evidence(Box<sotto::verify_cmd::VerifyEvidenceArgs>),
+    /// Check that the web client a server serves is exactly the files of a logged, unrevoked
+    /// release (exit 1 naming the first file that differs).
+    Web(sotto::verify_web::VerifyWebArgs),
 }
 
 #[derive(Subcommand)]
@@ -190,6 +217,14 @@ struct ChatArgs {
     /// a local `sotto up` in the default data directory is pinned when present.
     #[arg(long, requires = "insecure_simulated")]
     simulated_root: Option<PathBuf>,
+    /// The trust configuration (release log, witnesses, release keys) of a self-hosted
+    /// deployment, replacing the pins built into this client. With --insecure-simulated and
+    /// no --trust, the local `sotto up` stack's development log is trusted.
+    #[arg(long)]
+    trust: Option<PathBuf>,
+    /// Show what was verified: platform, measurement, release, log size, witnesses.
+    #[arg(short, long)]
+    verbose: bool,
     /// Refuse an enclave whose manifest names another model (hex SHA-256).
     #[arg(long, value_parser = parse_digest)]
     expect_model_sha256: Option<[u8; 32]>,
@@ -269,10 +304,25 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
             enclave,
             accounts,
         } => up(listen, enclave_options(enclave), accounts).await,
-        Command::Enclave { listen, enclave } => {
+        Command::Enclave {
+            listen,
+            write_release,
+            enclave,
+        } => {
             let opts = enclave_options(enclave);
             stack::init_logging(&opts.data_dir)?;
             let enclave = tokio::task::spawn_blocking(move || stack::boot_enclave(opts)).await??;
+            if let Some(path) = write_release {
+                let measurement = stack::simulated_measurement(&enclave)
+                    .ok_or("--write-release describes a simulated enclave only")?;
+                let release = sotto::devlog::release_of(&sotto::devlog::EnclaveRelease {
+                    manifest: enclave.manifest(),
+                    measurement: &measurement,
+                    web: None,
+                });
+                let text = sotto_release::Statement::Release(Box::new(release)).to_text()?;
+                sotto::release::manifest::write_out(Some(&path), text.as_bytes())?;
+            }
             let listener = stack::bind(&listen).await?;
             println!(
                 "sotto enclave listening on {}",
@@ -286,6 +336,8 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
             enclave,
             collateral_dir,
             data_dir,
+            log_dir,
+            dev_release,
             accounts,
         } => {
             let data_dir = data_dir.unwrap_or_else(stack::default_data_dir);
@@ -293,6 +345,23 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
             let addr = stack::local_addr(&listener);
             let mut config = ServerConfig::new(enclave);
             config.collateral_dir = collateral_dir;
+            config.log_dir = log_dir;
+            let mut _refresh = None;
+            if let Some(path) = dev_release {
+                let (_, statement) = sotto::release::manifest::read_statement(&path)?;
+                let sotto_release::Statement::Release(release) = statement else {
+                    return Err(format!("{} is not a release statement", path.display()).into());
+                };
+                let devlog = sotto::devlog::DevLog::start(&data_dir, *release).await?;
+                eprintln!(
+                    "development release log {} ({} entries), trust {}",
+                    devlog.trust.origin(),
+                    devlog.size,
+                    devlog.trust_path.display()
+                );
+                config.log_dir = Some(devlog.public_dir.clone());
+                _refresh = Some(devlog.spawn_refresh());
+            }
             config.accounts = Some(accounts_config(&accounts, &data_dir, addr).await?);
             config.web = web_bundle(&accounts)?;
             println!("sotto server listening on http://{addr}");
@@ -306,9 +375,14 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
             sotto::commands::history(Profile::new(profile.config_dir), command).await
         }
         Command::Chat(args) => chat(args).await,
+        Command::Release { command } => sotto::release::run(command).await,
+        Command::Witness { command } => sotto::witness_cmd::run(command).await,
         Command::Verify {
             command: VerifyCommand::Evidence(args),
         } => Ok(sotto::verify_cmd::run(&args)),
+        Command::Verify {
+            command: VerifyCommand::Web(args),
+        } => sotto::verify_web::run(args).await,
         Command::Model {
             command: ModelCommand::Fetch { data_dir },
         } => {
@@ -371,13 +445,22 @@ async fn up(
     let enclave = tokio::task::spawn_blocking(move || stack::boot_enclave(opts)).await??;
     let model = enclave.manifest().model.clone();
     let platform = enclave.manifest().platform.clone();
-    let measurement = match &enclave.evidence().cpu {
-        sotto_verify::CpuEvidence::Simulated { report, .. } => {
-            sotto_verify_snp::AttestationReport::parse(report)
-                .ok()
-                .map(|r| hex::encode(r.measurement))
+    let measurement = stack::simulated_measurement(&enclave);
+    let web = web_bundle(&accounts)?;
+    let devlog = match &measurement {
+        Some(m) => {
+            let release = sotto::devlog::EnclaveRelease {
+                manifest: enclave.manifest(),
+                measurement: m,
+                web: web.as_ref().map(|b| sotto_release::manifest::WebBundle {
+                    digest: b.digest().to_string(),
+                    files: b.file_digests(),
+                }),
+            };
+            let release = sotto::devlog::release_of(&release);
+            Some(sotto::devlog::DevLog::start(&data_dir, release).await?)
         }
-        _ => None,
+        None => None,
     };
     let enclave_listener = stack::bind("127.0.0.1:0").await?;
     let enclave_addr = stack::local_addr(&enclave_listener);
@@ -387,7 +470,9 @@ async fn up(
     let mut config = ServerConfig::new(enclave_addr);
     config.collateral_dir = Some(data_dir.join("collateral"));
     config.accounts = Some(accounts_config(&accounts, &data_dir, addr).await?);
-    config.web = web_bundle(&accounts)?;
+    config.web = web;
+    config.log_dir = devlog.as_ref().map(|d| d.public_dir.clone());
+    let _refresh = devlog.as_ref().map(|d| d.spawn_refresh());
     let url = format!("http://{}:{}", accounts.rp_id, addr.port());
     println!("Sotto is up: {url}");
     println!("  model:    {} (sha256 {})", model.name, model.sha256);
@@ -400,7 +485,22 @@ async fn up(
         println!("  platform: {platform}");
     }
     if let Some(m) = measurement {
-        println!("  measurement: {m} (pin with --expect-measurement)");
+        println!("  measurement: {m}");
+    }
+    match &devlog {
+        Some(d) => println!(
+            "  releases: development log {} ({} entries, this release at {}, cosigned by {} \
+             local witnesses), trust {}",
+            d.trust.origin(),
+            d.size,
+            d.index,
+            d.cosigned,
+            d.trust_path.display()
+        ),
+        None => println!(
+            "  releases: none published by `sotto up` for this platform: publish the release \
+             with `sotto release publish` and serve its log with `sotto server --log-dir`"
+        ),
     }
     println!("  data:     {}", data_dir.display());
     if config.web.is_some() {
@@ -466,7 +566,26 @@ async fn chat(args: ChatArgs) -> Result<ExitCode, AnyError> {
             });
         }
     }
-    let mut conn = Connection::open(&args.server, &policy, &expect, now()).await?;
+    // The evidence first (a simulated or forged enclave is refused for that), then the log.
+    let pending = Connection::attest(&args.server, &policy, &expect, now()).await?;
+    let trust = sotto::transparency::resolve(
+        args.trust.as_deref(),
+        args.insecure_simulated,
+        &stack::default_data_dir(),
+    )?;
+    if trust.is_dev() {
+        eprintln!(
+            "WARNING: trusting the DEVELOPMENT release log {} of a local `sotto up`: its keys \
+             live on this machine and prove nothing about which builds are Sotto's.",
+            trust.origin()
+        );
+    }
+    let profile = Profile::new(args.profile.config_dir.clone());
+    let checked = sotto::transparency::check(&args.server, &trust, &profile, now().0).await?;
+    let mut conn = pending.admit(&checked.releases).await?;
+    if args.verbose {
+        print_verified(conn.verified(), &checked);
+    }
     let params = GenParams {
         max_tokens: args.max_tokens,
         temperature: args.temperature,
@@ -500,8 +619,13 @@ async fn chat(args: ChatArgs) -> Result<ExitCode, AnyError> {
     }
     let v = conn.verified();
     eprintln!(
-        "Verified enclave: platform {}, model {} ({}). Type /quit to leave, /reset to start over.",
-        v.manifest.platform, v.manifest.model.name, v.manifest.model.sha256
+        "Verified enclave: platform {}, model {} ({}), release {} (log entry {}). Type /quit to \
+         leave, /reset to start over.",
+        v.manifest.platform,
+        v.manifest.model.name,
+        v.manifest.model.sha256,
+        v.release.version,
+        v.release.index
     );
     let stdin = std::io::stdin();
     let interactive = stdin.is_terminal();
@@ -553,6 +677,50 @@ async fn chat(args: ChatArgs) -> Result<ExitCode, AnyError> {
     }
     conn.close().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `sotto chat -v` shows: what was verified before anything was sent.
+fn print_verified(v: &sotto_channel::Verified, log: &sotto::transparency::Checked) {
+    let measurement = match &v.verdict.cpu {
+        sotto_verify::CpuVerdict::SevSnp(s) | sotto_verify::CpuVerdict::Simulated(s) => {
+            hex::encode(s.measurement)
+        }
+        sotto_verify::CpuVerdict::Tdx(t) => hex::encode(t.mrtd),
+    };
+    let r = &v.release;
+    eprintln!("Verified before sending:");
+    eprintln!("  platform:    {}", v.manifest.platform);
+    eprintln!("  measurement: {measurement}");
+    eprintln!(
+        "  model:       {} (sha256 {})",
+        v.manifest.model.name, v.manifest.model.sha256
+    );
+    eprintln!(
+        "  release:     {} {} (commit {}), log entry {}, signed by {}",
+        r.name,
+        r.version,
+        r.source_commit,
+        r.index,
+        r.signers.join(", ")
+    );
+    let cp = &log.view.checkpoint;
+    eprintln!(
+        "  log:         {} at {} entries{}",
+        cp.origin,
+        cp.size,
+        match log.view.previous_size {
+            Some(n) => format!(" (consistent with the {n} seen before)"),
+            None => " (first seen now)".to_string(),
+        }
+    );
+    let now = now().0;
+    for w in &log.view.cosigners {
+        eprintln!(
+            "  witness:     {} cosigned {} s ago",
+            w.name,
+            now.saturating_sub(w.timestamp)
+        );
+    }
 }
 
 type Saver = Option<(Profile, sotto::account::Unlocked)>;

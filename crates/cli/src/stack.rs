@@ -189,6 +189,19 @@ pub fn boot_enclave(opts: EnclaveOptions) -> Result<Enclave, StackError> {
     Ok(enclave)
 }
 
+/// The launch measurement of an enclave on the simulated platform (hex), as its evidence
+/// reports it.
+pub fn simulated_measurement(enclave: &Enclave) -> Option<String> {
+    match &enclave.evidence().cpu {
+        sotto_verify::CpuEvidence::Simulated { report, .. } => {
+            sotto_verify_snp::AttestationReport::parse(report)
+                .ok()
+                .map(|r| hex::encode(r.measurement))
+        }
+        _ => None,
+    }
+}
+
 pub async fn bind(addr: &str) -> Result<TcpListener, StackError> {
     TcpListener::bind(addr)
         .await

@@ -28,9 +28,15 @@ fn params(max_tokens: u32) -> GenParams {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_chat_streams_and_keeps_context_on_the_client() {
     let s = stack(TapMode::Pass).await;
-    let mut conn = Connection::open(&s.url, &s.policy, &Expectations::default(), now())
-        .await
-        .expect("verified");
+    let mut conn = Connection::open(
+        &s.url,
+        &s.policy,
+        &s.releases,
+        &Expectations::default(),
+        now(),
+    )
+    .await
+    .expect("verified");
     assert!(conn.verified().verdict.is_simulated());
     assert_eq!(conn.verified().manifest.platform, "simulated");
 
@@ -72,10 +78,16 @@ async fn full_chat_streams_and_keeps_context_on_the_client() {
 async fn simulated_enclave_refused_without_explicit_consent_and_nothing_sent() {
     let s = stack(TapMode::Pass).await;
     let strict = sotto_verify::Policy::default();
-    let err = Connection::open(&s.url, &strict, &Expectations::default(), now())
-        .await
-        .err()
-        .expect("refused");
+    let err = Connection::open(
+        &s.url,
+        &strict,
+        &s.releases,
+        &Expectations::default(),
+        now(),
+    )
+    .await
+    .err()
+    .expect("refused");
     assert!(
         matches!(
             err,
@@ -97,7 +109,7 @@ async fn wrong_model_digest_refused() {
     let expect = Expectations {
         model_sha256: Some([0x42; 32]),
     };
-    let err = Connection::open(&s.url, &s.policy, &expect, now())
+    let err = Connection::open(&s.url, &s.policy, &s.releases, &expect, now())
         .await
         .err()
         .expect("refused");
@@ -111,9 +123,15 @@ async fn wrong_model_digest_refused() {
 async fn relay_flipping_one_byte_of_a_transport_frame_ends_the_session() {
     // Frame 0 from the enclave is the handshake answer; frame 1 is the first token.
     let s = stack(TapMode::FlipDown(1)).await;
-    let mut conn = Connection::open(&s.url, &s.policy, &Expectations::default(), now())
-        .await
-        .expect("verified");
+    let mut conn = Connection::open(
+        &s.url,
+        &s.policy,
+        &s.releases,
+        &Expectations::default(),
+        now(),
+    )
+    .await
+    .expect("verified");
     let err = conn
         .chat(&[user("hi")], params(8), &mut |_| {})
         .await
@@ -128,9 +146,15 @@ async fn relay_flipping_one_byte_of_a_transport_frame_ends_the_session() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conversation_longer_than_the_context_gets_a_clear_error_and_the_session_survives() {
     let s = stack(TapMode::Pass).await;
-    let mut conn = Connection::open(&s.url, &s.policy, &Expectations::default(), now())
-        .await
-        .expect("verified");
+    let mut conn = Connection::open(
+        &s.url,
+        &s.policy,
+        &s.releases,
+        &Expectations::default(),
+        now(),
+    )
+    .await
+    .expect("verified");
     // Over 64 KiB, so the request also crosses the chunking path.
     let long = "word ".repeat(14_000);
     let err = conn
@@ -146,9 +170,15 @@ async fn conversation_longer_than_the_context_gets_a_clear_error_and_the_session
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn measurement_pinning_accepts_the_published_value_and_refuses_another() {
     let s = stack(TapMode::Pass).await;
-    let conn = Connection::open(&s.url, &s.policy, &Expectations::default(), now())
-        .await
-        .expect("verified");
+    let conn = Connection::open(
+        &s.url,
+        &s.policy,
+        &s.releases,
+        &Expectations::default(),
+        now(),
+    )
+    .await
+    .expect("verified");
     let sotto_verify::CpuVerdict::Simulated(v) = &conn.verified().verdict.cpu else {
         panic!("simulated")
     };
@@ -157,13 +187,19 @@ async fn measurement_pinning_accepts_the_published_value_and_refuses_another() {
 
     let mut pinned = s.policy.clone();
     pinned.snp.allowed_measurements = vec![measurement];
-    Connection::open(&s.url, &pinned, &Expectations::default(), now())
-        .await
-        .expect("the pinned build is accepted");
+    Connection::open(
+        &s.url,
+        &pinned,
+        &s.releases,
+        &Expectations::default(),
+        now(),
+    )
+    .await
+    .expect("the pinned build is accepted");
 
     let mut other = s.policy.clone();
     other.snp.allowed_measurements = vec![[0x5a; 48]];
-    let err = Connection::open(&s.url, &other, &Expectations::default(), now())
+    let err = Connection::open(&s.url, &other, &s.releases, &Expectations::default(), now())
         .await
         .err()
         .expect("refused");

@@ -17,6 +17,7 @@ use sotto_channel::frame::{self, Decoder};
 use sotto_channel::handshake::{AttestationPayload, ClientHandshake, Expectations, StaticKey};
 use sotto_channel::manifest::{EngineManifest, Manifest, ModelManifest, MANIFEST_FORMAT};
 use sotto_channel::{ChannelError, ServerHandshake};
+use sotto_release::ReleaseSet;
 use sotto_verify::{CpuEvidence, VerifyError};
 use sotto_verify_snp::SnpError;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -89,16 +90,34 @@ struct Fixture {
     _dir: tempfile::TempDir,
     attester: Attester,
     policy: sotto_verify::Policy,
+    /// A log's releases listing this attester's build with the manifest below.
+    releases: ReleaseSet,
 }
 
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let attester = Attester::open(sim_platform(dir.path()), GpuConfig::None, now()).unwrap();
     let policy = common::policy(dir.path());
+    let CpuEvidence::Simulated { report, .. } = attester.evidence(&[0; 64], None).unwrap().cpu
+    else {
+        panic!("simulated")
+    };
+    let measurement = sotto_verify_snp::AttestationReport::parse(&report)
+        .unwrap()
+        .measurement;
+    let manifest = Manifest::parse(&manifest(&"11".repeat(32))).unwrap();
+    let mut release = sotto::devlog::release_of(&sotto::devlog::EnclaveRelease {
+        manifest: &manifest,
+        measurement: &hex::encode(measurement),
+        web: None,
+    });
+    release.clients.clear();
+    let releases = common::releases_listing(&release);
     Fixture {
         _dir: dir,
         attester,
         policy,
+        releases,
     }
 }
 
@@ -109,9 +128,15 @@ async fn attempt(
 ) -> (Result<(), ClientError>, usize) {
     let (addr, after) = hostile_enclave(key, payload).await;
     let url = start_server(addr).await;
-    let result = Connection::open(&url, &f.policy, &Expectations::default(), now())
-        .await
-        .map(|_| ());
+    let result = Connection::open(
+        &url,
+        &f.policy,
+        &f.releases,
+        &Expectations::default(),
+        now(),
+    )
+    .await
+    .map(|_| ());
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     (result, after.load(Ordering::SeqCst))
 }
@@ -235,10 +260,16 @@ async fn relay_that_swaps_in_its_own_handshake_key_is_refused_before_sending() {
     let (addr, after) = hostile_enclave(attacker_key, genuine_payload).await;
     let url = start_server(addr).await;
     let policy = common::policy(dir.path());
-    let err = Connection::open(&url, &policy, &Expectations::default(), now())
-        .await
-        .err()
-        .expect("refused");
+    let err = Connection::open(
+        &url,
+        &policy,
+        &ReleaseSet::default(),
+        &Expectations::default(),
+        now(),
+    )
+    .await
+    .err()
+    .expect("refused");
     assert!(
         matches!(
             err,

@@ -82,6 +82,7 @@ async fn no_canary_reaches_the_server_its_logs_the_relay_or_the_enclave_logs() {
         std::fs::create_dir_all(d).unwrap();
     }
     let model = tiny_model(dir.path());
+    let release = dir.path().join("release.json");
 
     let enclave_out = Arc::new(Mutex::new(Vec::new()));
     let (mut enclave, enclave_addr) = spawn(
@@ -97,6 +98,8 @@ async fn no_canary_reaches_the_server_its_logs_the_relay_or_the_enclave_logs() {
             "1",
             "--context",
             "1024",
+            "--write-release",
+            release.to_str().unwrap(),
         ],
         &enclave_dir,
         enclave_out.clone(),
@@ -105,7 +108,17 @@ async fn no_canary_reaches_the_server_its_logs_the_relay_or_the_enclave_logs() {
     let server_out = Arc::new(Mutex::new(Vec::new()));
     let tap_addr = tap.addr.to_string();
     let (mut server, server_addr) = spawn(
-        &["server", "--listen", "127.0.0.1:0", "--enclave", &tap_addr],
+        &[
+            "server",
+            "--listen",
+            "127.0.0.1:0",
+            "--enclave",
+            &tap_addr,
+            "--data-dir",
+            server_dir.to_str().unwrap(),
+            "--dev-release",
+            release.to_str().unwrap(),
+        ],
         &server_dir,
         server_out.clone(),
     );
@@ -138,6 +151,8 @@ async fn no_canary_reaches_the_server_its_logs_the_relay_or_the_enclave_logs() {
             "--insecure-simulated",
             "--simulated-root",
             root.to_str().unwrap(),
+            "--trust",
+            server_dir.join("trust.json").to_str().unwrap(),
             "--system",
             canaries[0],
             "--max-tokens",

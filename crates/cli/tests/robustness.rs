@@ -16,9 +16,15 @@ use tokio_tungstenite::tungstenite::Message;
 use zeroize::Zeroizing;
 
 async fn chat_works(s: &common::Stack) {
-    let mut conn = Connection::open(&s.url, &s.policy, &Expectations::default(), now())
-        .await
-        .expect("verified");
+    let mut conn = Connection::open(
+        &s.url,
+        &s.policy,
+        &s.releases,
+        &Expectations::default(),
+        now(),
+    )
+    .await
+    .expect("verified");
     let msg = [WireMessage {
         role: Role::User,
         content: Zeroizing::new("ping".into()),
@@ -102,6 +108,8 @@ async fn garbage_on_the_websocket_closes_only_that_session() {
         .read_response(&reply)
         .unwrap()
         .verify(&s.policy, &Expectations::default(), now())
+        .unwrap()
+        .admit(&s.releases)
         .unwrap();
     bad_frame
         .send(Message::Binary(vec![1u8; 64].into()))

@@ -9,6 +9,7 @@
 mod accounts;
 mod error;
 mod extract;
+mod log;
 mod ratelimit;
 mod records;
 mod relay;
@@ -43,6 +44,8 @@ pub struct ServerConfig {
     pub accounts: Option<AccountsConfig>,
     /// The web client, served at `/` (loaded and hashed once, at startup).
     pub web: Option<Arc<Bundle>>,
+    /// A release transparency log directory (C2SP tlog-tiles) to serve at `/log/`.
+    pub log_dir: Option<PathBuf>,
 }
 
 #[derive(Clone)]
@@ -90,6 +93,7 @@ impl ServerConfig {
             idle_timeout: Duration::from_secs(600),
             accounts: None,
             web: None,
+            log_dir: None,
         }
     }
 }
@@ -105,6 +109,7 @@ const MAX_BODY: usize = 8 * 1024 * 1024;
 
 pub fn router(config: ServerConfig) -> Result<Router, ConfigError> {
     let web = config.web.clone();
+    let log_dir = config.log_dir.clone();
     let accounts = config
         .accounts
         .clone()
@@ -158,6 +163,13 @@ pub fn router(config: ServerConfig) -> Result<Router, ConfigError> {
             .layer(DefaultBodyLimit::max(MAX_BODY))
             .with_state(accounts);
         app = app.merge(api);
+    }
+    if let Some(dir) = log_dir {
+        app = app.merge(
+            Router::new()
+                .route("/log/{*path}", get(log::file))
+                .with_state(Arc::new(dir)),
+        );
     }
     if let Some(bundle) = web {
         app = app.merge(

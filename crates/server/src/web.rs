@@ -62,6 +62,14 @@ impl Bundle {
     pub fn digest(&self) -> &str {
         &self.digest
     }
+
+    /// Each file's path and hex SHA-256, as a release manifest lists them.
+    pub fn file_digests(&self) -> BTreeMap<String, String> {
+        self.files
+            .iter()
+            .map(|(p, b)| (p.clone(), hex(&Sha256::digest(b))))
+            .collect()
+    }
 }
 
 fn digest(files: &BTreeMap<String, Vec<u8>>) -> String {

@@ -163,16 +163,49 @@ async fn copy_frames(
 
 /// Serves the untrusted server in front of `enclave_addr`; returns its base URL.
 pub async fn start_server(enclave_addr: SocketAddr) -> String {
+    start_server_with_log(enclave_addr, None).await
+}
+
+/// The same, also serving a release log directory at /log/.
+pub async fn start_server_with_log(enclave_addr: SocketAddr, log_dir: Option<PathBuf>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let mut config = ServerConfig::new(enclave_addr);
+    config.log_dir = log_dir;
     tokio::spawn(async move {
         let _ = axum::serve(
             listener,
-            sotto_server::router(ServerConfig::new(enclave_addr)).expect("relay-only router"),
+            sotto_server::router(config).expect("relay-only router"),
         )
         .await;
     });
     format!("http://{addr}")
+}
+
+/// A development release log (as `sotto up` runs it) that lists `enclave`'s build.
+pub async fn dev_log(data_dir: &Path, enclave: &Enclave) -> sotto::devlog::DevLog {
+    let measurement = sotto::stack::simulated_measurement(enclave).expect("simulated");
+    let release = sotto::devlog::release_of(&sotto::devlog::EnclaveRelease {
+        manifest: enclave.manifest(),
+        measurement: &measurement,
+        web: None,
+    });
+    sotto::devlog::DevLog::start(data_dir, release)
+        .await
+        .expect("development log")
+}
+
+/// The releases a client finds in the log `url` serves, checked as `sotto chat` checks them.
+pub async fn releases(
+    url: &str,
+    trust: &sotto_release::Trust,
+    profile_dir: &Path,
+) -> sotto_release::ReleaseSet {
+    let profile = sotto::local::Profile::new(Some(profile_dir.to_path_buf()));
+    sotto::transparency::check(url, trust, &profile, sotto::client::now().0)
+        .await
+        .expect("the log verifies")
+        .releases
 }
 
 /// Serves `enclave` on a loopback port; returns the port's address.
@@ -190,6 +223,9 @@ pub struct Stack {
     pub enclave_addr: SocketAddr,
     pub tap: Tap,
     pub policy: sotto_verify::Policy,
+    pub trust: sotto_release::Trust,
+    /// What a client found in the stack's release log.
+    pub releases: sotto_release::ReleaseSet,
 }
 
 pub async fn stack(mode: TapMode) -> Stack {
@@ -199,15 +235,57 @@ pub async fn stack(mode: TapMode) -> Stack {
     let enclave = tokio::task::spawn_blocking(move || boot(&dir, &model))
         .await
         .unwrap();
+    let log = dev_log(data_dir.path(), &enclave).await;
     let enclave_addr = start_enclave(enclave).await;
     let tap = Tap::start(enclave_addr, mode).await;
-    let url = start_server(tap.addr).await;
+    let url = start_server_with_log(tap.addr, Some(log.public_dir.clone())).await;
     let policy = policy(data_dir.path());
+    let releases = releases(&url, &log.trust, &data_dir.path().join("client")).await;
     Stack {
         data_dir,
         url,
         enclave_addr,
         tap,
         policy,
+        trust: log.trust,
+        releases,
     }
+}
+
+/// The releases of an in-memory development log holding `release`, signed by both of its
+/// release keys (for tests that need admission without a server).
+pub fn releases_listing(release: &sotto_release::Release) -> sotto_release::ReleaseSet {
+    use sotto_tlog::note::{Note, Signer, TYPE_COSIGNATURE_V1, TYPE_ED25519};
+    let origin = format!("{}in-memory", sotto_release::trust::DEV_ORIGIN_PREFIX);
+    let log = Signer::from_seed(&origin, TYPE_ED25519, &[1; 32]).unwrap();
+    let witness = Signer::from_seed("w.test", TYPE_COSIGNATURE_V1, &[2; 32]).unwrap();
+    let keys: Vec<Signer> = (0..2u8)
+        .map(|i| Signer::from_seed(&format!("r{i}.test"), TYPE_ED25519, &[3 + i; 32]).unwrap())
+        .collect();
+    let trust = sotto_release::Trust::from_file(sotto_release::trust::TrustFile {
+        format: sotto_release::trust::TRUST_FORMAT.into(),
+        dev: true,
+        log: sotto_release::trust::LogPin {
+            origin: origin.clone(),
+            vkey: log.verifier().to_vkey(),
+        },
+        witnesses: sotto_release::trust::Quorum {
+            quorum: 1,
+            keys: vec![witness.verifier().to_vkey()],
+        },
+        release_keys: sotto_release::trust::Quorum {
+            quorum: 2,
+            keys: keys.iter().map(|k| k.verifier().to_vkey()).collect(),
+        },
+        max_cosignature_age_secs: 3600,
+    })
+    .unwrap();
+    let text = sotto_release::Statement::Release(Box::new(release.clone()))
+        .to_text()
+        .unwrap();
+    let mut note = Note::new(text.clone()).unwrap();
+    for k in &keys {
+        note.add_signature(k.sign(&text).unwrap());
+    }
+    sotto_release::ReleaseSet::from_entries(&trust, &[note.to_bytes()])
 }

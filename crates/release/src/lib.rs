@@ -1,0 +1,25 @@
+//! Which builds are Sotto's, and whether the enclave a client reached is one of them.
+//!
+//! - [`manifest`]: the release statement (launch measurements per platform and shape, models,
+//!   engine, GPU requirements, web files, client binaries) and its revocation, as canonical
+//!   JSON that release keys sign as a C2SP signed note;
+//! - [`trust`]: the pins a client holds (log key, witnesses and their quorum, release keys and
+//!   their quorum, cosignature freshness);
+//! - [`sync`]: the sans-I/O check of the log a client runs before each connection;
+//! - [`admit`]: the releases that count in a verified log, and the admission of a verified
+//!   enclave against them.
+//!
+//! Trust: the log, its files and its server are untrusted; a statement counts only when the
+//! log's signed, witnessed tree contains it and a quorum of the pinned release keys signed it.
+//! Pure: no I/O and no clock (times are arguments), shared by the CLI, the browser (wasm32)
+//! and every later client.
+
+pub mod admit;
+pub mod manifest;
+pub mod sync;
+pub mod trust;
+
+pub use admit::{AdmitError, Admitted, Claims, ReleaseSet};
+pub use manifest::{Release, Revocation, Statement};
+pub use sync::{LogError, LogState, LogSync, LogView};
+pub use trust::{Trust, TrustError};

@@ -1,0 +1,280 @@
+//! What a client pins: the log's key, the witnesses and how many must cosign, the release keys
+//! and how many must sign, and how fresh a cosignature must be.
+//!
+//! The client carries one compiled in ([`production`]); `--trust FILE` replaces it for a
+//! self-hosted deployment, and `sotto up` writes one for its development log. A development
+//! configuration's log origin carries the reserved prefix [`DEV_ORIGIN_PREFIX`] and only a
+//! configuration marked `dev` may name such a log, so production pins can never be pointed at
+//! a development log (and a development log can never pass for a production one).
+
+use serde::{Deserialize, Serialize};
+use sotto_tlog::note::{Verifier, TYPE_COSIGNATURE_V1, TYPE_ED25519};
+
+pub const TRUST_FORMAT: &str = "sotto-trust/v1";
+/// Every development log's origin starts with this (`.invalid` can never be a real domain).
+pub const DEV_ORIGIN_PREFIX: &str = "dev.sotto.invalid/";
+/// Cosignatures older than this are stale unless the configuration says otherwise.
+pub const DEFAULT_MAX_COSIGNATURE_AGE_SECS: u64 = 24 * 3600;
+/// How far in the future a cosignature's time may lie (clock skew).
+pub const MAX_CLOCK_SKEW_SECS: u64 = 300;
+
+/// The production pins compiled into every client. `None` until the team has created the
+/// production log, witness and release keys offline: until then a client built from this
+/// source admits no enclave without `--trust` (or the local development stack's own log).
+pub const PRODUCTION: Option<&str> = None;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TrustError {
+    #[error("the trust configuration is not valid JSON: {0}")]
+    Json(String),
+    #[error("unsupported trust configuration format {0:?} (this client reads {TRUST_FORMAT})")]
+    Format(String),
+    #[error("{what}: {why}")]
+    Invalid { what: &'static str, why: String },
+    #[error(
+        "this build of Sotto pins no production release log yet, so it cannot tell which \
+         enclaves are Sotto's; use --trust FILE (a self-hosted deployment's trust.json), or \
+         --insecure-simulated for the local development stack"
+    )]
+    NoProductionPins,
+}
+
+fn invalid(what: &'static str, why: impl Into<String>) -> TrustError {
+    TrustError::Invalid {
+        what,
+        why: why.into(),
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustFile {
+    pub format: String,
+    /// A development configuration (`sotto up`): its log is a dev log, and it admits the
+    /// simulated platform's releases.
+    pub dev: bool,
+    pub log: LogPin,
+    pub witnesses: Quorum,
+    pub release_keys: Quorum,
+    pub max_cosignature_age_secs: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogPin {
+    pub origin: String,
+    /// The log's Ed25519 note vkey; its name is the origin.
+    pub vkey: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Quorum {
+    /// How many distinct keys of `keys` must have signed.
+    pub quorum: usize,
+    pub keys: Vec<String>,
+}
+
+/// A checked trust configuration, its keys parsed.
+#[derive(Clone, Debug)]
+pub struct Trust {
+    pub file: TrustFile,
+    pub log: Verifier,
+    pub witnesses: Vec<Verifier>,
+    pub release_keys: Vec<Verifier>,
+}
+
+fn keys(q: &Quorum, kind: u8, what: &'static str) -> Result<Vec<Verifier>, TrustError> {
+    let mut out: Vec<Verifier> = Vec::new();
+    for k in &q.keys {
+        let v = Verifier::parse(k).map_err(|e| invalid(what, format!("{k}: {e}")))?;
+        if v.kind() != kind {
+            return Err(invalid(what, format!("{k}: wrong signature type")));
+        }
+        if out
+            .iter()
+            .any(|o| o.name() == v.name() && o.key_id() == v.key_id())
+        {
+            return Err(invalid(what, format!("{k} is listed twice")));
+        }
+        out.push(v);
+    }
+    if q.quorum == 0 || q.quorum > out.len() {
+        return Err(invalid(
+            what,
+            format!("a quorum of {} of {} keys", q.quorum, out.len()),
+        ));
+    }
+    Ok(out)
+}
+
+impl Trust {
+    pub fn from_file(file: TrustFile) -> Result<Self, TrustError> {
+        if file.format != TRUST_FORMAT {
+            return Err(TrustError::Format(file.format));
+        }
+        let log =
+            Verifier::parse(&file.log.vkey).map_err(|e| invalid("log.vkey", e.to_string()))?;
+        if log.kind() != TYPE_ED25519 {
+            return Err(invalid("log.vkey", "a log signs with an Ed25519 note key"));
+        }
+        if log.name() != file.log.origin {
+            return Err(invalid(
+                "log.vkey",
+                "the key's name must be the log's origin",
+            ));
+        }
+        if file.log.origin.starts_with(DEV_ORIGIN_PREFIX) != file.dev {
+            return Err(invalid(
+                "log.origin",
+                if file.dev {
+                    format!("a development log's origin starts with {DEV_ORIGIN_PREFIX}")
+                } else {
+                    format!(
+                        "{} is a development log; only a dev configuration may pin it",
+                        file.log.origin
+                    )
+                },
+            ));
+        }
+        if file.max_cosignature_age_secs == 0 {
+            return Err(invalid("max_cosignature_age_secs", "must be positive"));
+        }
+        let witnesses = keys(&file.witnesses, TYPE_COSIGNATURE_V1, "witnesses")?;
+        let release_keys = keys(&file.release_keys, TYPE_ED25519, "release_keys")?;
+        Ok(Trust {
+            file,
+            log,
+            witnesses,
+            release_keys,
+        })
+    }
+
+    pub fn parse(json: &str) -> Result<Self, TrustError> {
+        let value: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| TrustError::Json(e.to_string()))?;
+        if let Some(f) = value.get("format").and_then(|f| f.as_str()) {
+            if f != TRUST_FORMAT {
+                return Err(TrustError::Format(f.to_string()));
+            }
+        }
+        let file: TrustFile =
+            serde_json::from_value(value).map_err(|e| TrustError::Json(e.to_string()))?;
+        Self::from_file(file)
+    }
+
+    /// The pins compiled into this build.
+    pub fn production() -> Result<Self, TrustError> {
+        let trust = Self::parse(PRODUCTION.ok_or(TrustError::NoProductionPins)?)?;
+        if trust.file.dev {
+            return Err(invalid(
+                "production pins",
+                "must not be a dev configuration",
+            ));
+        }
+        Ok(trust)
+    }
+
+    pub fn to_json(&self) -> String {
+        // A struct of strings, integers and lists always serialises.
+        serde_json::to_string_pretty(&self.file).unwrap_or_default()
+    }
+
+    pub fn origin(&self) -> &str {
+        &self.file.log.origin
+    }
+
+    pub fn is_dev(&self) -> bool {
+        self.file.dev
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use sotto_tlog::note::Signer;
+
+    pub struct Keys {
+        pub log: Signer,
+        pub witnesses: Vec<Signer>,
+        pub release: Vec<Signer>,
+    }
+
+    pub fn keys(origin: &str) -> Keys {
+        Keys {
+            log: Signer::from_seed(origin, TYPE_ED25519, &[1; 32]).unwrap(),
+            witnesses: (0..2)
+                .map(|i| {
+                    Signer::from_seed(&format!("w{i}.example"), TYPE_COSIGNATURE_V1, &[10 + i; 32])
+                        .unwrap()
+                })
+                .collect(),
+            release: (0..3)
+                .map(|i| {
+                    Signer::from_seed(&format!("release{i}.example"), TYPE_ED25519, &[20 + i; 32])
+                        .unwrap()
+                })
+                .collect(),
+        }
+    }
+
+    pub fn file(k: &Keys, dev: bool) -> TrustFile {
+        TrustFile {
+            format: TRUST_FORMAT.into(),
+            dev,
+            log: LogPin {
+                origin: k.log.name().into(),
+                vkey: k.log.verifier().to_vkey(),
+            },
+            witnesses: Quorum {
+                quorum: 2,
+                keys: k.witnesses.iter().map(|w| w.verifier().to_vkey()).collect(),
+            },
+            release_keys: Quorum {
+                quorum: 2,
+                keys: k.release.iter().map(|w| w.verifier().to_vkey()).collect(),
+            },
+            max_cosignature_age_secs: 3600,
+        }
+    }
+
+    #[test]
+    fn dev_and_production_logs_never_mix() {
+        let dev = keys("dev.sotto.invalid/abc");
+        Trust::from_file(file(&dev, true)).unwrap();
+        assert!(Trust::from_file(file(&dev, false)).is_err());
+        let prod = keys("log.sotto.example");
+        Trust::from_file(file(&prod, false)).unwrap();
+        assert!(Trust::from_file(file(&prod, true)).is_err());
+        assert_eq!(
+            Trust::production().unwrap_err(),
+            TrustError::NoProductionPins
+        );
+    }
+
+    #[test]
+    fn bad_configurations_say_what_is_wrong() {
+        let k = keys("log.sotto.example");
+        let mut f = file(&k, false);
+        f.witnesses.quorum = 3;
+        assert!(Trust::from_file(f)
+            .unwrap_err()
+            .to_string()
+            .contains("witnesses"));
+        let mut f = file(&k, false);
+        f.release_keys.keys.push(f.release_keys.keys[0].clone());
+        assert!(Trust::from_file(f).is_err());
+        let mut f = file(&k, false);
+        f.witnesses.keys[0] = k.release[0].verifier().to_vkey();
+        assert!(Trust::from_file(f).is_err());
+        let mut f = file(&k, false);
+        f.log.origin = "other".into();
+        assert!(Trust::from_file(f).is_err());
+        let json = Trust::from_file(file(&k, false)).unwrap().to_json();
+        Trust::parse(&json).unwrap();
+        assert!(matches!(
+            Trust::parse(&json.replace("sotto-trust/v1", "sotto-trust/v9")),
+            Err(TrustError::Format(_))
+        ));
+    }
+}
