@@ -300,6 +300,21 @@ fn check_tdx(r: &Release, v: &TdxVerdict) -> Result<(), AdmitError> {
             ),
         ));
     }
+    let floor_n = t.minimum_tcb_evaluation_data_number;
+    for (what, n) in [
+        ("TCB info", v.tcb_info_evaluation_data_number),
+        ("QE identity", v.qe_identity_evaluation_data_number),
+    ] {
+        if n < floor_n {
+            return Err(floor(
+                r,
+                format!(
+                    "Intel's {what} collateral is at evaluation data number {n}, below the \
+                     release's minimum {floor_n}"
+                ),
+            ));
+        }
+    }
     Ok(())
 }
 

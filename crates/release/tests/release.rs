@@ -636,6 +636,17 @@ fn the_release_floor_applies_to_tcb_vmpl_policy_and_td_attributes() {
         .unwrap_err()
         .to_string()
         .contains("TD attributes"));
+    let mut p = tdx_platform(&tdx);
+    p.tdx.as_mut().unwrap().minimum_tcb_evaluation_data_number = 18;
+    let set = ReleaseSet::from_entries(
+        &t,
+        &[signed(&Statement::Release(Box::new(release("1", p))), &two)],
+    );
+    let err = set.admit(&tdx, &claims("1")).unwrap_err().to_string();
+    assert!(
+        err.contains("evaluation data number 17, below the release's minimum 18"),
+        "{err}"
+    );
 }
 
 #[test]
