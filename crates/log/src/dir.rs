@@ -370,8 +370,9 @@ impl Log {
 
     /// Sets the checkpoint's cosignatures: for each of `witnesses`, the newest one that verifies
     /// on the current checkpoint among `lines` and those it already carries (a witness that did
-    /// not answer this time keeps its earlier cosignature); lines that do not verify are
-    /// dropped, the log's own signature is kept. Returns how many witnesses it now carries.
+    /// not answer this time keeps its earlier cosignature). A witness's lines that do not
+    /// verify are dropped; signatures by other keys (the log's own) are kept as they are.
+    /// Returns how many of `witnesses` it now carries.
     pub fn set_cosignatures(
         &mut self,
         witnesses: &[Verifier],
