@@ -118,6 +118,17 @@ impl TestLog {
     }
 }
 
+/// Has every one of `witnesses` cosign `log`'s current checkpoint now.
+fn cosign_all(log: &mut Log, witnesses: &[Signer]) {
+    let text = log.checkpoint().text().to_string();
+    let lines: Vec<_> = witnesses
+        .iter()
+        .map(|w| w.cosign(&text, now().0).unwrap())
+        .collect();
+    let verifiers: Vec<_> = witnesses.iter().map(Signer::verifier).collect();
+    log.set_cosignatures(&verifiers, &lines).unwrap();
+}
+
 /// An enclave (tiny model, simulated platform) behind a recording tap.
 struct Enclave {
     dir: tempfile::TempDir,
@@ -337,14 +348,7 @@ async fn a_split_view_and_a_rollback_are_refused() {
         &[first.to_bytes(), b"another second entry".to_vec()],
     )
     .unwrap();
-    let text = fork.checkpoint().text().to_string();
-    let lines: Vec<_> = a
-        .witnesses
-        .iter()
-        .map(|w| w.cosign(&text, now().0).unwrap())
-        .collect();
-    let verifiers: Vec<_> = a.witnesses.iter().map(Signer::verifier).collect();
-    fork.set_cosignatures(&verifiers, &lines).unwrap();
+    cosign_all(&mut fork, &a.witnesses);
     let url_fork = start_server_with_log(e.tap.addr, Some(fork_dir.clone())).await;
     assert_refused(
         connect(&url_fork, &e, &a.trust(), &profile).await,
@@ -352,13 +356,7 @@ async fn a_split_view_and_a_rollback_are_refused() {
     );
     // ...or a tree of a different history that is larger (inconsistent)...
     fork.append(&a.log_key, &[b"third".to_vec()]).unwrap();
-    let text = fork.checkpoint().text().to_string();
-    let lines: Vec<_> = a
-        .witnesses
-        .iter()
-        .map(|w| w.cosign(&text, now().0).unwrap())
-        .collect();
-    fork.set_cosignatures(&verifiers, &lines).unwrap();
+    cosign_all(&mut fork, &a.witnesses);
     assert_refused(
         connect(&url_fork, &e, &a.trust(), &profile).await,
         "does not extend the tree of 2 entries this client saw before",
@@ -367,13 +365,7 @@ async fn a_split_view_and_a_rollback_are_refused() {
     let old_dir = e.dir.path().join("old");
     let mut old = Log::create(&old_dir, &a.log_key).unwrap();
     old.append(&a.log_key, &[first.to_bytes()]).unwrap();
-    let text = old.checkpoint().text().to_string();
-    let lines: Vec<_> = a
-        .witnesses
-        .iter()
-        .map(|w| w.cosign(&text, now().0).unwrap())
-        .collect();
-    old.set_cosignatures(&verifiers, &lines).unwrap();
+    cosign_all(&mut old, &a.witnesses);
     let url_old = start_server_with_log(e.tap.addr, Some(old_dir)).await;
     assert_refused(
         connect(&url_old, &e, &a.trust(), &profile).await,

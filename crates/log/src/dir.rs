@@ -358,6 +358,12 @@ impl Log {
         let text = cp.to_text();
         let mut note = Note::new(text.clone())?;
         note.add_signature(signer.sign(&text)?);
+        self.store_checkpoint(note)?;
+        Ok(cp)
+    }
+
+    /// Makes `note` the served checkpoint, durably.
+    fn store_checkpoint(&mut self, note: Note) -> Result<(), LogError> {
         write_atomic(
             &self.dir,
             CHECKPOINT,
@@ -365,7 +371,7 @@ impl Log {
             &mut self.durable_dirs,
         )?;
         self.checkpoint = note;
-        Ok(cp)
+        Ok(())
     }
 
     /// Sets the checkpoint's cosignatures: for each of `witnesses`, the newest one that verifies
@@ -410,13 +416,7 @@ impl Log {
                 kept += 1;
             }
         }
-        write_atomic(
-            &self.dir,
-            CHECKPOINT,
-            &note.to_bytes(),
-            &mut self.durable_dirs,
-        )?;
-        self.checkpoint = note;
+        self.store_checkpoint(note)?;
         Ok(kept)
     }
 }
