@@ -1,10 +1,12 @@
 // The attested chat channel: a binary WebSocket to the server's relay, over which the wasm
-// Channel verifies the enclave's evidence before anything is encrypted to it. The relay sees
-// only the handshake and ciphertext frames.
+// Channel verifies the enclave's evidence (`finish`), then requires a release of the verified
+// transparency log to list the build (`admit`, after releaselog.ts ran the log check), before
+// anything is encrypted to it. The relay sees only the handshake and ciphertext frames.
 
 import { Channel } from "../pkg/sotto_web.js";
 import { api } from "./api.js";
 import type { Role } from "./history.js";
+import { checkReleaseLog } from "./releaselog.js";
 
 /** Accepting the simulated development platform is a build-time choice (scripts/web); when it
  *  is accepted the page shows a banner that never goes away. */
@@ -13,7 +15,33 @@ declare const __ALLOW_SIMULATED__: boolean;
 export interface Verified {
   summary: Summary;
   checkedAt: Date;
+  /** Channel.finish: the evidence and its binding. */
   finishMs: number;
+  /** The release log check in this page (its fetches included) and Channel.admit. */
+  logMs: number;
+  logFiles: number;
+}
+
+/** The logged release that admitted the enclave (`sotto_release::Admitted`). */
+export interface Admitted {
+  name: string;
+  version: string;
+  source_commit: string;
+  index: number;
+  digest: string;
+  signers: string[];
+}
+
+/** The verified release log (`sotto_web::release::LogSummary`). */
+export interface LogSummary {
+  origin: string;
+  size: number;
+  root: string;
+  previous_size: number | null;
+  cosigners: { name: string; timestamp: number }[];
+  dev: boolean;
+  releases: number;
+  revoked: number;
 }
 
 export interface Summary {
@@ -27,6 +55,12 @@ export interface Summary {
   gpu_attested: boolean;
   enclave_static_key: string;
   verdict: Record<string, unknown>;
+  admitted: Admitted;
+  log: LogSummary;
+}
+
+function base64Text(b64: string): string {
+  return new TextDecoder().decode(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)));
 }
 
 export interface Handlers {
@@ -49,10 +83,10 @@ export class Connection {
 
   static async open(): Promise<Connection> {
     const policy: Record<string, unknown> = { allow_simulated: __ALLOW_SIMULATED__ };
-    if (__ALLOW_SIMULATED__) {
-      const root = (await api.collateral()).files["simulated-root.der"];
-      if (root) policy.simulated_root = root;
-    }
+    const collateral = (await api.collateral()).files;
+    if (__ALLOW_SIMULATED__ && collateral["simulated-root.der"]) policy.simulated_root = collateral["simulated-root.der"];
+    // Handed to the wasm as it is: whether it counts is decided there, at compile time.
+    const serverTrust = collateral["trust.json"] ? base64Text(collateral["trust.json"]) : "";
     const channel = new Channel(JSON.stringify(policy));
     const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/relay`);
     ws.binaryType = "arraybuffer";
@@ -64,9 +98,18 @@ export class Connection {
         ws.onclose = (ev) => reject(new Error(`the relay closed before the enclave answered (${ev.code} ${ev.reason})`));
       });
       const t0 = performance.now();
-      const summary = JSON.parse(channel.finish(response, Date.now() / 1000)) as Summary;
+      channel.finish(response, Date.now() / 1000);
       const finishMs = performance.now() - t0;
-      return new Connection(ws, channel, { summary, checkedAt: new Date(), finishMs });
+      const t1 = performance.now();
+      const log = await checkReleaseLog(serverTrust);
+      let summary: Summary;
+      try {
+        summary = JSON.parse(channel.admit(log.check)) as Summary;
+      } finally {
+        log.check.free();
+      }
+      const logMs = performance.now() - t1;
+      return new Connection(ws, channel, { summary, checkedAt: new Date(), finishMs, logMs, logFiles: log.fetched });
     } catch (e) {
       ws.close();
       channel.free();

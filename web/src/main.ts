@@ -137,7 +137,7 @@ function renderTranscript(): void {
 /** The open attested channel, or a new one whose evidence this page has just verified. */
 async function connection(): Promise<Connection> {
   if (state.conn?.open) return state.conn;
-  status("Verifying the enclave…");
+  status("Verifying the enclave and the release log…");
   try {
     state.conn = await Connection.open();
   } catch (e) {

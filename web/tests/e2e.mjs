@@ -1,8 +1,10 @@
 // End-to-end acceptance of the web client in real Chromium, against the real stack: a `sotto
 // enclave` (simulated platform, a real GGUF model: scripts/test-web passes the tiny generated
-// one) and a `sotto server` serving web/dist, with a TCP tap between them standing for a
-// hostile server that can alter what the enclave sends. A Chrome DevTools virtual
-// authenticator (CTAP2.1, resident keys, user verification, PRF) plays the passkey.
+// one; `--write-release` writes its release statement) and a `sotto server` serving web/dist
+// and, with `--dev-release`, a development release log with two local witnesses at /log/, as
+// `sotto up` does, with a TCP tap between them standing for a hostile server that can alter
+// what the enclave sends (and counts what reaches it). A Chrome DevTools virtual authenticator
+// (CTAP2.1, resident keys, user verification, PRF) plays the passkey.
 //
 // Checks: sign-up shows the recovery code once; a prompt streams an answer from the verified
 // enclave and is saved encrypted; Markdown is rendered sanitized (no image loads, no script
@@ -16,7 +18,12 @@
 // signs in and the recovery code unlocks; deleting the account leaves no row of it; a passkey
 // without PRF is refused plainly; canaries typed in the page reach neither a request body, a
 // WebSocket frame, nor any file or trace-level output of the server and the enclave; nothing is
-// requested from any other origin. Screenshots go to artifacts/web/.
+// requested from any other origin. Before sending, the page checks the release log and shows
+// the release and its witnesses; it refuses, with only the handshake hello having reached the
+// enclave and no prompt byte sent: a server whose log lists another measurement; a bundle
+// built with another stack's trust.json (SOTTO_WEB_TRUST) talking to this stack; a log that
+// shows this browser another tree of the size it saw (split view) or a smaller one (rollback).
+// Screenshots go to artifacts/web/.
 //
 // Env: SOTTO_BIN (default $CARGO_TARGET_DIR/debug/sotto), SOTTO_MODEL (required: a GGUF),
 // SOTTO_STRICT_DIST (a bundle built with SOTTO_WEB_ALLOW_SIMULATED=0: then also checks that it
@@ -24,7 +31,7 @@
 
 import { execFileSync, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createConnection, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
@@ -100,17 +107,30 @@ function start(args, pattern, timeoutMs) {
  *  one byte in the middle of the enclave's first frame (the handshake answer carrying the
  *  evidence) on each new connection; with `tamper.delayMs`, it holds each frame back that long
  *  (a slow network, so a test can stop an answer mid-stream). Frames are a big-endian u32
- *  length and the bytes. */
+ *  length and the bytes. `conns` lists, per connection, the sizes of the frames that went to
+ *  the enclave. */
 function tap(enclaveAddr) {
   const [host, port] = [enclaveAddr.slice(0, enclaveAddr.lastIndexOf(":")), Number(enclaveAddr.slice(enclaveAddr.lastIndexOf(":") + 1))];
   const tamper = { on: false, flipped: 0, delayMs: 0 };
+  const conns = [];
   const server = createServer((client) => {
     const upstream = createConnection({ host, port });
     const flip = tamper.on;
     let buf = Buffer.alloc(0);
     let frames = 0;
     let queue = Promise.resolve();
-    client.pipe(upstream);
+    const up = [];
+    conns.push(up);
+    let ubuf = Buffer.alloc(0);
+    client.on("data", (chunk) => {
+      upstream.write(chunk);
+      ubuf = Buffer.concat([ubuf, chunk]);
+      while (ubuf.length >= 4 && ubuf.length >= 4 + ubuf.readUInt32BE(0)) {
+        up.push(ubuf.readUInt32BE(0));
+        ubuf = ubuf.subarray(4 + ubuf.readUInt32BE(0));
+      }
+    });
+    client.on("end", () => upstream.end());
     upstream.on("data", (chunk) => {
       buf = Buffer.concat([buf, chunk]);
       while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
@@ -131,7 +151,7 @@ function tap(enclaveAddr) {
     for (const s of [client, upstream]) s.on("error", () => (client.destroy(), upstream.destroy()));
   });
   server.unref();
-  return new Promise((res) => server.listen(0, "127.0.0.1", () => res({ addr: `127.0.0.1:${server.address().port}`, tamper, server })));
+  return new Promise((res) => server.listen(0, "127.0.0.1", () => res({ addr: `127.0.0.1:${server.address().port}`, tamper, server, conns })));
 }
 
 const chromeArgs = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
@@ -206,23 +226,127 @@ async function signIn(page) {
   await page.waitForSelector("#app:not([hidden])", { timeout: 30_000 });
 }
 
+async function signUp(page) {
+  await page.click("#signup");
+  await page.waitForSelector("#recovery-show:not([hidden])", { timeout: 30_000 });
+  await page.check("#saved-check");
+  await page.click("#saved");
+  await page.waitForSelector("#app:not([hidden])");
+}
+
+/** Runs a command to its end without blocking this process (the taps and the children's pipes
+ *  keep being served meanwhile). */
+function run(cmd, args, env) {
+  return new Promise((res, rej) => {
+    const child = spawn(cmd, args, { stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, ...env } });
+    child.on("error", rej);
+    child.on("exit", (code) => (code === 0 ? res() : rej(new Error(`${cmd} ${args.join(" ")} exited with ${code}`))));
+  });
+}
+
+const escapeRe = (t) => t.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+
+/** The RFC 6962 Merkle tree hash of `entries` (Buffers). */
+function merkleRoot(entries) {
+  const h = (...parts) => createHash("sha256").update(Buffer.concat(parts)).digest();
+  const mth = (leaves) => {
+    if (leaves.length === 1) return h(Buffer.from([0]), leaves[0]);
+    let k = 1;
+    while (k * 2 < leaves.length) k *= 2;
+    return h(Buffer.from([1]), mth(leaves.slice(0, k)), mth(leaves.slice(k)));
+  };
+  return entries.length === 0 ? h() : mth(entries);
+}
+
+/** The release log states the page's IndexedDB holds: [origin, state JSON] pairs. */
+const logStates = (page) =>
+  page.evaluate(
+    () =>
+      new Promise((res, rej) => {
+        const r = indexedDB.open("sotto");
+        r.onsuccess = () => {
+          const s = r.result.transaction("logs").objectStore("logs");
+          const keys = s.getAllKeys();
+          const values = s.getAll();
+          values.onsuccess = () => {
+            r.result.close();
+            res(keys.result.map((k, i) => [k, values.result[i]]));
+          };
+          values.onerror = () => rej(values.error);
+        };
+        r.onerror = () => rej(r.error);
+      }),
+  );
+
+/** Writes a release log state into the page's IndexedDB, as a hostile extension or a forged
+ *  backup could. */
+const putLogState = (page, origin, json) =>
+  page.evaluate(
+    ([o, j]) =>
+      new Promise((res, rej) => {
+        const r = indexedDB.open("sotto");
+        r.onsuccess = () => {
+          const t = r.result.transaction("logs", "readwrite");
+          t.objectStore("logs").put(j, o);
+          t.oncomplete = () => (r.result.close(), res());
+          t.onerror = () => rej(t.error);
+        };
+        r.onerror = () => rej(r.error);
+      }),
+    [origin, json],
+  );
+
+/** Sends `prompt` and expects the page to refuse the enclave with a status matching
+ *  `pattern`: the prompt stays in the box, nothing joins the conversation, and the page sent,
+ *  and the enclave (behind `via`) received, nothing but the 32-byte handshake hello. */
+async function expectRefusal(page, sent, via, prompt, pattern) {
+  const framesBefore = sent.filter((s) => s.what === "ws frame").length;
+  const connsBefore = via.conns.length;
+  const msgsBefore = await page.locator(".msg").count();
+  await page.fill("#prompt", prompt);
+  await page.click("#send");
+  await page.waitForSelector("#status.error", { timeout: 60_000 });
+  const text = await statusText(page);
+  assert.match(text, pattern, text);
+  assert.match(await page.textContent("#verified-state"), /^Refused: .*Nothing was sent\.$/);
+  assert.equal(await page.inputValue("#prompt"), prompt, "the prompt stays in the box");
+  assert.equal(await page.locator(".msg").count(), msgsBefore, "nothing was added to the conversation");
+  const frames = sent.filter((s) => s.what === "ws frame").slice(framesBefore);
+  assert.deepEqual(frames.map((f) => f.bytes.length), [32], "the page sent the handshake hello alone");
+  assert.deepEqual(via.conns.slice(connsBefore), [[32]], "the enclave received the hello and nothing else");
+  return text;
+}
+
 async function main() {
   const t0 = Date.now();
   const enclaveDir = join(work, "enclave");
   const serverDir = join(work, "server");
+  const releaseFile = join(work, "release.json");
   const enclave = await start(
-    ["enclave", "--model", model, "--data-dir", enclaveDir, "--listen", "127.0.0.1:0", "--threads", "2"],
+    ["enclave", "--model", model, "--data-dir", enclaveDir, "--listen", "127.0.0.1:0", "--threads", "2", "--write-release", releaseFile],
     /enclave listening on (\S+)/,
     300_000,
   );
   const hostile = await tap(enclave);
+  /** A server's collateral dir: the enclave's files (the simulated root), to which the
+   *  server's --dev-release log adds its trust.json. */
+  const collateralFor = (dataDir) => {
+    const dir = join(dataDir, "collateral");
+    mkdirSync(dir, { recursive: true });
+    for (const f of readdirSync(join(enclaveDir, "collateral"))) copyFileSync(join(enclaveDir, "collateral", f), join(dir, f));
+    return dir;
+  };
+  const trustOf = (dataDir) => JSON.parse(readFileSync(join(dataDir, "trust.json"), "utf8"));
+  const serverPattern = /server listening on http:\/\/127\.0\.0\.1:(\d+)/;
   // Three browsers sign up, in and recover a dozen times within seconds, all from 127.0.0.1:
   // more than the default per-address burst allows.
   const port = await start(
-    ["server", "--enclave", hostile.addr, "--web-dir", dist, "--data-dir", serverDir, "--collateral-dir", join(enclaveDir, "collateral"), "--listen", "127.0.0.1:0", "--auth-burst", "100"],
-    /server listening on http:\/\/127\.0\.0\.1:(\d+)/,
+    ["server", "--enclave", hostile.addr, "--web-dir", dist, "--data-dir", serverDir, "--collateral-dir", collateralFor(serverDir), "--dev-release", releaseFile, "--listen", "127.0.0.1:0", "--auth-burst", "100"],
+    serverPattern,
     60_000,
   );
+  const thisLog = trustOf(serverDir).log.origin;
+  assert.ok(thisLog.startsWith("dev.sotto.invalid/"), `a development log: ${thisLog}`);
   const origin = `http://localhost:${port}`;
   const url = `${origin}/`;
   console.log(`stack up in ${Date.now() - t0} ms at ${url}`);
@@ -286,8 +410,18 @@ async function main() {
   assert.match(verified, /TCBbootloader \d+, tee \d+, snp \d+, microcode \d+; \d+ checks passed/, "the TCB is shown readably");
   assert.match(verified, /Model\S+ sha256 [0-9a-f]{64}/, "the model digest is shown");
   assert.match(await a.page.textContent("#verified-state"), /Checked in this page before anything was sent/);
+  const logMs = Number(await a.page.getAttribute("#verified-list", "data-log-ms"));
+  const log = escapeRe(thisLog);
+  assert.match(verified, /Releasesotto \S+, commit [0-9a-f]{40}Log entry#0, statement sha256 [0-9a-f]{64}/, "the logged release is shown");
+  assert.match(verified, new RegExp(`Signed byrelease-0\\.${log}, release-1\\.${log}Log`), "its signers are shown");
+  assert.match(verified, new RegExp(`Log${log}, 1 entry, first checked by this browser \\(DEVELOPMENT log`), "the log is shown");
+  for (const w of [0, 1]) assert.match(verified, new RegExp(`Witnesswitness-${w}\\.${log} cosigned \\d+ s ago`), `witness ${w} is shown`);
+  assert.ok(urls.includes(`${origin}/log/checkpoint`) && urls.includes(`${origin}/log/tile/entries/000.p/1`), "the page fetched the log's checkpoint and entries");
   await shot(a.page, "2-chat-streamed-answer.png");
+  // Tall enough for the whole panel: the evidence, the release, the log and both witnesses.
+  await a.page.setViewportSize({ width: 1280, height: 1500 });
   await a.page.locator("#verified").screenshot({ path: join(artifacts, "3-verified-panel.png") });
+  await a.page.setViewportSize({ width: 1280, height: 800 });
 
   step("Markdown: rendered, sanitized, and the code block's copy button works");
   const user = ".msg.user >> nth=0";
@@ -320,6 +454,9 @@ async function main() {
   assert.deepEqual(await a.page.$$eval(".msg", (els) => els.map((e) => e.className)), ["msg user", "msg assistant"], "the regenerated answer replaced the stopped one");
   const expected = await texts(a.page, ".msg");
   assert.ok(expected[1].length > stopped.length, "the regenerated answer is whole");
+  // Each new connection checks the log again, from the tree this browser stored.
+  assert.match(await a.page.textContent("#verified-list"), /1 entry, consistent with the 1 this browser saw before/);
+  const logMsAgain = Number(await a.page.getAttribute("#verified-list", "data-log-ms"));
 
   step("Rename into a folder; search; delete with confirmation");
   const renamed = `Renamed ${canaries[1]}`;
@@ -380,6 +517,31 @@ async function main() {
   await signIn(a.page);
   await reopen(a.page, "after a reload");
   assert.equal(await ledgerCount(a.page), 1, "the rollback ledger is kept in IndexedDB");
+
+  step("The release log shows A another tree of the size it saw (split view), then a smaller one (rollback): refused");
+  const states = await logStates(a.page);
+  assert.deepEqual(states.map(([o]) => o), [thisLog], "the verified tree is stored in IndexedDB under the log's origin");
+  const storedJson = states[0][1];
+  const storedState = JSON.parse(storedJson);
+  assert.equal(storedState.size, 1);
+  const entries = storedState.entries.map((e) => Buffer.from(e, "base64"));
+  /** A self-consistent state (its entries hash to its root) for another tree. */
+  const forge = (list) => JSON.stringify({ ...storedState, size: list.length, root: merkleRoot(list).toString("base64"), entries: list.map((e) => e.toString("base64")) });
+  assert.equal(forge(entries), storedJson, "the forged states are built exactly as the wasm stores them");
+  const forgeries = [
+    ["split view", forge([...entries.slice(0, -1), Buffer.concat([entries.at(-1), Buffer.from("another entry\n")])]), /Refused the enclave, so nothing was sent: the release log cannot be trusted: split view: the log shows a tree of size 1 with another root than the one this client saw before/],
+    ["rollback", forge([...entries, Buffer.from("a later entry\n")]), /Refused the enclave, so nothing was sent: the release log cannot be trusted: the log was rolled back: its tree has size 1, this client saw size 2 before/],
+  ];
+  for (const [name, forged, pattern] of forgeries) {
+    await putLogState(a.page, thisLog, forged);
+    await a.page.reload();
+    await a.page.waitForSelector("body[data-ready=true]");
+    await signIn(a.page);
+    await expectRefusal(a.page, sent, hostile, `Not after a ${name} ${canaries[0]}`, pattern);
+    if (name === "split view") await shot(a.page, "11-split-view-refused.png");
+    assert.deepEqual(await logStates(a.page), [[thisLog, forged]], `the ${name} left the stored tree as it was`);
+  }
+  await putLogState(a.page, thisLog, storedJson);
 
   // Like a new device with the same synced passkey: the same virtual authenticator, since
   // Chrome drops a credential's PRF secret when it is exported into another one.
@@ -549,11 +711,107 @@ async function main() {
   const registerFinishes = sent.filter((s) => s.what === "POST /v1/account/register/finish").length;
   assert.equal(registerFinishes, 1, "only device A finished a sign-up");
 
+  step("A server whose development log lists another measurement: the page refuses the release");
+  const statement = JSON.parse(readFileSync(releaseFile, "utf8"));
+  const measurement = statement.platforms.simulated.measurements[0];
+  statement.platforms.simulated.measurements = [(measurement[0] === "0" ? "1" : "0") + measurement.slice(1)];
+  const otherRelease = join(work, "release-other-measurement.json");
+  // Canonical as the release format requires: the parsed fields in their order, no spaces.
+  writeFileSync(otherRelease, `${JSON.stringify(statement)}\n`);
+  const otherDir = join(work, "server-other");
+  const otherTap = await tap(enclave);
+  const otherPort = await start(
+    ["server", "--enclave", otherTap.addr, "--web-dir", dist, "--data-dir", otherDir, "--collateral-dir", collateralFor(otherDir), "--dev-release", otherRelease, "--listen", "127.0.0.1:0"],
+    serverPattern,
+    60_000,
+  );
+  const otherLog = trustOf(otherDir).log.origin;
+  assert.notEqual(otherLog, thisLog, "the second stack's log has its own keys");
+  const otherOrigin = `http://localhost:${otherPort}`;
+  const otherUrls = [];
+  const f = await browser("f", otherOrigin);
+  record(f.page, sent, otherUrls);
+  await f.page.goto(`${otherOrigin}/`);
+  await f.page.waitForSelector("body[data-ready=true]");
+  // A database from before the log store existed (version 1: ledgers only) is upgraded in place.
+  await f.page.evaluate(
+    () =>
+      new Promise((res, rej) => {
+        const r = indexedDB.open("sotto", 1);
+        r.onupgradeneeded = () => r.result.createObjectStore("ledgers").put("{}", "an-earlier-account");
+        r.onsuccess = () => (r.result.close(), res());
+        r.onerror = () => rej(r.error);
+      }),
+  );
+  await signUp(f.page);
+  const notListed = await expectRefusal(
+    f.page,
+    sent,
+    otherTap,
+    `Not for an unreleased build ${canaries[0]}`,
+    new RegExp(`^Refused the enclave, so nothing was sent: release refused: no release in the log lists this enclave's simulated measurement ${measurement}: it is not a build the release keys signed$`),
+  );
+  await shot(f.page, "12-unlisted-measurement-refused.png");
+  assert.equal(await f.page.isVisible("#simulated-banner"), false, "no banner: no enclave was admitted");
+  const upgraded = await f.page.evaluate(
+    () =>
+      new Promise((res, rej) => {
+        const r = indexedDB.open("sotto");
+        r.onsuccess = () => {
+          const db = r.result;
+          const t = db.transaction(["ledgers", "logs"]);
+          const old = t.objectStore("ledgers").get("an-earlier-account");
+          const ledgers = t.objectStore("ledgers").count();
+          const logs = t.objectStore("logs").getAllKeys();
+          t.oncomplete = () => (db.close(), res({ version: db.version, old: old.result, ledgers: ledgers.result, logs: logs.result }));
+          t.onerror = () => rej(t.error);
+        };
+        r.onerror = () => rej(r.error);
+      }),
+  );
+  assert.deepEqual(upgraded, { version: 2, old: "{}", ledgers: 2, logs: [otherLog] }, "the upgrade kept the old ledger; the verified log was stored though its release was refused");
+  assert.deepEqual(otherUrls.filter((u) => !u.startsWith(otherOrigin) && !u.startsWith(`ws://localhost:${otherPort}/`)), []);
+
+  step("A bundle built with another stack's trust.json (SOTTO_WEB_TRUST) refuses this stack's log, naming both");
+  const pinnedDist = join(work, "dist-pinned");
+  const buildStarted = Date.now();
+  await run("bash", [join(repo, "scripts/web")], { SOTTO_WEB_ALLOW_SIMULATED: "1", SOTTO_WEB_TRUST: join(otherDir, "trust.json"), SOTTO_WEB_OUT: pinnedDist });
+  const pinnedBuildSecs = (Date.now() - buildStarted) / 1000;
+  assert.notEqual(bundleDigest(pinnedDist), bundleDigest(dist), "the pinned bundle differs");
+  const pinnedTap = await tap(enclave);
+  // This stack's log and collateral, its trust.json included: the pinned bundle must ignore it.
+  const pinnedPort = await start(
+    ["server", "--enclave", pinnedTap.addr, "--web-dir", pinnedDist, "--data-dir", join(work, "server-pinned"), "--collateral-dir", join(serverDir, "collateral"), "--log-dir", join(serverDir, "log", "public"), "--listen", "127.0.0.1:0"],
+    serverPattern,
+    60_000,
+  );
+  const pinnedOrigin = `http://localhost:${pinnedPort}`;
+  const pinnedUrls = [];
+  const g = await browser("g", pinnedOrigin);
+  record(g.page, sent, pinnedUrls);
+  await g.page.goto(`${pinnedOrigin}/`);
+  await g.page.waitForSelector("body[data-ready=true]");
+  await signUp(g.page);
+  const otherDeployment = await expectRefusal(
+    g.page,
+    sent,
+    pinnedTap,
+    `Not for another deployment ${canaries[0]}`,
+    new RegExp(
+      `^Refused the enclave, so nothing was sent: the release log cannot be trusted: this server's log is "${escapeRe(thisLog)}", not the log this client trusts \\("${escapeRe(otherLog)}"\\): a client set up for another deployment$`,
+    ),
+  );
+  await shot(g.page, "13-pinned-client-refuses-another-log.png");
+  assert.ok(pinnedUrls.includes(`${pinnedOrigin}/log/checkpoint`), "the pinned bundle read the checkpoint");
+  assert.ok(!pinnedUrls.some((u) => u.includes("/log/tile/")), "and nothing more of a log it does not trust");
+  assert.deepEqual(pinnedUrls.filter((u) => !u.startsWith(pinnedOrigin) && !u.startsWith(`ws://localhost:${pinnedPort}/`)), []);
+
   if (strictDist) {
     step("The client a deployment ships (built without the simulated platform) refuses this enclave");
+    // It serves this stack's log too: the evidence is refused first, before any log check.
     const strictPort = await start(
-      ["server", "--enclave", enclave, "--web-dir", strictDist, "--data-dir", join(work, "server-strict"), "--collateral-dir", join(enclaveDir, "collateral"), "--listen", "127.0.0.1:0"],
-      /server listening on http:\/\/127\.0\.0\.1:(\d+)/,
+      ["server", "--enclave", enclave, "--web-dir", strictDist, "--data-dir", join(work, "server-strict"), "--collateral-dir", join(serverDir, "collateral"), "--log-dir", join(serverDir, "log", "public"), "--listen", "127.0.0.1:0"],
+      serverPattern,
       60_000,
     );
     const strictOrigin = `http://localhost:${strictPort}`;
@@ -562,11 +820,7 @@ async function main() {
     record(d.page, sent, strictUrls);
     await d.page.goto(`${strictOrigin}/`);
     await d.page.waitForSelector("body[data-ready=true]");
-    await d.page.click("#signup");
-    await d.page.waitForSelector("#recovery-show:not([hidden])", { timeout: 30_000 });
-    await d.page.check("#saved-check");
-    await d.page.click("#saved");
-    await d.page.waitForSelector("#app:not([hidden])");
+    await signUp(d.page);
     await d.page.fill("#prompt", `Not for a simulated enclave ${canaries[0]}`);
     await d.page.click("#send");
     await d.page.waitForSelector("#status.error", { timeout: 30_000 });
@@ -575,6 +829,7 @@ async function main() {
     assert.equal(await d.page.isVisible("#simulated-banner"), false, "no banner: nothing simulated was accepted");
     assert.equal(await d.page.locator(".msg").count(), 0);
     await shot(d.page, "9-production-client-refuses-simulated.png");
+    assert.ok(!strictUrls.some((u) => u.includes("/log/")), "the evidence was refused before any log check");
     assert.deepEqual(strictUrls.filter((u) => !u.startsWith(strictOrigin) && !u.startsWith(`ws://localhost:${strictPort}/`)), []);
   }
 
@@ -589,7 +844,7 @@ async function main() {
   assert.deepEqual(foreign, [], "no request to any other origin");
   // Nor anything the stack stored or logged: the server's and the enclave's data dirs (the
   // account database, keys, logs) and every line both processes printed.
-  const stored = [serverDir, enclaveDir, join(work, "server-strict")].flatMap((d) => (existsSync(d) ? files(d) : []));
+  const stored = [serverDir, enclaveDir, otherDir, join(work, "server-pinned"), join(work, "server-strict")].flatMap((d) => (existsSync(d) ? files(d) : []));
   assert.ok(stored.some((f) => f.endsWith("accounts.sqlite")), "the account database is among the files searched");
   assert.ok(stored.some((f) => f.startsWith(enclaveDir) && f.endsWith("sotto.log")), "the enclave's log is among the files searched");
   for (const f of stored) {
@@ -600,10 +855,25 @@ async function main() {
     for (const canary of canaries) assert.ok(!o.text.includes(canary), `${o.name}'s output holds ${canary}`);
   }
 
-  hostile.server.close();
+  for (const t of [hostile, otherTap, pinnedTap]) t.server.close();
   const wasm = statSync(join(dist, "sotto_web_bg.wasm")).size;
   const js = statSync(join(dist, "app.js")).size;
-  console.log(JSON.stringify({ ok: true, wasm_bytes: wasm, js_bytes: js, channel_finish_ms: finishMs, answer_ms: answerMs, dom_updates: updates, requests_checked: sent.length, seconds: (Date.now() - t0) / 1000 }));
+  console.log(`refusals: ${JSON.stringify({ not_listed: notListed, other_deployment: otherDeployment })}`);
+  console.log(
+    JSON.stringify({
+      ok: true,
+      wasm_bytes: wasm,
+      js_bytes: js,
+      channel_finish_ms: finishMs,
+      log_check_ms: logMs,
+      log_check_again_ms: logMsAgain,
+      pinned_build_s: pinnedBuildSecs,
+      answer_ms: answerMs,
+      dom_updates: updates,
+      requests_checked: sent.length,
+      seconds: (Date.now() - t0) / 1000,
+    }),
+  );
 }
 
 main()

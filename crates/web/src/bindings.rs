@@ -1,5 +1,6 @@
 //! The classes and functions JavaScript sees. Each one converts its arguments, calls
-//! [`crate::channel`], [`crate::vault`] or [`crate::markdown`], and converts back; errors
+//! [`crate::channel`], [`crate::release`], [`crate::vault`] or [`crate::markdown`], and
+//! converts back; errors
 //! become JS `Error`s whose message is the Rust error's. Secrets coming in (PRF outputs,
 //! recovery codes, prompts) are taken by value and zeroized here once used.
 
@@ -9,6 +10,7 @@ use zeroize::Zeroizing;
 
 use crate::channel::ChannelCore;
 use crate::error::whole_number;
+use crate::release::{CompiledTrust, LogCheckCore};
 use crate::vault::{self, RecoveryCore, VaultCore};
 use crate::WebError;
 
@@ -31,9 +33,12 @@ pub struct Channel(ChannelCore);
 impl Channel {
     /// `policy_json`: `{"allow_simulated"?: bool, "simulated_root"?: base64 DER,
     /// "expect_measurement"?: hex48, "expect_model_sha256"?: hex32}`.
+    /// A build without `SOTTO_WEB_ALLOW_SIMULATED=1` refuses `allow_simulated`.
     #[wasm_bindgen(constructor)]
     pub fn new(policy_json: &str) -> Result<Channel, JsError> {
-        ChannelCore::new(policy_json).map(Channel).map_err(js)
+        ChannelCore::new_in_build(policy_json, CompiledTrust::of_this_build().allow_simulated)
+            .map(Channel)
+            .map_err(js)
     }
 
     /// The first binary message to send.
@@ -41,13 +46,20 @@ impl Channel {
         self.0.hello().to_vec()
     }
 
-    /// Verifies the enclave's answer as of `now_unix_secs`; returns the summary JSON or
-    /// throws, closing the channel.
+    /// Verifies the enclave's answer (evidence, binding, manifest) as of `now_unix_secs`;
+    /// returns the summary JSON or throws, closing the channel. Nothing can be sealed yet.
     pub fn finish(&mut self, response: &[u8], now_unix_secs: f64) -> Result<String, JsError> {
         let at = whole_number(now_unix_secs.floor(), "now_unix_secs").map_err(js)?;
         self.0
             .finish(response, sotto_verify_core::UnixTime(at))
             .map_err(js)
+    }
+
+    /// Requires a release of the log `log` verified (`LogCheck.finish()` succeeded) to list
+    /// this enclave's build; returns the summary JSON with the release and the log, or throws,
+    /// closing the channel. Only after it can anything be sealed.
+    pub fn admit(&mut self, log: &LogCheck) -> Result<String, JsError> {
+        self.0.admit(&log.0).map_err(js)
     }
 
     /// Encrypts a chat request: `messages_json` is `[{"role":"user"|"assistant"|"system",
@@ -67,6 +79,65 @@ impl Channel {
     /// frames are still to come, else `{"token":…}`, `{"done":{…}}` or `{"error":{…}}`.
     pub fn open(&mut self, frame: &[u8]) -> Result<Option<String>, JsError> {
         Ok(self.0.open(frame).map_err(js)?.map(unwrap_string))
+    }
+}
+
+/// One check of the server's release transparency log. The trust configuration it checks
+/// against is this build's: compiled in, else (development builds only) the server's if it is a
+/// development one, else the production pins.
+#[wasm_bindgen]
+pub struct LogCheck(LogCheckCore);
+
+fn now_secs(now_unix_secs: f64) -> Result<u64, JsError> {
+    whole_number(now_unix_secs.floor(), "now_unix_secs").map_err(js)
+}
+
+#[wasm_bindgen]
+impl LogCheck {
+    /// `server_trust_json`: the server's `trust.json` from /v1/collateral ("" if none);
+    /// `state_json`: what the last check stored for this log ("" the first time).
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        server_trust_json: &str,
+        state_json: &str,
+        now_unix_secs: f64,
+    ) -> Result<LogCheck, JsError> {
+        let trust = CompiledTrust::of_this_build()
+            .select(server_trust_json)
+            .map_err(js)?;
+        LogCheckCore::new(trust, state_json, now_secs(now_unix_secs)?)
+            .map(LogCheck)
+            .map_err(js)
+    }
+
+    /// The origin of the log this build would check, given the server's `trust.json`: the key
+    /// its stored state lives under. Throws when no trust configuration applies.
+    pub fn origin_for(server_trust_json: &str) -> Result<String, JsError> {
+        CompiledTrust::of_this_build()
+            .select(server_trust_json)
+            .map(|t| t.origin().to_string())
+            .map_err(js)
+    }
+
+    /// The origin of the log this check is for.
+    pub fn origin(&self) -> String {
+        self.0.origin().to_string()
+    }
+
+    /// The JSON array of paths below `/log/` still needed; `[]` when `finish` may be called.
+    pub fn wanted(&self) -> Result<String, JsError> {
+        self.0.wanted_json().map_err(js)
+    }
+
+    /// Hands over the body of one fetched path; throws (ending the check) on a refusal.
+    pub fn give(&mut self, path: &str, body: &[u8]) -> Result<(), JsError> {
+        self.0.give(path, body).map_err(js)
+    }
+
+    /// Verifies the log; returns `{"state","origin","size","log":{…}}` (the state to store
+    /// under `origin`), or throws. The verified releases stay here for `Channel.admit`.
+    pub fn finish(&mut self) -> Result<String, JsError> {
+        self.0.finish().map_err(js)
     }
 }
 

@@ -3,12 +3,14 @@
 //!
 //! Trust: every byte handed to [`ChannelCore::finish`] and [`ChannelCore::open`] came through
 //! the untrusted server relay; the policy JSON comes from the web app itself. The states below
-//! carry the channel crate's guarantee across the JS boundary: until `finish` has verified the
-//! evidence there is no session, so nothing can be sealed; any failure closes the channel for
-//! good, as the transport requires.
+//! carry the channel crate's guarantee across the JS boundary: `finish` verifies the evidence
+//! and its binding (the channel is then attested, still with no session), and only `admit`,
+//! given a verified release log ([`crate::release::LogCheckCore`]) with a release that lists
+//! the measured build, yields the session, so nothing can be sealed before both checks
+//! passed; any failure closes the channel for good, as the transport requires.
 
 use serde::{Deserialize, Serialize};
-use sotto_channel::handshake::{ClientHandshake, Expectations, Verified};
+use sotto_channel::handshake::{Attested, ClientHandshake, Expectations, Verified};
 use sotto_channel::manifest::{EngineManifest, ModelManifest};
 use sotto_channel::messages::{
     ClientMessage, ErrorKind, GenParams, Role, ServerMessage, Stats, WireMessage,
@@ -19,6 +21,7 @@ use sotto_verify_core::UnixTime;
 use zeroize::Zeroizing;
 
 use crate::error::{json, json_quiet, WebError};
+use crate::release::{LogCheckCore, LogSummary};
 
 /// What the web app requires of an enclave. Unknown fields are refused, so a misspelt
 /// requirement cannot silently fall back to "accept anything".
@@ -85,7 +88,8 @@ impl PolicyIn {
     }
 }
 
-/// What the user is shown about the enclave they are about to talk to.
+/// What the user is shown about the enclave they are about to talk to: after `finish` the
+/// evidence, after `admit` also the logged release and the log.
 #[derive(Serialize)]
 pub struct Summary<'a> {
     pub platform: &'static str,
@@ -95,6 +99,7 @@ pub struct Summary<'a> {
     pub simulated_root_pinned: bool,
     /// SEV-SNP MEASUREMENT or TDX MRTD, hex.
     pub measurement: String,
+    /// The release the enclave's manifest claims.
     pub release: &'a str,
     pub model: &'a ModelManifest,
     pub engine: &'a EngineManifest,
@@ -104,6 +109,12 @@ pub struct Summary<'a> {
     /// Every verified detail: TCB, policy bits, TDX status and advisories, GPU verdict, the
     /// checks that passed.
     pub verdict: &'a Verdict,
+    /// The logged, quorum-signed release that lists this build (after `admit`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admitted: Option<&'a sotto_release::Admitted>,
+    /// The verified log it is in (after `admit`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<&'a LogSummary>,
 }
 
 fn measurement(verdict: &Verdict) -> String {
@@ -162,8 +173,15 @@ fn kind_name(kind: ErrorKind) -> &'static str {
 
 enum State {
     AwaitingResponse(Box<ClientHandshake>),
+    /// The evidence verified; no release admitted the build yet.
+    Attested(Box<AttestedChannel>),
     Open(Box<Session>),
     Closed(String),
+}
+
+struct AttestedChannel {
+    attested: Attested,
+    enclave_static_key: [u8; 32],
 }
 
 /// A channel from handshake to verified session.
@@ -177,7 +195,17 @@ pub struct ChannelCore {
 impl ChannelCore {
     /// Parses the policy and starts the handshake; [`Self::hello`] is the first frame to send.
     pub fn new(policy_json: &str) -> Result<Self, WebError> {
-        let (policy, expect) = PolicyIn::parse(policy_json)?.build()?;
+        Self::new_in_build(policy_json, true)
+    }
+
+    /// [`Self::new`] in a build that may refuse the simulated platform whatever the policy
+    /// says (`simulated_built`: compiled with `SOTTO_WEB_ALLOW_SIMULATED=1`).
+    pub fn new_in_build(policy_json: &str, simulated_built: bool) -> Result<Self, WebError> {
+        let policy_in = PolicyIn::parse(policy_json)?;
+        if policy_in.allow_simulated && !simulated_built {
+            return Err(WebError::SimulatedNotBuilt);
+        }
+        let (policy, expect) = policy_in.build()?;
         let (handshake, hello) = ClientHandshake::start()?;
         Ok(ChannelCore {
             policy,
@@ -198,7 +226,8 @@ impl ChannelCore {
     }
 
     /// Reads the enclave's answer and verifies its evidence, binding and manifest as of `at`.
-    /// Returns the summary JSON; on any failure the channel is closed.
+    /// Returns the summary JSON; the channel is then attested but cannot seal until
+    /// [`Self::admit`]. On any failure the channel is closed.
     pub fn finish(&mut self, response: &[u8], at: UnixTime) -> Result<String, WebError> {
         let handshake = match std::mem::replace(
             &mut self.state,
@@ -210,16 +239,66 @@ impl ChannelCore {
                 self.state = State::Closed(why);
                 return Err(e);
             }
-            open @ State::Open(_) => {
-                self.state = open;
+            other => {
+                self.state = other;
                 return Err(WebError::State("the handshake has already been finished"));
             }
         };
-        let verified = handshake
-            .read_response(response)
-            .and_then(|pending| pending.verify(&self.policy, &self.expect, at));
-        let (session, verified) = verified.map_err(|e| self.close(e.into()))?;
-        let summary = summary_json(&verified, self.policy.simulated_root.is_some())?;
+        let attested = handshake.read_response(response).and_then(|pending| {
+            let key = *pending.remote_static();
+            pending
+                .verify(&self.policy, &self.expect, at)
+                .map(|attested| AttestedChannel {
+                    attested,
+                    enclave_static_key: key,
+                })
+        });
+        let attested = attested.map_err(|e| self.close(e.into()))?;
+        let a = &attested.attested;
+        let summary = summary_json(&Parts {
+            verdict: a.verdict(),
+            manifest: a.manifest(),
+            enclave_static_key: &attested.enclave_static_key,
+            root_pinned: self.policy.simulated_root.is_some(),
+            admitted: None,
+            log: None,
+        })?;
+        self.state = State::Attested(Box::new(attested));
+        Ok(summary)
+    }
+
+    /// Requires a release of the verified log `log` to list the attested enclave's
+    /// measurement, model and engine; only then does the channel get its session. Returns the
+    /// summary JSON, now with the admitted release and the log. On any failure (the log not
+    /// checked, no release listing this build) the channel is closed.
+    pub fn admit(&mut self, log: &LogCheckCore) -> Result<String, WebError> {
+        let attested = match std::mem::replace(
+            &mut self.state,
+            State::Closed("the admission was interrupted".into()),
+        ) {
+            State::Attested(a) => a,
+            State::Closed(why) => {
+                let e = WebError::Closed(why.clone());
+                self.state = State::Closed(why);
+                return Err(e);
+            }
+            State::AwaitingResponse(h) => {
+                self.state = State::AwaitingResponse(h);
+                return Err(WebError::State(
+                    "the enclave's evidence has not been verified: finish() must succeed before admit()",
+                ));
+            }
+            open @ State::Open(_) => {
+                self.state = open;
+                return Err(WebError::State("the enclave has already been admitted"));
+            }
+        };
+        let checked = log.checked().map_err(|e| self.close(e))?;
+        let AttestedChannel { attested, .. } = *attested;
+        let (session, verified) = attested
+            .admit(&checked.releases)
+            .map_err(|e| self.close(e.into()))?;
+        let summary = admitted_json(&verified, self.policy.simulated_root.is_some(), checked)?;
         self.state = State::Open(Box::new(session));
         Ok(summary)
     }
@@ -229,7 +308,10 @@ impl ChannelCore {
             State::Open(session) => Ok(session),
             State::Closed(why) => Err(WebError::Closed(why.clone())),
             State::AwaitingResponse(_) => Err(WebError::State(
-                "the enclave's evidence has not been verified: nothing can be sent before finish() succeeds",
+                "the enclave's evidence has not been verified: nothing can be sent before finish() and admit() succeed",
+            )),
+            State::Attested(_) => Err(WebError::State(
+                "no logged release has admitted this enclave: nothing can be sent before admit() succeeds",
             )),
         }
     }
@@ -301,21 +383,47 @@ impl ChannelCore {
     }
 }
 
-fn summary_json(verified: &Verified, root_pinned: bool) -> Result<String, WebError> {
-    let m = &verified.manifest;
+struct Parts<'a> {
+    verdict: &'a Verdict,
+    manifest: &'a sotto_channel::manifest::Manifest,
+    enclave_static_key: &'a [u8; 32],
+    root_pinned: bool,
+    admitted: Option<&'a sotto_release::Admitted>,
+    log: Option<&'a LogSummary>,
+}
+
+fn summary_json(p: &Parts) -> Result<String, WebError> {
+    let m = p.manifest;
     serde_json::to_string(&Summary {
-        platform: verified.verdict.platform_name(),
-        simulated: verified.verdict.is_simulated(),
-        simulated_root_pinned: verified.verdict.is_simulated() && root_pinned,
-        measurement: measurement(&verified.verdict),
+        platform: p.verdict.platform_name(),
+        simulated: p.verdict.is_simulated(),
+        simulated_root_pinned: p.verdict.is_simulated() && p.root_pinned,
+        measurement: measurement(p.verdict),
         release: &m.release,
         model: &m.model,
         engine: &m.engine,
-        gpu_attested: verified.verdict.gpu.is_some(),
-        enclave_static_key: hex::encode(verified.enclave_static_key),
-        verdict: &verified.verdict,
+        gpu_attested: p.verdict.gpu.is_some(),
+        enclave_static_key: hex::encode(p.enclave_static_key),
+        verdict: p.verdict,
+        admitted: p.admitted,
+        log: p.log,
     })
     .map_err(json("summary"))
+}
+
+fn admitted_json(
+    verified: &Verified,
+    root_pinned: bool,
+    checked: &crate::release::Checked,
+) -> Result<String, WebError> {
+    summary_json(&Parts {
+        verdict: &verified.verdict,
+        manifest: &verified.manifest,
+        enclave_static_key: &verified.enclave_static_key,
+        root_pinned,
+        admitted: Some(&verified.release),
+        log: Some(&checked.summary),
+    })
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! needs to know about which check failed; the JS side receives it as an `Error`'s message.
 
 use sotto_channel::ChannelError;
+use sotto_release::{LogError, TrustError};
 use sotto_vault::{RecoveryCodeError, VaultError};
 
 #[derive(Debug, thiserror::Error)]
@@ -20,8 +21,40 @@ pub enum WebError {
     State(&'static str),
     #[error("this channel failed earlier ({0}) and is closed: open a new one")]
     Closed(String),
+    #[error("this log check failed earlier ({0}): start a new one")]
+    CheckFailed(String),
     #[error(transparent)]
     Channel(#[from] ChannelError),
+    #[error("the release log cannot be trusted: {0}")]
+    Log(#[from] LogError),
+    #[error("the {whose} release trust configuration is unusable: {why}")]
+    BadTrust {
+        whose: &'static str,
+        why: TrustError,
+    },
+    #[error(
+        "this web client pins no production release log yet, so it cannot tell which enclaves \
+         are Sotto's: a deployment builds it with SOTTO_WEB_TRUST=FILE (its trust.json)"
+    )]
+    NoProductionPins,
+    #[error(
+        "the server publishes no development trust configuration (trust.json in \
+         /v1/collateral), so this development client has no release log to check: run the \
+         server with --dev-release (as `sotto up` does), or build the client with \
+         SOTTO_WEB_TRUST=FILE"
+    )]
+    NoServerTrust,
+    #[error(
+        "the server offered the trust configuration of the log {origin}, which is not a \
+         development one: this client takes only a development configuration from a server \
+         (a production log must be compiled in with SOTTO_WEB_TRUST=FILE)"
+    )]
+    ServerTrustNotDev { origin: String },
+    #[error(
+        "this build of the web client refuses the simulated development platform \
+         (SOTTO_WEB_ALLOW_SIMULATED=0), whatever the page asks"
+    )]
+    SimulatedNotBuilt,
     #[error(transparent)]
     Vault(#[from] VaultError),
     #[error(transparent)]

@@ -4,15 +4,17 @@
 //!
 //! Trust: the JS around this module does I/O only (WebSocket, fetch, WebAuthn, IndexedDB) and
 //! is trusted as the page is; what it hands in from the server or the relay is untrusted and
-//! is judged here by `sotto_channel` and `sotto_vault`. The logic lives in [`channel`] and
-//! [`vault`], plain Rust over JSON and bytes so it is tested natively; [`bindings`] only
-//! converts types at the JS boundary. [`markdown`] turns untrusted message text into a
+//! is judged here by `sotto_channel`, `sotto_release` and `sotto_vault`. The logic lives in
+//! [`channel`], [`release`] (the transparency-log check and which trust configuration applies,
+//! fixed at compile time) and [`vault`], plain Rust over JSON and bytes so it is tested
+//! natively; [`bindings`] only converts types at the JS boundary. [`markdown`] turns untrusted message text into a
 //! sanitized element tree for the page to build.
 
 pub mod bindings;
 pub mod channel;
 mod error;
 pub mod markdown;
+pub mod release;
 pub mod vault;
 
 pub use error::{whole_number, WebError};

@@ -1,110 +1,38 @@
-//! The browser channel, natively, against a real in-process enclave responder: a Noise
-//! responder holding a simulated-platform identity whose evidence binds its static key and
-//! manifest exactly as the enclave's does. Every refusal leaves nothing sealable.
+//! The browser channel, natively, against a real in-process enclave responder (tests/common):
+//! a Noise responder holding a simulated-platform identity whose evidence binds its static key
+//! and manifest exactly as the enclave's does, admitted by a release in a verified log. Every
+//! refusal leaves nothing sealable.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+mod common;
 
-use base64::Engine as _;
+use common::{dev_log_listing, now, Enclave, COMMIT, MODEL_SHA};
 use serde_json::Value;
-use sotto_attester::{Attester, GpuConfig, PlatformConfig};
 use sotto_channel::binding::{manifest_digest, report_data};
 use sotto_channel::handshake::{AttestationPayload, ServerHandshake, StaticKey};
-use sotto_channel::manifest::{EngineManifest, Manifest, ModelManifest, MANIFEST_FORMAT};
 use sotto_channel::messages::{ClientMessage, ErrorKind, Role, ServerMessage, Stats};
 use sotto_channel::{ChannelError, Session};
 use sotto_verify::VerifyError;
-use sotto_verify_core::UnixTime;
 use sotto_verify_snp::SnpError;
 use sotto_web::channel::ChannelCore;
 use sotto_web::WebError;
 use zeroize::Zeroizing;
 
-fn now() -> UnixTime {
-    UnixTime(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
-    )
-}
-
-const MODEL_SHA: &str = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
-
-struct Enclave {
-    _dir: tempfile::TempDir,
-    attester: Attester,
-    key: StaticKey,
-    manifest: Vec<u8>,
-}
-
-impl Enclave {
-    fn boot() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let attester = Attester::open(
-            PlatformConfig::Simulated {
-                data_dir: dir.path().to_path_buf(),
-                measurement_input: b"sotto-web test enclave".to_vec(),
-            },
-            GpuConfig::None,
-            now(),
-        )
-        .unwrap();
-        let manifest = Manifest {
-            format: MANIFEST_FORMAT,
-            release: "web-test".into(),
-            platform: "simulated".into(),
-            model: ModelManifest {
-                name: "tiny.gguf".into(),
-                sha256: MODEL_SHA.into(),
-                size: 42,
-            },
-            engine: EngineManifest {
-                name: "llama.cpp".into(),
-                version: "test".into(),
-                context: 512,
-            },
-            gpu_evidence_sha256: None,
-        }
-        .to_bytes();
-        Enclave {
-            _dir: dir,
-            attester,
-            key: StaticKey::generate().unwrap(),
-            manifest,
-        }
-    }
-
-    fn root_b64(&self) -> String {
-        base64::engine::general_purpose::STANDARD
-            .encode(self.attester.simulated_root_der().unwrap())
-    }
-
-    /// Answers a hello as the enclave does: evidence whose REPORT_DATA binds key and manifest.
-    fn respond(&self, hello: &[u8]) -> (Vec<u8>, Session) {
-        let rd = report_data(self.key.public(), &manifest_digest(&self.manifest));
-        let payload = AttestationPayload {
-            manifest: self.manifest.clone(),
-            evidence: self.attester.evidence(&rd, None).unwrap(),
-        }
-        .encode()
-        .unwrap();
-        ServerHandshake::respond(&self.key, hello, &payload).unwrap()
-    }
-
-    fn policy(&self) -> String {
-        format!(
-            r#"{{"allow_simulated":true,"simulated_root":"{}","expect_model_sha256":"{MODEL_SHA}"}}"#,
-            self.root_b64()
-        )
-    }
-}
-
 /// Runs a handshake; returns the client, the enclave's session and the finish result.
-fn connect(enclave: &Enclave, policy: &str) -> (ChannelCore, Session, Result<String, WebError>) {
+fn attest(enclave: &Enclave, policy: &str) -> (ChannelCore, Session, Result<String, WebError>) {
     let mut client = ChannelCore::new(policy).unwrap();
     let (reply, server) = enclave.respond(client.hello());
     let result = client.finish(&reply, now());
     (client, server, result)
+}
+
+/// Both steps, as the web app takes them: the evidence, then a verified development log whose
+/// release lists the measurement the evidence reported. Returns the admitted summary.
+fn connect(enclave: &Enclave, policy: &str) -> (ChannelCore, Session, Value) {
+    let (mut client, server, attested) = attest(enclave, policy);
+    let attested: Value = serde_json::from_str(&attested.unwrap()).unwrap();
+    let log = dev_log_listing(attested["measurement"].as_str().unwrap());
+    let admitted = client.admit(&log).unwrap();
+    (client, server, serde_json::from_str(&admitted).unwrap())
 }
 
 /// Feeds every frame of one server message to the client; returns the results in order.
@@ -139,8 +67,7 @@ fn receive_request(server: &mut Session, frames: &[Vec<u8>]) -> ClientMessage {
 #[test]
 fn verified_round_trip_with_the_enclave() {
     let enclave = Enclave::boot();
-    let (mut client, mut server, result) = connect(&enclave, &enclave.policy());
-    let summary: Value = serde_json::from_str(&result.unwrap()).unwrap();
+    let (mut client, mut server, summary) = connect(&enclave, &enclave.policy());
     assert_eq!(summary["platform"], "simulated");
     assert_eq!(summary["simulated"], true);
     assert_eq!(summary["simulated_root_pinned"], true);
@@ -156,6 +83,25 @@ fn verified_round_trip_with_the_enclave() {
     assert_eq!(measurement.len(), 96);
     assert_eq!(summary["verdict"]["cpu"]["platform"], "simulated");
     assert_eq!(summary["verdict"]["cpu"]["measurement"], measurement);
+    assert_eq!(summary["admitted"]["name"], "sotto");
+    assert_eq!(summary["admitted"]["version"], "web-test");
+    assert_eq!(summary["admitted"]["source_commit"], COMMIT);
+    assert_eq!(summary["admitted"]["index"], 0);
+    assert_eq!(
+        summary["admitted"]["signers"],
+        serde_json::json!(["release0.example", "release1.example"])
+    );
+    assert_eq!(summary["log"]["origin"], "dev.sotto.invalid/web-test-1");
+    assert_eq!(summary["log"]["size"], 1);
+    assert_eq!(summary["log"]["previous_size"], Value::Null);
+    assert_eq!(summary["log"]["cosigners"].as_array().unwrap().len(), 2);
+    assert_eq!(summary["log"]["cosigners"][0]["name"], "witness0.example");
+    assert!(
+        summary["log"]["cosigners"][0]["timestamp"]
+            .as_u64()
+            .unwrap()
+            > now().0 - 120
+    );
 
     // The request arrives intact, with the defaults filled in where params are silent.
     let frames = client
@@ -249,7 +195,7 @@ fn verified_round_trip_with_the_enclave() {
 #[test]
 fn simulated_enclave_refused_unless_allowed_and_nothing_can_be_sealed() {
     let enclave = Enclave::boot();
-    let (mut client, _server, result) = connect(&enclave, "{}");
+    let (mut client, _server, result) = attest(&enclave, "{}");
     let err = result.unwrap_err();
     assert!(
         matches!(
@@ -271,7 +217,7 @@ fn another_simulated_root_is_refused() {
         r#"{{"allow_simulated":true,"simulated_root":"{}"}}"#,
         other.root_b64()
     );
-    let (_, _, result) = connect(&enclave, &policy);
+    let (_, _, result) = attest(&enclave, &policy);
     assert!(matches!(
         result,
         Err(WebError::Channel(ChannelError::Evidence(VerifyError::Snp(
@@ -279,36 +225,33 @@ fn another_simulated_root_is_refused() {
         ))))
     ));
     // Without a pinned root any simulated enclave passes, and the summary says so.
-    let (_, _, result) = connect(&enclave, r#"{"allow_simulated":true}"#);
-    let summary: Value = serde_json::from_str(&result.unwrap()).unwrap();
+    let (_, _, summary) = connect(&enclave, r#"{"allow_simulated":true}"#);
     assert_eq!(summary["simulated_root_pinned"], false);
 }
 
 #[test]
 fn measurement_and_model_pins_are_enforced() {
     let enclave = Enclave::boot();
-    let (_, _, result) = connect(&enclave, &enclave.policy());
-    let summary: Value = serde_json::from_str(&result.unwrap()).unwrap();
-    let measurement = summary["measurement"].as_str().unwrap().to_owned();
+    let measurement = enclave.measurement();
     let pinned = |m: &str, model: &str| {
         format!(
             r#"{{"allow_simulated":true,"simulated_root":"{}","expect_measurement":"{m}","expect_model_sha256":"{model}"}}"#,
             enclave.root_b64()
         )
     };
-    let (_, _, ok) = connect(&enclave, &pinned(&measurement, MODEL_SHA));
+    let (_, _, ok) = attest(&enclave, &pinned(&measurement, MODEL_SHA));
     ok.unwrap();
     let mut other = measurement.clone().into_bytes();
     other[0] = if other[0] == b'0' { b'1' } else { b'0' };
     let other = String::from_utf8(other).unwrap();
-    let (_, _, refused) = connect(&enclave, &pinned(&other, MODEL_SHA));
+    let (_, _, refused) = attest(&enclave, &pinned(&other, MODEL_SHA));
     assert!(matches!(
         refused,
         Err(WebError::Channel(ChannelError::Evidence(VerifyError::Snp(
             SnpError::MeasurementNotAllowed(_)
         ))))
     ));
-    let (_, _, refused) = connect(&enclave, &pinned(&measurement, &"00".repeat(32)));
+    let (_, _, refused) = attest(&enclave, &pinned(&measurement, &"00".repeat(32)));
     let err = refused.unwrap_err();
     assert!(
         matches!(err, WebError::Channel(ChannelError::Manifest(_))),
