@@ -195,27 +195,30 @@ impl DevLog {
             MAX_AGE,
             true,
         )?;
-        let mut json = trust.to_json();
-        json.push('\n');
-        let trust_path = data_dir.join(TRUST_FILE);
-        crate::local::write_private(&trust_path, json.as_bytes())?;
-        // The development web client reads the same file through /v1/collateral.
-        crate::local::write_private(
-            &data_dir.join("collateral").join(TRUST_FILE),
-            json.as_bytes(),
-        )?;
         let size = log.size();
-        Ok(DevLog {
+        let devlog = DevLog {
             public_dir,
             trust,
-            trust_path,
             index,
             size,
             cosigned,
             log: Arc::new(Mutex::new(log)),
             witnesses,
             http,
-        })
+            trust_path: data_dir.join(TRUST_FILE),
+        };
+        devlog.write_trust(data_dir)?;
+        // The development web client reads the same file through /v1/collateral.
+        devlog.write_trust(&data_dir.join("collateral"))?;
+        Ok(devlog)
+    }
+
+    /// Writes the trust configuration as `trust.json` into `dir`.
+    pub fn write_trust(&self, dir: &Path) -> Result<(), AnyError> {
+        let mut json = self.trust.to_json();
+        json.push('\n');
+        crate::local::write_private(&dir.join(TRUST_FILE), json.as_bytes())?;
+        Ok(())
     }
 
     /// Keeps the cosignatures fresh until the process ends.

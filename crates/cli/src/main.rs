@@ -353,8 +353,11 @@ async fn run(cli: Cli) -> Result<ExitCode, AnyError> {
                     return Err(format!("{} is not a release statement", path.display()).into());
                 };
                 let devlog = sotto::devlog::DevLog::start(&data_dir, *release).await?;
+                if let Some(dir) = &config.collateral_dir {
+                    devlog.write_trust(dir)?;
+                }
                 eprintln!(
-                    "development release log {} ({} entries), trust {}",
+                    "development release log {} (size {}), trust {}",
                     devlog.trust.origin(),
                     devlog.size,
                     devlog.trust_path.display()
@@ -489,7 +492,7 @@ async fn up(
     }
     match &devlog {
         Some(d) => println!(
-            "  releases: development log {} ({} entries, this release at {}, cosigned by {} \
+            "  releases: development log {} (size {}, this release at entry {}, cosigned by {} \
              local witnesses), trust {}",
             d.trust.origin(),
             d.size,
@@ -705,7 +708,7 @@ fn print_verified(v: &sotto_channel::Verified, log: &sotto::transparency::Checke
     );
     let cp = &log.view.checkpoint;
     eprintln!(
-        "  log:         {} at {} entries{}",
+        "  log:         {}, size {}{}",
         cp.origin,
         cp.size,
         match log.view.previous_size {

@@ -203,7 +203,7 @@ pub async fn run(args: VerifyWebArgs) -> Result<ExitCode, Box<dyn std::error::Er
     match check_site(&releases, &served) {
         Ok(version) => {
             println!(
-                "{}: the {} files served are exactly release {version}'s, logged in {} ({} entries)",
+                "{}: the {} files served are exactly release {version}'s, logged in {} (size {})",
                 args.url,
                 served.len(),
                 checked.view.checkpoint.origin,

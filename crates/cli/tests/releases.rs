@@ -359,7 +359,7 @@ async fn a_split_view_and_a_rollback_are_refused() {
     cosign_all(&mut fork, &a.witnesses);
     assert_refused(
         connect(&url_fork, &e, &a.trust(), &profile).await,
-        "does not extend the tree of 2 entries this client saw before",
+        "does not extend the tree of size 2 this client saw before",
     );
     // ...or an older, smaller tree (a rollback).
     let old_dir = e.dir.path().join("old");
@@ -369,7 +369,7 @@ async fn a_split_view_and_a_rollback_are_refused() {
     let url_old = start_server_with_log(e.tap.addr, Some(old_dir)).await;
     assert_refused(
         connect(&url_old, &e, &a.trust(), &profile).await,
-        "rolled back: it shows 1 entries, this client saw 2 before",
+        "rolled back: its tree has size 1, this client saw size 2 before",
     );
     // The client still trusts what it saw: log A admits it again.
     connect(&url_a, &e, &a.trust(), &profile)

@@ -36,7 +36,7 @@ pub enum WitnessError {
         status: u16,
         body: String,
     },
-    #[error("witness {name} has cosigned a tree of {size} entries, larger than this log's {ours}: the log was rolled back or forked")]
+    #[error("witness {name} has cosigned a tree of size {size}, larger than this log's {ours}: the log was rolled back or forked")]
     Ahead { name: String, size: u64, ours: u64 },
     #[error("witness {name} answered without a valid cosignature")]
     NoCosignature { name: String },

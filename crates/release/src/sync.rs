@@ -46,11 +46,13 @@ pub enum LogError {
         age_secs: u64,
         max_secs: u64,
     },
-    #[error("the log was rolled back: it shows {now} entries, this client saw {seen} before")]
+    #[error(
+        "the log was rolled back: its tree has size {now}, this client saw size {seen} before"
+    )]
     RolledBack { seen: u64, now: u64 },
-    #[error("split view: the log shows a tree of {size} entries with another root than the one this client saw before")]
+    #[error("split view: the log shows a tree of size {size} with another root than the one this client saw before")]
     SplitView { size: u64 },
-    #[error("the log's tree of {now} entries does not extend the tree of {seen} entries this client saw before (a split view or a rewritten log)")]
+    #[error("the log's tree of size {now} does not extend the tree of size {seen} this client saw before (a split view or a rewritten log)")]
     Inconsistent { seen: u64, now: u64 },
     #[error("the log's entries do not hash to its signed root (an inclusion proof that does not verify)")]
     EntriesDoNotMatchRoot,

@@ -120,7 +120,7 @@ pub async fn publish(args: PublishArgs) -> Result<ExitCode, AnyError> {
     };
     if new {
         println!(
-            "published the {what} at index {index}: {} now has {} entries, cosigned by {kept} of {} witnesses",
+            "published the {what} at index {index}: {} is now of size {}, cosigned by {kept} of {} witnesses",
             log.origin(),
             log.size(),
             args.witnesses.len()
@@ -225,7 +225,7 @@ pub async fn refresh(args: RefreshArgs) -> Result<ExitCode, AnyError> {
             let mut log = Log::open(&args.log, &verifier)?;
             let kept = cosign(&http, &mut log, &args.witnesses).await?;
             println!(
-                "{} at {} entries: {kept} of {} witnesses cosigned",
+                "{} at size {}: {kept} of {} witnesses cosigned",
                 log.origin(),
                 log.size(),
                 args.witnesses.len()
