@@ -40,8 +40,7 @@ export interface LogSummary {
   previous_size: number | null;
   cosigners: { name: string; timestamp: number }[];
   dev: boolean;
-  releases: number;
-  revoked: number;
+  statements: number;
 }
 
 export interface Summary {

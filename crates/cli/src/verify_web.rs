@@ -166,6 +166,7 @@ pub async fn run(args: VerifyWebArgs) -> Result<ExitCode, Box<dyn std::error::Er
     let releases: Vec<(String, WebBundle)> = checked
         .releases
         .current()
+        .into_iter()
         .filter_map(|l| {
             l.release
                 .web

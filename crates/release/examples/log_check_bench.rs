@@ -1,8 +1,9 @@
 //! What the release check adds to opening a channel, measured against the evidence check in
 //! the same run: the log check (checkpoint signature, witness cosignatures, entries hashed to
 //! the signed root) cold (nothing seen before) and warm (the same tree seen before), plus
-//! reading the release set and admitting an enclave, for logs of several sizes; and the sizes
-//! of what is fetched. Used by `bench/releases.sh`; numbers go to docs/BENCHMARKS.md.
+//! reading the release set (every statement parsed; only the releases listing the measurement
+//! and the revocations naming them have their signatures checked) and admitting an enclave, for
+//! logs of several sizes; and the sizes of what is fetched. Used by `bench/releases.sh`; numbers go to docs/BENCHMARKS.md.
 //!
 //! Usage: `log_check_bench [--reps 50]`
 

@@ -6,7 +6,9 @@
 //! manifest names, and its TCB, VMPL, guest policy, TD attributes and GPU meet the release's
 //! floor. Entries that are not quorum-signed statements grant nothing.
 
-use sotto_tlog::note::Note;
+use std::sync::OnceLock;
+
+use sotto_tlog::note::{Note, Verifier};
 use sotto_verify::{CpuVerdict, Verdict};
 use sotto_verify_snp::SnpVerdict;
 use sotto_verify_tdx::TdxVerdict;
@@ -78,78 +80,109 @@ pub struct Admitted {
     pub signers: Vec<String>,
 }
 
-/// Every release of a verified log, sorted by what counts.
-#[derive(Clone, Debug, Default)]
+/// One statement of the log, parsed; its signatures are checked the first time they matter.
+#[derive(Debug)]
+struct Parsed {
+    index: u64,
+    note: Note,
+    statement: Statement,
+    digest: String,
+    signers: OnceLock<Vec<String>>,
+}
+
+/// Every statement of a verified log. A release counts when a quorum of the pinned release
+/// keys signed it and no revocation signed the same way names it. Signatures are verified
+/// lazily and once: admitting an enclave checks only the releases that list its measurement
+/// and the revocations that name them, so a long log costs a parse per entry, not a
+/// signature check per entry.
+#[derive(Debug, Default)]
 pub struct ReleaseSet {
     quorum: usize,
     dev: bool,
-    pub releases: Vec<Logged>,
-    pub below_quorum: Vec<Logged>,
-    pub revocations: Vec<(u64, Revocation)>,
-    /// Entries that are not statements signed by any pinned release key, by index.
+    keys: Vec<Verifier>,
+    statements: Vec<Parsed>,
+    /// Entries that are not signed statements at all, by index.
     pub ignored: Vec<u64>,
 }
 
 impl ReleaseSet {
     /// Reads every entry of a verified log.
     pub fn from_entries(trust: &Trust, entries: &[Vec<u8>]) -> Self {
-        let quorum = trust.file.release_keys.quorum;
         let mut set = ReleaseSet {
-            quorum,
+            quorum: trust.file.release_keys.quorum,
             dev: trust.is_dev(),
+            keys: trust.release_keys.clone(),
             ..Default::default()
         };
         for (i, entry) in entries.iter().enumerate() {
             let index = i as u64;
             let parsed = Note::parse(entry).ok().and_then(|note| {
-                let signers = note.verify(&trust.release_keys).ok()?;
                 let statement = Statement::parse(note.text()).ok()?;
-                Some((note, signers, statement))
+                Some((note, statement))
             });
-            let Some((note, signers, statement)) = parsed else {
-                set.ignored.push(index);
-                continue;
-            };
-            if signers.is_empty() {
-                set.ignored.push(index);
-                continue;
-            }
-            let names: Vec<String> = signers.into_iter().map(|v| v.name).collect();
-            match statement {
-                Statement::Release(release) => {
-                    let logged = Logged {
-                        index,
-                        release: *release,
-                        digest: statement_digest(note.text()),
-                        signers: names.clone(),
-                    };
-                    if names.len() >= quorum {
-                        set.releases.push(logged);
-                    } else {
-                        set.below_quorum.push(logged);
-                    }
-                }
-                Statement::Revocation(r) if names.len() >= quorum => {
-                    set.revocations.push((index, r));
-                }
-                Statement::Revocation(_) => set.ignored.push(index),
+            match parsed {
+                Some((note, statement)) => set.statements.push(Parsed {
+                    index,
+                    digest: statement_digest(note.text()),
+                    note,
+                    statement,
+                    signers: OnceLock::new(),
+                }),
+                None => set.ignored.push(index),
             }
         }
         set
     }
 
-    fn revocation(&self, digest: &str) -> Option<&Revocation> {
-        self.revocations
-            .iter()
-            .map(|(_, r)| r)
-            .find(|r| r.release_sha256 == digest)
+    /// The pinned release keys whose signatures on `p` verify (none if one of them fails).
+    fn signers<'a>(&self, p: &'a Parsed) -> &'a [String] {
+        p.signers.get_or_init(|| {
+            p.note
+                .verify(&self.keys)
+                .map(|v| v.into_iter().map(|v| v.name).collect())
+                .unwrap_or_default()
+        })
     }
 
-    /// The releases that count and have not been revoked.
-    pub fn current(&self) -> impl Iterator<Item = &Logged> {
-        self.releases
+    fn logged(&self, p: &Parsed, release: &Release) -> Logged {
+        Logged {
+            index: p.index,
+            release: release.clone(),
+            digest: p.digest.clone(),
+            signers: self.signers(p).to_vec(),
+        }
+    }
+
+    fn revocation(&self, digest: &str) -> Option<&Revocation> {
+        self.statements.iter().find_map(|p| match &p.statement {
+            Statement::Revocation(r)
+                if r.release_sha256 == digest && self.signers(p).len() >= self.quorum =>
+            {
+                Some(r)
+            }
+            _ => None,
+        })
+    }
+
+    /// The releases signed by the quorum (revoked or not), oldest first.
+    pub fn releases(&self) -> Vec<Logged> {
+        self.statements
             .iter()
+            .filter_map(|p| match &p.statement {
+                Statement::Release(r) if self.signers(p).len() >= self.quorum => {
+                    Some(self.logged(p, r))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The releases that count and have not been revoked, oldest first.
+    pub fn current(&self) -> Vec<Logged> {
+        self.releases()
+            .into_iter()
             .filter(|l| self.revocation(&l.digest).is_none())
+            .collect()
     }
 
     /// Admits a verified enclave, or says why not. Newer releases are tried first.
@@ -157,25 +190,40 @@ impl ReleaseSet {
         if verdict.is_simulated() && !self.dev {
             return Err(AdmitError::SimulatedInProduction);
         }
-        let lists = |r: &Release| lists_measurement(r, &verdict.cpu);
         let mut first_error = None;
-        for logged in self.releases.iter().rev().filter(|l| lists(&l.release)) {
-            if let Some(rev) = self.revocation(&logged.digest) {
+        let mut below_quorum = None;
+        for p in self.statements.iter().rev() {
+            let Statement::Release(release) = &p.statement else {
+                continue;
+            };
+            if !lists_measurement(release, &verdict.cpu) {
+                continue;
+            }
+            let signers = self.signers(p);
+            if signers.len() < self.quorum {
+                below_quorum.get_or_insert(AdmitError::BelowQuorum {
+                    version: release.version.clone(),
+                    have: signers.len(),
+                    need: self.quorum,
+                });
+                continue;
+            }
+            if let Some(rev) = self.revocation(&p.digest) {
                 first_error.get_or_insert(AdmitError::Revoked {
-                    version: logged.release.version.clone(),
+                    version: release.version.clone(),
                     reason: rev.reason.clone(),
                 });
                 continue;
             }
-            match check_release(&logged.release, verdict, claims) {
+            match check_release(release, verdict, claims) {
                 Ok(()) => {
                     return Ok(Admitted {
-                        name: logged.release.name.clone(),
-                        version: logged.release.version.clone(),
-                        source_commit: logged.release.source_commit.clone(),
-                        index: logged.index,
-                        digest: logged.digest.clone(),
-                        signers: logged.signers.clone(),
+                        name: release.name.clone(),
+                        version: release.version.clone(),
+                        source_commit: release.source_commit.clone(),
+                        index: p.index,
+                        digest: p.digest.clone(),
+                        signers: signers.to_vec(),
                     })
                 }
                 Err(e) => {
@@ -183,15 +231,8 @@ impl ReleaseSet {
                 }
             }
         }
-        if let Some(e) = first_error {
+        if let Some(e) = first_error.or(below_quorum) {
             return Err(e);
-        }
-        if let Some(l) = self.below_quorum.iter().rev().find(|l| lists(&l.release)) {
-            return Err(AdmitError::BelowQuorum {
-                version: l.release.version.clone(),
-                have: l.signers.len(),
-                need: self.quorum,
-            });
         }
         let (platform, measurement) = measurement_of(&verdict.cpu);
         Err(AdmitError::NotListed {

@@ -470,7 +470,7 @@ fn real_snp_and_tdx_enclaves_are_admitted_only_by_their_release() {
         ),
     ];
     let set = set(&t, &entries);
-    assert_eq!(set.releases.len(), 2);
+    assert_eq!(set.releases().len(), 2);
     let a = set.admit(&snp, &claims("1.0.0")).unwrap();
     assert_eq!((a.version.as_str(), a.index), ("1.0.0", 0));
     assert_eq!(a.signers.len(), 2);

@@ -94,9 +94,9 @@ pub struct LogSummary {
     pub cosigners: Vec<Cosigner>,
     /// Whether the configuration is a development one (its keys prove nothing).
     pub dev: bool,
-    /// How many releases count (quorum-signed), and how many of those are revoked.
-    pub releases: usize,
-    pub revoked: usize,
+    /// How many entries the log holds that are statements (their signatures are checked when
+    /// an enclave is admitted).
+    pub statements: usize,
 }
 
 /// What `finish` returns to the web app: the state to store, and the summary.
@@ -211,8 +211,7 @@ impl LogCheckCore {
             previous_size: view.previous_size,
             cosigners: view.cosigners,
             dev: self.trust.is_dev(),
-            releases: releases.releases.len(),
-            revoked: releases.releases.len() - releases.current().count(),
+            statements: view.entries.len() - releases.ignored.len(),
         };
         let out = serde_json::to_string(&Finished {
             state: state.to_json(),

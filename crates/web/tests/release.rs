@@ -149,7 +149,7 @@ fn the_log_check_remembers_the_tree_and_refuses_split_views_and_rollbacks() {
     assert_eq!(first["origin"], "dev.sotto.invalid/web-test-5");
     assert_eq!(first["size"], 1);
     assert_eq!(first["log"]["previous_size"], Value::Null);
-    assert_eq!(first["log"]["releases"], 1);
+    assert_eq!(first["log"]["statements"], 1);
     let state1 = first["state"].as_str().unwrap().to_owned();
 
     // The same tree again, then a grown one: consistent with what was seen.
