@@ -1,8 +1,9 @@
 //! The Noise NX handshake, bound to enclave evidence.
 //!
-//! `Noise_NX_25519_ChaChaPoly_SHA256`: the client sends an ephemeral key only (it has no
-//! long-term identity the enclave could track); the enclave answers with its ephemeral and
-//! static keys and, encrypted under the handshake keys, an [`AttestationPayload`]. The client
+//! `Noise_NX_25519_ChaChaPoly_SHA256`: the client sends an ephemeral key and a fresh random
+//! nonce (it has no long-term identity the enclave could track); the enclave answers with its
+//! ephemeral and static keys and, encrypted under the handshake keys, an
+//! [`AttestationPayload`] whose evidence it made for this handshake, over that nonce. The client
 //! holds a [`PendingSession`] until [`PendingSession::verify`] has checked the evidence and its
 //! binding to the static key and manifest, and then an [`Attested`] until
 //! [`Attested::admit`] has found a logged, unrevoked release that lists the measured build;
@@ -14,7 +15,7 @@ use sotto_verify::{Evidence, Policy, Verdict};
 use sotto_verify_core::UnixTime;
 use zeroize::Zeroizing;
 
-use crate::binding::{manifest_digest, report_data};
+use crate::binding::{manifest_digest, report_data, NONCE_LEN};
 use crate::frame::MAX_FRAME;
 use crate::manifest::Manifest;
 use crate::transport::Session;
@@ -23,7 +24,7 @@ use crate::ChannelError;
 pub const NOISE_PARAMS: &str = "Noise_NX_25519_ChaChaPoly_SHA256";
 /// Mixed into the handshake hash, so a transcript from another protocol or version never
 /// completes.
-pub const PROLOGUE: &[u8] = b"sotto/channel/v1";
+pub const PROLOGUE: &[u8] = b"sotto/channel/v2";
 
 fn builder<'a>() -> Result<snow::Builder<'a>, ChannelError> {
     let params = NOISE_PARAMS
@@ -82,6 +83,7 @@ impl StaticKey {
 /// The client's first message is sent; the enclave's answer is awaited.
 pub struct ClientHandshake {
     state: snow::HandshakeState,
+    nonce: [u8; NONCE_LEN],
 }
 
 /// The bytes of the client's first handshake message.
@@ -90,10 +92,13 @@ pub struct ClientHello(pub Vec<u8>);
 impl ClientHandshake {
     pub fn start() -> Result<(Self, ClientHello), ChannelError> {
         let mut state = builder()?.build_initiator().map_err(noise_err)?;
-        let mut msg = vec![0u8; 64];
-        let n = state.write_message(&[], &mut msg).map_err(noise_err)?;
+        let mut nonce = [0u8; NONCE_LEN];
+        getrandom::getrandom(&mut nonce)
+            .map_err(|e| ChannelError::Handshake(format!("no randomness for the nonce: {e}")))?;
+        let mut msg = vec![0u8; 128];
+        let n = state.write_message(&nonce, &mut msg).map_err(noise_err)?;
         msg.truncate(n);
-        Ok((ClientHandshake { state }, ClientHello(msg)))
+        Ok((ClientHandshake { state, nonce }, ClientHello(msg)))
     }
 
     /// Reads the enclave's answer. The result is not yet usable for sending.
@@ -122,6 +127,7 @@ impl ClientHandshake {
         Ok(PendingSession {
             transport,
             remote_static,
+            nonce: self.nonce,
             payload,
         })
     }
@@ -131,6 +137,8 @@ impl ClientHandshake {
 pub struct PendingSession {
     transport: snow::TransportState,
     remote_static: [u8; 32],
+    /// What this client sent in its hello; the evidence must commit to it.
+    nonce: [u8; NONCE_LEN],
     payload: AttestationPayload,
 }
 
@@ -160,6 +168,11 @@ impl PendingSession {
         &self.payload
     }
 
+    /// The nonce this client sent, which the evidence must commit to.
+    pub fn nonce(&self) -> &[u8; NONCE_LEN] {
+        &self.nonce
+    }
+
     /// Verifies the evidence, its binding to this handshake's static key and to the manifest,
     /// and the manifest against `expect`. The result still cannot send: a logged release must
     /// admit the build first ([`Attested::admit`]).
@@ -170,7 +183,7 @@ impl PendingSession {
         at: UnixTime,
     ) -> Result<Attested, ChannelError> {
         let digest = manifest_digest(&self.payload.manifest);
-        let expected_report_data = report_data(&self.remote_static, &digest);
+        let expected_report_data = report_data(&self.remote_static, &digest, &self.nonce);
         let manifest = Manifest::parse(&self.payload.manifest)?;
         let binding = sotto_verify::Binding {
             report_data: expected_report_data,
@@ -247,14 +260,17 @@ impl Attested {
 /// The enclave side of the handshake.
 pub struct ServerHandshake;
 
+/// A client's hello, read: its nonce is known, the answer not yet sent.
+pub struct ServerHello {
+    state: snow::HandshakeState,
+    nonce: [u8; NONCE_LEN],
+}
+
 impl ServerHandshake {
-    /// Answers a client's first message with the attestation payload; the session is ready
-    /// at once (the client speaks first after verifying).
-    pub fn respond(
-        key: &StaticKey,
-        hello: &[u8],
-        payload: &[u8],
-    ) -> Result<(Vec<u8>, Session), ChannelError> {
+    /// Reads a client's first message: an ephemeral key and the nonce the evidence must
+    /// commit to. A hello without exactly that nonce (an older client, or not this protocol)
+    /// is refused.
+    pub fn read_hello(key: &StaticKey, hello: &[u8]) -> Result<ServerHello, ChannelError> {
         if hello.len() > MAX_FRAME {
             return Err(ChannelError::FrameTooLarge {
                 len: hello.len(),
@@ -267,16 +283,43 @@ impl ServerHandshake {
             .map_err(noise_err)?;
         let mut scratch = vec![0u8; hello.len()];
         let n = state.read_message(hello, &mut scratch).map_err(noise_err)?;
-        // The hello carries only the client's ephemeral key; anything more is not this protocol.
-        if n != 0 {
-            return Err(ChannelError::Handshake(
-                "the client hello carries an unexpected payload".into(),
-            ));
-        }
+        let nonce: [u8; NONCE_LEN] = scratch[..n].try_into().map_err(|_| {
+            ChannelError::Handshake(format!(
+                "the client hello carries {n} bytes instead of a {NONCE_LEN}-byte nonce (a \
+                 client of another protocol version?)"
+            ))
+        })?;
+        Ok(ServerHello { state, nonce })
+    }
+
+    /// [`ServerHandshake::read_hello`], then the answer with the payload `make_payload`
+    /// builds for the client's nonce. The session is ready at once (the client speaks first
+    /// after verifying).
+    pub fn respond(
+        key: &StaticKey,
+        hello: &[u8],
+        make_payload: impl FnOnce(&[u8; NONCE_LEN]) -> Result<Vec<u8>, ChannelError>,
+    ) -> Result<(Vec<u8>, Session), ChannelError> {
+        let hello = Self::read_hello(key, hello)?;
+        let payload = make_payload(hello.nonce())?;
+        hello.respond(&payload)
+    }
+}
+
+impl ServerHello {
+    pub fn nonce(&self) -> &[u8; NONCE_LEN] {
+        &self.nonce
+    }
+
+    /// Answers with the attestation payload made for this hello's nonce.
+    pub fn respond(mut self, payload: &[u8]) -> Result<(Vec<u8>, Session), ChannelError> {
         let mut msg = vec![0u8; MAX_FRAME];
-        let n = state.write_message(payload, &mut msg).map_err(noise_err)?;
+        let n = self
+            .state
+            .write_message(payload, &mut msg)
+            .map_err(noise_err)?;
         msg.truncate(n);
-        let transport = state.into_transport_mode().map_err(noise_err)?;
+        let transport = self.state.into_transport_mode().map_err(noise_err)?;
         Ok((msg, Session::new(transport)))
     }
 }
@@ -286,22 +329,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hello_with_a_payload_is_refused() {
+    fn a_hello_without_exactly_a_nonce_is_refused() {
         let key = StaticKey::generate().unwrap();
-        let mut initiator = builder().unwrap().build_initiator().unwrap();
-        let mut hello = vec![0u8; 128];
-        let n = initiator.write_message(b"smuggled", &mut hello).unwrap();
-        assert!(matches!(
-            ServerHandshake::respond(&key, &hello[..n], b"payload"),
-            Err(ChannelError::Handshake(_))
-        ));
+        for payload in [&b""[..], b"short", &[7u8; 33]] {
+            let mut initiator = builder().unwrap().build_initiator().unwrap();
+            let mut hello = vec![0u8; 128];
+            let n = initiator.write_message(payload, &mut hello).unwrap();
+            let err = ServerHandshake::read_hello(&key, &hello[..n])
+                .err()
+                .unwrap();
+            assert!(err.to_string().contains("nonce"), "{err}");
+        }
+        let (_, hello) = ClientHandshake::start().unwrap();
+        let (_, again) = ClientHandshake::start().unwrap();
+        let a = ServerHandshake::read_hello(&key, &hello.0).unwrap();
+        let b = ServerHandshake::read_hello(&key, &again.0).unwrap();
+        assert_ne!(a.nonce(), b.nonce(), "every handshake has its own nonce");
     }
 
     #[test]
     fn handshake_and_chunked_transport_round_trip() {
         let key = StaticKey::generate().unwrap();
         let (client, hello) = ClientHandshake::start().unwrap();
-        let (reply, mut server) = ServerHandshake::respond(&key, &hello.0, b"attestation").unwrap();
+        let (reply, mut server) =
+            ServerHandshake::respond(&key, &hello.0, |_| Ok(b"attestation".to_vec())).unwrap();
         // The payload here is not a valid AttestationPayload, so the client refuses it...
         assert!(matches!(
             client.read_response(&reply),

@@ -20,7 +20,7 @@ pub mod transport;
 
 pub use handshake::{
     AttestationPayload, Attested, ClientHandshake, ClientHello, Expectations, PendingSession,
-    ServerHandshake, StaticKey, Verified,
+    ServerHandshake, ServerHello, StaticKey, Verified,
 };
 pub use transport::Session;
 

@@ -227,7 +227,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let binding = sotto_verify::Binding {
-        report_data: report_data(&static_key, &manifest_digest(&manifest_bytes)),
+        report_data: report_data(&static_key, &manifest_digest(&manifest_bytes), &[0; 32]),
         gpu_nonce: sotto_verify::gpu_nonce(&static_key),
         gpu_evidence_sha256: None,
     };

@@ -56,9 +56,12 @@ async fn read_frame(stream: &mut TcpStream, decoder: &mut Decoder) -> Option<Vec
     }
 }
 
-/// A hostile enclave: answers every handshake with `key` and `payload`, then counts the frames
-/// the client sends afterwards (there must be none).
-async fn hostile_enclave(key: StaticKey, payload: Vec<u8>) -> (SocketAddr, Arc<AtomicUsize>) {
+/// What a hostile enclave answers a client's nonce with.
+type MakePayload = Arc<dyn Fn(&[u8; 32]) -> Vec<u8> + Send + Sync>;
+
+/// A hostile enclave: answers every handshake with `key` and the payload `make` builds for the
+/// client's nonce, then counts the frames the client sends afterwards (there must be none).
+async fn hostile_enclave(key: StaticKey, make: MakePayload) -> (SocketAddr, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let after = Arc::new(AtomicUsize::new(0));
@@ -66,13 +69,14 @@ async fn hostile_enclave(key: StaticKey, payload: Vec<u8>) -> (SocketAddr, Arc<A
     let key = Arc::new(key);
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
-            let (key, payload, counter) = (key.clone(), payload.clone(), counter.clone());
+            let (key, make, counter) = (key.clone(), make.clone(), counter.clone());
             tokio::spawn(async move {
                 let mut decoder = Decoder::new();
                 let Some(hello) = read_frame(&mut stream, &mut decoder).await else {
                     return;
                 };
-                let (reply, _session) = ServerHandshake::respond(&key, &hello, &payload).unwrap();
+                let (reply, _session) =
+                    ServerHandshake::respond(&key, &hello, |nonce| Ok(make(nonce))).unwrap();
                 stream
                     .write_all(&frame::encode(&reply).unwrap())
                     .await
@@ -88,7 +92,7 @@ async fn hostile_enclave(key: StaticKey, payload: Vec<u8>) -> (SocketAddr, Arc<A
 
 struct Fixture {
     _dir: tempfile::TempDir,
-    attester: Attester,
+    attester: Arc<Attester>,
     policy: sotto_verify::Policy,
     /// A log's releases listing this attester's build with the manifest below.
     releases: ReleaseSet,
@@ -96,7 +100,8 @@ struct Fixture {
 
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let attester = Attester::open(sim_platform(dir.path()), GpuConfig::None, now()).unwrap();
+    let attester =
+        Arc::new(Attester::open(sim_platform(dir.path()), GpuConfig::None, now()).unwrap());
     let policy = common::policy(dir.path());
     let CpuEvidence::Simulated { report, .. } = attester.evidence(&[0; 64], None).unwrap().cpu
     else {
@@ -124,9 +129,9 @@ fn fixture() -> Fixture {
 async fn attempt(
     f: &Fixture,
     key: StaticKey,
-    payload: Vec<u8>,
+    make: MakePayload,
 ) -> (Result<(), ClientError>, usize) {
-    let (addr, after) = hostile_enclave(key, payload).await;
+    let (addr, after) = hostile_enclave(key, make).await;
     let url = start_server(addr).await;
     let result = Connection::open(
         &url,
@@ -141,8 +146,8 @@ async fn attempt(
     (result, after.load(Ordering::SeqCst))
 }
 
-fn payload(f: &Fixture, manifest_bytes: Vec<u8>, rd: [u8; 64]) -> Vec<u8> {
-    let evidence = f.attester.evidence(&rd, None).unwrap();
+fn payload(attester: &Attester, manifest_bytes: Vec<u8>, rd: [u8; 64]) -> Vec<u8> {
+    let evidence = attester.evidence(&rd, None).unwrap();
     AttestationPayload {
         manifest: manifest_bytes,
         evidence,
@@ -164,13 +169,38 @@ fn assert_report_data_refused(result: Result<(), ClientError>) {
     );
 }
 
+/// A payload whose evidence commits to `key`, the digest of `attested` and the nonce that
+/// `nonce_of` picks from the client's, shown with the manifest `shown`.
+fn bound(
+    f: &Fixture,
+    key: &StaticKey,
+    shown: Vec<u8>,
+    attested: &[u8],
+    nonce_of: fn(&[u8; 32]) -> [u8; 32],
+) -> MakePayload {
+    let attester = f.attester.clone();
+    let key = *key.public();
+    let digest = manifest_digest(attested);
+    Arc::new(move |nonce| {
+        payload(
+            &attester,
+            shown.clone(),
+            report_data(&key, &digest, &nonce_of(nonce)),
+        )
+    })
+}
+
+fn the_clients(nonce: &[u8; 32]) -> [u8; 32] {
+    *nonce
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn honest_binding_is_accepted_so_the_refusals_below_are_meaningful() {
     let f = fixture();
     let key = StaticKey::generate().unwrap();
     let m = manifest(&"11".repeat(32));
-    let rd = report_data(key.public(), &manifest_digest(&m));
-    let (result, _) = attempt(&f, key, payload(&f, m, rd)).await;
+    let make = bound(&f, &key, m.clone(), &m, the_clients);
+    let (result, _) = attempt(&f, key, make).await;
     result.expect("a correctly bound simulated enclave is accepted");
 }
 
@@ -180,8 +210,8 @@ async fn evidence_bound_to_another_static_key_is_refused_before_sending() {
     let key = StaticKey::generate().unwrap();
     let other = StaticKey::generate().unwrap();
     let m = manifest(&"11".repeat(32));
-    let rd = report_data(other.public(), &manifest_digest(&m));
-    let (result, sent) = attempt(&f, key, payload(&f, m, rd)).await;
+    let make = bound(&f, &other, m.clone(), &m, the_clients);
+    let (result, sent) = attempt(&f, key, make).await;
     assert_report_data_refused(result);
     assert_eq!(sent, 0);
 }
@@ -192,8 +222,21 @@ async fn evidence_bound_to_another_manifest_is_refused_before_sending() {
     let key = StaticKey::generate().unwrap();
     let shown = manifest(&"11".repeat(32));
     let attested = manifest(&"22".repeat(32));
-    let rd = report_data(key.public(), &manifest_digest(&attested));
-    let (result, sent) = attempt(&f, key, payload(&f, shown, rd)).await;
+    let make = bound(&f, &key, shown, &attested, the_clients);
+    let (result, sent) = attempt(&f, key, make).await;
+    assert_report_data_refused(result);
+    assert_eq!(sent, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evidence_made_for_another_handshake_is_refused_before_sending() {
+    // Genuine evidence for this key and manifest, made earlier over another nonce (what a thief
+    // of the static key and of evidence it once saw would replay): stale, so refused.
+    let f = fixture();
+    let key = StaticKey::generate().unwrap();
+    let m = manifest(&"11".repeat(32));
+    let make = bound(&f, &key, m.clone(), &m, |_| [0; 32]);
+    let (result, sent) = attempt(&f, key, make).await;
     assert_report_data_refused(result);
     assert_eq!(sent, 0);
 }
@@ -203,19 +246,23 @@ async fn tampered_evidence_signature_is_refused_before_sending() {
     let f = fixture();
     let key = StaticKey::generate().unwrap();
     let m = manifest(&"11".repeat(32));
-    let rd = report_data(key.public(), &manifest_digest(&m));
-    let mut evidence = f.attester.evidence(&rd, None).unwrap();
-    let CpuEvidence::Simulated { report, .. } = &mut evidence.cpu else {
-        panic!("simulated")
-    };
-    report[0x2A0 + 5] ^= 0x80;
-    let bytes = AttestationPayload {
-        manifest: m,
-        evidence,
-    }
-    .encode()
-    .unwrap();
-    let (result, sent) = attempt(&f, key, bytes).await;
+    let (attester, key_pub, digest) = (f.attester.clone(), *key.public(), manifest_digest(&m));
+    let make: MakePayload = Arc::new(move |nonce| {
+        let mut evidence = attester
+            .evidence(&report_data(&key_pub, &digest, nonce), None)
+            .unwrap();
+        let CpuEvidence::Simulated { report, .. } = &mut evidence.cpu else {
+            panic!("simulated")
+        };
+        report[0x2A0 + 5] ^= 0x80;
+        AttestationPayload {
+            manifest: m.clone(),
+            evidence,
+        }
+        .encode()
+        .unwrap()
+    });
+    let (result, sent) = attempt(&f, key, make).await;
     let err = result.expect_err("refused");
     assert!(
         matches!(
@@ -257,7 +304,8 @@ async fn relay_that_swaps_in_its_own_handshake_key_is_refused_before_sending() {
 
     // ...and answers the victim with it under its own key.
     let attacker_key = StaticKey::generate().unwrap();
-    let (addr, after) = hostile_enclave(attacker_key, genuine_payload).await;
+    let (addr, after) =
+        hostile_enclave(attacker_key, Arc::new(move |_| genuine_payload.clone())).await;
     let url = start_server(addr).await;
     let policy = common::policy(dir.path());
     let err = Connection::open(

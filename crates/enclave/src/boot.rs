@@ -9,7 +9,7 @@ use std::sync::Arc;
 use rustix::fs::{fcntl_add_seals, memfd_create, MemfdFlags, SealFlags};
 use sha2::{Digest, Sha256};
 use sotto_attester::{Attester, GpuConfig, PlatformConfig};
-use sotto_channel::binding::{manifest_digest, report_data};
+use sotto_channel::binding::{manifest_digest, report_data, NONCE_LEN};
 use sotto_channel::handshake::{AttestationPayload, StaticKey};
 use sotto_channel::manifest::{EngineManifest, Manifest, ModelManifest, MANIFEST_FORMAT};
 use sotto_engine::{Engine, EngineConfig};
@@ -55,9 +55,12 @@ pub struct EnclaveConfig {
 /// A booted enclave, ready to serve.
 pub struct Enclave {
     pub(crate) key: StaticKey,
-    pub(crate) payload: Vec<u8>,
+    attester: Attester,
+    /// The GPU's evidence (bound to the static key at boot; the manifest commits to it).
+    gpu: Option<sotto_verify::GpuEvidence>,
+    manifest_bytes: Vec<u8>,
     pub(crate) manifest: Manifest,
-    pub(crate) evidence: sotto_verify::Evidence,
+    evidence: sotto_verify::Evidence,
     pub(crate) engine: Arc<Engine>,
     pub(crate) generations: Arc<tokio::sync::Semaphore>,
 }
@@ -171,16 +174,16 @@ impl Enclave {
                 .map(|g| hex::encode(sotto_verify::gpu_evidence_digest(g))),
         };
         let manifest_bytes = manifest.to_bytes();
-        let rd = report_data(key.public(), &manifest_digest(&manifest_bytes));
-        let evidence = attester.evidence(&rd, gpu)?;
-        let payload = AttestationPayload {
-            manifest: manifest_bytes,
-            evidence: evidence.clone(),
-        }
-        .encode()?;
+        // Evidence over the all-zero nonce, made once: it shows what this enclave reports (its
+        // measurement, the simulated root) and proves the attester works before serving.
+        // Every handshake gets evidence of its own (`payload_for`).
+        let rd = report_data(key.public(), &manifest_digest(&manifest_bytes), &[0; 32]);
+        let evidence = attester.evidence(&rd, gpu.clone())?;
         Ok(Enclave {
             key,
-            payload,
+            attester,
+            gpu,
+            manifest_bytes,
             manifest,
             evidence,
             engine: Arc::new(engine),
@@ -192,9 +195,27 @@ impl Enclave {
         &self.manifest
     }
 
-    /// The evidence this enclave presents in every handshake.
+    /// Evidence made at boot over the all-zero nonce, for showing what the enclave reports;
+    /// handshakes never present it.
     pub fn evidence(&self) -> &sotto_verify::Evidence {
         &self.evidence
+    }
+
+    /// The attestation payload for one handshake: the manifest and fresh evidence whose
+    /// REPORT_DATA commits to the static key, the manifest and the client's nonce. Blocks on
+    /// the attester (a TSM report, or a simulated signature).
+    pub fn payload_for(&self, nonce: &[u8; NONCE_LEN]) -> Result<Vec<u8>, BootError> {
+        let rd = report_data(
+            self.key.public(),
+            &manifest_digest(&self.manifest_bytes),
+            nonce,
+        );
+        let evidence = self.attester.evidence(&rd, self.gpu.clone())?;
+        Ok(AttestationPayload {
+            manifest: self.manifest_bytes.clone(),
+            evidence,
+        }
+        .encode()?)
     }
 
     pub fn static_public_key(&self) -> &[u8; 32] {

@@ -2,9 +2,9 @@
 //!
 //! At boot it checks the model file against the digest it was configured with, creates an
 //! X25519 static key that exists only in its memory, writes a manifest (release, model digest,
-//! engine), and asks the attester for evidence whose REPORT_DATA commits to both (see
-//! `sotto_channel::binding`). It then answers Noise handshakes with that evidence and serves
-//! chat requests. It is stateless: each request carries the whole conversation, and nothing
+//! engine). It answers each Noise handshake with evidence made for it, whose REPORT_DATA
+//! commits to the key, the manifest and the client's nonce (see `sotto_channel::binding`), so
+//! no evidence outlives its handshake, and serves chat requests. It is stateless: each request carries the whole conversation, and nothing
 //! about its content is stored or logged; log lines carry only session numbers, counts and
 //! timings.
 //!

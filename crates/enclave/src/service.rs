@@ -36,7 +36,7 @@ pub async fn serve(enclave: Arc<Enclave>, listener: TcpListener) -> std::io::Res
         let id = SESSIONS.fetch_add(1, Ordering::Relaxed) + 1;
         tokio::spawn(async move {
             let started = Instant::now();
-            match handle(&enclave, stream, id).await {
+            match handle(enclave, stream, id).await {
                 Ok(requests) => info!(
                     session = id,
                     requests,
@@ -53,6 +53,8 @@ pub async fn serve(enclave: Arc<Enclave>, listener: TcpListener) -> std::io::Res
 enum SessionError {
     #[error("connection: {0}")]
     Io(#[from] std::io::Error),
+    #[error("no evidence for this handshake: {0}")]
+    Attest(String),
     #[error("{0}")]
     Channel(#[from] ChannelError),
     #[error("peer closed the connection mid-frame")]
@@ -105,7 +107,7 @@ impl Conn {
     }
 }
 
-async fn handle(enclave: &Enclave, stream: TcpStream, id: u64) -> Result<u64, SessionError> {
+async fn handle(enclave: Arc<Enclave>, stream: TcpStream, id: u64) -> Result<u64, SessionError> {
     stream.set_nodelay(true)?;
     let mut conn = Conn {
         stream,
@@ -115,7 +117,15 @@ async fn handle(enclave: &Enclave, stream: TcpStream, id: u64) -> Result<u64, Se
     let Some(hello) = conn.read_frame(HANDSHAKE_TIMEOUT).await? else {
         return Ok(0);
     };
-    let (reply, mut session) = ServerHandshake::respond(&enclave.key, &hello, &enclave.payload)?;
+    let hello = ServerHandshake::read_hello(&enclave.key, &hello)?;
+    let nonce = *hello.nonce();
+    let attesting = enclave.clone();
+    // The attester blocks (a TSM report, or a signature): off the async workers.
+    let payload = tokio::task::spawn_blocking(move || attesting.payload_for(&nonce))
+        .await
+        .map_err(|e| SessionError::Attest(format!("the attestation task failed: {e}")))?
+        .map_err(|e| SessionError::Attest(e.to_string()))?;
+    let (reply, mut session) = hello.respond(&payload)?;
     conn.write_frame(&reply).await?;
     info!(session = id, "handshake answered");
 
@@ -143,7 +153,7 @@ async fn handle(enclave: &Enclave, stream: TcpStream, id: u64) -> Result<u64, Se
         requests += 1;
         match request {
             ClientMessage::Chat { messages, params } => {
-                chat(enclave, &mut conn, &mut session, id, messages, params).await?
+                chat(&enclave, &mut conn, &mut session, id, messages, params).await?
             }
         }
     }

@@ -268,14 +268,19 @@ fn a_relay_that_swaps_the_handshake_key_is_refused() {
     };
     // The impostor relays the genuine enclave's evidence under its own Noise key.
     let mut client = ChannelCore::new(&enclave.policy()).unwrap();
-    let rd = report_data(enclave.key.public(), &manifest_digest(&enclave.manifest));
-    let payload = AttestationPayload {
-        manifest: enclave.manifest.clone(),
-        evidence: enclave.attester.evidence(&rd, None).unwrap(),
-    }
-    .encode()
+    let (reply, _) = ServerHandshake::respond(&impostor.key, client.hello(), |nonce| {
+        let rd = report_data(
+            enclave.key.public(),
+            &manifest_digest(&enclave.manifest),
+            nonce,
+        );
+        AttestationPayload {
+            manifest: enclave.manifest.clone(),
+            evidence: enclave.attester.evidence(&rd, None).unwrap(),
+        }
+        .encode()
+    })
     .unwrap();
-    let (reply, _) = ServerHandshake::respond(&impostor.key, client.hello(), &payload).unwrap();
     assert!(matches!(
         client.finish(&reply, now()),
         Err(WebError::Channel(ChannelError::Evidence(VerifyError::Snp(

@@ -88,16 +88,18 @@ impl Enclave {
             .encode(self.attester.simulated_root_der().unwrap())
     }
 
-    /// Answers a hello as the enclave does: evidence whose REPORT_DATA binds key and manifest.
+    /// Answers a hello as the enclave does: evidence made for this handshake, whose
+    /// REPORT_DATA binds key, manifest and the client's nonce.
     pub fn respond(&self, hello: &[u8]) -> (Vec<u8>, Session) {
-        let rd = report_data(self.key.public(), &manifest_digest(&self.manifest));
-        let payload = AttestationPayload {
-            manifest: self.manifest.clone(),
-            evidence: self.attester.evidence(&rd, None).unwrap(),
-        }
-        .encode()
-        .unwrap();
-        ServerHandshake::respond(&self.key, hello, &payload).unwrap()
+        ServerHandshake::respond(&self.key, hello, |nonce| {
+            let rd = report_data(self.key.public(), &manifest_digest(&self.manifest), nonce);
+            AttestationPayload {
+                manifest: self.manifest.clone(),
+                evidence: self.attester.evidence(&rd, None).unwrap(),
+            }
+            .encode()
+        })
+        .unwrap()
     }
 
     pub fn policy(&self) -> String {
