@@ -49,6 +49,9 @@ const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 /** A bundle built with SOTTO_WEB_ALLOW_SIMULATED=0, as a deployment ships it (optional). */
 const strictDist = process.env.SOTTO_STRICT_DIST;
 const artifacts = join(repo, "artifacts/web");
+/** The client's Noise NX hello: its ephemeral key and the fresh 32-byte nonce the enclave's
+ *  evidence must commit to. */
+const HELLO_BYTES = 64;
 mkdirSync(artifacts, { recursive: true });
 for (const f of readdirSync(artifacts)) if (f.startsWith("failure-")) rmSync(join(artifacts, f));
 const work = mkdtempSync(join(tmpdir(), "sotto-e2e-"));
@@ -298,7 +301,7 @@ const putLogState = (page, origin, json) =>
 
 /** Sends `prompt` and expects the page to refuse the enclave with a status matching
  *  `pattern`: the prompt stays in the box, nothing joins the conversation, and the page sent,
- *  and the enclave (behind `via`) received, nothing but the 32-byte handshake hello. */
+ *  and the enclave (behind `via`) received, nothing but the handshake hello (HELLO_BYTES). */
 async function expectRefusal(page, sent, via, prompt, pattern) {
   const framesBefore = sent.filter((s) => s.what === "ws frame").length;
   const connsBefore = via.conns.length;
@@ -312,8 +315,8 @@ async function expectRefusal(page, sent, via, prompt, pattern) {
   assert.equal(await page.inputValue("#prompt"), prompt, "the prompt stays in the box");
   assert.equal(await page.locator(".msg").count(), msgsBefore, "nothing was added to the conversation");
   const frames = sent.filter((s) => s.what === "ws frame").slice(framesBefore);
-  assert.deepEqual(frames.map((f) => f.bytes.length), [32], "the page sent the handshake hello alone");
-  assert.deepEqual(via.conns.slice(connsBefore), [[32]], "the enclave received the hello and nothing else");
+  assert.deepEqual(frames.map((f) => f.bytes.length), [HELLO_BYTES], "the page sent the handshake hello alone");
+  assert.deepEqual(via.conns.slice(connsBefore), [[HELLO_BYTES]], "the enclave received the hello and nothing else");
   return text;
 }
 
