@@ -232,6 +232,11 @@ impl Attested {
         &self.manifest
     }
 
+    /// The Noise static key the evidence commits to.
+    pub fn enclave_static_key(&self) -> &[u8; 32] {
+        &self.enclave_static_key
+    }
+
     /// Requires a release of the verified log to list this enclave's measurement, model and
     /// engine; only then does the session become usable.
     pub fn admit(self, releases: &ReleaseSet) -> Result<(Session, Verified), ChannelError> {

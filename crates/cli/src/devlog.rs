@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
 use sotto_log::{Log, WitnessEndpoint};
 use sotto_release::manifest::{
     ClientBinary, Engine, Model, Platforms, Release, Simulated, Statement, FORMAT,
@@ -81,12 +80,12 @@ fn this_binary() -> Vec<ClientBinary> {
     let Ok(path) = std::env::current_exe() else {
         return Vec::new();
     };
-    let Ok(bytes) = std::fs::read(&path) else {
+    let Ok((sha256, _)) = crate::release::manifest::sha256_file(&path) else {
         return Vec::new();
     };
     vec![ClientBinary {
         name: format!("sotto-{}-{}", std::env::consts::ARCH, std::env::consts::OS),
-        sha256: hex::encode(Sha256::digest(&bytes)),
+        sha256,
     }]
 }
 

@@ -455,10 +455,7 @@ async fn up(
             let release = sotto::devlog::EnclaveRelease {
                 manifest: enclave.manifest(),
                 measurement: m,
-                web: web.as_ref().map(|b| sotto_release::manifest::WebBundle {
-                    digest: b.digest().to_string(),
-                    files: b.file_digests(),
-                }),
+                web: web.as_deref().map(sotto::release::manifest::web_release),
             };
             let release = sotto::devlog::release_of(&release);
             Some(sotto::devlog::DevLog::start(&data_dir, release).await?)
@@ -684,12 +681,7 @@ async fn chat(args: ChatArgs) -> Result<ExitCode, AnyError> {
 
 /// What `sotto chat -v` shows: what was verified before anything was sent.
 fn print_verified(v: &sotto_channel::Verified, log: &sotto::transparency::Checked) {
-    let measurement = match &v.verdict.cpu {
-        sotto_verify::CpuVerdict::SevSnp(s) | sotto_verify::CpuVerdict::Simulated(s) => {
-            hex::encode(s.measurement)
-        }
-        sotto_verify::CpuVerdict::Tdx(t) => hex::encode(t.mrtd),
-    };
+    let measurement = hex::encode(v.verdict.launch_measurement());
     let r = &v.release;
     eprintln!("Verified before sending:");
     eprintln!("  platform:    {}", v.manifest.platform);

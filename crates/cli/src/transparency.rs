@@ -18,7 +18,8 @@ use crate::local::{write_private, LocalError, Profile};
 pub const TRUST_FILE: &str = "trust.json";
 /// The log's files are served below this path of the server.
 pub const LOG_PREFIX: &str = "/log/";
-const MAX_FILE: usize = 16 << 20;
+/// The largest file of a log (or of a web client) a client reads.
+pub const MAX_FILE: usize = 16 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransparencyError {
@@ -95,32 +96,39 @@ pub struct Checked {
     pub fetched: usize,
 }
 
+/// GETs `url`, reading at most `max` bytes of body (a hostile server cannot make the client
+/// hold more); a status other than success is an error.
+pub async fn get_bounded(http: &reqwest::Client, url: &str, max: usize) -> Result<Vec<u8>, String> {
+    let mut resp = http.get(url).send().await.map_err(|e| e.to_string())?;
+    if !resp.status().is_success() {
+        return Err(format!("the server answered {}", resp.status()));
+    }
+    let too_large = || format!("larger than the {max} bytes this client reads");
+    if resp.content_length().is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > max {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 async fn fetch(
     http: &reqwest::Client,
     base: &str,
     path: &str,
 ) -> Result<Vec<u8>, TransparencyError> {
     let url = format!("{}{LOG_PREFIX}{path}", base.trim_end_matches('/'));
-    let err = |why: String| TransparencyError::Fetch {
-        path: path.to_string(),
-        why,
-    };
-    let resp = http
-        .get(&url)
-        .send()
+    get_bounded(http, &url, MAX_FILE)
         .await
-        .map_err(|e| err(e.to_string()))?;
-    if !resp.status().is_success() {
-        return Err(err(format!("the server answered {}", resp.status())));
-    }
-    if resp.content_length().is_some_and(|n| n > MAX_FILE as u64) {
-        return Err(err("larger than a log file may be".into()));
-    }
-    let body = resp.bytes().await.map_err(|e| err(e.to_string()))?;
-    if body.len() > MAX_FILE {
-        return Err(err("larger than a log file may be".into()));
-    }
-    Ok(body.to_vec())
+        .map_err(|why| TransparencyError::Fetch {
+            path: path.to_string(),
+            why,
+        })
 }
 
 /// Checks the log served by `server` against `trust`, growing this profile's memory of it.

@@ -147,11 +147,9 @@ pub fn check_site(
 
 async fn get(http: &reqwest::Client, base: &str, path: &str) -> Result<Vec<u8>, String> {
     let url = format!("{}/{path}", base.trim_end_matches('/'));
-    let resp = http.get(&url).send().await.map_err(|e| e.to_string())?;
-    if !resp.status().is_success() {
-        return Err(format!("{} answered {}", url, resp.status()));
-    }
-    Ok(resp.bytes().await.map_err(|e| e.to_string())?.to_vec())
+    crate::transparency::get_bounded(http, &url, crate::transparency::MAX_FILE)
+        .await
+        .map_err(|why| format!("{url}: {why}"))
 }
 
 pub async fn run(args: VerifyWebArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {

@@ -64,10 +64,7 @@ async fn the_served_client_must_be_a_logged_release() {
     let release = sotto::devlog::release_of(&sotto::devlog::EnclaveRelease {
         manifest: enclave.manifest(),
         measurement: &measurement,
-        web: Some(sotto_release::manifest::WebBundle {
-            digest: bundle.digest().to_string(),
-            files: bundle.file_digests(),
-        }),
+        web: Some(sotto::release::manifest::web_release(&bundle)),
     });
     let log = sotto::devlog::DevLog::start(dir.path(), release)
         .await

@@ -234,7 +234,7 @@ impl ReleaseSet {
         if let Some(e) = first_error.or(below_quorum) {
             return Err(e);
         }
-        let (platform, measurement) = measurement_of(&verdict.cpu);
+        let (platform, measurement) = measurement_of(verdict);
         Err(AdmitError::NotListed {
             platform,
             measurement,
@@ -242,12 +242,14 @@ impl ReleaseSet {
     }
 }
 
-fn measurement_of(cpu: &CpuVerdict) -> (&'static str, String) {
-    match cpu {
-        CpuVerdict::SevSnp(v) => ("SEV-SNP", hex::encode(v.measurement)),
-        CpuVerdict::Simulated(v) => ("simulated", hex::encode(v.measurement)),
-        CpuVerdict::Tdx(v) => ("TDX (MRTD)", hex::encode(v.mrtd)),
-    }
+/// How a refusal names the measurement it looked for.
+fn measurement_of(verdict: &Verdict) -> (&'static str, String) {
+    let platform = match verdict.cpu {
+        CpuVerdict::SevSnp(_) => "SEV-SNP",
+        CpuVerdict::Simulated(_) => "simulated",
+        CpuVerdict::Tdx(_) => "TDX (MRTD)",
+    };
+    (platform, hex::encode(verdict.launch_measurement()))
 }
 
 fn tdx_matches(m: &crate::manifest::TdxMeasurement, v: &TdxVerdict) -> bool {

@@ -16,7 +16,7 @@ use sotto_channel::messages::{
     ClientMessage, ErrorKind, GenParams, Role, ServerMessage, Stats, WireMessage,
 };
 use sotto_channel::{ChannelError, Session};
-use sotto_verify::{CpuVerdict, Policy, Verdict};
+use sotto_verify::{Policy, Verdict};
 use sotto_verify_core::UnixTime;
 use zeroize::Zeroizing;
 
@@ -117,13 +117,6 @@ pub struct Summary<'a> {
     pub log: Option<&'a LogSummary>,
 }
 
-fn measurement(verdict: &Verdict) -> String {
-    match &verdict.cpu {
-        CpuVerdict::SevSnp(v) | CpuVerdict::Simulated(v) => hex::encode(v.measurement),
-        CpuVerdict::Tdx(v) => hex::encode(v.mrtd),
-    }
-}
-
 /// One chat message as the web app sends it; roles are lower-case.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -174,14 +167,9 @@ fn kind_name(kind: ErrorKind) -> &'static str {
 enum State {
     AwaitingResponse(Box<ClientHandshake>),
     /// The evidence verified; no release admitted the build yet.
-    Attested(Box<AttestedChannel>),
+    Attested(Box<Attested>),
     Open(Box<Session>),
     Closed(String),
-}
-
-struct AttestedChannel {
-    attested: Attested,
-    enclave_static_key: [u8; 32],
 }
 
 /// A channel from handshake to verified session.
@@ -244,21 +232,14 @@ impl ChannelCore {
                 return Err(WebError::State("the handshake has already been finished"));
             }
         };
-        let attested = handshake.read_response(response).and_then(|pending| {
-            let key = *pending.remote_static();
-            pending
-                .verify(&self.policy, &self.expect, at)
-                .map(|attested| AttestedChannel {
-                    attested,
-                    enclave_static_key: key,
-                })
-        });
-        let attested = attested.map_err(|e| self.close(e.into()))?;
-        let a = &attested.attested;
+        let attested = handshake
+            .read_response(response)
+            .and_then(|pending| pending.verify(&self.policy, &self.expect, at))
+            .map_err(|e| self.close(e.into()))?;
         let summary = summary_json(&Parts {
-            verdict: a.verdict(),
-            manifest: a.manifest(),
-            enclave_static_key: &attested.enclave_static_key,
+            verdict: attested.verdict(),
+            manifest: attested.manifest(),
+            enclave_static_key: attested.enclave_static_key(),
             root_pinned: self.policy.simulated_root.is_some(),
             admitted: None,
             log: None,
@@ -294,7 +275,6 @@ impl ChannelCore {
             }
         };
         let checked = log.checked().map_err(|e| self.close(e))?;
-        let AttestedChannel { attested, .. } = *attested;
         let (session, verified) = attested
             .admit(&checked.releases)
             .map_err(|e| self.close(e.into()))?;
@@ -398,7 +378,7 @@ fn summary_json(p: &Parts) -> Result<String, WebError> {
         platform: p.verdict.platform_name(),
         simulated: p.verdict.is_simulated(),
         simulated_root_pinned: p.verdict.is_simulated() && p.root_pinned,
-        measurement: measurement(p.verdict),
+        measurement: hex::encode(p.verdict.launch_measurement()),
         release: &m.release,
         model: &m.model,
         engine: &m.engine,

@@ -1,5 +1,6 @@
-//! The witness's key on disk: made from the OS's randomness, written once with mode 0600
-//! (never over an existing file), and read back as a cosignature/v1 signer.
+//! Signer keys on disk (the witness's, and the log and release keys `sotto release` makes):
+//! made from the OS's randomness, written once with mode 0600 (never over an existing file,
+//! synced with its directory), and read back; a witness key must be a cosignature/v1 signer.
 //!
 //! Trust: the key file is the operator's secret; its contents are zeroized after use and never
 //! printed or logged. Only the public vkey is shown.
@@ -22,7 +23,7 @@ pub enum KeyError {
     Exists(PathBuf),
     #[error("no randomness from the operating system: {0}")]
     Random(String),
-    #[error("bad witness key name {name:?}: {reason}")]
+    #[error("bad key name {name:?}: {reason}")]
     Name { name: String, reason: NoteError },
     #[error("{path} is not a signer key: {reason}")]
     Parse { path: PathBuf, reason: NoteError },
@@ -32,9 +33,14 @@ pub enum KeyError {
 
 /// A new cosignature/v1 key named `name` (a schema-less URL such as `witness.example/w1`).
 pub fn generate(name: &str) -> Result<Signer, KeyError> {
+    generate_of(name, TYPE_COSIGNATURE_V1)
+}
+
+/// A new key of signature type `kind` named `name`.
+pub fn generate_of(name: &str, kind: u8) -> Result<Signer, KeyError> {
     let mut seed = Zeroizing::new([0u8; 32]);
     getrandom::getrandom(seed.as_mut_slice()).map_err(|e| KeyError::Random(e.to_string()))?;
-    Signer::from_seed(name, TYPE_COSIGNATURE_V1, &seed).map_err(|reason| KeyError::Name {
+    Signer::from_seed(name, kind, &seed).map_err(|reason| KeyError::Name {
         name: name.to_string(),
         reason,
     })
@@ -73,6 +79,15 @@ pub fn write_key(path: &Path, signer: &Signer) -> Result<(), KeyError> {
 
 /// Reads a witness key written by [`write_key`] (or by Go's note package).
 pub fn read_key(path: &Path) -> Result<Signer, KeyError> {
+    let signer = read_signer(path)?;
+    if signer.verifier().kind() != TYPE_COSIGNATURE_V1 {
+        return Err(KeyError::NotAWitnessKey(path.to_path_buf()));
+    }
+    Ok(signer)
+}
+
+/// Reads a signer key of any type written by [`write_key`] (or by Go's note package).
+pub fn read_signer(path: &Path) -> Result<Signer, KeyError> {
     let text = Zeroizing::new(
         std::fs::read_to_string(path).map_err(|source| KeyError::Io {
             path: path.to_path_buf(),
@@ -83,14 +98,11 @@ pub fn read_key(path: &Path) -> Result<Signer, KeyError> {
         path: path.to_path_buf(),
         reason,
     })?;
-    if signer.verifier().kind() != TYPE_COSIGNATURE_V1 {
-        return Err(KeyError::NotAWitnessKey(path.to_path_buf()));
-    }
     #[cfg(unix)]
     if let Ok(meta) = std::fs::metadata(path) {
         use std::os::unix::fs::PermissionsExt as _;
         if meta.permissions().mode() & 0o077 != 0 {
-            tracing::warn!(path = %path.display(), "the witness key file is readable by others");
+            tracing::warn!(path = %path.display(), "the key file is readable by others");
         }
     }
     Ok(signer)

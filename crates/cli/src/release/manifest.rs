@@ -83,7 +83,7 @@ fn hex_lower(s: &str) -> String {
     s.trim().to_ascii_lowercase()
 }
 
-fn sha256_file(path: &Path) -> Result<(String, u64), AnyError> {
+pub fn sha256_file(path: &Path) -> Result<(String, u64), AnyError> {
     let mut f =
         std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mut h = Sha256::new();
@@ -123,13 +123,17 @@ fn number<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, AnyError> {
         .map_err(|_| format!("{what}: {s:?} is not a number").into())
 }
 
-/// The web client's files and the bundle digest the server serves for them.
-pub fn web_bundle(dir: &Path) -> Result<WebBundle, AnyError> {
-    let bundle = sotto_server::Bundle::load(dir)?;
-    Ok(WebBundle {
+/// What a release lists of a loaded web bundle: the digest the server serves and each file's.
+pub fn web_release(bundle: &sotto_server::Bundle) -> WebBundle {
+    WebBundle {
         digest: bundle.digest().to_string(),
         files: bundle.file_digests(),
-    })
+    }
+}
+
+/// The web client's files in `dir` and the bundle digest the server serves for them.
+pub fn web_bundle(dir: &Path) -> Result<WebBundle, AnyError> {
+    Ok(web_release(&sotto_server::Bundle::load(dir)?))
 }
 
 /// The statement `sotto release manifest` writes for these arguments.

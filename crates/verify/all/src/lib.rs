@@ -87,6 +87,14 @@ impl Verdict {
     pub fn is_simulated(&self) -> bool {
         matches!(self.cpu, CpuVerdict::Simulated(_))
     }
+
+    /// The launch measurement releases pin: SEV-SNP (or simulated) MEASUREMENT, or TDX MRTD.
+    pub fn launch_measurement(&self) -> [u8; 48] {
+        match &self.cpu {
+            CpuVerdict::SevSnp(v) | CpuVerdict::Simulated(v) => v.measurement,
+            CpuVerdict::Tdx(v) => v.mrtd,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
