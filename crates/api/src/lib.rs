@@ -8,6 +8,46 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod routes {
+    //! The API's paths, spelled once: the server's router mounts these, the client core builds
+    //! its requests from them. Patterns use axum's `{name}` captures.
+
+    pub const REGISTER_START: &str = "/v1/account/register/start";
+    pub const REGISTER_FINISH: &str = "/v1/account/register/finish";
+    pub const SIGN_IN_START: &str = "/v1/session/start";
+    pub const SIGN_IN_FINISH: &str = "/v1/session/finish";
+    pub const RECOVER: &str = "/v1/session/recover";
+    pub const SESSION: &str = "/v1/session";
+    pub const ACCOUNT: &str = "/v1/account";
+    pub const RECOVERY: &str = "/v1/account/recovery";
+    pub const PASSKEY_START: &str = "/v1/account/passkeys/start";
+    pub const PASSKEY_FINISH: &str = "/v1/account/passkeys/finish";
+    pub const PASSKEY: &str = "/v1/account/passkeys/{credential}";
+    pub const RECORDS: &str = "/v1/records";
+    pub const RECORD: &str = "/v1/records/{id}";
+    pub const GROUP: &str = "/v1/groups/{group}";
+
+    /// [`PASSKEY`] for one credential id (base64url, which needs no escaping in a path).
+    pub fn passkey(credential_id: &[u8]) -> String {
+        PASSKEY.replace("{credential}", &super::b64::encode(credential_id))
+    }
+
+    /// [`RECORD`] for one record id ([`super::valid_id`] ids need no escaping).
+    pub fn record(id: &str) -> String {
+        RECORD.replace("{id}", id)
+    }
+
+    /// [`GROUP`] for one group.
+    pub fn group(group: &str) -> String {
+        GROUP.replace("{group}", group)
+    }
+
+    /// [`RECORDS`]: one page of the change feed after cursor `since`.
+    pub fn changes(since: u64, limit: u32) -> String {
+        format!("{RECORDS}?since={since}&limit={limit}")
+    }
+}
+
 pub mod b64 {
     //! Byte strings travel as unpadded base64url in JSON.
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -170,8 +170,8 @@ async fn bench_sign_in(store: Arc<dyn Store>, url: &str) -> Result<SignIn, AnyEr
     let now = sotto::account::now_ms();
     let mut sealed = Vec::with_capacity(2 * CONVERSATIONS);
     for i in 0..CONVERSATIONS {
-        let (conv, key) = account.unlocked.vault.new_conversation()?;
-        let header = account.unlocked.vault.seal_header(
+        let (conv, key) = account.unlocked.client.vault.new_conversation()?;
+        let header = account.unlocked.client.vault.seal_header(
             &conv,
             &Header::new(&format!("Conversation {i}"), now),
             0,
@@ -223,10 +223,10 @@ async fn bench_sign_in(store: Arc<dyn Store>, url: &str) -> Result<SignIn, AnyEr
         let t4 = Instant::now();
         let history = sotto::history::sync(&mut u).await?;
         syncs.push(t4.elapsed());
-        if history.conversations.len() != CONVERSATIONS {
+        if history.conversations().len() != CONVERSATIONS {
             return Err(format!(
                 "sync found {} conversations, expected {CONVERSATIONS}",
-                history.conversations.len()
+                history.conversations().len()
             )
             .into());
         }
@@ -244,7 +244,7 @@ async fn bench_sign_in(store: Arc<dyn Store>, url: &str) -> Result<SignIn, AnyEr
 /// Opens every record through the vault (any refusal fails the run); returns the headers.
 fn open_all(u: &mut Unlocked, records: &[RecordOut]) -> Result<usize, AnyError> {
     let mut headers = 0;
-    for (id, _, opened) in u.vault.open_batch(records) {
+    for (id, _, opened) in u.client.vault.open_batch(records) {
         match opened.map_err(|e| format!("record {id}: {e}"))? {
             Opened::Header { header, .. } if header.title.starts_with("Conversation ") => {
                 headers += 1

@@ -8,13 +8,14 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use sotto_api::{
-    b64, RecoverSignIn, RecoveryVerifier, RegisterFinish, SessionGranted, SignInFinish,
-};
+use sotto_api::b64;
 use sotto_authenticator::Keyring;
-use sotto_vault::{
-    passkey_wrap_id, prf_salt, Kek, RecoveryCode, Vault, VaultError, RECOVERY_WRAP_ID,
+use sotto_client::{
+    self as client, rp_id_of, AddPasskey, Answer, Assertion, ClientError, Flow, NewPasskey,
+    PasskeyRequest, Prf, Recover, RotateRecovery, SignIn, SignUp, SignedIn, Step, Token, Unlock,
+    VaultFlow,
 };
+use sotto_vault::{prf_salt, RecoveryCode, VaultError};
 use zeroize::Zeroizing;
 
 use crate::api::{ApiClient, ApiClientError};
@@ -40,6 +41,28 @@ pub enum AccountError {
     WrongAccount,
     #[error("{0}")]
     Protocol(&'static str),
+    #[error(transparent)]
+    Client(ClientError),
+}
+
+impl From<ClientError> for AccountError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Server { status, error } => AccountError::Api(ApiClientError::Server(
+                reqwest::StatusCode::from_u16(status)
+                    .unwrap_or(reqwest::StatusCode::INTERNAL_SERVER_ERROR),
+                error,
+            )),
+            ClientError::Malformed { status } => AccountError::Api(ApiClientError::Malformed(
+                reqwest::StatusCode::from_u16(status)
+                    .unwrap_or(reqwest::StatusCode::INTERNAL_SERVER_ERROR),
+            )),
+            ClientError::Vault(e) => AccountError::Vault(e),
+            ClientError::RecoveryCode(e) => AccountError::RecoveryCode(e),
+            ClientError::WrongAccount => AccountError::WrongAccount,
+            e => AccountError::Client(e),
+        }
+    }
 }
 
 pub fn now_secs() -> u64 {
@@ -116,21 +139,115 @@ fn save_keyring(profile: &Profile, keyring: &HeldKeyring) -> Result<(), AccountE
         .save(&profile.keyring_path(), pass.as_deref().map(|s| s.as_str()))?)
 }
 
-fn rp_id_of(options: &serde_json::Value) -> Result<String, AccountError> {
-    options
-        .pointer("/publicKey/rp/id")
-        .or_else(|| options.pointer("/publicKey/rpId"))
-        .and_then(|v| v.as_str())
-        .map(str::to_owned)
-        .ok_or(AccountError::Protocol(
-            "the server's WebAuthn options name no relying party",
-        ))
+/// The CLI's side of the passkey steps the client core asks for: the software authenticator
+/// in `passkeys.json`, loaded under the profile's lock for each ceremony and saved after it.
+struct Authenticator<'p> {
+    profile: &'p Profile,
+    origin: String,
 }
 
-/// A signed-in, unlocked client: the API with its session, and the opened vault.
+impl Authenticator<'_> {
+    async fn create(&self, req: PasskeyRequest) -> Result<NewPasskey, AccountError> {
+        let rp_id = rp_id_of(&req.options)?;
+        let label = req.name.unwrap_or_default();
+        let mut keyring = load_keyring(self.profile)?;
+        let reg = keyring
+            .register(&self.origin, req.options, &req.salt, &label, now_secs())
+            .await?;
+        let prf = match reg.prf {
+            Some(p) => Prf::new(*p.as_bytes()),
+            None => Prf::new(
+                *keyring
+                    .prf(&rp_id, &reg.credential_id, &req.salt)
+                    .await?
+                    .as_bytes(),
+            ),
+        };
+        save_keyring(self.profile, &keyring)?;
+        Ok(NewPasskey {
+            credential: reg.response,
+            credential_id: reg.credential_id,
+            prf,
+        })
+    }
+
+    async fn get(&self, req: PasskeyRequest) -> Result<Assertion, AccountError> {
+        let rp_id = rp_id_of(&req.options)?;
+        let mut keyring = load_keyring(self.profile)?;
+        if !keyring.credentials().iter().any(|c| c.rp_id == rp_id) {
+            return Err(AccountError::NoPasskey(rp_id));
+        }
+        let a = keyring
+            .authenticate(&self.origin, req.options, &req.salt, None)
+            .await?;
+        save_keyring(self.profile, &keyring)?;
+        Ok(Assertion {
+            credential: a.response,
+            credential_id: a.credential_id,
+            prf: a.prf.map(|p| Prf::new(*p.as_bytes())),
+        })
+    }
+
+    /// Carries out one step that is not the end of its flow.
+    async fn carry<T>(&self, api: &ApiClient, step: Step<T>) -> Result<Answer, AccountError> {
+        Ok(match step {
+            Step::Send(req) => Answer::Http(api.send(req).await?),
+            Step::CreatePasskey(req) => Answer::Created(self.create(req).await?),
+            Step::GetPasskey(req) => Answer::Asserted(self.get(req).await?),
+            Step::Done(_) => return Err(AccountError::Protocol("a flow ended twice")),
+        })
+    }
+}
+
+/// Runs a client-core flow to its end.
+async fn drive<F: Flow>(
+    profile: &Profile,
+    api: &ApiClient,
+    mut flow: F,
+) -> Result<F::Output, AccountError> {
+    let auth = Authenticator {
+        profile,
+        origin: api.origin().to_owned(),
+    };
+    let mut answer = None;
+    loop {
+        match flow.next(answer.take())? {
+            Step::Done(out) => return Ok(out),
+            step => answer = Some(auth.carry(api, step).await?),
+        }
+    }
+}
+
+/// Runs a client-core flow over an unlocked client to its end.
+pub(crate) async fn drive_vault<F: VaultFlow>(
+    profile: Option<&Profile>,
+    u: &mut Unlocked,
+    mut flow: F,
+) -> Result<F::Output, AccountError> {
+    let mut answer = None;
+    loop {
+        match flow.next(&mut u.client, answer.take())? {
+            Step::Done(out) => return Ok(out),
+            Step::Send(req) => answer = Some(Answer::Http(u.api.send(req).await?)),
+            step => {
+                let profile = profile.ok_or(AccountError::Protocol(
+                    "this flow needs a passkey, and none was offered",
+                ))?;
+                let auth = Authenticator {
+                    profile,
+                    origin: u.api.origin().to_owned(),
+                };
+                answer = Some(auth.carry(&u.api, step).await?);
+            }
+        }
+    }
+}
+
+/// A signed-in, unlocked client: the API with its session, and the client core (the opened
+/// vault and the history pulled so far).
 pub struct Unlocked {
     pub api: ApiClient,
-    pub vault: Vault,
+    pub client: client::Unlocked,
     pub session: SessionFile,
 }
 
@@ -139,65 +256,36 @@ impl Unlocked {
     pub fn save_ledger(&self, profile: &Profile) -> Result<(), AccountError> {
         profile.save_json(
             &profile.ledger_path(&self.session.account_id),
-            self.vault.ledger(),
+            self.client.vault.ledger(),
         )?;
         Ok(())
     }
 }
 
-fn session_file(
-    server: &str,
-    rp_id: &str,
-    granted: &SessionGranted,
-    credential_id: &[u8],
-) -> SessionFile {
-    SessionFile {
-        server: server.trim_end_matches('/').to_owned(),
-        account_id: granted.account_id.clone(),
-        session_token: granted.session_token.clone(),
-        rp_id: rp_id.to_owned(),
-        credential_id: b64::encode(credential_id),
-    }
-}
-
-/// Registers a new passkey on this device for the ceremony the server started; returns the
-/// finish request, the credential id, the rp id and the PRF output.
-async fn new_passkey(
+/// Signed in: the session saved, the ledger this device kept for the account restored.
+fn signed_in_as(
     profile: &Profile,
-    api: &ApiClient,
-    options: serde_json::Value,
-    ceremony_id: String,
-    label: &str,
-    recovery: Option<RecoveryVerifier>,
-) -> Result<(RegisterFinish, Vec<u8>, String, Kek32), AccountError> {
-    let rp_id = rp_id_of(&options)?;
-    let mut keyring = load_keyring(profile)?;
-    let reg = keyring
-        .register(api.origin(), options, &prf_salt(), label, now_secs())
-        .await?;
-    let prf = match reg.prf {
-        Some(p) => Kek32(Zeroizing::new(*p.as_bytes())),
-        None => {
-            let p = keyring.prf(&rp_id, &reg.credential_id, &prf_salt()).await?;
-            Kek32(Zeroizing::new(*p.as_bytes()))
-        }
+    server: &str,
+    mut client: client::Unlocked,
+) -> Result<Unlocked, AccountError> {
+    let session = SessionFile {
+        server: server.trim_end_matches('/').to_owned(),
+        account_id: client.session.account_id.clone(),
+        session_token: client.session.token.expose().to_owned(),
+        rp_id: client.session.rp_id.clone(),
+        credential_id: b64::encode(&client.session.credential_id),
     };
-    save_keyring(profile, &keyring)?;
-    Ok((
-        RegisterFinish {
-            ceremony_id,
-            credential: reg.response,
-            passkey_name: label.to_owned(),
-            recovery,
-        },
-        reg.credential_id,
-        rp_id,
-        prf,
-    ))
+    if let Some(saved) = profile.load_json(&profile.ledger_path(&session.account_id))? {
+        client.vault.restore_ledger(&saved)?;
+    }
+    profile.save_json(&profile.session_path(), &session)?;
+    let api = ApiClient::new(server)?.with_token(Zeroizing::new(session.session_token.clone()));
+    Ok(Unlocked {
+        api,
+        client,
+        session,
+    })
 }
-
-/// A PRF output held only long enough to derive a key-encryption key.
-struct Kek32(Zeroizing<[u8; 32]>);
 
 /// Creates an account: a passkey on this device, a vault key, its wrappings for the passkey and
 /// for a new recovery code. Returns the recovery code, to show once.
@@ -208,108 +296,20 @@ pub async fn create(
     label: &str,
 ) -> Result<(Unlocked, RecoveryCode), AccountError> {
     let api = ApiClient::new(server)?;
-    let code = RecoveryCode::generate()?;
-    let started = api.register_start(display_name).await?;
-    let recovery = RecoveryVerifier {
-        lookup: code.lookup(),
-        verifier: code.verifier(),
-    };
-    let (finish, cred, rp_id, prf) = new_passkey(
-        profile,
-        &api,
-        started.options,
-        started.ceremony_id,
-        label,
-        Some(recovery),
-    )
-    .await?;
-    let granted = api.register_finish(&finish).await?;
-    let session = session_file(server, &rp_id, &granted, &cred);
-    let api = api.with_token(Zeroizing::new(granted.session_token.clone()));
-    let (vault, _) = Vault::create(&granted.account_id)?;
-    let kek = Kek::from_prf(&prf.0, &granted.account_id, &cred);
-    let wrap = vault.wrap_for(&kek, &passkey_wrap_id(&cred), 0)?;
-    api.put(&wrap.id, &wrap.put).await?;
-    let wrap = vault.wrap_for(&code.kek(&granted.account_id), RECOVERY_WRAP_ID, 0)?;
-    api.put(&wrap.id, &wrap.put).await?;
-    profile.save_json(&profile.session_path(), &session)?;
-    let mut unlocked = Unlocked {
-        api,
-        vault,
-        session,
-    };
-    // Re-open our own wrapping through the normal path, so the ledger starts from what the
-    // server holds and a broken server is caught now rather than at the next sign-in.
-    unlocked.vault = open_wrap(
-        &unlocked.api,
-        &unlocked.session.account_id,
-        &kek,
-        &passkey_wrap_id(&cred),
-    )
-    .await?;
-    Ok((unlocked, code))
-}
-
-async fn open_wrap(
-    api: &ApiClient,
-    account: &str,
-    kek: &Kek,
-    id: &str,
-) -> Result<Vault, AccountError> {
-    let record = api.get(id).await?;
-    Ok(Vault::unlock(account, kek, &record)?)
+    let done = drive(profile, &api, SignUp::new(display_name, label)?).await?;
+    Ok((
+        signed_in_as(profile, server, done.unlocked)?,
+        done.recovery_code,
+    ))
 }
 
 /// Signs in with this device's passkey (discoverable: the authenticator picks the account).
 pub async fn login(profile: &Profile, server: &str) -> Result<Unlocked, AccountError> {
     let api = ApiClient::new(server)?;
-    let started = api.sign_in_start().await?;
-    let rp_id = rp_id_of(&started.options)?;
-    let mut keyring = load_keyring(profile)?;
-    if !keyring.credentials().iter().any(|c| c.rp_id == rp_id) {
-        return Err(AccountError::NoPasskey(rp_id));
+    match drive(profile, &api, SignIn::new()).await? {
+        SignedIn::Unlocked(u) => signed_in_as(profile, server, u),
+        SignedIn::Locked(_) => Err(AccountError::Protocol("the passkey returned no PRF output")),
     }
-    let assertion = keyring
-        .authenticate(api.origin(), started.options, &prf_salt(), None)
-        .await?;
-    save_keyring(profile, &keyring)?;
-    let prf = assertion
-        .prf
-        .ok_or(AccountError::Protocol("the passkey returned no PRF output"))?;
-    let granted = api
-        .sign_in_finish(&SignInFinish {
-            ceremony_id: started.ceremony_id,
-            credential: assertion.response,
-        })
-        .await?;
-    let session = session_file(server, &rp_id, &granted, &assertion.credential_id);
-    let api = api.with_token(Zeroizing::new(granted.session_token.clone()));
-    let kek = Kek::from_prf(
-        prf.as_bytes(),
-        &granted.account_id,
-        &assertion.credential_id,
-    );
-    let mut vault = open_wrap(
-        &api,
-        &granted.account_id,
-        &kek,
-        &passkey_wrap_id(&assertion.credential_id),
-    )
-    .await?;
-    restore_ledger(profile, &granted.account_id, &mut vault)?;
-    profile.save_json(&profile.session_path(), &session)?;
-    Ok(Unlocked {
-        api,
-        vault,
-        session,
-    })
-}
-
-fn restore_ledger(profile: &Profile, account: &str, vault: &mut Vault) -> Result<(), AccountError> {
-    if let Some(saved) = profile.load_json(&profile.ledger_path(account))? {
-        vault.restore_ledger(&saved)?;
-    }
-    Ok(())
 }
 
 /// A new device: signs in with the recovery code, opens the vault with it, and registers a
@@ -320,46 +320,10 @@ pub async fn recover(
     code_text: &str,
     label: &str,
 ) -> Result<Unlocked, AccountError> {
-    // Typos are caught by the checksum before anything is sent.
-    let code = RecoveryCode::parse(code_text)?;
+    let flow = Recover::new(code_text, label)?;
     let api = ApiClient::new(server)?;
-    let granted = api
-        .recover(&RecoverSignIn {
-            lookup: code.lookup(),
-            secret: *code.sign_in_secret(),
-        })
-        .await?;
-    let api = api.with_token(Zeroizing::new(granted.session_token.clone()));
-    let vault = open_wrap(
-        &api,
-        &granted.account_id,
-        &code.kek(&granted.account_id),
-        RECOVERY_WRAP_ID,
-    )
-    .await?;
-    let started = api.add_passkey_start().await?;
-    let (finish, cred, rp_id, prf) = new_passkey(
-        profile,
-        &api,
-        started.options,
-        started.ceremony_id,
-        label,
-        None,
-    )
-    .await?;
-    api.add_passkey_finish(&finish).await?;
-    let kek = Kek::from_prf(&prf.0, &granted.account_id, &cred);
-    let wrap = vault.wrap_for(&kek, &passkey_wrap_id(&cred), 0)?;
-    api.put(&wrap.id, &wrap.put).await?;
-    let session = session_file(server, &rp_id, &granted, &cred);
-    profile.save_json(&profile.session_path(), &session)?;
-    let mut vault = open_wrap(&api, &granted.account_id, &kek, &passkey_wrap_id(&cred)).await?;
-    restore_ledger(profile, &granted.account_id, &mut vault)?;
-    Ok(Unlocked {
-        api,
-        vault,
-        session,
-    })
+    let u = drive(profile, &api, flow).await?;
+    signed_in_as(profile, server, u)
 }
 
 /// Opens the vault of the saved session with this device's passkey, evaluated locally.
@@ -376,16 +340,17 @@ pub async fn unlock(profile: &Profile) -> Result<Unlocked, AccountError> {
     let mut keyring = load_keyring(profile)?;
     let prf = keyring.prf(&session.rp_id, &cred, &prf_salt()).await?;
     save_keyring(profile, &keyring)?;
-    let api =
-        ApiClient::new(&session.server)?.with_token(Zeroizing::new(session.session_token.clone()));
-    let kek = Kek::from_prf(prf.as_bytes(), &session.account_id, &cred);
-    let mut vault = open_wrap(&api, &session.account_id, &kek, &passkey_wrap_id(&cred)).await?;
-    restore_ledger(profile, &session.account_id, &mut vault)?;
-    Ok(Unlocked {
-        api,
-        vault,
-        session,
-    })
+    drop(keyring);
+    let core = client::Session {
+        account_id: session.account_id.clone(),
+        token: Token::new(session.session_token.clone()),
+        credential_id: cred,
+        rp_id: session.rp_id.clone(),
+    };
+    let api = ApiClient::new(&session.server)?;
+    let flow = Unlock::with_prf(core, &Prf::new(*prf.as_bytes()));
+    let u = drive(profile, &api, flow).await?;
+    signed_in_as(profile, &session.server, u)
 }
 
 /// The saved session's API client, without unlocking (for account management).
@@ -402,48 +367,16 @@ pub fn signed_in(profile: &Profile) -> Result<(ApiClient, SessionFile), AccountE
 /// second label), wrapping the vault key for it.
 pub async fn add_passkey(
     profile: &Profile,
-    unlocked: &Unlocked,
+    unlocked: &mut Unlocked,
     label: &str,
 ) -> Result<Vec<u8>, AccountError> {
-    let started = unlocked.api.add_passkey_start().await?;
-    let (finish, cred, _, prf) = new_passkey(
-        profile,
-        &unlocked.api,
-        started.options,
-        started.ceremony_id,
-        label,
-        None,
-    )
-    .await?;
-    unlocked.api.add_passkey_finish(&finish).await?;
-    let kek = Kek::from_prf(&prf.0, &unlocked.session.account_id, &cred);
-    let wrap = unlocked.vault.wrap_for(&kek, &passkey_wrap_id(&cred), 0)?;
-    unlocked.api.put(&wrap.id, &wrap.put).await?;
-    Ok(cred)
+    let added = drive_vault(Some(profile), unlocked, AddPasskey::new(label)).await?;
+    Ok(added.credential_id)
 }
 
 /// Replaces the recovery code: the old one stops opening the vault and stops signing in.
-pub async fn rotate_recovery(unlocked: &Unlocked) -> Result<RecoveryCode, AccountError> {
-    let code = RecoveryCode::generate()?;
-    let current = match unlocked.api.get(RECOVERY_WRAP_ID).await {
-        Ok(r) => r.version,
-        Err(e) if e.is_not_found() => 0,
-        Err(e) => return Err(e.into()),
-    };
-    let wrap = unlocked.vault.wrap_for(
-        &code.kek(&unlocked.session.account_id),
-        RECOVERY_WRAP_ID,
-        current,
-    )?;
-    unlocked.api.put(&wrap.id, &wrap.put).await?;
-    unlocked
-        .api
-        .set_recovery(&RecoveryVerifier {
-            lookup: code.lookup(),
-            verifier: code.verifier(),
-        })
-        .await?;
-    Ok(code)
+pub async fn rotate_recovery(unlocked: &mut Unlocked) -> Result<RecoveryCode, AccountError> {
+    drive_vault(None, unlocked, RotateRecovery::new()?).await
 }
 
 /// Forgets this device's session (and, with `forget_passkey`, its passkey for the account).

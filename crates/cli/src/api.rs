@@ -6,10 +6,11 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sotto_api::{
-    b64, AccountInfo, ApiError, CeremonyStarted, Changes, Deleted, PasskeyInfo, PutRecord,
+    routes, AccountInfo, ApiError, CeremonyStarted, Changes, Deleted, PasskeyInfo, PutRecord,
     PutResult, RecordOut, RecoverSignIn, RecoveryVerifier, RegisterFinish, RegisterStart,
     SessionGranted, SignInFinish,
 };
+use sotto_client::{self as client, Request, Response};
 use zeroize::Zeroizing;
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +78,40 @@ impl ApiClient {
         self
     }
 
+    /// Sends a request the client core made, with its session (or this client's), and returns
+    /// the answer as received; only a failure to get an answer is an error here.
+    pub async fn send(&self, req: Request) -> Result<Response, ApiClientError> {
+        let method = match req.method {
+            client::Method::Get => Method::GET,
+            client::Method::Put => Method::PUT,
+            client::Method::Post => Method::POST,
+            client::Method::Delete => Method::DELETE,
+        };
+        let mut http = self
+            .http
+            .request(method, format!("{}{}", self.base, req.path));
+        if let Some(t) = req.bearer.as_ref() {
+            http = http.bearer_auth(t.expose());
+        } else if let Some(t) = &self.token {
+            http = http.bearer_auth(t.as_str());
+        }
+        if let Some(body) = req.body {
+            http = http
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body);
+        }
+        let resp = http
+            .send()
+            .await
+            .map_err(|e| ApiClientError::Network(e.without_url().to_string()))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| ApiClientError::Network(e.without_url().to_string()))?;
+        Ok(Response::new(status, body.to_vec()))
+    }
+
     async fn call<B: Serialize, T: DeserializeOwned>(
         &self,
         method: Method,
@@ -116,7 +151,7 @@ impl ApiClient {
         let body = RegisterStart {
             display_name: display_name.to_owned(),
         };
-        self.call(Method::POST, "/v1/account/register/start", Some(&body))
+        self.call(Method::POST, routes::REGISTER_START, Some(&body))
             .await
     }
 
@@ -124,12 +159,12 @@ impl ApiClient {
         &self,
         req: &RegisterFinish,
     ) -> Result<SessionGranted, ApiClientError> {
-        self.call(Method::POST, "/v1/account/register/finish", Some(req))
+        self.call(Method::POST, routes::REGISTER_FINISH, Some(req))
             .await
     }
 
     pub async fn sign_in_start(&self) -> Result<CeremonyStarted, ApiClientError> {
-        self.call::<(), _>(Method::POST, "/v1/session/start", None)
+        self.call::<(), _>(Method::POST, routes::SIGN_IN_START, None)
             .await
     }
 
@@ -137,26 +172,25 @@ impl ApiClient {
         &self,
         req: &SignInFinish,
     ) -> Result<SessionGranted, ApiClientError> {
-        self.call(Method::POST, "/v1/session/finish", Some(req))
+        self.call(Method::POST, routes::SIGN_IN_FINISH, Some(req))
             .await
     }
 
     pub async fn recover(&self, req: &RecoverSignIn) -> Result<SessionGranted, ApiClientError> {
-        self.call(Method::POST, "/v1/session/recover", Some(req))
-            .await
+        self.call(Method::POST, routes::RECOVER, Some(req)).await
     }
 
     pub async fn sign_out(&self) -> Result<serde_json::Value, ApiClientError> {
-        self.call::<(), _>(Method::DELETE, "/v1/session", None)
+        self.call::<(), _>(Method::DELETE, routes::SESSION, None)
             .await
     }
 
     pub async fn account(&self) -> Result<AccountInfo, ApiClientError> {
-        self.call::<(), _>(Method::GET, "/v1/account", None).await
+        self.call::<(), _>(Method::GET, routes::ACCOUNT, None).await
     }
 
     pub async fn delete_account(&self) -> Result<serde_json::Value, ApiClientError> {
-        self.call::<(), _>(Method::DELETE, "/v1/account", None)
+        self.call::<(), _>(Method::DELETE, routes::ACCOUNT, None)
             .await
     }
 
@@ -164,12 +198,11 @@ impl ApiClient {
         &self,
         v: &RecoveryVerifier,
     ) -> Result<serde_json::Value, ApiClientError> {
-        self.call(Method::PUT, "/v1/account/recovery", Some(v))
-            .await
+        self.call(Method::PUT, routes::RECOVERY, Some(v)).await
     }
 
     pub async fn add_passkey_start(&self) -> Result<CeremonyStarted, ApiClientError> {
-        self.call::<(), _>(Method::POST, "/v1/account/passkeys/start", None)
+        self.call::<(), _>(Method::POST, routes::PASSKEY_START, None)
             .await
     }
 
@@ -177,7 +210,7 @@ impl ApiClient {
         &self,
         req: &RegisterFinish,
     ) -> Result<PasskeyInfo, ApiClientError> {
-        self.call(Method::POST, "/v1/account/passkeys/finish", Some(req))
+        self.call(Method::POST, routes::PASSKEY_FINISH, Some(req))
             .await
     }
 
@@ -185,37 +218,32 @@ impl ApiClient {
         &self,
         credential_id: &[u8],
     ) -> Result<serde_json::Value, ApiClientError> {
-        let path = format!("/v1/account/passkeys/{}", b64::encode(credential_id));
+        let path = routes::passkey(credential_id);
         self.call::<(), _>(Method::DELETE, &path, None).await
     }
 
     pub async fn put(&self, id: &str, put: &PutRecord) -> Result<PutResult, ApiClientError> {
-        self.call(Method::PUT, &format!("/v1/records/{id}"), Some(put))
-            .await
+        self.call(Method::PUT, &routes::record(id), Some(put)).await
     }
 
     pub async fn get(&self, id: &str) -> Result<RecordOut, ApiClientError> {
-        self.call::<(), _>(Method::GET, &format!("/v1/records/{id}"), None)
+        self.call::<(), _>(Method::GET, &routes::record(id), None)
             .await
     }
 
     pub async fn delete(&self, id: &str) -> Result<Deleted, ApiClientError> {
-        self.call::<(), _>(Method::DELETE, &format!("/v1/records/{id}"), None)
+        self.call::<(), _>(Method::DELETE, &routes::record(id), None)
             .await
     }
 
     pub async fn delete_group(&self, group: &str) -> Result<Deleted, ApiClientError> {
-        self.call::<(), _>(Method::DELETE, &format!("/v1/groups/{group}"), None)
+        self.call::<(), _>(Method::DELETE, &routes::group(group), None)
             .await
     }
 
     pub async fn changes(&self, since: u64, limit: u32) -> Result<Changes, ApiClientError> {
-        self.call::<(), _>(
-            Method::GET,
-            &format!("/v1/records?since={since}&limit={limit}"),
-            None,
-        )
-        .await
+        self.call::<(), _>(Method::GET, &routes::changes(since, limit), None)
+            .await
     }
 
     /// Every change after `since`, following pages.

@@ -184,8 +184,8 @@ pub async fn account(profile: Profile, command: AccountCommand) -> Result<ExitCo
                 }
             }
             PasskeyCommand::Add { label } => {
-                let u = account::unlock(&profile).await?;
-                let cred = account::add_passkey(&profile, &u, &label).await?;
+                let mut u = account::unlock(&profile).await?;
+                let cred = account::add_passkey(&profile, &mut u, &label).await?;
                 println!("Passkey {} added.", b64::encode(&cred));
             }
             PasskeyCommand::Remove { credential_id } => {
@@ -200,8 +200,8 @@ pub async fn account(profile: Profile, command: AccountCommand) -> Result<ExitCo
             }
         },
         AccountCommand::RecoveryCode => {
-            let u = account::unlock(&profile).await?;
-            let code = account::rotate_recovery(&u).await?;
+            let mut u = account::unlock(&profile).await?;
+            let code = account::rotate_recovery(&mut u).await?;
             println!("The old recovery code no longer works.");
             show_recovery_code(&code);
         }
@@ -231,7 +231,7 @@ pub async fn history(profile: Profile, command: HistoryCommand) -> Result<ExitCo
     let h = synced?;
     match command {
         HistoryCommand::List => {
-            if h.conversations.is_empty() {
+            if h.conversations().is_empty() {
                 println!("No saved conversations.");
             }
             for c in h.by_recency() {
@@ -264,7 +264,7 @@ pub async fn history(profile: Profile, command: HistoryCommand) -> Result<ExitCo
                 )
                 .into());
             }
-            let n = history::delete(&u, &c.id).await?;
+            let n = history::delete(&mut u, &c.id).await?;
             println!(
                 "Deleted conversation {} ({n} records, key destroyed).",
                 &c.id[..12]

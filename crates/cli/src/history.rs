@@ -6,13 +6,17 @@
 //! writing to one conversation at once never conflict; headers are compare-and-swap writes
 //! that merge and retry on conflict.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::Serialize;
-use sotto_vault::{Header, Message, Opened, RecordName, Role, VaultError};
+use sotto_client::{
+    ClientError, Conversation, DeleteConversation, EditHeader, EnsureKey, Pull, Writes,
+};
+use sotto_vault::{Role, VaultError};
 
-use crate::account::{now_ms, AccountError, Unlocked};
+pub use sotto_client::History;
+
+use crate::account::{drive_vault, now_ms, AccountError, Unlocked};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
@@ -42,128 +46,37 @@ impl From<VaultError> for HistoryError {
     }
 }
 
-/// One decrypted conversation. Holds the user's words: no Debug.
-pub struct Conversation {
-    pub id: String,
-    pub header: Option<Header>,
-    pub header_version: u64,
-    /// Ordered by (created_at, message id).
-    pub messages: Vec<(String, Message)>,
-}
-
-impl Conversation {
-    pub fn title(&self) -> &str {
-        self.header
-            .as_ref()
-            .map(|h| h.title.as_str())
-            .filter(|t| !t.is_empty())
-            .unwrap_or("(untitled)")
-    }
-
-    pub fn updated_at(&self) -> u64 {
-        let last = self.messages.last().map(|(_, m)| m.created_at).unwrap_or(0);
-        let head = self
-            .header
-            .as_ref()
-            .map(|h| h.title_at.max(h.folder_at))
-            .unwrap_or(0);
-        last.max(head)
-    }
-}
-
-#[derive(Default)]
-pub struct History {
-    pub conversations: BTreeMap<String, Conversation>,
-}
-
-impl History {
-    pub fn find(&self, prefix: &str) -> Result<&Conversation, HistoryError> {
-        let mut hits = self
-            .conversations
-            .range(prefix.to_owned()..)
-            .take_while(|(k, _)| k.starts_with(prefix));
-        match (hits.next(), hits.next()) {
-            (Some((_, c)), None) => Ok(c),
-            (Some(_), Some(_)) if !prefix.is_empty() => Err(HistoryError::Ambiguous(prefix.into())),
-            _ => Err(HistoryError::NoConversation(prefix.into())),
+impl From<ClientError> for HistoryError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Refused { reason, .. } => HistoryError::Refused(reason),
+            ClientError::NoConversation(c) => HistoryError::NoConversation(c),
+            ClientError::Ambiguous(c) => HistoryError::Ambiguous(c),
+            ClientError::Contended(n) => HistoryError::Contended(n),
+            e => HistoryError::Account(e.into()),
         }
     }
-
-    /// Conversations, most recently updated first.
-    pub fn by_recency(&self) -> Vec<&Conversation> {
-        let mut v: Vec<&Conversation> = self.conversations.values().collect();
-        v.sort_by_key(|c| std::cmp::Reverse(c.updated_at()));
-        v
-    }
 }
 
-/// Fetches and opens every record of the account.
+/// Pulls every change since the last sync of this session (all of it, the first time) and
+/// returns the history as it now stands.
 pub async fn sync(u: &mut Unlocked) -> Result<History, HistoryError> {
-    let (records, _) = u.api.all_changes(0).await?;
-    let mut history = History::default();
-    for (_, version, opened) in u.vault.open_batch(&records) {
-        match opened.map_err(HistoryError::Refused)? {
-            Opened::ConversationKey { conv } => {
-                history
-                    .conversations
-                    .entry(conv.clone())
-                    .or_insert_with(|| Conversation {
-                        id: conv,
-                        header: None,
-                        header_version: 0,
-                        messages: Vec::new(),
-                    });
-            }
-            Opened::Header { conv, header } => {
-                if let Some(c) = history.conversations.get_mut(&conv) {
-                    c.header = Some(header);
-                    c.header_version = version;
-                }
-            }
-            Opened::Message { conv, msg, message } => {
-                if let Some(c) = history.conversations.get_mut(&conv) {
-                    c.messages.push((msg, message));
-                }
-            }
-            Opened::Deleted { name, .. } => {
-                if let RecordName::ConversationKey { conv } = name {
-                    history.conversations.remove(&conv);
-                }
-            }
-            Opened::Wrap { .. } => {}
-        }
+    drive_vault(None, u, Pull::new()).await.map_err(refused)?;
+    Ok(u.client.history.clone())
+}
+
+/// A refusal inside the core reaches the CLI as an account error; name it as a history one.
+fn refused(e: AccountError) -> HistoryError {
+    match e {
+        AccountError::Client(c) => c.into(),
+        e => HistoryError::Account(e),
     }
-    for c in history.conversations.values_mut() {
-        c.messages
-            .sort_by(|(ia, a), (ib, b)| (a.created_at, ia).cmp(&(b.created_at, ib)));
-    }
-    Ok(history)
 }
 
 /// Starts a conversation: its key first, then its header.
 pub async fn start(u: &mut Unlocked, title: &str) -> Result<String, HistoryError> {
-    let (conv, key) = u.vault.new_conversation()?;
-    u.api.put(&key.id, &key.put).await?;
-    let header = u
-        .vault
-        .seal_header(&conv, &Header::new(title, now_ms()), 0)?;
-    u.api.put(&header.id, &header.put).await?;
-    Ok(conv)
-}
-
-/// Opens a conversation's key from the server if this session has not seen it yet.
-async fn ensure_key(u: &mut Unlocked, conv: &str) -> Result<(), HistoryError> {
-    if u.vault.has_conversation(conv) {
-        return Ok(());
-    }
-    let record = match u.api.get(&format!("ck.{conv}")).await {
-        Err(e) if e.is_not_found() => return Err(HistoryError::NoConversation(conv.into())),
-        r => r?,
-    };
-    match u.vault.open(&record).map_err(HistoryError::Refused)? {
-        Opened::ConversationKey { .. } => Ok(()),
-        _ => Err(HistoryError::NoConversation(conv.into())),
-    }
+    let writes = Writes::start_conversation(&mut u.client, title, now_ms())?;
+    drive_vault(None, u, writes).await.map_err(refused)
 }
 
 pub async fn append(
@@ -172,15 +85,15 @@ pub async fn append(
     role: Role,
     content: &str,
 ) -> Result<String, HistoryError> {
-    ensure_key(u, conv).await?;
-    let message = Message {
-        role,
-        content: content.to_owned(),
-        created_at: now_ms(),
-    };
-    let (msg, sealed) = u.vault.seal_message(conv, &message)?;
-    u.api.put(&sealed.id, &sealed.put).await?;
-    Ok(msg)
+    drive_vault(None, u, EnsureKey::new(conv))
+        .await
+        .map_err(refused)?;
+    let writes = Writes::save_turn(&mut u.client, Some(conv), &[(role, content, now_ms())])?;
+    let (_, mut ids) = drive_vault(None, u, writes).await.map_err(refused)?;
+    ids.pop()
+        .ok_or(HistoryError::Account(AccountError::Protocol(
+            "no message was saved",
+        )))
 }
 
 /// Changes the title and/or folder, merging with concurrent edits from other devices.
@@ -190,35 +103,16 @@ pub async fn edit_header(
     title: Option<&str>,
     folder: Option<&str>,
 ) -> Result<(), HistoryError> {
-    const ATTEMPTS: u32 = 8;
-    ensure_key(u, conv).await?;
-    let id = format!("ch.{conv}");
-    for _ in 0..ATTEMPTS {
-        let (base, version) = match u.api.get(&id).await {
-            Ok(r) if r.ciphertext.is_some() => {
-                match u.vault.open(&r).map_err(HistoryError::Refused)? {
-                    Opened::Header { header, .. } => (header, r.version),
-                    _ => return Err(HistoryError::NoConversation(conv.into())),
-                }
-            }
-            Ok(r) => (Header::new("", 0), r.version),
-            Err(e) if e.is_not_found() => (Header::new("", 0), 0),
-            Err(e) => return Err(e.into()),
-        };
-        let merged = base.edit(title, folder, now_ms());
-        let sealed = u.vault.seal_header(conv, &merged, version)?;
-        match u.api.put(&sealed.id, &sealed.put).await {
-            Ok(_) => return Ok(()),
-            Err(e) if e.conflict().is_some() => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(HistoryError::Contended(ATTEMPTS))
+    let flow = EditHeader::new(conv, title, folder, now_ms());
+    drive_vault(None, u, flow).await.map_err(refused)?;
+    Ok(())
 }
 
 /// Deletes a conversation: its key record (crypto-shredding) and every record of it.
-pub async fn delete(u: &Unlocked, conv: &str) -> Result<u64, HistoryError> {
-    Ok(u.api.delete_group(conv).await?.deleted)
+pub async fn delete(u: &mut Unlocked, conv: &str) -> Result<u64, HistoryError> {
+    drive_vault(None, u, DeleteConversation::new(conv))
+        .await
+        .map_err(refused)
 }
 
 #[derive(Serialize)]
@@ -243,7 +137,7 @@ pub fn export_json(convs: &[&Conversation]) -> Result<String, HistoryError> {
         .map(|c| ExportConversation {
             id: &c.id,
             title: c.title(),
-            folder: c.header.as_ref().map(|h| h.folder.as_str()).unwrap_or(""),
+            folder: c.folder(),
             messages: c
                 .messages
                 .iter()

@@ -158,7 +158,7 @@ fn device() -> (tempfile::TempDir, Profile) {
 }
 
 fn contents(h: &history::History, conv: &str) -> Vec<String> {
-    h.conversations[conv]
+    h.conversations()[conv]
         .messages
         .iter()
         .map(|(_, m)| m.content.clone())
@@ -216,11 +216,11 @@ async fn passkeys_and_recovery(s: Server) {
     assert_eq!(u.session.account_id, account_id);
     let h = history::sync(&mut u).await.unwrap();
     assert_eq!(contents(&h, &conv), ["hello from the laptop"]);
-    assert_eq!(h.conversations[&conv].title(), "first conversation");
+    assert_eq!(h.conversations()[&conv].title(), "first conversation");
 
     // A second passkey (another device's keyring), added from the signed-in laptop.
     let (_d2, phone) = device();
-    account::add_passkey(&phone, &u, "phone").await.unwrap();
+    account::add_passkey(&phone, &mut u, "phone").await.unwrap();
     let info = u.api.account().await.unwrap();
     assert_eq!(info.passkeys.len(), 2);
     let mut p = account::login(&phone, &s.url).await.unwrap();
@@ -246,7 +246,11 @@ async fn passkeys_and_recovery(s: Server) {
     assert_eq!(got, ["hello from the laptop", "hello from the phone"]);
     let mut again = account::login(&fresh, &s.url).await.unwrap();
     assert_eq!(
-        history::sync(&mut again).await.unwrap().conversations.len(),
+        history::sync(&mut again)
+            .await
+            .unwrap()
+            .conversations()
+            .len(),
         1
     );
     assert_eq!(again.api.account().await.unwrap().passkeys.len(), 3);
@@ -276,7 +280,7 @@ async fn passkeys_and_recovery(s: Server) {
     assert!(err.to_string().contains("typo"), "{err}");
 
     // Rotating the recovery code: the old one stops working, the new one works.
-    let new_code = account::rotate_recovery(&again).await.unwrap();
+    let new_code = account::rotate_recovery(&mut again).await.unwrap();
     let (_d5, d5) = device();
     assert!(account::recover(&d5, &s.url, &code.to_text(), "x")
         .await
@@ -346,7 +350,7 @@ async fn canaries_never_leave_the_client(s: Server) {
     let h = history::sync(&mut u).await.unwrap();
     assert_eq!(contents(&h, &conv), [words[0], words[1]]);
     assert_eq!(
-        h.conversations[&conv].header.as_ref().unwrap().folder,
+        h.conversations()[&conv].header.as_ref().unwrap().folder,
         words[2]
     );
 
@@ -506,7 +510,7 @@ async fn concurrent_devices_lose_nothing(s: Server) {
     let (_d1, one) = device();
     let (_d2, two) = device();
     let (mut a, _) = account::create(&one, &s.url, "Ada", "one").await.unwrap();
-    account::add_passkey(&two, &a, "two").await.unwrap();
+    account::add_passkey(&two, &mut a, "two").await.unwrap();
     let mut b = account::login(&two, &s.url).await.unwrap();
     let conv = history::start(&mut a, "shared").await.unwrap();
     history::sync(&mut b).await.unwrap();
@@ -538,8 +542,8 @@ async fn concurrent_devices_lose_nothing(s: Server) {
     assert_eq!(got, want);
     assert_eq!(contents(&ha, &conv), contents(&hb, &conv));
     assert_eq!(
-        ha.conversations[&conv].title(),
-        hb.conversations[&conv].title(),
+        ha.conversations()[&conv].title(),
+        hb.conversations()[&conv].title(),
         "header edits converged"
     );
     drop(s);
@@ -560,7 +564,7 @@ async fn deletion_shreds(s: Server) {
     history::append(&mut u, &keep, Role::User, "stays")
         .await
         .unwrap();
-    assert_eq!(history::delete(&u, &gone).await.unwrap(), 3);
+    assert_eq!(history::delete(&mut u, &gone).await.unwrap(), 3);
     let (all, _) = u.api.all_changes(0).await.unwrap();
     let of_gone: Vec<_> = all
         .iter()
@@ -572,7 +576,7 @@ async fn deletion_shreds(s: Server) {
         "wrapped key and records gone"
     );
     let h = history::sync(&mut u).await.unwrap();
-    assert!(!h.conversations.contains_key(&gone));
+    assert!(!h.conversations().contains_key(&gone));
     assert_eq!(contents(&h, &keep), ["stays"]);
 
     let account_id = sotto_store::AccountId(

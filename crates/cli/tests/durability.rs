@@ -195,7 +195,7 @@ async fn kill_mid_write_loop_keeps_acknowledged_writes(store: Option<&str>) {
         .await
         .expect("sync after the restart");
     let c = history
-        .conversations
+        .conversations()
         .get(&conv)
         .expect("the conversation survived");
     assert_eq!(c.title(), "durability");
@@ -237,7 +237,7 @@ async fn kill_mid_write_loop_keeps_acknowledged_writes(store: Option<&str>) {
         .expect("append to the new conversation");
     let history = sotto::history::sync(&mut u).await.expect("sync again");
     let c = history
-        .conversations
+        .conversations()
         .get(&conv)
         .expect("first conversation");
     assert_eq!(c.messages.len(), stored.len() + 1);
@@ -246,7 +246,7 @@ async fn kill_mid_write_loop_keeps_acknowledged_writes(store: Option<&str>) {
         .iter()
         .any(|(id, m)| *id == after && m.content == "after the restart"));
     let c2 = history
-        .conversations
+        .conversations()
         .get(&conv2)
         .expect("second conversation");
     assert_eq!(c2.title(), "second");

@@ -24,7 +24,7 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post, put};
 use axum::Router;
-use sotto_api::Quota;
+use sotto_api::{routes, Quota};
 use sotto_store::Store;
 use tokio::sync::Semaphore;
 
@@ -128,38 +128,26 @@ pub fn router(config: ServerConfig) -> Result<Router, ConfigError> {
     if let Some(accounts) = accounts {
         let accounts = Arc::new(accounts);
         let api = Router::new()
-            .route("/v1/account/register/start", post(accounts::register_start))
+            .route(routes::REGISTER_START, post(accounts::register_start))
+            .route(routes::REGISTER_FINISH, post(accounts::register_finish))
+            .route(routes::SIGN_IN_START, post(accounts::sign_in_start))
+            .route(routes::SIGN_IN_FINISH, post(accounts::sign_in_finish))
+            .route(routes::RECOVER, post(accounts::recover))
+            .route(routes::SESSION, delete(accounts::sign_out))
             .route(
-                "/v1/account/register/finish",
-                post(accounts::register_finish),
-            )
-            .route("/v1/session/start", post(accounts::sign_in_start))
-            .route("/v1/session/finish", post(accounts::sign_in_finish))
-            .route("/v1/session/recover", post(accounts::recover))
-            .route("/v1/session", delete(accounts::sign_out))
-            .route(
-                "/v1/account",
+                routes::ACCOUNT,
                 get(accounts::account_info).delete(accounts::delete_account),
             )
-            .route("/v1/account/recovery", put(accounts::set_recovery))
+            .route(routes::RECOVERY, put(accounts::set_recovery))
+            .route(routes::PASSKEY_START, post(accounts::add_passkey_start))
+            .route(routes::PASSKEY_FINISH, post(accounts::add_passkey_finish))
+            .route(routes::PASSKEY, delete(accounts::remove_passkey))
+            .route(routes::RECORDS, get(records::changes))
             .route(
-                "/v1/account/passkeys/start",
-                post(accounts::add_passkey_start),
-            )
-            .route(
-                "/v1/account/passkeys/finish",
-                post(accounts::add_passkey_finish),
-            )
-            .route(
-                "/v1/account/passkeys/{credential}",
-                delete(accounts::remove_passkey),
-            )
-            .route("/v1/records", get(records::changes))
-            .route(
-                "/v1/records/{id}",
+                routes::RECORD,
                 get(records::get).put(records::put).delete(records::delete),
             )
-            .route("/v1/groups/{group}", delete(records::delete_group))
+            .route(routes::GROUP, delete(records::delete_group))
             .layer(DefaultBodyLimit::max(MAX_BODY))
             .with_state(accounts);
         app = app.merge(api);

@@ -38,20 +38,36 @@ fn is_hex_id(s: &str) -> bool {
 /// What a record id says about its record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RecordName {
-    Wrap,
-    ConversationKey { conv: String },
-    ConversationHeader { conv: String },
-    Message { conv: String, msg: String },
+    /// The vault key wrapped for the recovery code ([`RECOVERY_WRAP_ID`]).
+    RecoveryWrap,
+    /// The vault key wrapped for one passkey: `handle` is from [`passkey_wrap_id`].
+    PasskeyWrap {
+        handle: String,
+    },
+    ConversationKey {
+        conv: String,
+    },
+    ConversationHeader {
+        conv: String,
+    },
+    Message {
+        conv: String,
+        msg: String,
+    },
 }
 
 impl RecordName {
     pub fn parse(id: &str) -> Result<Self, VaultError> {
         let bad = || VaultError::UnknownRecordId(id.to_owned());
         if id == RECOVERY_WRAP_ID {
-            return Ok(RecordName::Wrap);
+            return Ok(RecordName::RecoveryWrap);
         }
         if let Some(h) = id.strip_prefix("wrap.pk.") {
-            return is_hex_id(h).then_some(RecordName::Wrap).ok_or_else(bad);
+            return is_hex_id(h)
+                .then(|| RecordName::PasskeyWrap {
+                    handle: h.to_owned(),
+                })
+                .ok_or_else(bad);
         }
         if let Some(c) = id.strip_prefix("ck.") {
             return is_hex_id(c)
@@ -75,9 +91,27 @@ impl RecordName {
         Err(bad())
     }
 
+    /// The record id this name parses from: `RecordName::parse(&n.id()) == Ok(n)`.
+    pub fn id(&self) -> String {
+        match self {
+            RecordName::RecoveryWrap => RECOVERY_WRAP_ID.to_owned(),
+            RecordName::PasskeyWrap { handle } => format!("wrap.pk.{handle}"),
+            RecordName::ConversationKey { conv } => format!("ck.{conv}"),
+            RecordName::ConversationHeader { conv } => format!("ch.{conv}"),
+            RecordName::Message { conv, msg } => format!("m.{conv}.{msg}"),
+        }
+    }
+
+    pub fn is_wrap(&self) -> bool {
+        matches!(
+            self,
+            RecordName::RecoveryWrap | RecordName::PasskeyWrap { .. }
+        )
+    }
+
     pub fn kind(&self) -> Kind {
         match self {
-            RecordName::Wrap => Kind::Wrap,
+            RecordName::RecoveryWrap | RecordName::PasskeyWrap { .. } => Kind::Wrap,
             RecordName::ConversationKey { .. } => Kind::ConversationKey,
             RecordName::ConversationHeader { .. } => Kind::ConversationHeader,
             RecordName::Message { .. } => Kind::Message,
@@ -86,7 +120,7 @@ impl RecordName {
 
     pub fn group(&self) -> Option<&str> {
         match self {
-            RecordName::Wrap => None,
+            RecordName::RecoveryWrap | RecordName::PasskeyWrap { .. } => None,
             RecordName::ConversationKey { conv }
             | RecordName::ConversationHeader { conv }
             | RecordName::Message { conv, .. } => Some(conv),
@@ -149,7 +183,7 @@ impl Vault {
 
     /// Opens a wrapping record (`wrap.pk.*` or `wrap.recovery`) with a key-encryption key.
     pub fn unlock(account: &str, kek: &Kek, wrap: &RecordOut) -> Result<Vault, VaultError> {
-        if RecordName::parse(&wrap.id)? != RecordName::Wrap {
+        if !RecordName::parse(&wrap.id)?.is_wrap() {
             return Err(VaultError::UnknownRecordId(wrap.id.clone()));
         }
         let sealed = wrap
@@ -224,7 +258,7 @@ impl Vault {
         expected_version: u64,
     ) -> Result<Sealed, VaultError> {
         let name = RecordName::parse(id)?;
-        if name != RecordName::Wrap {
+        if !name.is_wrap() {
             return Err(VaultError::UnknownRecordId(id.to_owned()));
         }
         self.seal(
@@ -241,7 +275,7 @@ impl Vault {
         let conv = new_id()?;
         let key = ConversationKey::generate()?;
         let name = RecordName::ConversationKey { conv: conv.clone() };
-        let sealed = self.seal(&self.key.0, format!("ck.{conv}"), &name, 0, key.0.as_ref())?;
+        let sealed = self.seal(&self.key.0, name.id(), &name, 0, key.0.as_ref())?;
         self.conversations.insert(conv.clone(), key);
         Ok((conv, sealed))
     }
@@ -269,7 +303,7 @@ impl Vault {
             conv: conv.to_owned(),
         };
         let json = Zeroizing::new(serde_json::to_vec(header).map_err(|_| VaultError::Encode)?);
-        self.seal(key, format!("ch.{conv}"), &name, expected_version, &json)
+        self.seal(key, name.id(), &name, expected_version, &json)
     }
 
     /// Seals a new message; returns its message id with the record.
@@ -285,7 +319,7 @@ impl Vault {
             msg: msg.clone(),
         };
         let json = Zeroizing::new(serde_json::to_vec(message).map_err(|_| VaultError::Encode)?);
-        let sealed = self.seal(key, format!("m.{conv}.{msg}"), &name, 0, &json)?;
+        let sealed = self.seal(key, name.id(), &name, 0, &json)?;
         Ok((msg, sealed))
     }
 
@@ -313,7 +347,7 @@ impl Vault {
             version: record.version,
         };
         let opened = match name {
-            RecordName::Wrap => Opened::Wrap {
+            RecordName::RecoveryWrap | RecordName::PasskeyWrap { .. } => Opened::Wrap {
                 id: record.id.clone(),
             },
             RecordName::ConversationKey { conv } => {

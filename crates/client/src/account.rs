@@ -1,0 +1,724 @@
+//! The account ceremonies: sign-up, passkey sign-in, unlock, recovery on a new device, adding
+//! a passkey, rotating the recovery code. Each is a [`Flow`] (or, on an unlocked client, a
+//! [`VaultFlow`]) that says what to send and what to ask the authenticator, in order.
+
+use sotto_api::{
+    routes, CeremonyStarted, RecordOut, RecoverSignIn, RecoveryVerifier, RegisterFinish,
+    RegisterStart, SessionGranted, SignInFinish,
+};
+use sotto_vault::{passkey_wrap_id, prf_salt, Kek, RecoveryCode, Vault, RECOVERY_WRAP_ID};
+
+use crate::flow::{asserted, created, http, Answer, Flow, Step, VaultFlow};
+use crate::history::History;
+use crate::http::{ClientError, Method, Request, Token};
+use crate::passkey::{rp_id_of, NewPasskey, PasskeyRequest, Prf};
+
+/// A signed-in session: the account, its bearer token, and the passkey it unlocks with.
+pub struct Session {
+    pub account_id: String,
+    pub token: Token,
+    pub credential_id: Vec<u8>,
+    pub rp_id: String,
+}
+
+impl Session {
+    fn request(&self, method: Method, path: impl Into<String>) -> Request {
+        Request::new(method, path).authorized(Some(&self.token))
+    }
+
+    fn json<T: serde::Serialize>(
+        &self,
+        method: Method,
+        path: impl Into<String>,
+        body: &T,
+    ) -> Result<Request, ClientError> {
+        Ok(Request::json(method, path, body)?.authorized(Some(&self.token)))
+    }
+
+    pub(crate) fn get(&self, id: &str) -> Request {
+        self.request(Method::Get, routes::record(id))
+    }
+
+    pub(crate) fn put(&self, sealed: &sotto_vault::Sealed) -> Result<Request, ClientError> {
+        self.json(Method::Put, routes::record(&sealed.id), &sealed.put)
+    }
+
+    pub(crate) fn delete(&self, path: String) -> Request {
+        self.request(Method::Delete, path)
+    }
+
+    pub(crate) fn changes(&self, since: u64) -> Request {
+        self.request(Method::Get, routes::changes(since, 1000))
+    }
+}
+
+/// A signed-in client with its vault open and the history it has pulled.
+pub struct Unlocked {
+    pub vault: Vault,
+    pub session: Session,
+    pub history: History,
+}
+
+impl Unlocked {
+    fn new(vault: Vault, session: Session) -> Self {
+        Unlocked {
+            vault,
+            session,
+            history: History::default(),
+        }
+    }
+}
+
+fn record(answer: Option<Answer>) -> Result<RecordOut, ClientError> {
+    http(answer)?.json()
+}
+
+fn granted(answer: Option<Answer>) -> Result<(SessionGranted, Token), ClientError> {
+    let g: SessionGranted = http(answer)?.json()?;
+    let token = Token::new(g.session_token.clone());
+    Ok((g, token))
+}
+
+fn passkey_request(started: &CeremonyStarted, name: Option<&str>) -> PasskeyRequest {
+    PasskeyRequest {
+        options: started.options.clone(),
+        salt: prf_salt(),
+        name: name.map(str::to_owned),
+    }
+}
+
+// ---- Sign-up -------------------------------------------------------------------------------
+
+/// A new account: a passkey, a vault key wrapped for it and for a new recovery code, and the
+/// passkey's wrapping opened again the normal way, so a broken server is caught at once.
+pub struct SignUp {
+    display_name: String,
+    passkey_name: String,
+    code: Option<RecoveryCode>,
+    state: SignUpState,
+}
+
+enum SignUpState {
+    Start,
+    Started,
+    Creating {
+        ceremony: String,
+        rp_id: String,
+    },
+    Finishing {
+        rp_id: String,
+        passkey: NewPasskey,
+    },
+    WrapPasskey {
+        vault: Vault,
+        kek: Kek,
+        session: Session,
+    },
+    WrapRecovery {
+        kek: Kek,
+        session: Session,
+    },
+    Reopen {
+        kek: Kek,
+        session: Session,
+    },
+    Spent,
+}
+
+/// The result of a sign-up: the unlocked client and the recovery code, to show once.
+pub struct SignedUp {
+    pub unlocked: Unlocked,
+    pub recovery_code: RecoveryCode,
+}
+
+impl SignUp {
+    pub fn new(display_name: &str, passkey_name: &str) -> Result<Self, ClientError> {
+        Ok(SignUp {
+            display_name: display_name.to_owned(),
+            passkey_name: passkey_name.to_owned(),
+            code: Some(RecoveryCode::generate()?),
+            state: SignUpState::Start,
+        })
+    }
+}
+
+impl Flow for SignUp {
+    type Output = SignedUp;
+
+    fn next(&mut self, answer: Option<Answer>) -> Result<Step<SignedUp>, ClientError> {
+        let code = self
+            .code
+            .as_ref()
+            .ok_or(ClientError::State("the sign-up flow is over"))?;
+        match std::mem::replace(&mut self.state, SignUpState::Spent) {
+            SignUpState::Start => {
+                self.state = SignUpState::Started;
+                let body = RegisterStart {
+                    display_name: self.display_name.clone(),
+                };
+                Ok(Step::Send(Request::json(
+                    Method::Post,
+                    routes::REGISTER_START,
+                    &body,
+                )?))
+            }
+            SignUpState::Started => {
+                let started: CeremonyStarted = http(answer)?.json()?;
+                let rp_id = rp_id_of(&started.options)?;
+                let step = passkey_request(&started, Some(&self.passkey_name));
+                self.state = SignUpState::Creating {
+                    ceremony: started.ceremony_id,
+                    rp_id,
+                };
+                Ok(Step::CreatePasskey(step))
+            }
+            SignUpState::Creating { ceremony, rp_id } => {
+                let passkey = created(answer)?;
+                let body = RegisterFinish {
+                    ceremony_id: ceremony,
+                    credential: passkey.credential.clone(),
+                    passkey_name: self.passkey_name.clone(),
+                    recovery: Some(RecoveryVerifier {
+                        lookup: code.lookup(),
+                        verifier: code.verifier(),
+                    }),
+                };
+                self.state = SignUpState::Finishing { rp_id, passkey };
+                Ok(Step::Send(Request::json(
+                    Method::Post,
+                    routes::REGISTER_FINISH,
+                    &body,
+                )?))
+            }
+            SignUpState::Finishing { rp_id, passkey } => {
+                let (g, token) = granted(answer)?;
+                let (vault, _) = Vault::create(&g.account_id)?;
+                let kek = Kek::from_prf(passkey.prf.bytes(), &g.account_id, &passkey.credential_id);
+                let session = Session {
+                    account_id: g.account_id,
+                    token,
+                    credential_id: passkey.credential_id,
+                    rp_id,
+                };
+                let wrap = vault.wrap_for(&kek, &passkey_wrap_id(&session.credential_id), 0)?;
+                let req = session.put(&wrap)?;
+                self.state = SignUpState::WrapPasskey {
+                    vault,
+                    kek,
+                    session,
+                };
+                Ok(Step::Send(req))
+            }
+            SignUpState::WrapPasskey {
+                vault,
+                kek,
+                session,
+            } => {
+                http(answer)?.success()?;
+                let wrap = vault.wrap_for(&code.kek(&session.account_id), RECOVERY_WRAP_ID, 0)?;
+                let req = session.put(&wrap)?;
+                self.state = SignUpState::WrapRecovery { kek, session };
+                Ok(Step::Send(req))
+            }
+            SignUpState::WrapRecovery { kek, session } => {
+                http(answer)?.success()?;
+                let req = session.get(&passkey_wrap_id(&session.credential_id));
+                self.state = SignUpState::Reopen { kek, session };
+                Ok(Step::Send(req))
+            }
+            SignUpState::Reopen { kek, session } => {
+                let vault = Vault::unlock(&session.account_id, &kek, &record(answer)?)?;
+                let recovery_code = self
+                    .code
+                    .take()
+                    .ok_or(ClientError::State("the sign-up flow is over"))?;
+                Ok(Step::Done(SignedUp {
+                    unlocked: Unlocked::new(vault, session),
+                    recovery_code,
+                }))
+            }
+            SignUpState::Spent => Err(ClientError::State("the sign-up flow is over")),
+        }
+    }
+}
+
+// ---- Sign-in and unlock -------------------------------------------------------------------
+
+/// What a passkey sign-in ends with: an unlocked client, or, when the passkey gave no PRF
+/// output, a session that only the recovery code can unlock ([`Unlock::with_recovery`]).
+pub enum SignedIn {
+    Unlocked(Unlocked),
+    Locked(Session),
+}
+
+/// Signs in with a discoverable passkey (the authenticator picks the account) and unlocks.
+pub struct SignIn {
+    state: SignInState,
+}
+
+enum SignInState {
+    Start,
+    Started,
+    Asserting {
+        ceremony: String,
+        rp_id: String,
+    },
+    Finishing {
+        rp_id: String,
+        credential_id: Vec<u8>,
+        prf: Option<Prf>,
+    },
+    Unlocking(Unlock),
+    Spent,
+}
+
+impl SignIn {
+    pub fn new() -> Self {
+        SignIn {
+            state: SignInState::Start,
+        }
+    }
+}
+
+impl Default for SignIn {
+    fn default() -> Self {
+        SignIn::new()
+    }
+}
+
+impl Flow for SignIn {
+    type Output = SignedIn;
+
+    fn next(&mut self, answer: Option<Answer>) -> Result<Step<SignedIn>, ClientError> {
+        match std::mem::replace(&mut self.state, SignInState::Spent) {
+            SignInState::Start => {
+                self.state = SignInState::Started;
+                Ok(Step::Send(Request::new(
+                    Method::Post,
+                    routes::SIGN_IN_START,
+                )))
+            }
+            SignInState::Started => {
+                let started: CeremonyStarted = http(answer)?.json()?;
+                let rp_id = rp_id_of(&started.options)?;
+                let step = passkey_request(&started, None);
+                self.state = SignInState::Asserting {
+                    ceremony: started.ceremony_id,
+                    rp_id,
+                };
+                Ok(Step::GetPasskey(step))
+            }
+            SignInState::Asserting { ceremony, rp_id } => {
+                let a = asserted(answer)?;
+                let body = SignInFinish {
+                    ceremony_id: ceremony,
+                    credential: a.credential,
+                };
+                self.state = SignInState::Finishing {
+                    rp_id,
+                    credential_id: a.credential_id,
+                    prf: a.prf,
+                };
+                Ok(Step::Send(Request::json(
+                    Method::Post,
+                    routes::SIGN_IN_FINISH,
+                    &body,
+                )?))
+            }
+            SignInState::Finishing {
+                rp_id,
+                credential_id,
+                prf,
+            } => {
+                let (g, token) = granted(answer)?;
+                if g.credential_id
+                    .as_ref()
+                    .is_some_and(|c| *c != credential_id)
+                {
+                    return Err(ClientError::WrongAccount);
+                }
+                let session = Session {
+                    account_id: g.account_id,
+                    token,
+                    credential_id,
+                    rp_id,
+                };
+                let Some(prf) = prf else {
+                    return Ok(Step::Done(SignedIn::Locked(session)));
+                };
+                let mut unlock = Unlock::with_prf(session, &prf);
+                let step = unlock.next(None)?;
+                self.state = SignInState::Unlocking(unlock);
+                Ok(step.map(SignedIn::Unlocked))
+            }
+            SignInState::Unlocking(mut unlock) => {
+                let step = unlock.next(answer)?;
+                self.state = SignInState::Unlocking(unlock);
+                Ok(step.map(SignedIn::Unlocked))
+            }
+            SignInState::Spent => Err(ClientError::State("the sign-in flow is over")),
+        }
+    }
+}
+
+/// Opens the vault of a session: with its passkey's PRF output (evaluated locally) or with
+/// the recovery code.
+pub struct Unlock {
+    session: Option<Session>,
+    kek: Kek,
+    wrap_id: String,
+    asked: bool,
+}
+
+impl Unlock {
+    pub fn with_prf(session: Session, prf: &Prf) -> Self {
+        let kek = Kek::from_prf(prf.bytes(), &session.account_id, &session.credential_id);
+        let wrap_id = passkey_wrap_id(&session.credential_id);
+        Unlock {
+            session: Some(session),
+            kek,
+            wrap_id,
+            asked: false,
+        }
+    }
+
+    pub fn with_recovery(session: Session, code: &RecoveryCode) -> Self {
+        let kek = code.kek(&session.account_id);
+        Unlock {
+            session: Some(session),
+            kek,
+            wrap_id: RECOVERY_WRAP_ID.to_owned(),
+            asked: false,
+        }
+    }
+}
+
+impl Flow for Unlock {
+    type Output = Unlocked;
+
+    fn next(&mut self, answer: Option<Answer>) -> Result<Step<Unlocked>, ClientError> {
+        let session = self
+            .session
+            .take()
+            .ok_or(ClientError::State("the unlock flow is over"))?;
+        if !self.asked {
+            self.asked = true;
+            let req = session.get(&self.wrap_id);
+            self.session = Some(session);
+            return Ok(Step::Send(req));
+        }
+        let vault = Vault::unlock(&session.account_id, &self.kek, &record(answer)?)?;
+        Ok(Step::Done(Unlocked::new(vault, session)))
+    }
+}
+
+// ---- Recovery on a new device --------------------------------------------------------------
+
+/// A new device: signs in with the recovery code, opens the vault with it, registers a passkey
+/// on this device with the vault key wrapped for it, and reopens the vault through that
+/// passkey's wrapping. A mistyped code is refused by its checksum before anything is sent.
+pub struct Recover {
+    code: RecoveryCode,
+    passkey_name: String,
+    state: RecoverState,
+}
+
+enum RecoverState {
+    Start,
+    SignedIn,
+    Opening(Unlock),
+    Adding {
+        unlocked: Box<Unlocked>,
+        add: AddPasskey,
+    },
+    Reopening(Unlock),
+    Spent,
+}
+
+impl Recover {
+    pub fn new(code_text: &str, passkey_name: &str) -> Result<Self, ClientError> {
+        Ok(Recover {
+            code: RecoveryCode::parse(code_text)?,
+            passkey_name: passkey_name.to_owned(),
+            state: RecoverState::Start,
+        })
+    }
+}
+
+impl Flow for Recover {
+    type Output = Unlocked;
+
+    fn next(&mut self, answer: Option<Answer>) -> Result<Step<Unlocked>, ClientError> {
+        match std::mem::replace(&mut self.state, RecoverState::Spent) {
+            RecoverState::Start => {
+                self.state = RecoverState::SignedIn;
+                let body = RecoverSignIn {
+                    lookup: self.code.lookup(),
+                    secret: *self.code.sign_in_secret(),
+                };
+                Ok(Step::Send(Request::json(
+                    Method::Post,
+                    routes::RECOVER,
+                    &body,
+                )?))
+            }
+            RecoverState::SignedIn => {
+                let (g, token) = granted(answer)?;
+                let session = Session {
+                    account_id: g.account_id,
+                    token,
+                    credential_id: Vec::new(),
+                    rp_id: String::new(),
+                };
+                let mut unlock = Unlock::with_recovery(session, &self.code);
+                let step = unlock.next(None)?;
+                self.state = RecoverState::Opening(unlock);
+                Ok(step)
+            }
+            RecoverState::Opening(mut unlock) => match unlock.next(answer)? {
+                Step::Done(unlocked) => {
+                    let mut unlocked = Box::new(unlocked);
+                    let mut add = AddPasskey::new(&self.passkey_name);
+                    let step = add.next(&mut unlocked, None)?;
+                    self.state = RecoverState::Adding { unlocked, add };
+                    step.pending()
+                }
+                step => {
+                    self.state = RecoverState::Opening(unlock);
+                    Ok(step)
+                }
+            },
+            RecoverState::Adding {
+                mut unlocked,
+                mut add,
+            } => match add.next(&mut unlocked, answer)? {
+                Step::Done(added) => {
+                    let session = Session {
+                        credential_id: added.credential_id,
+                        rp_id: added.rp_id,
+                        ..unlocked.session
+                    };
+                    let mut unlock = Unlock {
+                        session: Some(session),
+                        kek: added.kek,
+                        wrap_id: added.wrap_id,
+                        asked: false,
+                    };
+                    let step = unlock.next(None)?;
+                    self.state = RecoverState::Reopening(unlock);
+                    Ok(step)
+                }
+                step => {
+                    self.state = RecoverState::Adding { unlocked, add };
+                    step.pending()
+                }
+            },
+            RecoverState::Reopening(mut unlock) => {
+                let step = unlock.next(answer)?;
+                self.state = RecoverState::Reopening(unlock);
+                Ok(step)
+            }
+            RecoverState::Spent => Err(ClientError::State("the recovery flow is over")),
+        }
+    }
+}
+
+// ---- Managing an unlocked account -----------------------------------------------------------
+
+/// A passkey added by [`AddPasskey`].
+pub struct AddedPasskey {
+    pub credential_id: Vec<u8>,
+    pub rp_id: String,
+    kek: Kek,
+    wrap_id: String,
+}
+
+/// Registers another passkey for the unlocked account and wraps the vault key for it.
+pub struct AddPasskey {
+    passkey_name: String,
+    state: AddState,
+}
+
+enum AddState {
+    Start,
+    Started,
+    Creating { ceremony: String, rp_id: String },
+    Finishing { rp_id: String, passkey: NewPasskey },
+    Wrapping { added: AddedPasskey },
+    Spent,
+}
+
+impl AddPasskey {
+    pub fn new(passkey_name: &str) -> Self {
+        AddPasskey {
+            passkey_name: passkey_name.to_owned(),
+            state: AddState::Start,
+        }
+    }
+}
+
+impl VaultFlow for AddPasskey {
+    type Output = AddedPasskey;
+
+    fn next(
+        &mut self,
+        u: &mut Unlocked,
+        answer: Option<Answer>,
+    ) -> Result<Step<AddedPasskey>, ClientError> {
+        match std::mem::replace(&mut self.state, AddState::Spent) {
+            AddState::Start => {
+                self.state = AddState::Started;
+                Ok(Step::Send(
+                    u.session.request(Method::Post, routes::PASSKEY_START),
+                ))
+            }
+            AddState::Started => {
+                let started: CeremonyStarted = http(answer)?.json()?;
+                let rp_id = rp_id_of(&started.options)?;
+                let step = passkey_request(&started, Some(&self.passkey_name));
+                self.state = AddState::Creating {
+                    ceremony: started.ceremony_id,
+                    rp_id,
+                };
+                Ok(Step::CreatePasskey(step))
+            }
+            AddState::Creating { ceremony, rp_id } => {
+                let passkey = created(answer)?;
+                let body = RegisterFinish {
+                    ceremony_id: ceremony,
+                    credential: passkey.credential.clone(),
+                    passkey_name: self.passkey_name.clone(),
+                    recovery: None,
+                };
+                let req = u
+                    .session
+                    .json(Method::Post, routes::PASSKEY_FINISH, &body)?;
+                self.state = AddState::Finishing { rp_id, passkey };
+                Ok(Step::Send(req))
+            }
+            AddState::Finishing { rp_id, passkey } => {
+                http(answer)?.success()?;
+                let account = &u.session.account_id;
+                let kek = Kek::from_prf(passkey.prf.bytes(), account, &passkey.credential_id);
+                let wrap_id = passkey_wrap_id(&passkey.credential_id);
+                let wrap = u.vault.wrap_for(&kek, &wrap_id, 0)?;
+                let req = u.session.put(&wrap)?;
+                self.state = AddState::Wrapping {
+                    added: AddedPasskey {
+                        credential_id: passkey.credential_id,
+                        rp_id,
+                        kek,
+                        wrap_id,
+                    },
+                };
+                Ok(Step::Send(req))
+            }
+            AddState::Wrapping { added } => {
+                http(answer)?.success()?;
+                Ok(Step::Done(added))
+            }
+            AddState::Spent => Err(ClientError::State("the add-passkey flow is over")),
+        }
+    }
+}
+
+/// Replaces the recovery code: the vault key is wrapped for the new code first, then the
+/// server's verifier changes, so whichever code can sign in can also unlock. Ends with the new
+/// code, to show once.
+pub struct RotateRecovery {
+    code: Option<RecoveryCode>,
+    state: RotateState,
+}
+
+enum RotateState {
+    Start,
+    Current,
+    Wrapped,
+    Verified,
+    Spent,
+}
+
+impl RotateRecovery {
+    pub fn new() -> Result<Self, ClientError> {
+        Ok(RotateRecovery {
+            code: Some(RecoveryCode::generate()?),
+            state: RotateState::Start,
+        })
+    }
+}
+
+impl VaultFlow for RotateRecovery {
+    type Output = RecoveryCode;
+
+    fn next(
+        &mut self,
+        u: &mut Unlocked,
+        answer: Option<Answer>,
+    ) -> Result<Step<RecoveryCode>, ClientError> {
+        let code = self
+            .code
+            .as_ref()
+            .ok_or(ClientError::State("the rotation flow is over"))?;
+        match std::mem::replace(&mut self.state, RotateState::Spent) {
+            RotateState::Start => {
+                self.state = RotateState::Current;
+                Ok(Step::Send(u.session.get(RECOVERY_WRAP_ID)))
+            }
+            RotateState::Current => {
+                let resp = http(answer)?;
+                let current = if resp.is_not_found() {
+                    0
+                } else {
+                    resp.json::<RecordOut>()?.version
+                };
+                let kek = code.kek(&u.session.account_id);
+                let wrap = u.vault.wrap_for(&kek, RECOVERY_WRAP_ID, current)?;
+                self.state = RotateState::Wrapped;
+                Ok(Step::Send(u.session.put(&wrap)?))
+            }
+            RotateState::Wrapped => {
+                http(answer)?.success()?;
+                let body = RecoveryVerifier {
+                    lookup: code.lookup(),
+                    verifier: code.verifier(),
+                };
+                self.state = RotateState::Verified;
+                Ok(Step::Send(u.session.json(
+                    Method::Put,
+                    routes::RECOVERY,
+                    &body,
+                )?))
+            }
+            RotateState::Verified => {
+                http(answer)?.success()?;
+                let code = self
+                    .code
+                    .take()
+                    .ok_or(ClientError::State("the rotation flow is over"))?;
+                Ok(Step::Done(code))
+            }
+            RotateState::Spent => Err(ClientError::State("the rotation flow is over")),
+        }
+    }
+}
+
+/// `DELETE /v1/session`: ends the session on the server.
+pub fn sign_out(session: &Session) -> Request {
+    session.request(Method::Delete, routes::SESSION)
+}
+
+/// `DELETE /v1/account`: deletes the account and everything in it.
+pub fn delete_account(session: &Session) -> Request {
+    session.request(Method::Delete, routes::ACCOUNT)
+}
+
+/// `GET /v1/account`: the account's passkeys, recovery state, quota and usage.
+pub fn account_info(session: &Session) -> Request {
+    session.request(Method::Get, routes::ACCOUNT)
+}
+
+/// `DELETE /v1/account/passkeys/{credential}`: the server refuses to remove the last one and
+/// drops its vault wrapping.
+pub fn remove_passkey(session: &Session, credential_id: &[u8]) -> Request {
+    session.request(Method::Delete, routes::passkey(credential_id))
+}

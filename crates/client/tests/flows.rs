@@ -1,0 +1,412 @@
+//! The client core's flows, driven step by step against the real account server (SQLite) with
+//! a software passkey: what every client (CLI, browser, proxy) runs. Being sans-I/O, a flow
+//! can be paused between steps, which is how races with another device are set up exactly.
+
+use std::net::SocketAddr;
+
+use sotto_api::{routes, RecordOut};
+use sotto_authenticator::Keyring;
+use sotto_client::{
+    delete_message, Answer, Assertion, ClientError, DeleteConversation, EditHeader, Flow, Method,
+    NewPasskey, Prf, Pull, Recover, Request, Response, RotateRecovery, SignIn, SignUp, SignedIn,
+    Step, Unlock, Unlocked, VaultFlow, Writes,
+};
+use sotto_server::{AccountsConfig, RateLimit, ServerConfig};
+use sotto_vault::{RecordName, Role};
+
+struct Server {
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn server() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = format!("sqlite:{}", dir.path().join("accounts.sqlite").display());
+    let store = sotto_store::open(&spec).await.expect("store opens");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://localhost:{}", listener.local_addr().unwrap().port());
+    let mut accounts = AccountsConfig::new(store, "localhost", &url);
+    accounts.auth_rate = RateLimit {
+        per_minute: 100_000,
+        burst: 100_000,
+    };
+    let mut config = ServerConfig::new(SocketAddr::from(([127, 0, 0, 1], 9)));
+    config.accounts = Some(accounts);
+    let app = sotto_server::router(config).expect("router");
+    tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await;
+    });
+    Server { url, _dir: dir }
+}
+
+/// One device: an HTTP connection to the server and a passkey file's worth of credentials.
+struct Device {
+    url: String,
+    http: reqwest::Client,
+    keyring: Keyring,
+    /// Answer passkey assertions without a PRF output, like a passkey provider without PRF.
+    no_prf: bool,
+}
+
+impl Device {
+    fn new(server: &Server) -> Self {
+        Device {
+            url: server.url.clone(),
+            http: reqwest::Client::new(),
+            keyring: Keyring::new(),
+            no_prf: false,
+        }
+    }
+
+    async fn send(&self, req: Request) -> Response {
+        let method = match req.method {
+            Method::Get => reqwest::Method::GET,
+            Method::Put => reqwest::Method::PUT,
+            Method::Post => reqwest::Method::POST,
+            Method::Delete => reqwest::Method::DELETE,
+        };
+        let mut r = self
+            .http
+            .request(method, format!("{}{}", self.url, req.path));
+        if let Some(t) = &req.bearer {
+            r = r.bearer_auth(t.expose());
+        }
+        if let Some(body) = req.body {
+            r = r.header("content-type", "application/json").body(body);
+        }
+        let resp = r.send().await.expect("the server answers");
+        let status = resp.status().as_u16();
+        Response::new(status, resp.bytes().await.unwrap().to_vec())
+    }
+
+    async fn carry<T>(&mut self, step: Step<T>) -> Answer {
+        match step {
+            Step::Send(req) => Answer::Http(self.send(req).await),
+            Step::CreatePasskey(p) => {
+                let reg = self
+                    .keyring
+                    .register(&self.url, p.options, &p.salt, "test", 1)
+                    .await
+                    .unwrap();
+                let prf = match reg.prf {
+                    Some(prf) => *prf.as_bytes(),
+                    None => *self
+                        .keyring
+                        .prf("localhost", &reg.credential_id, &p.salt)
+                        .await
+                        .unwrap()
+                        .as_bytes(),
+                };
+                Answer::Created(NewPasskey {
+                    credential: reg.response,
+                    credential_id: reg.credential_id,
+                    prf: Prf::new(prf),
+                })
+            }
+            Step::GetPasskey(p) => {
+                let a = self
+                    .keyring
+                    .authenticate(&self.url, p.options, &p.salt, None)
+                    .await
+                    .unwrap();
+                Answer::Asserted(Assertion {
+                    credential: a.response,
+                    credential_id: a.credential_id,
+                    prf: a
+                        .prf
+                        .filter(|_| !self.no_prf)
+                        .map(|p| Prf::new(*p.as_bytes())),
+                })
+            }
+            Step::Done(_) => panic!("a finished flow has nothing to carry"),
+        }
+    }
+
+    async fn run<F: Flow>(&mut self, mut flow: F) -> Result<F::Output, ClientError> {
+        let mut answer = None;
+        loop {
+            match flow.next(answer.take())? {
+                Step::Done(out) => return Ok(out),
+                step => answer = Some(self.carry(step).await),
+            }
+        }
+    }
+
+    async fn on<F: VaultFlow>(
+        &mut self,
+        u: &mut Unlocked,
+        mut flow: F,
+    ) -> Result<F::Output, ClientError> {
+        let mut answer = None;
+        loop {
+            match flow.next(u, answer.take())? {
+                Step::Done(out) => return Ok(out),
+                step => answer = Some(self.carry(step).await),
+            }
+        }
+    }
+}
+
+fn texts(u: &Unlocked, conv: &str) -> Vec<String> {
+    u.history.conversations()[conv]
+        .messages
+        .iter()
+        .map(|(_, m)| m.content.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn two_devices_fold_each_others_changes_and_every_deletion_marker() {
+    let s = server().await;
+    let mut laptop = Device::new(&s);
+    let signed_up = laptop
+        .run(SignUp::new("Ada", "laptop").unwrap())
+        .await
+        .unwrap();
+    let mut a = signed_up.unlocked;
+    let code = signed_up.recovery_code.to_text();
+
+    let turn = [
+        (Role::User, "first question", 10),
+        (Role::Assistant, "first answer", 11),
+    ];
+    let writes = Writes::save_turn(&mut a, None, &turn).unwrap();
+    let (conv, ids) = laptop.on(&mut a, writes).await.unwrap();
+    assert_eq!(ids.len(), 2);
+
+    // A new device comes in through the recovery code and registers its own passkey.
+    let mut phone = Device::new(&s);
+    let mut b = phone
+        .run(Recover::new(&code, "phone").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(b.session.account_id, a.session.account_id);
+    // Two passkey wrappings, the recovery wrapping, key, header, two messages.
+    assert_eq!(phone.on(&mut b, Pull::new()).await.unwrap(), 7);
+    assert_eq!(b.history.conversations()[&conv].title(), "first question");
+    assert_eq!(texts(&b, &conv), ["first question", "first answer"]);
+    assert_eq!(
+        phone.on(&mut b, Pull::new()).await.unwrap(),
+        0,
+        "nothing new"
+    );
+
+    // Incremental: one message added, one deleted, the header renamed.
+    let more = Writes::save_turn(&mut a, Some(&conv), &[(Role::User, "second question", 12)]);
+    laptop.on(&mut a, more.unwrap()).await.unwrap();
+    for _ in 0..2 {
+        let delete = delete_message(&a, &conv, &ids[1]);
+        laptop.on(&mut a, delete).await.unwrap();
+    }
+    let edit = EditHeader::new(&conv, Some("renamed"), None, 20);
+    laptop.on(&mut a, edit).await.unwrap();
+    assert_eq!(phone.on(&mut b, Pull::new()).await.unwrap(), 3);
+    assert_eq!(texts(&b, &conv), ["first question", "second question"]);
+    assert_eq!(b.history.conversations()[&conv].title(), "renamed");
+
+    // A header's deletion marker clears it; the conversation's clears everything.
+    let header = RecordName::ConversationHeader { conv: conv.clone() }.id();
+    let raw =
+        Request::new(Method::Delete, routes::record(&header)).authorized(Some(&a.session.token));
+    assert_eq!(laptop.send(raw).await.status, 200);
+    phone.on(&mut b, Pull::new()).await.unwrap();
+    assert!(b.history.conversations()[&conv].header.is_none());
+    assert_eq!(b.history.conversations()[&conv].title(), "(untitled)");
+    let removed = laptop
+        .on(&mut a, DeleteConversation::new(&conv))
+        .await
+        .unwrap();
+    assert!(removed >= 3, "{removed}");
+    assert!(!a.history.conversations().contains_key(&conv));
+    phone.on(&mut b, Pull::new()).await.unwrap();
+    assert!(b.history.conversations().is_empty());
+
+    // The phone's own passkey signs in and unlocks from now on.
+    match phone.run(SignIn::new()).await.unwrap() {
+        SignedIn::Unlocked(u) => assert_eq!(u.session.account_id, a.session.account_id),
+        SignedIn::Locked(_) => panic!("the passkey has a PRF output"),
+    }
+}
+
+#[tokio::test]
+async fn a_header_edit_that_loses_a_race_rereads_merges_and_keeps_both_fields() {
+    let s = server().await;
+    let mut laptop = Device::new(&s);
+    let signed_up = laptop
+        .run(SignUp::new("Ada", "laptop").unwrap())
+        .await
+        .unwrap();
+    let mut a = signed_up.unlocked;
+    let mut phone = Device::new(&s);
+    let code = signed_up.recovery_code.to_text();
+    let mut b = phone
+        .run(Recover::new(&code, "phone").unwrap())
+        .await
+        .unwrap();
+    let start = Writes::start_conversation(&mut a, "draft", 1).unwrap();
+    let conv = laptop.on(&mut a, start).await.unwrap();
+
+    // The laptop reads the header and is about to write its new title...
+    let mut slow = EditHeader::new(&conv, Some("laptop title"), None, 100);
+    let mut step = slow.next(&mut a, None).unwrap();
+    let mut writes_seen = 0;
+    loop {
+        if let Step::Send(req) = &step {
+            if req.method == Method::Put {
+                writes_seen += 1;
+                if writes_seen == 1 {
+                    // ...when the phone files the conversation into a folder first.
+                    let fast = EditHeader::new(&conv, None, Some("work"), 101);
+                    phone.on(&mut b, fast).await.unwrap();
+                }
+            }
+        }
+        let answer = laptop.carry(step).await;
+        step = slow.next(&mut a, Some(answer)).unwrap();
+        if let Step::Done(header) = step {
+            assert_eq!(header.title, "laptop title");
+            assert_eq!(header.folder, "work", "the phone's edit is kept");
+            break;
+        }
+    }
+    assert_eq!(
+        writes_seen, 2,
+        "the first write conflicted and was retried once"
+    );
+    phone.on(&mut b, Pull::new()).await.unwrap();
+    let h = b.history.conversations()[&conv].header.clone().unwrap();
+    assert_eq!(
+        (h.title.as_str(), h.folder.as_str()),
+        ("laptop title", "work")
+    );
+}
+
+#[tokio::test]
+async fn a_passkey_without_prf_signs_in_locked_and_the_recovery_code_unlocks() {
+    let s = server().await;
+    let mut dev = Device::new(&s);
+    let signed_up = dev
+        .run(SignUp::new("Ada", "laptop").unwrap())
+        .await
+        .unwrap();
+    dev.no_prf = true;
+    let session = match dev.run(SignIn::new()).await.unwrap() {
+        SignedIn::Locked(session) => session,
+        SignedIn::Unlocked(_) => panic!("no PRF output cannot unlock"),
+    };
+    let wrong = sotto_vault::RecoveryCode::generate().unwrap();
+    let err = dev
+        .run(Unlock::with_recovery(session, &wrong))
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(err, ClientError::Vault(_)), "{err}");
+
+    let session = match dev.run(SignIn::new()).await.unwrap() {
+        SignedIn::Locked(session) => session,
+        SignedIn::Unlocked(_) => panic!("no PRF output cannot unlock"),
+    };
+    let u = dev
+        .run(Unlock::with_recovery(session, &signed_up.recovery_code))
+        .await
+        .unwrap();
+    assert_eq!(u.session.account_id, signed_up.unlocked.session.account_id);
+}
+
+#[tokio::test]
+async fn a_rotated_recovery_code_replaces_the_old_one() {
+    let s = server().await;
+    let mut dev = Device::new(&s);
+    let signed_up = dev
+        .run(SignUp::new("Ada", "laptop").unwrap())
+        .await
+        .unwrap();
+    let mut u = signed_up.unlocked;
+    let new = dev
+        .on(&mut u, RotateRecovery::new().unwrap())
+        .await
+        .unwrap();
+
+    let mut other = Device::new(&s);
+    let old = Recover::new(&signed_up.recovery_code.to_text(), "x").unwrap();
+    let err = other.run(old).await.err().unwrap();
+    assert_eq!(err.status(), Some(401), "{err}");
+    let r = other
+        .run(Recover::new(&new.to_text(), "x").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(r.session.account_id, u.session.account_id);
+}
+
+#[tokio::test]
+async fn flows_fail_closed_on_answers_they_did_not_ask_for() {
+    let mut flow = SignUp::new("Ada", "laptop").unwrap();
+    let Step::Send(first) = flow.next(None).unwrap() else {
+        panic!("sign-up starts with a request");
+    };
+    assert_eq!(
+        (first.method, first.path.as_str()),
+        (Method::Post, routes::REGISTER_START)
+    );
+    let garbage = Answer::Http(Response::new(200, b"<html>".to_vec()));
+    assert!(matches!(
+        flow.next(Some(garbage)),
+        Err(ClientError::Malformed { status: 200 })
+    ));
+    assert!(
+        matches!(flow.next(None), Err(ClientError::State(_))),
+        "a failed flow is spent"
+    );
+
+    let mut flow = SignIn::new();
+    flow.next(None).unwrap();
+    let refused = br#"{"error":"rate_limited","message":"slow down"}"#.to_vec();
+    let err = flow
+        .next(Some(Answer::Http(Response::new(429, refused))))
+        .err()
+        .unwrap();
+    assert_eq!(err.server_code(), Some("rate_limited"));
+
+    let mut flow = SignIn::new();
+    flow.next(None).unwrap();
+    let err = flow.next(None).err().unwrap();
+    assert!(matches!(err, ClientError::State(_)), "{err}");
+
+    assert!(matches!(
+        Recover::new("not a recovery code", "x").err().unwrap(),
+        ClientError::RecoveryCode(_)
+    ));
+}
+
+#[test]
+fn record_names_parse_back_from_the_ids_they_make() {
+    let hex = |c: char| c.to_string().repeat(32);
+    let names = [
+        RecordName::RecoveryWrap,
+        RecordName::PasskeyWrap { handle: hex('a') },
+        RecordName::ConversationKey { conv: hex('b') },
+        RecordName::ConversationHeader { conv: hex('c') },
+        RecordName::Message {
+            conv: hex('d'),
+            msg: hex('e'),
+        },
+    ];
+    for name in names {
+        assert_eq!(RecordName::parse(&name.id()).unwrap(), name);
+    }
+    let wrap = sotto_api::passkey_wrap_id(b"credential");
+    assert_eq!(RecordName::parse(&wrap).unwrap().id(), wrap);
+    let out = RecordOut {
+        id: "m.x.y".into(),
+        group: None,
+        kind: "message".into(),
+        version: 1,
+        seq: 1,
+        ciphertext: None,
+    };
+    assert!(RecordName::parse(&out.id).is_err());
+}
