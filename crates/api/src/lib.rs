@@ -8,6 +8,31 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Who wrote a message: the one definition the vault stores, the channel carries and the
+/// engine renders. Written in lower case; the capitalised names earlier channel versions sent
+/// are still read.
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Debug)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    #[serde(alias = "System")]
+    System,
+    #[serde(alias = "User")]
+    User,
+    #[serde(alias = "Assistant")]
+    Assistant,
+}
+
+impl Role {
+    /// The role name chat templates and the OpenAI API use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+}
+
 pub mod routes {
     //! The API's paths, spelled once: the server's router mounts these, the client core builds
     //! its requests from them. Patterns use axum's `{name}` captures.
@@ -296,6 +321,18 @@ mod opt_b64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn roles_are_written_in_lower_case_and_read_in_either_case() {
+        assert_eq!(
+            serde_json::to_string(&Role::Assistant).unwrap(),
+            "\"assistant\""
+        );
+        for (text, role) in [("\"user\"", Role::User), ("\"System\"", Role::System)] {
+            assert_eq!(serde_json::from_str::<Role>(text).unwrap(), role);
+        }
+        assert!(serde_json::from_str::<Role>("\"tool\"").is_err());
+    }
+
     use super::*;
 
     #[test]

@@ -8,12 +8,7 @@ use zeroize::Zeroizing;
 
 use crate::ChannelError;
 
-#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Debug)]
-pub enum Role {
-    System,
-    User,
-    Assistant,
-}
+pub use sotto_api::Role;
 
 #[derive(Clone, Serialize, Deserialize)]
 pub struct WireMessage {

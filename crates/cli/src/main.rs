@@ -557,11 +557,7 @@ async fn chat(args: ChatArgs) -> Result<ExitCode, AnyError> {
         conversation = Some(c.id.clone());
         for (_, m) in &c.messages {
             loaded.push(WireMessage {
-                role: match m.role {
-                    sotto_vault::Role::System => Role::System,
-                    sotto_vault::Role::User => Role::User,
-                    sotto_vault::Role::Assistant => Role::Assistant,
-                },
+                role: m.role,
                 content: Zeroizing::new(m.content.clone()),
             });
         }

@@ -192,11 +192,7 @@ async fn chat(
     let chat: Vec<ChatMessage> = messages
         .into_iter()
         .map(|m| ChatMessage {
-            role: match m.role {
-                Role::System => sotto_engine::Role::System,
-                Role::User => sotto_engine::Role::User,
-                Role::Assistant => sotto_engine::Role::Assistant,
-            },
+            role: m.role,
             content: m.content,
         })
         .collect();

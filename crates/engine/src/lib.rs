@@ -115,23 +115,7 @@ impl Default for EngineConfig {
 }
 
 /// Who wrote a message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    System,
-    User,
-    Assistant,
-}
-
-impl Role {
-    /// The role name chat templates expect.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::System => "system",
-            Role::User => "user",
-            Role::Assistant => "assistant",
-        }
-    }
-}
+pub use sotto_api::Role;
 
 /// One message of a conversation. Deliberately has no `Debug` or `Display`: its content is the
 /// user's plaintext.

@@ -70,13 +70,7 @@ fn later<'a>(a: (&'a String, u64), b: (&'a String, u64)) -> (&'a String, u64) {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Debug)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    System,
-    User,
-    Assistant,
-}
+pub use sotto_api::Role;
 
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
 pub struct Message {
