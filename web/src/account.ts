@@ -1,17 +1,12 @@
-// Account flows, the same as the CLI's (crates/cli/src/account.rs): sign-up, passkey sign-in,
-// recovery on a new device (which registers this device's own passkey). Keys are derived and
-// vaults opened only inside the wasm core; what is sent is public or ciphertext.
+// Account flows: sign-up, passkey sign-in, unlocking with the recovery code, recovery on a new
+// device, passkeys, a new recovery code, account deletion. Each is the client core's flow (the
+// CLI's, crates/client) run by drive.ts; this file adds only this browser's storage of the
+// rollback ledger (ledger.ts) around them.
 
-import { Recovery, Vault, passkey_wrap_id, prf_salt, recovery_wrap_id } from "../pkg/sotto_web.js";
-import { type PasskeyInfo, api } from "./api.js";
+import { type Client, Flow, type Locked } from "../pkg/sotto_web.js";
+import { run } from "./drive.js";
 import { forgetLedger, loadLedger, saveLedger as storeLedger } from "./ledger.js";
-import { b64uEncode, createPasskey, getPasskey, NoPrfError } from "./passkey.js";
-
-/** The passkey this page signed in (or signed up) with, base64url, to mark it in the list. */
-let signedInWith: string | null = null;
-export function thisPasskey(): string | null {
-  return signedInWith;
-}
+import { NoPrfError } from "./passkey.js";
 
 /** A name for a new passkey that tells the user's devices apart, e.g. "Chrome on Linux". */
 export function deviceName(): string {
@@ -22,156 +17,96 @@ export function deviceName(): string {
   return platform ? `${browser} on ${platform}` : browser;
 }
 
-function salt(): Uint8Array<ArrayBuffer> {
-  return new Uint8Array(prf_salt());
+export async function saveLedger(client: Client): Promise<void> {
+  await storeLedger(client.account(), client.ledger_json());
 }
 
-/** Continues from the rollback ledger this browser saved for the account, if any. */
-async function restoreLedger(vault: Vault): Promise<void> {
-  const saved = await loadLedger(vault.account());
-  if (saved) vault.restore_ledger(saved);
-}
-
-export async function saveLedger(vault: Vault): Promise<void> {
-  await storeLedger(vault.account(), vault.ledger_json());
-}
-
-async function wrapRecord(id: string): Promise<string> {
-  return JSON.stringify(await api.get(id));
-}
-
-async function unlockWithPrf(account: string, prf: Uint8Array, credentialId: Uint8Array): Promise<Vault> {
-  const record = await wrapRecord(passkey_wrap_id(credentialId));
-  const vault = Vault.unlock_with_prf(account, prf, credentialId, record);
-  await restoreLedger(vault);
-  return vault;
+/** The client a flow ended with, continuing from the rollback ledger this browser saved for
+ *  the account, if any. */
+async function unlocked(flow: Flow): Promise<Client> {
+  const client = flow.client();
+  try {
+    const saved = await loadLedger(client.account());
+    if (saved) client.restore_ledger(saved);
+    return client;
+  } catch (e) {
+    client.free();
+    throw e;
+  }
 }
 
 export interface SignedUp {
-  vault: Vault;
+  client: Client;
   /** The new recovery code's text, to show exactly once. */
   recoveryCode: string;
 }
 
 export async function signUp(displayName: string, passkeyName: string): Promise<SignedUp> {
-  const recovery = Recovery.generate();
-  try {
-    const started = await api.registerStart(displayName);
-    const pk = await createPasskey(started.options, salt());
-    try {
-      const granted = await api.registerFinish({
-        ceremony_id: started.ceremony_id,
-        credential: pk.credential,
-        passkey_name: passkeyName,
-        recovery: JSON.parse(recovery.verifier_json()),
-      });
-      const account = granted.account_id;
-      const fresh = Vault.create(account);
-      await api.put(fresh.wrap_for_prf(pk.prf, pk.credentialId, 0));
-      await api.put(fresh.wrap_for_recovery(recovery, 0));
-      fresh.free();
-      // Re-open our own wrapping the normal way, so a broken server is caught now.
-      const vault = await unlockWithPrf(account, pk.prf, pk.credentialId);
-      signedInWith = b64uEncode(pk.credentialId);
-      return { vault, recoveryCode: recovery.reveal() };
-    } finally {
-      pk.prf.fill(0);
-    }
-  } finally {
-    recovery.free();
-  }
+  return run(Flow.sign_up(displayName, passkeyName), async (done) => {
+    const recoveryCode = done.recovery_code();
+    return { client: await unlocked(done), recoveryCode };
+  });
 }
 
 /** A signed-in session whose passkey gave no PRF output: only the recovery code can unlock. */
 export class LockedSession extends Error {
-  constructor(readonly account: string) {
+  constructor(readonly locked: Locked) {
     super(new NoPrfError().message);
   }
 }
 
-export async function signIn(): Promise<Vault> {
-  const started = await api.signInStart();
-  const a = await getPasskey(started.options, salt());
-  const granted = await api.signInFinish({ ceremony_id: started.ceremony_id, credential: a.credential });
-  signedInWith = b64uEncode(a.credentialId);
-  if (!a.prf) throw new LockedSession(granted.account_id);
-  try {
-    return await unlockWithPrf(granted.account_id, a.prf, a.credentialId);
-  } finally {
-    a.prf.fill(0);
-  }
+export async function signIn(): Promise<Client> {
+  return run(Flow.sign_in(), (done) => {
+    const locked = done.locked();
+    if (locked) throw new LockedSession(locked);
+    return unlocked(done);
+  });
 }
 
-/** Opens the vault of an already signed-in session with the recovery code. */
-export async function unlockWithRecovery(account: string, codeText: string): Promise<Vault> {
-  const recovery = Recovery.parse(codeText);
-  try {
-    const vault = Vault.unlock_with_recovery(account, recovery, await wrapRecord(recovery_wrap_id()));
-    await restoreLedger(vault);
-    return vault;
-  } finally {
-    recovery.free();
-  }
+/** Opens the vault of a locked session with the recovery code. */
+export async function unlockWithRecovery(locked: Locked, codeText: string): Promise<Client> {
+  return run(Flow.unlock_with_recovery(locked, codeText), unlocked);
 }
 
-/** A new device: signs in with the recovery code, opens the vault with it, then registers a
- *  passkey on this device and wraps the vault key for it. */
-export async function recover(codeText: string, passkeyName: string): Promise<Vault> {
-  // Typos are caught by the checksum before anything is sent.
-  const recovery = Recovery.parse(codeText);
-  let vault: Vault;
-  try {
-    const granted = await api.recover(JSON.parse(recovery.sign_in_json()));
-    vault = Vault.unlock_with_recovery(granted.account_id, recovery, await wrapRecord(recovery_wrap_id()));
-  } finally {
-    recovery.free();
-  }
-  await restoreLedger(vault);
-  signedInWith = b64uEncode(await addPasskey(vault, passkeyName));
-  return vault;
+/** A new device: signs in with the recovery code (a typo is caught before anything is sent),
+ *  and registers a passkey on this device with the vault key wrapped for it. */
+export async function recover(codeText: string, passkeyName: string): Promise<Client> {
+  return run(Flow.recover(codeText, passkeyName), unlocked);
 }
 
 /** Registers another passkey for the unlocked account and wraps the vault key for it. */
-export async function addPasskey(vault: Vault, passkeyName: string): Promise<Uint8Array> {
-  const started = await api.addPasskeyStart();
-  const pk = await createPasskey(started.options, salt());
-  try {
-    await api.addPasskeyFinish({ ceremony_id: started.ceremony_id, credential: pk.credential, passkey_name: passkeyName });
-    await api.put(vault.wrap_for_prf(pk.prf, pk.credentialId, 0));
-    return pk.credentialId;
-  } finally {
-    pk.prf.fill(0);
-  }
+export async function addPasskey(client: Client, passkeyName: string): Promise<void> {
+  await run(client.add_passkey(passkeyName), () => undefined);
 }
 
-export type { PasskeyInfo } from "./api.js";
+export interface PasskeyInfo {
+  /** base64url, as `Client.credential_id()` gives the one signed in with. */
+  credential_id: string;
+  name: string;
+  created_at: number;
+  last_used_at?: number | null;
+}
 
-export async function listPasskeys(): Promise<PasskeyInfo[]> {
-  return (await api.account()).passkeys;
+export async function listPasskeys(client: Client): Promise<PasskeyInfo[]> {
+  return run(client.account_info(), (done) => (JSON.parse(done.account_json()) as { passkeys: PasskeyInfo[] }).passkeys);
 }
 
 /** Removes a passkey; the server refuses to remove the last one and drops its vault wrapping. */
-export async function removePasskey(credentialId: string): Promise<void> {
-  await api.removePasskey(credentialId);
+export async function removePasskey(client: Client, credentialId: string): Promise<void> {
+  await run(client.remove_passkey(credentialId), () => undefined);
 }
 
-/** Replaces the recovery code, as the CLI does: the vault key is wrapped for the new code
- *  first, then the server's verifier changes, so whichever code can sign in can also unlock.
- *  Returns the new code's text, to show once. */
-export async function rotateRecovery(vault: Vault): Promise<string> {
-  const recovery = Recovery.generate();
-  try {
-    const current = (await api.find(recovery_wrap_id()))?.version ?? 0;
-    await api.put(vault.wrap_for_recovery(recovery, current));
-    await api.setRecovery(JSON.parse(recovery.verifier_json()));
-    return recovery.reveal();
-  } finally {
-    recovery.free();
-  }
+/** Replaces the recovery code; returns the new code's text, to show once. */
+export async function rotateRecovery(client: Client): Promise<string> {
+  return run(client.rotate_recovery(), (done) => done.recovery_code());
+}
+
+export async function signOut(client: Client): Promise<void> {
+  await run(client.sign_out(), () => undefined);
 }
 
 /** Deletes the account and everything in it on the server, and this browser's ledger of it. */
-export async function deleteAccount(vault: Vault): Promise<void> {
-  await api.deleteAccount();
-  await forgetLedger(vault.account());
+export async function deleteAccount(client: Client): Promise<void> {
+  await run(client.delete_account(), () => undefined);
+  await forgetLedger(client.account());
 }

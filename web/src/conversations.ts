@@ -2,7 +2,7 @@
 // on decrypted data in this page (the server never sees titles, folders or queries).
 
 import { make } from "./dom.js";
-import { type Conversation, folder, title, updatedAt } from "./history.js";
+import type { Conversation } from "./history.js";
 
 export interface ListView {
   into: HTMLElement;
@@ -12,18 +12,18 @@ export interface ListView {
 }
 
 function matches(c: Conversation, words: string[]): boolean {
-  const hay = `${title(c)} ${folder(c)}`.toLocaleLowerCase();
+  const hay = `${c.title} ${c.folder}`.toLocaleLowerCase();
   return words.every((w) => hay.includes(w));
 }
 
-/** Renders the list: folders in name order ("No folder" first), newest conversation first. */
-export function renderList(convs: Iterable<Conversation>, view: ListView): void {
+/** Renders the list: folders in name order ("No folder" first), each in the order given (the
+ *  client's: most recently updated first). */
+export function renderList(convs: Conversation[], view: ListView): void {
   const words = view.query.toLocaleLowerCase().split(/\s+/).filter(Boolean);
   const groups = new Map<string, Conversation[]>();
   for (const c of convs) {
     if (!matches(c, words)) continue;
-    const f = folder(c);
-    groups.set(f, [...(groups.get(f) ?? []), c]);
+    groups.set(c.folder, [...(groups.get(c.folder) ?? []), c]);
   }
   const names = [...groups.keys()].sort((a, b) => (a === "" ? -1 : b === "" ? 1 : a.localeCompare(b)));
   view.into.replaceChildren();
@@ -36,9 +36,9 @@ export function renderList(convs: Iterable<Conversation>, view: ListView): void 
     section.dataset.folder = name;
     if (name !== "" || names.length > 1) section.append(make("h3", undefined, name || "No folder"));
     const ul = make("ul");
-    for (const c of groups.get(name)!.sort((a, b) => updatedAt(b) - updatedAt(a))) {
+    for (const c of groups.get(name)!) {
       const li = make("li", c.id === view.current ? "current" : undefined);
-      const button = make("button", "conv", title(c));
+      const button = make("button", "conv", c.title);
       button.type = "button";
       button.dataset.conv = c.id;
       button.addEventListener("click", () => view.select(c.id));
@@ -51,6 +51,6 @@ export function renderList(convs: Iterable<Conversation>, view: ListView): void 
 }
 
 /** Every folder name in use, for the folder field's suggestions. */
-export function folders(convs: Iterable<Conversation>): string[] {
-  return [...new Set([...convs].map(folder).filter(Boolean))].sort((a, b) => a.localeCompare(b));
+export function folders(convs: Conversation[]): string[] {
+  return [...new Set(convs.map((c) => c.folder).filter(Boolean))].sort((a, b) => a.localeCompare(b));
 }

@@ -1,11 +1,12 @@
-// Encrypted history, as the CLI keeps it (crates/cli/src/history.rs): every record is opened
-// through the wasm vault, failing closed on the first refused one; each chat turn is saved as
-// a conversation key, a header and append-only messages; title and folder edits merge with
-// other devices' edits.
+// Encrypted history, read from and written through the wasm client (the CLI's history code,
+// crates/client): pulls fold the change feed into the client's history, failing closed on the
+// first refused record; saving a turn, header edits (merged with other devices' and retried on
+// a conflict) and deletions are its flows, run by drive.ts. This file adds the rollback
+// ledger's saving and the shapes the page renders.
 
-import { Vault, edit_header, new_header } from "../pkg/sotto_web.js";
-import { ApiError, type RecordOut, api } from "./api.js";
+import type { Client } from "../pkg/sotto_web.js";
 import { saveLedger } from "./account.js";
+import { run } from "./drive.js";
 
 export type Role = "system" | "user" | "assistant";
 
@@ -15,7 +16,7 @@ export interface Message {
   created_at: number;
 }
 
-/** A message on screen: `id` is its record's id once saved; `stopped` marks an answer cut
+/** A message on screen: `id` is its message id once saved; `stopped` marks an answer cut
  *  short in this session. */
 export interface Turn {
   id?: string;
@@ -23,17 +24,15 @@ export interface Turn {
   stopped?: boolean;
 }
 
-export interface Header {
-  title: string;
-  title_at: number;
-  folder: string;
-  folder_at: number;
-  created_at: number;
-}
-
+/** A conversation in the list. */
 export interface Conversation {
   id: string;
-  header: Header | null;
+  title: string;
+  folder: string;
+  updated_at: number;
+}
+
+export interface Opened extends Conversation {
   messages: Turn[];
 }
 
@@ -44,138 +43,42 @@ export function nowMs(): number {
   return lastMs;
 }
 
-type Item =
-  | { type: "wrap"; id: string }
-  | { type: "conversation_key"; id: string; conv: string }
-  | { type: "header"; id: string; conv: string; version: number; header: Header }
-  | { type: "message"; id: string; conv: string; msg: string; message: Message }
-  | { type: "deleted"; id: string; conv?: string }
-  | { type: "error"; id: string; code: string; message: string };
-
-export class RefusedHistory extends Error {}
-
-function open(vault: Vault, records: RecordOut[]): Item[] {
-  const items = JSON.parse(vault.open_batch(JSON.stringify(records))) as Item[];
-  const refused = items.find((i) => i.type === "error");
-  if (refused && refused.type === "error") {
-    throw new RefusedHistory(`refusing the history: record ${refused.id}: ${refused.message} (${refused.code})`);
-  }
-  return items;
+/** Every conversation pulled so far, most recently updated first. */
+export function conversations(client: Client): Conversation[] {
+  return JSON.parse(client.conversations_json()) as Conversation[];
 }
 
-/** The decrypted history, kept up to date from the server's change feed: the first pull
- *  opens everything, later ones only what changed since (other devices' edits included). */
-export class History {
-  readonly convs = new Map<string, Conversation>();
-  private since = 0;
-
-  constructor(private readonly vault: Vault) {}
-
-  /** Fetches and opens every change since the last pull; one refused record refuses them all
-   *  and leaves what is shown untouched. */
-  async pull(): Promise<void> {
-    const { records, next } = await api.changes(this.since);
-    if (records.length > 0) this.apply(open(this.vault, records));
-    this.since = next;
-    // Only opening records moves the ledger.
-    if (records.length > 0) await saveLedger(this.vault);
-  }
-
-  private apply(items: Item[]): void {
-    const touched = new Set<Conversation>();
-    for (const i of items) {
-      if (i.type === "conversation_key" && !this.convs.has(i.conv)) this.convs.set(i.conv, { id: i.conv, header: null, messages: [] });
-    }
-    for (const i of items) {
-      const c = "conv" in i && i.conv ? this.convs.get(i.conv) : undefined;
-      if (!c) continue;
-      if (i.type === "header") c.header = i.header;
-      else if (i.type === "message") {
-        c.messages = c.messages.filter((t) => t.id !== i.id);
-        c.messages.push({ id: i.id, message: i.message });
-        touched.add(c);
-      } else if (i.type === "deleted") {
-        if (i.id.startsWith("ck.")) this.convs.delete(c.id);
-        else if (i.id.startsWith("ch.")) c.header = null;
-        else c.messages = c.messages.filter((t) => t.id !== i.id);
-      }
-    }
-    for (const c of touched) {
-      c.messages.sort((a, b) => a.message.created_at - b.message.created_at || ((a.id ?? "") < (b.id ?? "") ? -1 : 1));
-    }
-  }
+export function conversation(client: Client, id: string): Opened | undefined {
+  const json = client.conversation_json(id);
+  return json === undefined ? undefined : (JSON.parse(json) as Opened);
 }
 
-export function title(c: Conversation): string {
-  return c.header?.title || "(untitled)";
-}
-
-export function folder(c: Conversation): string {
-  return c.header?.folder ?? "";
-}
-
-export function updatedAt(c: Conversation): number {
-  const last = c.messages.at(-1)?.message.created_at ?? 0;
-  return Math.max(last, c.header?.title_at ?? 0, c.header?.folder_at ?? 0);
-}
-
-/** Starts a conversation: its key first, then its header. */
-export async function start(vault: Vault, titleText: string): Promise<string> {
-  const key = JSON.parse(vault.new_conversation()) as { conv: string };
-  await api.put(JSON.stringify(key));
-  await api.put(vault.seal_header(key.conv, new_header(titleText, nowMs()), 0));
-  return key.conv;
-}
-
-/** Saves one message; returns its record id. */
-export async function append(vault: Vault, conv: string, message: Message): Promise<string> {
-  const sealed = vault.seal_message(conv, JSON.stringify(message));
-  await api.put(sealed);
-  return (JSON.parse(sealed) as { id: string }).id;
+/** Takes in every change since the last pull; one refused record refuses them all and leaves
+ *  what is shown untouched. */
+export async function pull(client: Client): Promise<void> {
+  const changed = await run(client.pull(), (done) => done.count());
+  // Only opening records moves the ledger.
+  if (changed > 0) await saveLedger(client);
 }
 
 /** Saves messages of a turn, starting the conversation (titled with the first question) when
- *  there is none yet; returns the conversation id and the new records' ids. */
-export async function saveTurn(vault: Vault, conv: string | null, messages: Message[]): Promise<{ conv: string; ids: string[] }> {
-  const firstQuestion = messages.find((m) => m.role === "user")?.content ?? "";
-  const id = conv ?? (await start(vault, [...firstQuestion].slice(0, 60).join("")));
-  const ids = [];
-  for (const m of messages) ids.push(await append(vault, id, m));
-  return { conv: id, ids };
+ *  there is none yet; returns the conversation id and the new messages' ids. */
+export async function saveTurn(client: Client, conv: string | null, messages: Message[]): Promise<{ conv: string; ids: string[] }> {
+  return run(client.save_turn(conv ?? undefined, JSON.stringify(messages)), (done) => JSON.parse(done.saved_json()) as { conv: string; ids: string[] });
 }
 
 /** Deletes one saved message (a regenerated answer replaces the old one). */
-export async function removeMessage(id: string): Promise<void> {
-  try {
-    await api.deleteRecord(id);
-  } catch (e) {
-    if (!(e instanceof ApiError && e.status === 404)) throw e;
-  }
+export async function removeMessage(client: Client, conv: string, msg: string): Promise<void> {
+  await run(client.delete_message(conv, msg), () => undefined);
 }
 
-/** Sets the title and/or folder, merged over the server's latest header so a concurrent edit
- *  of the other field on another device is kept; retried on a version conflict. */
-export async function editHeader(vault: Vault, conv: string, edit: { title?: string; folder?: string }): Promise<Header> {
-  const id = `ch.${conv}`;
-  for (let attempt = 0; attempt < 8; attempt++) {
-    let base: Header = { title: "", title_at: 0, folder: "", folder_at: 0, created_at: 0 };
-    const record = await api.find(id);
-    const version = record?.version ?? 0;
-    const opened = record ? open(vault, [record]).find((i) => i.type === "header") : undefined;
-    if (opened && opened.type === "header") base = opened.header;
-    const merged = edit_header(JSON.stringify(base), edit.title, edit.folder, nowMs());
-    try {
-      await api.put(vault.seal_header(conv, merged, version));
-      await saveLedger(vault);
-      return JSON.parse(merged) as Header;
-    } catch (e) {
-      if (!(e instanceof ApiError && e.code === "conflict")) throw e;
-    }
-  }
-  throw new Error("another device kept changing this conversation's header; try again");
+/** Sets the title and/or folder, merged over the server's latest header. */
+export async function editHeader(client: Client, conv: string, edit: { title?: string; folder?: string }): Promise<void> {
+  await run(client.edit_header(conv, edit.title, edit.folder, nowMs()), () => undefined);
+  await saveLedger(client);
 }
 
 /** Crypto-shreds a conversation: its key, header and messages go. */
-export async function remove(conv: string): Promise<void> {
-  await api.deleteGroup(conv);
+export async function remove(client: Client, conv: string): Promise<void> {
+  await run(client.delete_conversation(conv), () => undefined);
 }

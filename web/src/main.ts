@@ -1,8 +1,7 @@
 // The page: plain DOM over the account, history and chat modules. Every piece of user text is
 // put on the page with textContent or the allowlist Markdown renderer, never as HTML.
 
-import init, { Vault } from "../pkg/sotto_web.js";
-import { api } from "./api.js";
+import init, { type Client, type Locked } from "../pkg/sotto_web.js";
 import {
   LockedSession,
   addPasskey,
@@ -13,14 +12,14 @@ import {
   removePasskey,
   rotateRecovery,
   signIn,
+  signOut,
   signUp,
-  thisPasskey,
   unlockWithRecovery,
 } from "./account.js";
 import { Connection } from "./chat.js";
 import { folders, renderList } from "./conversations.js";
 import { ask, describe, el, make, status } from "./dom.js";
-import { type Conversation, History, type Message, type Turn, editHeader, folder, nowMs, remove, removeMessage, saveTurn, title } from "./history.js";
+import { type Conversation, type Message, type Turn, conversation, conversations, editHeader, nowMs, pull, remove, removeMessage, saveTurn } from "./history.js";
 import { renderMessage } from "./markdown.js";
 import { NoPrfError } from "./passkey.js";
 import { themeSwitch } from "./theme.js";
@@ -32,16 +31,17 @@ function show(screen: (typeof screens)[number]): void {
 }
 
 interface State {
-  vault: Vault | null;
+  client: Client | null;
+  /** The history has been pulled and shown (false while a new account's code is shown). */
+  entered: boolean;
   conn: Connection | null;
-  history: History | null;
   current: string | null;
   transcript: Turn[];
-  lockedAccount: string | null;
+  locked: Locked | null;
   streaming: boolean;
 }
 
-const state: State = { vault: null, conn: null, history: null, current: null, transcript: [], lockedAccount: null, streaming: false };
+const state: State = { client: null, entered: false, conn: null, current: null, transcript: [], locked: null, streaming: false };
 
 async function busy(label: string, f: () => Promise<void>): Promise<void> {
   status(label);
@@ -53,30 +53,41 @@ async function busy(label: string, f: () => Promise<void>): Promise<void> {
   }
 }
 
-function convs(): Map<string, Conversation> {
-  return state.history?.convs ?? new Map();
+function convs(): Conversation[] {
+  return state.client ? conversations(state.client) : [];
 }
 
 function currentConv(): Conversation | undefined {
-  return state.current ? convs().get(state.current) : undefined;
+  return convs().find((c) => c.id === state.current);
 }
 
-async function enter(vault: Vault): Promise<void> {
-  state.vault = vault;
-  const history = new History(vault);
-  await history.pull();
-  state.history = history;
+/** The saved messages of the conversation shown. */
+function savedTurns(): Turn[] {
+  return state.current && state.client ? (conversation(state.client, state.current)?.messages ?? []) : [];
+}
+
+async function enter(client: Client): Promise<void> {
+  try {
+    await pull(client);
+  } catch (e) {
+    // Nothing of a refused history is shown, and its keys go now.
+    if (state.client === client) state.client = null;
+    client.free();
+    throw e;
+  }
+  state.client = client;
+  state.entered = true;
   state.current = null;
   state.transcript = [];
   refresh();
   show("app");
-  status(`Signed in. ${history.convs.size} conversation(s) decrypted on this device.`);
+  status(`Signed in. ${convs().length} conversation(s) decrypted on this device.`);
 }
 
 function select(conv: string | null): void {
   if (state.streaming) return;
   state.current = conv;
-  state.transcript = conv ? [...(convs().get(conv)?.messages ?? [])] : [];
+  state.transcript = savedTurns();
   el("app").classList.remove("show-sidebar");
   refresh();
 }
@@ -90,14 +101,14 @@ function refresh(): void {
 
 function refreshHead(): void {
   const c = currentConv();
-  el("conv-title").textContent = c ? title(c) : "New chat";
-  el("conv-folder").textContent = c && folder(c) ? folder(c) : "";
+  el("conv-title").textContent = c ? c.title : "New chat";
+  el("conv-folder").textContent = c?.folder ?? "";
   el<HTMLButtonElement>("edit-conv").disabled = !c || state.streaming;
   el<HTMLButtonElement>("delete-conv").disabled = !c || state.streaming;
 }
 
 function refreshList(): void {
-  renderList(convs().values(), {
+  renderList(convs(), {
     into: el("conversations"),
     query: el<HTMLInputElement>("search").value,
     current: state.current,
@@ -106,7 +117,7 @@ function refreshList(): void {
 }
 
 function buttons(): void {
-  // Signing out frees the vault the streaming turn is about to be saved with: stop first.
+  // Signing out frees the client the streaming turn is about to be saved with: stop first.
   el<HTMLButtonElement>("signout").disabled = state.streaming;
   el<HTMLButtonElement>("send").disabled = state.streaming;
   el<HTMLButtonElement>("stop").disabled = !state.streaming;
@@ -153,8 +164,8 @@ async function connection(): Promise<Connection> {
 /** Streams an answer to the transcript (after `question`, when given) and saves the turn; a
  *  regenerated answer replaces `replacing`. A failure before any token puts things back. */
 async function generate(question: string | null, replacing: Turn | null): Promise<void> {
-  const vault = state.vault;
-  if (!vault || state.streaming) return;
+  const client = state.client;
+  if (!client || state.streaming) return;
   const conn = await connection();
   const prompt = el<HTMLTextAreaElement>("prompt");
   let user: Turn | null = null;
@@ -215,11 +226,11 @@ async function generate(question: string | null, replacing: Turn | null): Promis
   answerEl.box.dataset.done = "true";
   try {
     const toSave = user ? [user, reply] : [reply];
-    const saved = await saveTurn(vault, state.current, toSave.map((t) => t.message));
+    const saved = await saveTurn(client, state.current, toSave.map((t) => t.message));
     toSave.forEach((t, i) => (t.id = saved.ids[i]));
-    if (replacing?.id) await removeMessage(replacing.id);
+    if (replacing?.id) await removeMessage(client, saved.conv, replacing.id);
     state.current = saved.conv;
-    await state.history?.pull();
+    await pull(client);
     state.streaming = false;
     refresh();
     status(outcome.ok ? "Answer complete; saved encrypted." : `${why} The partial answer was saved encrypted.`, !outcome.ok && outcome.why !== "stopped");
@@ -232,21 +243,21 @@ async function generate(question: string | null, replacing: Turn | null): Promis
 
 async function editCurrent(): Promise<void> {
   const c = currentConv();
-  const vault = state.vault;
-  if (!c || !vault) return;
+  const client = state.client;
+  if (!c || !client) return;
   const titleInput = el<HTMLInputElement>("edit-title");
   const folderInput = el<HTMLInputElement>("edit-folder");
-  titleInput.value = title(c);
-  folderInput.value = folder(c);
-  el("folder-list").replaceChildren(...folders(convs().values()).map((f) => Object.assign(make("option"), { value: f })));
+  titleInput.value = c.title;
+  folderInput.value = c.folder;
+  el("folder-list").replaceChildren(...folders(convs()).map((f) => Object.assign(make("option"), { value: f })));
   if ((await ask(el<HTMLDialogElement>("edit-dialog"))) !== "save") return;
   const edit: { title?: string; folder?: string } = {};
-  if (titleInput.value.trim() !== title(c)) edit.title = titleInput.value.trim();
-  if (folderInput.value.trim() !== folder(c)) edit.folder = folderInput.value.trim();
+  if (titleInput.value.trim() !== c.title) edit.title = titleInput.value.trim();
+  if (folderInput.value.trim() !== c.folder) edit.folder = folderInput.value.trim();
   if (edit.title === undefined && edit.folder === undefined) return;
   await busy("Saving…", async () => {
-    await editHeader(vault, c.id, edit);
-    await state.history?.pull();
+    await editHeader(client, c.id, edit);
+    await pull(client);
     refresh();
     status("Saved encrypted.");
   });
@@ -254,27 +265,28 @@ async function editCurrent(): Promise<void> {
 
 async function deleteCurrent(): Promise<void> {
   const c = currentConv();
-  const vault = state.vault;
-  if (!c || !vault) return;
-  el("delete-title").textContent = title(c);
+  const client = state.client;
+  if (!c || !client) return;
+  el("delete-title").textContent = c.title;
   if ((await ask(el<HTMLDialogElement>("delete-dialog"))) !== "delete") return;
   await busy("Deleting…", async () => {
-    await remove(c.id);
-    await state.history?.pull();
+    await remove(client, c.id);
+    await pull(client);
     select(null);
     status("Conversation deleted.");
   });
 }
 
-async function renderPasskeys(): Promise<void> {
+async function renderPasskeys(client: Client): Promise<void> {
   const ul = el("passkey-list");
-  const keys = await listPasskeys();
+  const keys = await listPasskeys(client);
+  const mine = client.credential_id();
   ul.replaceChildren(
     ...keys.map((k) => {
       const li = make("li");
       const when = `added ${new Date(k.created_at * 1000).toLocaleString()}` + (k.last_used_at ? `, last used ${new Date(k.last_used_at * 1000).toLocaleString()}` : "");
       li.append(make("strong", undefined, k.name || "(unnamed)"), make("span", "muted", ` ${when} `));
-      if (k.credential_id === thisPasskey()) li.append(make("span", "this-passkey", "(signed in with this one) "));
+      if (k.credential_id === mine) li.append(make("span", "this-passkey", "(signed in with this one) "));
       const rm = make("button", "quiet danger remove-passkey", "Remove");
       rm.type = "button";
       rm.disabled = keys.length === 1;
@@ -285,8 +297,8 @@ async function renderPasskeys(): Promise<void> {
           return;
         }
         void busy("Removing the passkey…", async () => {
-          await removePasskey(k.credential_id);
-          await renderPasskeys();
+          await removePasskey(client, k.credential_id);
+          await renderPasskeys(client);
           status("Passkey removed; it can no longer sign in or unlock your history.");
         });
       });
@@ -298,17 +310,17 @@ async function renderPasskeys(): Promise<void> {
 
 /** Takes in other devices' changes without disturbing an answer being streamed. */
 async function pullQuietly(): Promise<void> {
-  const history = state.history;
-  if (!history || state.streaming) return;
+  const client = state.client;
+  if (!client || !state.entered || state.streaming) return;
   try {
-    await history.pull();
+    await pull(client);
   } catch (e) {
     status(describe(e), true);
     return;
   }
-  if (state.streaming || state.history !== history) return;
-  if (state.current && !convs().has(state.current)) select(null);
-  const saved = state.current ? (currentConv()?.messages ?? []) : null;
+  if (state.streaming || state.client !== client) return;
+  if (state.current && !currentConv()) select(null);
+  const saved = state.current ? savedTurns() : null;
   // Only a conversation that changed elsewhere is redrawn, so what is on screen (an answer
   // marked as stopped, the scroll position) stays put otherwise.
   const ids = (turns: Turn[]) => turns.map((t) => t.id ?? "").join(" ");
@@ -333,9 +345,11 @@ function showRecoveryCode(code: string): void {
 function forget(): void {
   state.conn?.close();
   state.conn = null;
-  state.vault?.free();
-  state.vault = null;
-  state.history = null;
+  state.client?.free();
+  state.client = null;
+  state.entered = false;
+  state.locked?.free();
+  state.locked = null;
   state.current = null;
   state.transcript = [];
   renderTranscript();
@@ -350,8 +364,8 @@ function wire(): void {
     ev.preventDefault();
     void busy("Creating your passkey…", async () => {
       const name = el<HTMLInputElement>("display-name").value.trim();
-      const { vault, recoveryCode } = await signUp(name, deviceName());
-      state.vault = vault;
+      const { client, recoveryCode } = await signUp(name, deviceName());
+      state.client = client;
       showRecoveryCode(recoveryCode);
       status("Account created.");
     });
@@ -361,11 +375,11 @@ function wire(): void {
   });
   el("saved").addEventListener("click", () => {
     el("recovery-code").textContent = "";
-    const vault = state.vault;
-    if (state.history) {
+    const client = state.client;
+    if (state.entered) {
       show("app");
       status("The new recovery code is in place; the old one no longer works.");
-    } else if (vault) void busy("Opening your history…", () => enter(vault));
+    } else if (client) void busy("Opening your history…", () => enter(client));
   });
   el("signin").addEventListener("click", () => {
     void busy("Waiting for your passkey…", async () => {
@@ -373,7 +387,8 @@ function wire(): void {
         await enter(await signIn());
       } catch (e) {
         if (!(e instanceof LockedSession)) throw e;
-        state.lockedAccount = e.account;
+        state.locked?.free();
+        state.locked = e.locked;
         el("unlock-why").textContent = e.message;
         show("unlock");
         status("Signed in, but this passkey cannot unlock your history.", true);
@@ -382,39 +397,49 @@ function wire(): void {
   });
   el("unlock-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
-    const account = state.lockedAccount;
+    const locked = state.locked;
     const input = el<HTMLInputElement>("unlock-code");
-    if (account) void busy("Unlocking…", async () => enter(await unlockWithRecovery(account, input.value)).finally(() => (input.value = "")));
+    if (locked) void busy("Unlocking…", async () => {
+      try {
+        const client = await unlockWithRecovery(locked, input.value);
+        state.locked = null;
+        locked.free();
+        await enter(client);
+      } finally {
+        input.value = "";
+      }
+    });
   });
   el("recover-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     const input = el<HTMLInputElement>("recover-code");
     void busy("Checking your recovery code…", async () => {
-      const vault = await recover(input.value, deviceName());
+      const client = await recover(input.value, deviceName());
       input.value = "";
-      await enter(vault);
+      await enter(client);
       status("Recovered: this browser now has its own passkey for your account.");
     });
   });
   el("manage-passkeys").addEventListener("click", () => {
-    void busy("Loading your passkeys…", async () => {
-      await renderPasskeys();
+    const client = state.client;
+    if (client) void busy("Loading your passkeys…", async () => {
+      await renderPasskeys(client);
       status("");
       await ask(el<HTMLDialogElement>("passkeys-dialog"));
     });
   });
   el("add-passkey").addEventListener("click", () => {
-    const vault = state.vault;
-    if (vault) void busy("Creating a passkey…", async () => {
-      await addPasskey(vault, deviceName());
-      await renderPasskeys();
+    const client = state.client;
+    if (client) void busy("Creating a passkey…", async () => {
+      await addPasskey(client, deviceName());
+      await renderPasskeys(client);
       status("Passkey added.");
     });
   });
   el("rotate-recovery").addEventListener("click", () => {
-    const vault = state.vault;
-    if (vault) void busy("Making a new recovery code…", async () => {
-      const code = await rotateRecovery(vault);
+    const client = state.client;
+    if (client) void busy("Making a new recovery code…", async () => {
+      const code = await rotateRecovery(client);
       el<HTMLDialogElement>("passkeys-dialog").close();
       showRecoveryCode(code);
       status("Your new recovery code.");
@@ -424,9 +449,9 @@ function wire(): void {
     el<HTMLButtonElement>("delete-account").disabled = !el<HTMLInputElement>("delete-account-check").checked;
   });
   el("delete-account").addEventListener("click", () => {
-    const vault = state.vault;
-    if (vault) void busy("Deleting your account…", async () => {
-      await deleteAccount(vault);
+    const client = state.client;
+    if (client) void busy("Deleting your account…", async () => {
+      await deleteAccount(client);
       el<HTMLDialogElement>("passkeys-dialog").close();
       forget();
       status("Your account and everything in it were deleted from the server.");
@@ -476,8 +501,9 @@ function wire(): void {
   window.addEventListener("focus", () => void pullQuietly());
   setInterval(() => document.visibilityState === "visible" && void pullQuietly(), 30_000);
   el("signout").addEventListener("click", () => {
-    void busy("Signing out…", async () => {
-      await api.signOut();
+    const client = state.client;
+    if (client) void busy("Signing out…", async () => {
+      await signOut(client);
       forget();
       status("Signed out.");
     });

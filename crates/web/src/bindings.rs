@@ -1,8 +1,7 @@
 //! The classes and functions JavaScript sees. Each one converts its arguments, calls
-//! [`crate::channel`], [`crate::release`], [`crate::vault`] or [`crate::markdown`], and
-//! converts back; errors
-//! become JS `Error`s whose message is the Rust error's. Secrets coming in (PRF outputs,
-//! recovery codes, prompts) are taken by value and zeroized here once used.
+//! [`crate::channel`], [`crate::release`], [`crate::flows`] or [`crate::markdown`], and
+//! converts back; errors become JS `Error`s whose message is the Rust error's. Secrets coming
+//! in (PRF outputs, recovery codes, prompts) are taken by value and zeroized here once used.
 
 use js_sys::Uint8Array;
 use wasm_bindgen::prelude::*;
@@ -10,8 +9,8 @@ use zeroize::Zeroizing;
 
 use crate::channel::ChannelCore;
 use crate::error::whole_number;
+use crate::flows::{ClientCore, FlowCore, LockedCore};
 use crate::release::{CompiledTrust, LogCheckCore};
-use crate::vault::{self, RecoveryCore, VaultCore};
 use crate::WebError;
 
 fn js(e: WebError) -> JsError {
@@ -141,140 +140,138 @@ impl LogCheck {
     }
 }
 
-/// A recovery code held in wasm memory.
+/// One run of a client-core flow (`crate::flows`). `start()` returns the first step as JSON,
+/// and each `answer_*` the next one, until `{"kind":"done"}`; then the results are taken with
+/// the methods below. Steps: `{"kind":"http","method","path","body"?}` (send it with the
+/// session cookie; `body` is JSON text), `{"kind":"create_passkey","options","salt_b64u",
+/// "name"}`, `{"kind":"get_passkey","options","salt_b64u"}`. After an error it is spent.
 #[wasm_bindgen]
-pub struct Recovery(RecoveryCore);
-
-#[wasm_bindgen]
-impl Recovery {
-    /// A new code, for sign-up or for replacing the current one.
-    pub fn generate() -> Result<Recovery, JsError> {
-        RecoveryCore::generate().map(Recovery).map_err(js)
-    }
-
-    /// The code the user typed; throws on a typo (checksum) before anything is sent.
-    pub fn parse(text: String) -> Result<Recovery, JsError> {
-        let text = Zeroizing::new(text);
-        RecoveryCore::parse(&text).map(Recovery).map_err(js)
-    }
-
-    /// A generated code's text, once; throws afterwards (and for a typed code).
-    pub fn reveal(&mut self) -> Result<String, JsError> {
-        self.0.reveal().map(unwrap_string).map_err(js)
-    }
-
-    /// `{"lookup","verifier"}` (base64url): `RegisterFinish.recovery` at sign-up.
-    pub fn verifier_json(&self) -> Result<String, JsError> {
-        self.0.verifier_json().map_err(js)
-    }
-
-    /// `{"lookup","secret"}` (base64url): the recovery sign-in request body.
-    pub fn sign_in_json(&self) -> Result<String, JsError> {
-        self.0.sign_in_json().map(unwrap_string).map_err(js)
-    }
-}
-
-/// An unlocked vault.
-#[wasm_bindgen]
-pub struct Vault(VaultCore);
-
-fn version(v: f64) -> Result<u64, JsError> {
-    whole_number(v, "expected_version").map_err(js)
-}
+pub struct Flow(FlowCore);
 
 #[wasm_bindgen]
-impl Vault {
-    /// A new vault for a just-registered account.
-    pub fn create(account: &str) -> Result<Vault, JsError> {
-        VaultCore::create(account).map(Vault).map_err(js)
-    }
-
-    /// Opens the vault with a passkey's PRF output (32 bytes) and its `wrap.pk.*` record JSON.
-    pub fn unlock_with_prf(
-        account: &str,
-        prf: Vec<u8>,
-        credential_id: &[u8],
-        wrap_record_json: &str,
-    ) -> Result<Vault, JsError> {
-        let prf = Zeroizing::new(prf);
-        VaultCore::unlock_with_prf(account, &prf, credential_id, wrap_record_json)
-            .map(Vault)
+impl Flow {
+    /// A new account with a new passkey: ends with `client()` and `recovery_code()`.
+    pub fn sign_up(display_name: &str, passkey_name: &str) -> Result<Flow, JsError> {
+        FlowCore::sign_up(display_name, passkey_name)
+            .map(Flow)
             .map_err(js)
     }
 
-    /// Opens the vault with the recovery code and the `wrap.recovery` record JSON.
-    pub fn unlock_with_recovery(
-        account: &str,
-        recovery: &Recovery,
-        wrap_record_json: &str,
-    ) -> Result<Vault, JsError> {
-        VaultCore::unlock_with_recovery(account, &recovery.0, wrap_record_json)
-            .map(Vault)
+    /// A discoverable passkey sign-in: ends with `client()`, or `locked()` when the passkey
+    /// gave no PRF output.
+    pub fn sign_in() -> Flow {
+        Flow(FlowCore::sign_in())
+    }
+
+    /// A new device, with the recovery code the user typed (throws on a typo, before anything
+    /// is sent): registers this browser's own passkey; ends with `client()`.
+    pub fn recover(code: String, passkey_name: &str) -> Result<Flow, JsError> {
+        let code = Zeroizing::new(code);
+        FlowCore::recover(&code, passkey_name).map(Flow).map_err(js)
+    }
+
+    /// Opens a locked session's vault with the recovery code; ends with `client()`.
+    pub fn unlock_with_recovery(locked: &Locked, code: String) -> Result<Flow, JsError> {
+        let code = Zeroizing::new(code);
+        FlowCore::unlock_with_recovery(&locked.0, &code)
+            .map(Flow)
             .map_err(js)
     }
 
-    pub fn account(&self) -> String {
-        self.0.account().to_owned()
+    pub fn start(&mut self) -> Result<String, JsError> {
+        self.0.start().map(unwrap_string).map_err(js)
     }
 
-    /// `{"id","put"}`: the vault key wrapped for this passkey.
-    pub fn wrap_for_prf(
-        &self,
-        prf: Vec<u8>,
-        credential_id: &[u8],
-        expected_version: f64,
-    ) -> Result<String, JsError> {
-        let prf = Zeroizing::new(prf);
+    /// The server's status and body for an `http` step.
+    pub fn answer_http(&mut self, status: u16, body: &str) -> Result<String, JsError> {
         self.0
-            .wrap_for_prf(&prf, credential_id, version(expected_version)?)
-            .map_err(js)
-    }
-
-    /// `{"id","put"}`: the vault key wrapped for this recovery code.
-    pub fn wrap_for_recovery(
-        &self,
-        recovery: &Recovery,
-        expected_version: f64,
-    ) -> Result<String, JsError> {
-        self.0
-            .wrap_for_recovery(&recovery.0, version(expected_version)?)
-            .map_err(js)
-    }
-
-    /// `{"conv","id","put"}`: a new conversation's key record.
-    pub fn new_conversation(&mut self) -> Result<String, JsError> {
-        self.0.new_conversation().map_err(js)
-    }
-
-    pub fn has_conversation(&self, conv: &str) -> bool {
-        self.0.has_conversation(conv)
-    }
-
-    /// `{"id","conv","put"}`: the header sealed for writing over `expected_version`.
-    pub fn seal_header(
-        &self,
-        conv: &str,
-        header_json: String,
-        expected_version: f64,
-    ) -> Result<String, JsError> {
-        let header_json = Zeroizing::new(header_json);
-        self.0
-            .seal_header(conv, &header_json, version(expected_version)?)
-            .map_err(js)
-    }
-
-    /// `{"id","conv","msg","put"}`: a new message record.
-    pub fn seal_message(&self, conv: &str, message_json: String) -> Result<String, JsError> {
-        let message_json = Zeroizing::new(message_json);
-        self.0.seal_message(conv, &message_json).map_err(js)
-    }
-
-    /// Opens a JSON array of served records; returns a JSON array of opened or refused items.
-    pub fn open_batch(&mut self, records_json: &str) -> Result<String, JsError> {
-        self.0
-            .open_batch(records_json)
+            .answer_http(status, body.as_bytes())
             .map(unwrap_string)
             .map_err(js)
+    }
+
+    /// The passkey made for a `create_passkey` step (WebAuthn JSON without PRF results, its
+    /// raw id, its 32-byte PRF output).
+    pub fn answer_created(
+        &mut self,
+        credential_json: &str,
+        credential_id: &[u8],
+        prf: Vec<u8>,
+    ) -> Result<String, JsError> {
+        let prf = Zeroizing::new(prf);
+        self.0
+            .answer_created(credential_json, credential_id, &prf)
+            .map(unwrap_string)
+            .map_err(js)
+    }
+
+    /// The assertion for a `get_passkey` step; `prf` is `undefined` when the passkey gave none.
+    pub fn answer_asserted(
+        &mut self,
+        credential_json: &str,
+        credential_id: &[u8],
+        prf: Option<Vec<u8>>,
+    ) -> Result<String, JsError> {
+        let prf = prf.map(Zeroizing::new);
+        self.0
+            .answer_asserted(
+                credential_json,
+                credential_id,
+                prf.as_deref().map(|p| &p[..]),
+            )
+            .map(unwrap_string)
+            .map_err(js)
+    }
+
+    /// The unlocked client the flow ended with, once.
+    pub fn client(&mut self) -> Result<Client, JsError> {
+        self.0.take_client().map(Client).map_err(js)
+    }
+
+    /// The session a sign-in ended with when its passkey could not unlock, once.
+    pub fn locked(&mut self) -> Option<Locked> {
+        self.0.take_locked().map(Locked)
+    }
+
+    /// The new recovery code's text, to show once; throws afterwards.
+    pub fn recovery_code(&mut self) -> Result<String, JsError> {
+        self.0.reveal_recovery_code().map(unwrap_string).map_err(js)
+    }
+
+    /// How many records a pull changed.
+    pub fn count(&self) -> Result<usize, JsError> {
+        self.0.count().map_err(js)
+    }
+
+    /// A saved turn: `{"conv","ids"}`.
+    pub fn saved_json(&self) -> Result<String, JsError> {
+        self.0.saved_json().map_err(js)
+    }
+
+    /// The account's details (`{"account_id","passkeys":[…],…}`).
+    pub fn account_json(&self) -> Result<String, JsError> {
+        self.0.account_json().map_err(js)
+    }
+}
+
+/// A signed-in session whose passkey could not unlock the vault; kept for recovery-code tries.
+#[wasm_bindgen]
+pub struct Locked(LockedCore);
+
+/// The page's unlocked client: vault, session (its token never leaves wasm) and history.
+/// Freeing it wipes the keys, also under flows still waiting for an answer.
+#[wasm_bindgen]
+pub struct Client(ClientCore);
+
+#[wasm_bindgen]
+impl Client {
+    pub fn account(&self) -> Result<String, JsError> {
+        self.0.account().map_err(js)
+    }
+
+    /// The passkey this session signed in with, base64url.
+    pub fn credential_id(&self) -> Result<String, JsError> {
+        self.0.credential_id().map_err(js)
     }
 
     /// The rollback ledger, to persist between sessions.
@@ -283,66 +280,93 @@ impl Vault {
     }
 
     /// Continues from a persisted ledger; throws on a rollback.
-    pub fn restore_ledger(&mut self, ledger_json: &str) -> Result<(), JsError> {
+    pub fn restore_ledger(&self, ledger_json: &str) -> Result<(), JsError> {
         self.0.restore_ledger(ledger_json).map_err(js)
     }
-}
 
-/// The PRF input every Sotto client asks its passkey to evaluate (`prf.eval.first`).
-#[wasm_bindgen]
-pub fn prf_salt() -> Vec<u8> {
-    sotto_vault::prf_salt().to_vec()
-}
+    /// `[{"id","title","folder","updated_at"}]`, most recently updated first.
+    pub fn conversations_json(&self) -> Result<String, JsError> {
+        self.0.conversations_json().map(unwrap_string).map_err(js)
+    }
 
-/// The record id of the vault key wrapped for this passkey.
-#[wasm_bindgen]
-pub fn passkey_wrap_id(credential_id: &[u8]) -> String {
-    sotto_vault::passkey_wrap_id(credential_id)
-}
+    /// `{"id","title","folder","updated_at","messages":[{"id","message":{"role","content",
+    /// "created_at"}}]}`, or `undefined` when the history has no such conversation.
+    pub fn conversation_json(&self, conv: &str) -> Result<Option<String>, JsError> {
+        Ok(self
+            .0
+            .conversation_json(conv)
+            .map_err(js)?
+            .map(unwrap_string))
+    }
 
-/// The record id of the vault key wrapped for the recovery code.
-#[wasm_bindgen]
-pub fn recovery_wrap_id() -> String {
-    sotto_vault::RECOVERY_WRAP_ID.to_owned()
-}
+    /// Pulls the changes since the last pull; ends with `count()`.
+    pub fn pull(&self) -> Flow {
+        Flow(self.0.pull())
+    }
 
-/// A new conversation header JSON.
-#[wasm_bindgen]
-pub fn new_header(title: String, now_ms: f64) -> Result<String, JsError> {
-    let title = Zeroizing::new(title);
-    let now = whole_number(now_ms, "now_ms").map_err(js)?;
-    vault::new_header(&title, now)
-        .map(unwrap_string)
-        .map_err(js)
-}
+    pub fn add_passkey(&self, passkey_name: &str) -> Flow {
+        Flow(self.0.add_passkey(passkey_name))
+    }
 
-/// Two header JSONs merged (later edit of each field wins; the same on every device).
-#[wasm_bindgen]
-pub fn merge_headers(a_json: String, b_json: String) -> Result<String, JsError> {
-    let (a, b) = (Zeroizing::new(a_json), Zeroizing::new(b_json));
-    vault::merge_headers(&a, &b).map(unwrap_string).map_err(js)
-}
+    /// A new recovery code; ends with `recovery_code()`.
+    pub fn rotate_recovery(&self) -> Result<Flow, JsError> {
+        self.0.rotate_recovery().map(Flow).map_err(js)
+    }
 
-/// A local edit of a header JSON: `title` and/or `folder` set (`undefined` leaves a field).
-#[wasm_bindgen]
-pub fn edit_header(
-    base_json: String,
-    title: Option<String>,
-    folder: Option<String>,
-    now_ms: f64,
-) -> Result<String, JsError> {
-    let base = Zeroizing::new(base_json);
-    let title = title.map(Zeroizing::new);
-    let folder = folder.map(Zeroizing::new);
-    let now = whole_number(now_ms, "now_ms").map_err(js)?;
-    vault::edit_header(
-        &base,
-        title.as_deref().map(|s| s.as_str()),
-        folder.as_deref().map(|s| s.as_str()),
-        now,
-    )
-    .map(unwrap_string)
-    .map_err(js)
+    /// Sets `title` and/or `folder` (`undefined` leaves a field), merged with other devices'.
+    pub fn edit_header(
+        &self,
+        conv: &str,
+        title: Option<String>,
+        folder: Option<String>,
+        now_ms: f64,
+    ) -> Result<Flow, JsError> {
+        let title = title.map(Zeroizing::new);
+        let folder = folder.map(Zeroizing::new);
+        let now = whole_number(now_ms, "now_ms").map_err(js)?;
+        Ok(Flow(self.0.edit_header(
+            conv,
+            title.as_deref().map(|s| s.as_str()),
+            folder.as_deref().map(|s| s.as_str()),
+            now,
+        )))
+    }
+
+    /// Saves `[{"role","content","created_at"}]` to `conv` (`undefined`: a new conversation);
+    /// ends with `saved_json()`.
+    pub fn save_turn(&self, conv: Option<String>, messages_json: String) -> Result<Flow, JsError> {
+        let messages_json = Zeroizing::new(messages_json);
+        self.0
+            .save_turn(conv.as_deref(), &messages_json)
+            .map(Flow)
+            .map_err(js)
+    }
+
+    pub fn delete_message(&self, conv: &str, msg: &str) -> Result<Flow, JsError> {
+        self.0.delete_message(conv, msg).map(Flow).map_err(js)
+    }
+
+    pub fn delete_conversation(&self, conv: &str) -> Flow {
+        Flow(self.0.delete_conversation(conv))
+    }
+
+    /// The account's passkeys and more; ends with `account_json()`.
+    pub fn account_info(&self) -> Result<Flow, JsError> {
+        self.0.account_info().map(Flow).map_err(js)
+    }
+
+    /// Removes the passkey with this base64url id.
+    pub fn remove_passkey(&self, credential_id: &str) -> Result<Flow, JsError> {
+        self.0.remove_passkey(credential_id).map(Flow).map_err(js)
+    }
+
+    pub fn sign_out(&self) -> Result<Flow, JsError> {
+        self.0.sign_out().map(Flow).map_err(js)
+    }
+
+    pub fn delete_account(&self) -> Result<Flow, JsError> {
+        self.0.delete_account().map(Flow).map_err(js)
+    }
 }
 
 /// A message's Markdown as the JSON array of sanitized nodes `crate::markdown` describes.

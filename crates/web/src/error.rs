@@ -2,6 +2,7 @@
 //! needs to know about which check failed; the JS side receives it as an `Error`'s message.
 
 use sotto_channel::ChannelError;
+use sotto_client::ClientError;
 use sotto_release::{LogError, TrustError};
 use sotto_vault::{RecoveryCodeError, VaultError};
 
@@ -15,8 +16,6 @@ pub enum WebError {
     Hex { field: &'static str, bytes: usize },
     #[error("{what} must be a whole number from 0 to 2^53 - 1, not {value}")]
     Number { what: &'static str, value: f64 },
-    #[error("a passkey PRF output is 32 bytes, not {0}")]
-    PrfLength(usize),
     #[error("{0}")]
     State(&'static str),
     #[error("this channel failed earlier ({0}) and is closed: open a new one")]
@@ -59,6 +58,10 @@ pub enum WebError {
     Vault(#[from] VaultError),
     #[error(transparent)]
     RecoveryCode(#[from] RecoveryCodeError),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("signed out: this client's keys are gone")]
+    SignedOut,
 }
 
 pub(crate) fn json(what: &'static str) -> impl FnOnce(serde_json::Error) -> WebError {

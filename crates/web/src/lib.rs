@@ -4,17 +4,18 @@
 //!
 //! Trust: the JS around this module does I/O only (WebSocket, fetch, WebAuthn, IndexedDB) and
 //! is trusted as the page is; what it hands in from the server or the relay is untrusted and
-//! is judged here by `sotto_channel`, `sotto_release` and `sotto_vault`. The logic lives in
-//! [`channel`], [`release`] (the transparency-log check and which trust configuration applies,
-//! fixed at compile time) and [`vault`], plain Rust over JSON and bytes so it is tested
-//! natively; [`bindings`] only converts types at the JS boundary. [`markdown`] turns untrusted message text into a
-//! sanitized element tree for the page to build.
+//! is judged here by `sotto_channel`, `sotto_release` and `sotto_client` (over `sotto_vault`).
+//! The logic lives in [`channel`], [`release`] (the transparency-log check and which trust
+//! configuration applies, fixed at compile time) and [`flows`] (the client core's account and
+//! history flows, stepped by JS), plain Rust over JSON and bytes so it is tested natively;
+//! [`bindings`] only converts types at the JS boundary. [`markdown`] turns untrusted message
+//! text into a sanitized element tree for the page to build.
 
 pub mod bindings;
 pub mod channel;
 mod error;
+pub mod flows;
 pub mod markdown;
 pub mod release;
-pub mod vault;
 
 pub use error::{whole_number, WebError};

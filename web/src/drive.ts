@@ -1,0 +1,64 @@
+// The one driver of the client core's flows (crates/web/src/flows.rs, the CLI's own code): the
+// wasm Flow says what to do next, and this carries it out: a fetch to the (untrusted) server
+// with the session cookie, or a passkey ceremony (passkey.ts). It decides nothing; whatever the
+// server or the authenticator answers goes back to the flow, which judges it. PRF outputs are
+// copied into wasm and wiped here.
+
+import type { Flow } from "../pkg/sotto_web.js";
+import { b64uDecode, createPasskey, getPasskey } from "./passkey.js";
+
+interface Options {
+  publicKey: Record<string, unknown>;
+}
+
+type Step =
+  | { kind: "http"; method: string; path: string; body?: string }
+  | { kind: "create_passkey"; options: Options; salt_b64u: string; name: string | null }
+  | { kind: "get_passkey"; options: Options; salt_b64u: string }
+  | { kind: "done" };
+
+async function send(step: { method: string; path: string; body?: string }): Promise<{ status: number; body: string }> {
+  const init: RequestInit = { method: step.method, credentials: "same-origin", cache: "no-store" };
+  if (step.body !== undefined) {
+    init.headers = { "content-type": "application/json" };
+    init.body = step.body;
+  }
+  const resp = await fetch(step.path, init);
+  return { status: resp.status, body: await resp.text() };
+}
+
+async function carry(flow: Flow, step: Exclude<Step, { kind: "done" }>): Promise<string> {
+  switch (step.kind) {
+    case "http": {
+      const { status, body } = await send(step);
+      return flow.answer_http(status, body);
+    }
+    case "create_passkey": {
+      const pk = await createPasskey(step.options, b64uDecode(step.salt_b64u));
+      try {
+        return flow.answer_created(JSON.stringify(pk.credential), pk.credentialId, pk.prf);
+      } finally {
+        pk.prf.fill(0);
+      }
+    }
+    case "get_passkey": {
+      const a = await getPasskey(step.options, b64uDecode(step.salt_b64u));
+      try {
+        return flow.answer_asserted(JSON.stringify(a.credential), a.credentialId, a.prf ?? undefined);
+      } finally {
+        a.prf?.fill(0);
+      }
+    }
+  }
+}
+
+/** Runs `flow` to its end, hands it to `result` to take what it ended with, and frees it. */
+export async function run<T>(flow: Flow, result: (done: Flow) => T | Promise<T>): Promise<T> {
+  try {
+    let step = JSON.parse(flow.start()) as Step;
+    while (step.kind !== "done") step = JSON.parse(await carry(flow, step)) as Step;
+    return await result(flow);
+  } finally {
+    flow.free();
+  }
+}
