@@ -11,9 +11,29 @@ import { NoPrfError } from "./passkey.js";
 /** A name for a new passkey that tells the user's devices apart, e.g. "Chrome on Linux". */
 export function deviceName(): string {
   const ua = navigator.userAgent;
-  const browser = /Edg\//.test(ua) ? "Edge" : /Firefox\//.test(ua) ? "Firefox" : /Chrome\//.test(ua) ? "Chrome" : /Safari\//.test(ua) ? "Safari" : "Browser";
+  const browser = /Edg\//.test(ua)
+    ? "Edge"
+    : /Firefox\//.test(ua)
+      ? "Firefox"
+      : /Chrome\//.test(ua)
+        ? "Chrome"
+        : /Safari\//.test(ua)
+          ? "Safari"
+          : "Browser";
   const hints = (navigator as { userAgentData?: { platform?: string } }).userAgentData;
-  const platform = hints?.platform || (/Android/.test(ua) ? "Android" : /iPhone|iPad/.test(ua) ? "iOS" : /Mac/.test(ua) ? "macOS" : /Windows/.test(ua) ? "Windows" : /Linux/.test(ua) ? "Linux" : "");
+  const platform =
+    hints?.platform ||
+    (/Android/.test(ua)
+      ? "Android"
+      : /iPhone|iPad/.test(ua)
+        ? "iOS"
+        : /Mac/.test(ua)
+          ? "macOS"
+          : /Windows/.test(ua)
+            ? "Windows"
+            : /Linux/.test(ua)
+              ? "Linux"
+              : "");
   return platform ? `${browser} on ${platform}` : browser;
 }
 
@@ -88,7 +108,10 @@ export interface PasskeyInfo {
 }
 
 export async function listPasskeys(client: Client): Promise<PasskeyInfo[]> {
-  return run(client.account_info(), (done) => (JSON.parse(done.account_json()) as { passkeys: PasskeyInfo[] }).passkeys);
+  return run(
+    client.account_info(),
+    (done) => (JSON.parse(done.account_json()) as { passkeys: PasskeyInfo[] }).passkeys,
+  );
 }
 
 /** Removes a passkey; the server refuses to remove the last one and drops its vault wrapping. */

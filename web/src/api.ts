@@ -24,7 +24,11 @@ async function get<T>(path: string): Promise<T> {
   try {
     parsed = JSON.parse(text);
   } catch {
-    throw new ApiError(resp.status, "malformed", `the server answered ${resp.status} with a body that is not Sotto's API`);
+    throw new ApiError(
+      resp.status,
+      "malformed",
+      `the server answered ${resp.status} with a body that is not Sotto's API`,
+    );
   }
   if (!resp.ok) {
     const e = (parsed ?? {}) as ErrorBody;

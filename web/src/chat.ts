@@ -83,18 +83,24 @@ export class Connection {
   static async open(): Promise<Connection> {
     const policy: Record<string, unknown> = { allow_simulated: __ALLOW_SIMULATED__ };
     const collateral = (await api.collateral()).files;
-    if (__ALLOW_SIMULATED__ && collateral["simulated-root.der"]) policy.simulated_root = collateral["simulated-root.der"];
+    if (__ALLOW_SIMULATED__ && collateral["simulated-root.der"])
+      policy.simulated_root = collateral["simulated-root.der"];
     // Handed to the wasm as it is: whether it counts is decided there, at compile time.
     const serverTrust = collateral["trust.json"] ? base64Text(collateral["trust.json"]) : "";
     const channel = new Channel(JSON.stringify(policy));
-    const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/relay`);
+    const ws = new WebSocket(
+      `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/relay`,
+    );
     ws.binaryType = "arraybuffer";
     try {
       const response = await new Promise<Uint8Array>((resolve, reject) => {
         ws.onopen = () => ws.send(channel.hello());
         ws.onmessage = (ev) => resolve(new Uint8Array(ev.data as ArrayBuffer));
         ws.onerror = () => reject(new Error("cannot reach the enclave relay"));
-        ws.onclose = (ev) => reject(new Error(`the relay closed before the enclave answered (${ev.code} ${ev.reason})`));
+        ws.onclose = (ev) =>
+          reject(
+            new Error(`the relay closed before the enclave answered (${ev.code} ${ev.reason})`),
+          );
       });
       const t0 = performance.now();
       channel.finish(response, Date.now() / 1000);
@@ -108,7 +114,13 @@ export class Connection {
         log.check.free();
       }
       const logMs = performance.now() - t1;
-      return new Connection(ws, channel, { summary, checkedAt: new Date(), finishMs, logMs, logFiles: log.fetched });
+      return new Connection(ws, channel, {
+        summary,
+        checkedAt: new Date(),
+        finishMs,
+        logMs,
+        logFiles: log.fetched,
+      });
     } catch (e) {
       ws.close();
       channel.free();
@@ -155,7 +167,11 @@ export class Connection {
       return;
     }
     if (event === undefined) return;
-    const ev = JSON.parse(event) as { token?: string; done?: Record<string, unknown>; error?: { kind: string; message: string } };
+    const ev = JSON.parse(event) as {
+      token?: string;
+      done?: Record<string, unknown>;
+      error?: { kind: string; message: string };
+    };
     if (ev.token !== undefined) this.handlers?.token(ev.token);
     else if (ev.done) this.finishTurn()?.done(ev.done);
     else if (ev.error) this.finishTurn()?.error(`${ev.error.message} (${ev.error.kind})`);

@@ -25,10 +25,14 @@ export function renderList(convs: Conversation[], view: ListView): void {
     if (!matches(c, words)) continue;
     groups.set(c.folder, [...(groups.get(c.folder) ?? []), c]);
   }
-  const names = [...groups.keys()].sort((a, b) => (a === "" ? -1 : b === "" ? 1 : a.localeCompare(b)));
+  const names = [...groups.keys()].sort((a, b) =>
+    a === "" ? -1 : b === "" ? 1 : a.localeCompare(b),
+  );
   view.into.replaceChildren();
   if (names.length === 0) {
-    view.into.append(make("p", "empty", words.length ? "No conversation matches." : "No conversations yet."));
+    view.into.append(
+      make("p", "empty", words.length ? "No conversation matches." : "No conversations yet."),
+    );
     return;
   }
   for (const name of names) {
@@ -52,5 +56,7 @@ export function renderList(convs: Conversation[], view: ListView): void {
 
 /** Every folder name in use, for the folder field's suggestions. */
 export function folders(convs: Conversation[]): string[] {
-  return [...new Set(convs.map((c) => c.folder).filter(Boolean))].sort((a, b) => a.localeCompare(b));
+  return [...new Set(convs.map((c) => c.folder).filter(Boolean))].sort((a, b) =>
+    a.localeCompare(b),
+  );
 }

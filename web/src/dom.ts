@@ -9,7 +9,11 @@ export function el<T extends HTMLElement = HTMLElement>(id: string): T {
   return e as T;
 }
 
-export function make<K extends keyof HTMLElementTagNameMap>(tag: K, className?: string, text?: string): HTMLElementTagNameMap[K] {
+export function make<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  className?: string,
+  text?: string,
+): HTMLElementTagNameMap[K] {
   const e = document.createElement(tag);
   if (className) e.className = className;
   if (text !== undefined) e.textContent = text;
@@ -24,7 +28,8 @@ export function status(text: string, error = false): void {
 
 export function describe(e: unknown): string {
   if (e instanceof ApiError) return `The server said: ${e.message} (${e.code})`;
-  if (e instanceof DOMException && e.name === "NotAllowedError") return "The passkey request was cancelled or timed out.";
+  if (e instanceof DOMException && e.name === "NotAllowedError")
+    return "The passkey request was cancelled or timed out.";
   return e instanceof Error ? e.message : String(e);
 }
 

@@ -17,7 +17,11 @@ type Step =
   | { kind: "get_passkey"; options: Options; salt_b64u: string }
   | { kind: "done" };
 
-async function send(step: { method: string; path: string; body?: string }): Promise<{ status: number; body: string }> {
+async function send(step: {
+  method: string;
+  path: string;
+  body?: string;
+}): Promise<{ status: number; body: string }> {
   const init: RequestInit = { method: step.method, credentials: "same-origin", cache: "no-store" };
   if (step.body !== undefined) {
     init.headers = { "content-type": "application/json" };
@@ -44,7 +48,11 @@ async function carry(flow: Flow, step: Exclude<Step, { kind: "done" }>): Promise
     case "get_passkey": {
       const a = await getPasskey(step.options, b64uDecode(step.salt_b64u));
       try {
-        return flow.answer_asserted(JSON.stringify(a.credential), a.credentialId, a.prf ?? undefined);
+        return flow.answer_asserted(
+          JSON.stringify(a.credential),
+          a.credentialId,
+          a.prf ?? undefined,
+        );
       } finally {
         a.prf?.fill(0);
       }

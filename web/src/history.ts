@@ -63,8 +63,15 @@ export async function pull(client: Client): Promise<void> {
 
 /** Saves messages of a turn, starting the conversation (titled with the first question) when
  *  there is none yet; returns the conversation id and the new messages' ids. */
-export async function saveTurn(client: Client, conv: string | null, messages: Message[]): Promise<{ conv: string; ids: string[] }> {
-  return run(client.save_turn(conv ?? undefined, JSON.stringify(messages)), (done) => JSON.parse(done.saved_json()) as { conv: string; ids: string[] });
+export async function saveTurn(
+  client: Client,
+  conv: string | null,
+  messages: Message[],
+): Promise<{ conv: string; ids: string[] }> {
+  return run(
+    client.save_turn(conv ?? undefined, JSON.stringify(messages)),
+    (done) => JSON.parse(done.saved_json()) as { conv: string; ids: string[] },
+  );
 }
 
 /** Deletes one saved message (a regenerated answer replaces the old one). */
@@ -73,7 +80,11 @@ export async function removeMessage(client: Client, conv: string, msg: string): 
 }
 
 /** Sets the title and/or folder, merged over the server's latest header. */
-export async function editHeader(client: Client, conv: string, edit: { title?: string; folder?: string }): Promise<void> {
+export async function editHeader(
+  client: Client,
+  conv: string,
+  edit: { title?: string; folder?: string },
+): Promise<void> {
   await run(client.edit_header(conv, edit.title, edit.folder, nowMs()), () => undefined);
   await saveLedger(client);
 }

@@ -55,7 +55,9 @@ export async function store(name: string, mode: IDBTransactionMode): Promise<IDB
 export function committed(s: IDBObjectStore): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     s.transaction.oncomplete = () => resolve();
-    s.transaction.onerror = () => reject(s.transaction.error ?? new Error("IndexedDB write failed"));
-    s.transaction.onabort = () => reject(s.transaction.error ?? new Error("IndexedDB write aborted"));
+    s.transaction.onerror = () =>
+      reject(s.transaction.error ?? new Error("IndexedDB write failed"));
+    s.transaction.onabort = () =>
+      reject(s.transaction.error ?? new Error("IndexedDB write aborted"));
   });
 }

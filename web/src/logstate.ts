@@ -20,7 +20,8 @@ export async function saveLogState(origin: string, stateJson: string, size: numb
   const stored = await request(s.get(origin));
   let storedSize = -1;
   try {
-    if (typeof stored === "string") storedSize = Number((JSON.parse(stored) as { size?: unknown }).size);
+    if (typeof stored === "string")
+      storedSize = Number((JSON.parse(stored) as { size?: unknown }).size);
   } catch {
     // An unreadable record is replaced.
   }

@@ -19,7 +19,19 @@ import {
 import { Connection } from "./chat.js";
 import { folders, renderList } from "./conversations.js";
 import { ask, describe, el, make, status } from "./dom.js";
-import { type Conversation, type Message, type Turn, conversation, conversations, editHeader, nowMs, pull, remove, removeMessage, saveTurn } from "./history.js";
+import {
+  type Conversation,
+  type Message,
+  type Turn,
+  conversation,
+  conversations,
+  editHeader,
+  nowMs,
+  pull,
+  remove,
+  removeMessage,
+  saveTurn,
+} from "./history.js";
 import { renderMessage } from "./markdown.js";
 import { NoPrfError } from "./passkey.js";
 import { themeSwitch } from "./theme.js";
@@ -41,7 +53,15 @@ interface State {
   streaming: boolean;
 }
 
-const state: State = { client: null, entered: false, conn: null, current: null, transcript: [], locked: null, streaming: false };
+const state: State = {
+  client: null,
+  entered: false,
+  conn: null,
+  current: null,
+  transcript: [],
+  locked: null,
+  streaming: false,
+};
 
 async function busy(label: string, f: () => Promise<void>): Promise<void> {
   status(label);
@@ -63,7 +83,9 @@ function currentConv(): Conversation | undefined {
 
 /** The saved messages of the conversation shown. */
 function savedTurns(): Turn[] {
-  return state.current && state.client ? (conversation(state.client, state.current)?.messages ?? []) : [];
+  return state.current && state.client
+    ? (conversation(state.client, state.current)?.messages ?? [])
+    : [];
 }
 
 async function enter(client: Client): Promise<void> {
@@ -121,7 +143,8 @@ function buttons(): void {
   el<HTMLButtonElement>("signout").disabled = state.streaming;
   el<HTMLButtonElement>("send").disabled = state.streaming;
   el<HTMLButtonElement>("stop").disabled = !state.streaming;
-  el<HTMLButtonElement>("regenerate").disabled = state.streaming || state.transcript.at(-1)?.message.role !== "assistant";
+  el<HTMLButtonElement>("regenerate").disabled =
+    state.streaming || state.transcript.at(-1)?.message.role !== "assistant";
 }
 
 function bubble(m: Message): { box: HTMLElement; body: HTMLElement } {
@@ -217,23 +240,40 @@ async function generate(question: string | null, replacing: Turn | null): Promis
     if (replacing) state.transcript.push(replacing);
     state.streaming = false;
     refresh();
-    status(outcome.why === "stopped" ? "Stopped before any answer; your message is back in the box." : why, outcome.why !== "stopped");
+    status(
+      outcome.why === "stopped"
+        ? "Stopped before any answer; your message is back in the box."
+        : why,
+      outcome.why !== "stopped",
+    );
     return;
   }
   if (!outcome.ok) answerEl.box.classList.add("stopped");
-  const reply: Turn = { message: { role: "assistant", content: answer, created_at: nowMs() }, stopped: !outcome.ok };
+  const reply: Turn = {
+    message: { role: "assistant", content: answer, created_at: nowMs() },
+    stopped: !outcome.ok,
+  };
   state.transcript.push(reply);
   answerEl.box.dataset.done = "true";
   try {
     const toSave = user ? [user, reply] : [reply];
-    const saved = await saveTurn(client, state.current, toSave.map((t) => t.message));
+    const saved = await saveTurn(
+      client,
+      state.current,
+      toSave.map((t) => t.message),
+    );
     toSave.forEach((t, i) => (t.id = saved.ids[i]));
     if (replacing?.id) await removeMessage(client, saved.conv, replacing.id);
     state.current = saved.conv;
     await pull(client);
     state.streaming = false;
     refresh();
-    status(outcome.ok ? "Answer complete; saved encrypted." : `${why} The partial answer was saved encrypted.`, !outcome.ok && outcome.why !== "stopped");
+    status(
+      outcome.ok
+        ? "Answer complete; saved encrypted."
+        : `${why} The partial answer was saved encrypted.`,
+      !outcome.ok && outcome.why !== "stopped",
+    );
   } catch (e) {
     state.streaming = false;
     buttons();
@@ -249,7 +289,9 @@ async function editCurrent(): Promise<void> {
   const folderInput = el<HTMLInputElement>("edit-folder");
   titleInput.value = c.title;
   folderInput.value = c.folder;
-  el("folder-list").replaceChildren(...folders(convs()).map((f) => Object.assign(make("option"), { value: f })));
+  el("folder-list").replaceChildren(
+    ...folders(convs()).map((f) => Object.assign(make("option"), { value: f })),
+  );
   if ((await ask(el<HTMLDialogElement>("edit-dialog"))) !== "save") return;
   const edit: { title?: string; folder?: string } = {};
   if (titleInput.value.trim() !== c.title) edit.title = titleInput.value.trim();
@@ -284,9 +326,15 @@ async function renderPasskeys(client: Client): Promise<void> {
   ul.replaceChildren(
     ...keys.map((k) => {
       const li = make("li");
-      const when = `added ${new Date(k.created_at * 1000).toLocaleString()}` + (k.last_used_at ? `, last used ${new Date(k.last_used_at * 1000).toLocaleString()}` : "");
-      li.append(make("strong", undefined, k.name || "(unnamed)"), make("span", "muted", ` ${when} `));
-      if (k.credential_id === mine) li.append(make("span", "this-passkey", "(signed in with this one) "));
+      const when =
+        `added ${new Date(k.created_at * 1000).toLocaleString()}` +
+        (k.last_used_at ? `, last used ${new Date(k.last_used_at * 1000).toLocaleString()}` : "");
+      li.append(
+        make("strong", undefined, k.name || "(unnamed)"),
+        make("span", "muted", ` ${when} `),
+      );
+      if (k.credential_id === mine)
+        li.append(make("span", "this-passkey", "(signed in with this one) "));
       const rm = make("button", "quiet danger remove-passkey", "Remove");
       rm.type = "button";
       rm.disabled = keys.length === 1;
@@ -399,16 +447,17 @@ function wire(): void {
     ev.preventDefault();
     const locked = state.locked;
     const input = el<HTMLInputElement>("unlock-code");
-    if (locked) void busy("Unlocking…", async () => {
-      try {
-        const client = await unlockWithRecovery(locked, input.value);
-        state.locked = null;
-        locked.free();
-        await enter(client);
-      } finally {
-        input.value = "";
-      }
-    });
+    if (locked)
+      void busy("Unlocking…", async () => {
+        try {
+          const client = await unlockWithRecovery(locked, input.value);
+          state.locked = null;
+          locked.free();
+          await enter(client);
+        } finally {
+          input.value = "";
+        }
+      });
   });
   el("recover-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
@@ -422,47 +471,54 @@ function wire(): void {
   });
   el("manage-passkeys").addEventListener("click", () => {
     const client = state.client;
-    if (client) void busy("Loading your passkeys…", async () => {
-      await renderPasskeys(client);
-      status("");
-      await ask(el<HTMLDialogElement>("passkeys-dialog"));
-    });
+    if (client)
+      void busy("Loading your passkeys…", async () => {
+        await renderPasskeys(client);
+        status("");
+        await ask(el<HTMLDialogElement>("passkeys-dialog"));
+      });
   });
   el("add-passkey").addEventListener("click", () => {
     const client = state.client;
-    if (client) void busy("Creating a passkey…", async () => {
-      await addPasskey(client, deviceName());
-      await renderPasskeys(client);
-      status("Passkey added.");
-    });
+    if (client)
+      void busy("Creating a passkey…", async () => {
+        await addPasskey(client, deviceName());
+        await renderPasskeys(client);
+        status("Passkey added.");
+      });
   });
   el("rotate-recovery").addEventListener("click", () => {
     const client = state.client;
-    if (client) void busy("Making a new recovery code…", async () => {
-      const code = await rotateRecovery(client);
-      el<HTMLDialogElement>("passkeys-dialog").close();
-      showRecoveryCode(code);
-      status("Your new recovery code.");
-    });
+    if (client)
+      void busy("Making a new recovery code…", async () => {
+        const code = await rotateRecovery(client);
+        el<HTMLDialogElement>("passkeys-dialog").close();
+        showRecoveryCode(code);
+        status("Your new recovery code.");
+      });
   });
   el("delete-account-check").addEventListener("change", () => {
-    el<HTMLButtonElement>("delete-account").disabled = !el<HTMLInputElement>("delete-account-check").checked;
+    el<HTMLButtonElement>("delete-account").disabled =
+      !el<HTMLInputElement>("delete-account-check").checked;
   });
   el("delete-account").addEventListener("click", () => {
     const client = state.client;
-    if (client) void busy("Deleting your account…", async () => {
-      await deleteAccount(client);
-      el<HTMLDialogElement>("passkeys-dialog").close();
-      forget();
-      status("Your account and everything in it were deleted from the server.");
-    });
+    if (client)
+      void busy("Deleting your account…", async () => {
+        await deleteAccount(client);
+        el<HTMLDialogElement>("passkeys-dialog").close();
+        forget();
+        status("Your account and everything in it were deleted from the server.");
+      });
   });
   el("new-chat").addEventListener("click", () => select(null));
   el("search").addEventListener("input", () => refreshList());
   el("edit-conv").addEventListener("click", () => void editCurrent());
   el("delete-conv").addEventListener("click", () => void deleteCurrent());
   el("toggle-sidebar").addEventListener("click", () => el("app").classList.toggle("show-sidebar"));
-  el("toggle-verified").addEventListener("click", () => el("app").classList.toggle("show-verified"));
+  el("toggle-verified").addEventListener("click", () =>
+    el("app").classList.toggle("show-verified"),
+  );
   for (const b of document.querySelectorAll(".close-overlay")) {
     b.addEventListener("click", () => el("app").classList.remove("show-sidebar", "show-verified"));
   }
@@ -502,11 +558,12 @@ function wire(): void {
   setInterval(() => document.visibilityState === "visible" && void pullQuietly(), 30_000);
   el("signout").addEventListener("click", () => {
     const client = state.client;
-    if (client) void busy("Signing out…", async () => {
-      await signOut(client);
-      forget();
-      status("Signed out.");
-    });
+    if (client)
+      void busy("Signing out…", async () => {
+        await signOut(client);
+        forget();
+        status("Signed out.");
+      });
   });
 }
 
@@ -514,7 +571,10 @@ async function main(): Promise<void> {
   await init({ module_or_path: new URL("sotto_web_bg.wasm", import.meta.url) });
   wire();
   show("welcome");
-  status(window.PublicKeyCredential ? "" : "This browser has no passkey support (WebAuthn).", !window.PublicKeyCredential);
+  status(
+    window.PublicKeyCredential ? "" : "This browser has no passkey support (WebAuthn).",
+    !window.PublicKeyCredential,
+  );
   document.body.dataset.ready = "true";
 }
 

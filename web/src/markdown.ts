@@ -8,12 +8,32 @@
 import { markdown } from "../pkg/sotto_web.js";
 
 /** The element names the tree may ask for, mapped to the only names createElement gets. */
-const ELEMENTS: ReadonlyMap<string, keyof HTMLElementTagNameMap> = new Map<string, keyof HTMLElementTagNameMap>([
-  ["p", "p"], ["h3", "h3"], ["h4", "h4"], ["h5", "h5"], ["h6", "h6"],
-  ["em", "em"], ["strong", "strong"], ["del", "del"], ["code", "code"],
-  ["blockquote", "blockquote"], ["ul", "ul"], ["ol", "ol"], ["li", "li"], ["a", "a"],
-  ["hr", "hr"], ["br", "br"],
-  ["table", "table"], ["thead", "thead"], ["tbody", "tbody"], ["tr", "tr"], ["th", "th"], ["td", "td"],
+const ELEMENTS: ReadonlyMap<string, keyof HTMLElementTagNameMap> = new Map<
+  string,
+  keyof HTMLElementTagNameMap
+>([
+  ["p", "p"],
+  ["h3", "h3"],
+  ["h4", "h4"],
+  ["h5", "h5"],
+  ["h6", "h6"],
+  ["em", "em"],
+  ["strong", "strong"],
+  ["del", "del"],
+  ["code", "code"],
+  ["blockquote", "blockquote"],
+  ["ul", "ul"],
+  ["ol", "ol"],
+  ["li", "li"],
+  ["a", "a"],
+  ["hr", "hr"],
+  ["br", "br"],
+  ["table", "table"],
+  ["thead", "thead"],
+  ["tbody", "tbody"],
+  ["tr", "tr"],
+  ["th", "th"],
+  ["td", "td"],
 ]);
 const VOID = new Set(["hr", "br"]);
 const SAFE_HREF = /^(https?:\/\/|mailto:)/i;
@@ -50,7 +70,9 @@ function append(parent: Node, node: unknown, depth: number): void {
   const { t, c, href, start, lang, code } = node as Record<string, unknown>;
   if (t === "pre") {
     if (typeof code === "string") {
-      parent.appendChild(codeBlock(code, typeof lang === "string" && SAFE_LANG.test(lang) ? lang : ""));
+      parent.appendChild(
+        codeBlock(code, typeof lang === "string" && SAFE_LANG.test(lang) ? lang : ""),
+      );
     }
     return;
   }
@@ -66,7 +88,11 @@ function append(parent: Node, node: unknown, depth: number): void {
     el.href = href;
     el.rel = "noopener noreferrer nofollow";
     el.target = "_blank";
-  } else if (el instanceof HTMLOListElement && typeof start === "number" && Number.isSafeInteger(start)) {
+  } else if (
+    el instanceof HTMLOListElement &&
+    typeof start === "number" &&
+    Number.isSafeInteger(start)
+  ) {
     el.start = start;
   }
   if (!VOID.has(tag)) appendAll(el, c, depth + 1);
@@ -91,7 +117,9 @@ function codeBlock(code: string, lang: string): HTMLElement {
   const show = (what: string): void => {
     copy.textContent = what;
     window.clearTimeout(reset);
-    reset = window.setTimeout(() => { copy.textContent = "Copy"; }, COPY_FEEDBACK_MS);
+    reset = window.setTimeout(() => {
+      copy.textContent = "Copy";
+    }, COPY_FEEDBACK_MS);
   };
   copy.addEventListener("click", () => {
     // Absent outside secure contexts (plain http other than localhost).
@@ -100,7 +128,10 @@ function codeBlock(code: string, lang: string): HTMLElement {
       show("Copy failed");
       return;
     }
-    clipboard.writeText(code).then(() => show("Copied"), () => show("Copy failed"));
+    clipboard.writeText(code).then(
+      () => show("Copied"),
+      () => show("Copy failed"),
+    );
   });
   bar.append(label, copy);
   const pre = document.createElement("pre");

@@ -33,14 +33,20 @@ type Json = Record<string, unknown>;
 
 function descriptors(list: unknown): PublicKeyCredentialDescriptor[] {
   if (!Array.isArray(list)) return [];
-  return list.map((c: Json) => ({ ...c, id: b64uDecode(String(c.id)) }) as unknown as PublicKeyCredentialDescriptor);
+  return list.map(
+    (c: Json) =>
+      ({ ...c, id: b64uDecode(String(c.id)) }) as unknown as PublicKeyCredentialDescriptor,
+  );
 }
 
 function prfOf(cred: PublicKeyCredential): Uint8Array | null {
   const ext = cred.getClientExtensionResults() as { prf?: { results?: { first?: BufferSource } } };
   const first = ext.prf?.results?.first;
   if (!first) return null;
-  const bytes = first instanceof ArrayBuffer ? new Uint8Array(first) : new Uint8Array(first.buffer, first.byteOffset, first.byteLength);
+  const bytes =
+    first instanceof ArrayBuffer
+      ? new Uint8Array(first)
+      : new Uint8Array(first.buffer, first.byteOffset, first.byteLength);
   return new Uint8Array(bytes);
 }
 
@@ -59,7 +65,10 @@ export interface NewPasskey {
 /** Creates a passkey for the server's options and evaluates its PRF (at creation when the
  *  authenticator supports it, else with a local follow-up assertion). Throws NoPrfError before
  *  anything is sent when neither yields a PRF output. */
-export async function createPasskey(options: { publicKey: Json }, salt: Uint8Array<ArrayBuffer>): Promise<NewPasskey> {
+export async function createPasskey(
+  options: { publicKey: Json },
+  salt: Uint8Array<ArrayBuffer>,
+): Promise<NewPasskey> {
   const pk = options.publicKey;
   const user = pk.user as Json;
   const publicKey = {
@@ -88,12 +97,17 @@ export async function createPasskey(options: { publicKey: Json }, salt: Uint8Arr
     response,
     clientExtensionResults: publicExtensions(cred),
   };
-  if (cred.authenticatorAttachment) credential.authenticatorAttachment = cred.authenticatorAttachment;
+  if (cred.authenticatorAttachment)
+    credential.authenticatorAttachment = cred.authenticatorAttachment;
   return { credential, credentialId: rawId, prf };
 }
 
 /** A local assertion only to evaluate PRF: its challenge is ours and it is never sent. */
-async function evaluatePrf(rpId: string, credentialId: Uint8Array<ArrayBuffer>, salt: Uint8Array<ArrayBuffer>): Promise<Uint8Array | null> {
+async function evaluatePrf(
+  rpId: string,
+  credentialId: Uint8Array<ArrayBuffer>,
+  salt: Uint8Array<ArrayBuffer>,
+): Promise<Uint8Array | null> {
   const publicKey = {
     challenge: crypto.getRandomValues(new Uint8Array(32)),
     rpId,
@@ -113,7 +127,10 @@ export interface Assertion {
 }
 
 /** A discoverable sign-in: the authenticator picks the account. */
-export async function getPasskey(options: { publicKey: Json }, salt: Uint8Array<ArrayBuffer>): Promise<Assertion> {
+export async function getPasskey(
+  options: { publicKey: Json },
+  salt: Uint8Array<ArrayBuffer>,
+): Promise<Assertion> {
   const pk = options.publicKey;
   const publicKey = {
     ...pk,
@@ -137,6 +154,7 @@ export async function getPasskey(options: { publicKey: Json }, salt: Uint8Array<
     response,
     clientExtensionResults: {},
   };
-  if (cred.authenticatorAttachment) credential.authenticatorAttachment = cred.authenticatorAttachment;
+  if (cred.authenticatorAttachment)
+    credential.authenticatorAttachment = cred.authenticatorAttachment;
   return { credential, credentialId: new Uint8Array(cred.rawId), prf: prfOf(cred) };
 }

@@ -27,9 +27,11 @@ async function fetchLogFile(path: string): Promise<Uint8Array> {
   } catch (e) {
     throw new Error(`cannot fetch the release log's ${path}: ${(e as Error).message}`);
   }
-  if (!resp.ok) throw new Error(`cannot fetch the release log's ${path}: the server answered ${resp.status}`);
+  if (!resp.ok)
+    throw new Error(`cannot fetch the release log's ${path}: the server answered ${resp.status}`);
   const body = new Uint8Array(await resp.arrayBuffer());
-  if (body.length > MAX_FILE) throw new Error(`cannot fetch the release log's ${path}: larger than a log file may be`);
+  if (body.length > MAX_FILE)
+    throw new Error(`cannot fetch the release log's ${path}: larger than a log file may be`);
   return body;
 }
 

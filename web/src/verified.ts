@@ -8,13 +8,23 @@ import { el, make } from "./dom.js";
 /** The TCB the evidence reports, readably: SEV-SNP's component levels or TDX's status. The
  *  full verdict stays one click away. */
 function tcbText(verdict: Record<string, unknown>): string {
-  const cpu = (verdict.cpu ?? {}) as { reported_tcb?: Record<string, unknown>; tcb_status?: unknown; advisory_ids?: unknown; checks?: unknown };
+  const cpu = (verdict.cpu ?? {}) as {
+    reported_tcb?: Record<string, unknown>;
+    tcb_status?: unknown;
+    advisory_ids?: unknown;
+    checks?: unknown;
+  };
   const parts: string[] = [];
   if (cpu.reported_tcb) {
-    parts.push(Object.entries(cpu.reported_tcb).map(([k, v]) => `${k} ${String(v)}`).join(", "));
+    parts.push(
+      Object.entries(cpu.reported_tcb)
+        .map(([k, v]) => `${k} ${String(v)}`)
+        .join(", "),
+    );
   }
   if (cpu.tcb_status !== undefined) parts.push(`status ${String(cpu.tcb_status)}`);
-  if (Array.isArray(cpu.advisory_ids) && cpu.advisory_ids.length > 0) parts.push(`advisories ${cpu.advisory_ids.join(", ")}`);
+  if (Array.isArray(cpu.advisory_ids) && cpu.advisory_ids.length > 0)
+    parts.push(`advisories ${cpu.advisory_ids.join(", ")}`);
   if (Array.isArray(cpu.checks)) parts.push(`${cpu.checks.length} checks passed`);
   return parts.join("; ") || "see the full verdict";
 }
@@ -42,19 +52,36 @@ export function renderVerified(v: Verified): void {
     [
       "Log",
       `${log.origin}, ${log.size} ${log.size === 1 ? "entry" : "entries"}` +
-        (log.previous_size === null ? ", first checked by this browser" : `, consistent with the ${log.previous_size} this browser saw before`) +
+        (log.previous_size === null
+          ? ", first checked by this browser"
+          : `, consistent with the ${log.previous_size} this browser saw before`) +
         (log.dev ? " (DEVELOPMENT log: its keys live with the server and prove nothing)" : ""),
     ],
-    ...log.cosigners.map((w): [string, string] => ["Witness", `${w.name} cosigned ${ago(w.timestamp, v.checkedAt)} ago`]),
+    ...log.cosigners.map((w): [string, string] => [
+      "Witness",
+      `${w.name} cosigned ${ago(w.timestamp, v.checkedAt)} ago`,
+    ]),
     ["GPU attested", s.gpu_attested ? "yes" : "no"],
     ["TCB", tcbText(s.verdict)],
-    ["Simulated root pinned", s.simulated ? (s.simulated_root_pinned ? "yes" : "no: any simulated enclave accepted") : "n/a"],
+    [
+      "Simulated root pinned",
+      s.simulated
+        ? s.simulated_root_pinned
+          ? "yes"
+          : "no: any simulated enclave accepted"
+        : "n/a",
+    ],
     ["Checked at", v.checkedAt.toISOString()],
     ["Verification took", `${v.finishMs.toFixed(1)} ms`],
-    ["Log check took", `${v.logMs.toFixed(1)} ms (${v.logFiles} ${v.logFiles === 1 ? "file" : "files"} fetched)`],
+    [
+      "Log check took",
+      `${v.logMs.toFixed(1)} ms (${v.logFiles} ${v.logFiles === 1 ? "file" : "files"} fetched)`,
+    ],
   ];
   const dl = el("verified-list");
-  dl.replaceChildren(...rows.flatMap(([k, val]) => [make("dt", undefined, k), make("dd", undefined, val)]));
+  dl.replaceChildren(
+    ...rows.flatMap(([k, val]) => [make("dt", undefined, k), make("dd", undefined, val)]),
+  );
   dl.dataset.finishMs = v.finishMs.toFixed(2);
   dl.dataset.logMs = v.logMs.toFixed(2);
   el("verdict").textContent = JSON.stringify(s, null, 2);

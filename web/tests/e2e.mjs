@@ -31,7 +31,17 @@
 
 import { execFileSync, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { copyFileSync, existsSync, mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdtempSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { createConnection, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
@@ -42,9 +52,12 @@ import { chromium } from "playwright-core";
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, "../..");
 const dist = join(repo, "web/dist");
-const bin = process.env.SOTTO_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(repo, "target"), "debug/sotto");
+const bin =
+  process.env.SOTTO_BIN ??
+  join(process.env.CARGO_TARGET_DIR ?? join(repo, "target"), "debug/sotto");
 const model = process.env.SOTTO_MODEL;
-if (!model) throw new Error("set SOTTO_MODEL to a GGUF file (scripts/test-web writes the tiny test model)");
+if (!model)
+  throw new Error("set SOTTO_MODEL to a GGUF file (scripts/test-web writes the tiny test model)");
 const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 /** A bundle built with SOTTO_WEB_ALLOW_SIMULATED=0, as a deployment ships it (optional). */
 const strictDist = process.env.SOTTO_STRICT_DIST;
@@ -75,7 +88,12 @@ function bundleDigest(dir) {
   const manifest = files(dir)
     .map((p) => relative(dir, p))
     .sort()
-    .map((rel) => `${createHash("sha256").update(readFileSync(join(dir, rel))).digest("hex")}  ${rel}\n`)
+    .map(
+      (rel) =>
+        `${createHash("sha256")
+          .update(readFileSync(join(dir, rel)))
+          .digest("hex")}  ${rel}\n`,
+    )
     .join("");
   return createHash("sha256").update(manifest).digest("hex");
 }
@@ -83,7 +101,10 @@ function bundleDigest(dir) {
 /** Starts a process and resolves with the first stdout match of `pattern`. */
 function start(args, pattern, timeoutMs) {
   // At trace level, so the canary check below covers everything either process could log.
-  const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, SOTTO_LOG: "trace" } });
+  const child = spawn(bin, args, {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, SOTTO_LOG: "trace" },
+  });
   children.push(child);
   let log = "";
   const output = { name: args[0], text: "" };
@@ -91,7 +112,10 @@ function start(args, pattern, timeoutMs) {
   child.stdout.on("data", (d) => (output.text += d));
   child.stderr.on("data", (d) => (output.text += d));
   return new Promise((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`${args[0]} did not start in ${timeoutMs} ms:\n${log}`)), timeoutMs);
+    const timer = setTimeout(
+      () => rej(new Error(`${args[0]} did not start in ${timeoutMs} ms:\n${log}`)),
+      timeoutMs,
+    );
     const onData = (d) => {
       log += d;
       const m = log.match(pattern);
@@ -113,7 +137,10 @@ function start(args, pattern, timeoutMs) {
  *  length and the bytes. `conns` lists, per connection, the sizes of the frames that went to
  *  the enclave. */
 function tap(enclaveAddr) {
-  const [host, port] = [enclaveAddr.slice(0, enclaveAddr.lastIndexOf(":")), Number(enclaveAddr.slice(enclaveAddr.lastIndexOf(":") + 1))];
+  const [host, port] = [
+    enclaveAddr.slice(0, enclaveAddr.lastIndexOf(":")),
+    Number(enclaveAddr.slice(enclaveAddr.lastIndexOf(":") + 1)),
+  ];
   const tamper = { on: false, flipped: 0, delayMs: 0 };
   const conns = [];
   const server = createServer((client) => {
@@ -146,7 +173,10 @@ function tap(enclaveAddr) {
         }
         frames++;
         const delay = tamper.delayMs;
-        if (delay) queue = queue.then(() => new Promise((r) => setTimeout(r, delay))).then(() => client.writable && client.write(frame));
+        if (delay)
+          queue = queue
+            .then(() => new Promise((r) => setTimeout(r, delay)))
+            .then(() => client.writable && client.write(frame));
         else queue = queue.then(() => client.writable && client.write(frame));
       }
     });
@@ -154,10 +184,21 @@ function tap(enclaveAddr) {
     for (const s of [client, upstream]) s.on("error", () => (client.destroy(), upstream.destroy()));
   });
   server.unref();
-  return new Promise((res) => server.listen(0, "127.0.0.1", () => res({ addr: `127.0.0.1:${server.address().port}`, tamper, server, conns })));
+  return new Promise((res) =>
+    server.listen(0, "127.0.0.1", () =>
+      res({ addr: `127.0.0.1:${server.address().port}`, tamper, server, conns }),
+    ),
+  );
 }
 
-const chromeArgs = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+const chromeArgs = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
 
 /** A fresh browser profile with its own virtual passkey authenticator. */
 async function browser(name, origin, { prf = true } = {}) {
@@ -194,7 +235,9 @@ function record(page, sent, urls) {
     const body = r.postDataBuffer();
     if (body) sent.push({ what: `${r.method()} ${new URL(r.url()).pathname}`, bytes: body });
   });
-  page.on("websocket", (ws) => ws.on("framesent", (f) => sent.push({ what: "ws frame", bytes: Buffer.from(f.payload) })));
+  page.on("websocket", (ws) =>
+    ws.on("framesent", (f) => sent.push({ what: "ws frame", bytes: Buffer.from(f.payload) })),
+  );
 }
 
 /** How many accounts' rollback ledgers the page's IndexedDB holds. */
@@ -219,8 +262,14 @@ async function chat(page, prompt) {
   const before = (await page.$$(".msg.assistant[data-done=true]")).length;
   await page.fill("#prompt", prompt);
   await page.click("#send");
-  await page.waitForFunction((n) => document.querySelectorAll(".msg.assistant[data-done=true]").length > n, before, { timeout: 240_000 });
-  await page.waitForFunction(() => /saved encrypted/.test(document.getElementById("status").textContent));
+  await page.waitForFunction(
+    (n) => document.querySelectorAll(".msg.assistant[data-done=true]").length > n,
+    before,
+    { timeout: 240_000 },
+  );
+  await page.waitForFunction(() =>
+    /saved encrypted/.test(document.getElementById("status").textContent),
+  );
   return page.textContent(".msg.assistant[data-done=true] >> nth=-1");
 }
 
@@ -241,9 +290,14 @@ async function signUp(page) {
  *  keep being served meanwhile). */
 function run(cmd, args, env) {
   return new Promise((res, rej) => {
-    const child = spawn(cmd, args, { stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, ...env } });
+    const child = spawn(cmd, args, {
+      stdio: ["ignore", "inherit", "inherit"],
+      env: { ...process.env, ...env },
+    });
     child.on("error", rej);
-    child.on("exit", (code) => (code === 0 ? res() : rej(new Error(`${cmd} ${args.join(" ")} exited with ${code}`))));
+    child.on("exit", (code) =>
+      code === 0 ? res() : rej(new Error(`${cmd} ${args.join(" ")} exited with ${code}`)),
+    );
   });
 }
 
@@ -313,10 +367,22 @@ async function expectRefusal(page, sent, via, prompt, pattern) {
   assert.match(text, pattern, text);
   assert.match(await page.textContent("#verified-state"), /^Refused: .*Nothing was sent\.$/);
   assert.equal(await page.inputValue("#prompt"), prompt, "the prompt stays in the box");
-  assert.equal(await page.locator(".msg").count(), msgsBefore, "nothing was added to the conversation");
+  assert.equal(
+    await page.locator(".msg").count(),
+    msgsBefore,
+    "nothing was added to the conversation",
+  );
   const frames = sent.filter((s) => s.what === "ws frame").slice(framesBefore);
-  assert.deepEqual(frames.map((f) => f.bytes.length), [HELLO_BYTES], "the page sent the handshake hello alone");
-  assert.deepEqual(via.conns.slice(connsBefore), [[HELLO_BYTES]], "the enclave received the hello and nothing else");
+  assert.deepEqual(
+    frames.map((f) => f.bytes.length),
+    [HELLO_BYTES],
+    "the page sent the handshake hello alone",
+  );
+  assert.deepEqual(
+    via.conns.slice(connsBefore),
+    [[HELLO_BYTES]],
+    "the enclave received the hello and nothing else",
+  );
   return text;
 }
 
@@ -326,7 +392,19 @@ async function main() {
   const serverDir = join(work, "server");
   const releaseFile = join(work, "release.json");
   const enclave = await start(
-    ["enclave", "--model", model, "--data-dir", enclaveDir, "--listen", "127.0.0.1:0", "--threads", "2", "--write-release", releaseFile],
+    [
+      "enclave",
+      "--model",
+      model,
+      "--data-dir",
+      enclaveDir,
+      "--listen",
+      "127.0.0.1:0",
+      "--threads",
+      "2",
+      "--write-release",
+      releaseFile,
+    ],
     /enclave listening on (\S+)/,
     300_000,
   );
@@ -336,7 +414,8 @@ async function main() {
   const collateralFor = (dataDir) => {
     const dir = join(dataDir, "collateral");
     mkdirSync(dir, { recursive: true });
-    for (const f of readdirSync(join(enclaveDir, "collateral"))) copyFileSync(join(enclaveDir, "collateral", f), join(dir, f));
+    for (const f of readdirSync(join(enclaveDir, "collateral")))
+      copyFileSync(join(enclaveDir, "collateral", f), join(dir, f));
     return dir;
   };
   const trustOf = (dataDir) => JSON.parse(readFileSync(join(dataDir, "trust.json"), "utf8"));
@@ -344,7 +423,23 @@ async function main() {
   // Three browsers sign up, in and recover a dozen times within seconds, all from 127.0.0.1:
   // more than the default per-address burst allows.
   const port = await start(
-    ["server", "--enclave", hostile.addr, "--web-dir", dist, "--data-dir", serverDir, "--collateral-dir", collateralFor(serverDir), "--dev-release", releaseFile, "--listen", "127.0.0.1:0", "--auth-burst", "100"],
+    [
+      "server",
+      "--enclave",
+      hostile.addr,
+      "--web-dir",
+      dist,
+      "--data-dir",
+      serverDir,
+      "--collateral-dir",
+      collateralFor(serverDir),
+      "--dev-release",
+      releaseFile,
+      "--listen",
+      "127.0.0.1:0",
+      "--auth-burst",
+      "100",
+    ],
     serverPattern,
     60_000,
   );
@@ -355,9 +450,16 @@ async function main() {
   console.log(`stack up in ${Date.now() - t0} ms at ${url}`);
 
   const served = (await (await fetch(`${url}.well-known/sotto-bundle.sha256`)).text()).trim();
-  assert.equal(served, bundleDigest(dist), "the served bundle digest is the one computed from web/dist");
+  assert.equal(
+    served,
+    bundleDigest(dist),
+    "the served bundle digest is the one computed from web/dist",
+  );
   const index = await fetch(url);
-  assert.match(index.headers.get("content-security-policy") ?? "", /script-src 'self' 'wasm-unsafe-eval'/);
+  assert.match(
+    index.headers.get("content-security-policy") ?? "",
+    /script-src 'self' 'wasm-unsafe-eval'/,
+  );
 
   const tag = randomBytes(6).toString("hex");
   const canaries = [`CANARYPROMPT${tag}`, `CANARYTITLE${tag}`, `CANARYFOLDER${tag}`];
@@ -393,11 +495,15 @@ async function main() {
     code1,
     "```",
     "",
-    "<img src=\"https://tracker.invalid/pixel.png\"> ![pixel](https://tracker.invalid/md.png) [click](javascript:alert(1)) <script>alert(2)</script>",
+    '<img src="https://tracker.invalid/pixel.png"> ![pixel](https://tracker.invalid/md.png) [click](javascript:alert(1)) <script>alert(2)</script>',
   ].join("\n");
   await a.page.evaluate(() => {
     window.__updates = 0;
-    new MutationObserver(() => window.__updates++).observe(document.getElementById("messages"), { childList: true, characterData: true, subtree: true });
+    new MutationObserver(() => window.__updates++).observe(document.getElementById("messages"), {
+      childList: true,
+      characterData: true,
+      subtree: true,
+    });
   });
   const sentAt = Date.now();
   const answer = await chat(a.page, prompt);
@@ -410,16 +516,44 @@ async function main() {
   const verified = await a.page.textContent("#verified-list");
   assert.match(verified, /Measurement[0-9a-f]{96}/);
   assert.match(verified, /Checked at/);
-  assert.match(verified, /TCBbootloader \d+, tee \d+, snp \d+, microcode \d+; \d+ checks passed/, "the TCB is shown readably");
+  assert.match(
+    verified,
+    /TCBbootloader \d+, tee \d+, snp \d+, microcode \d+; \d+ checks passed/,
+    "the TCB is shown readably",
+  );
   assert.match(verified, /Model\S+ sha256 [0-9a-f]{64}/, "the model digest is shown");
-  assert.match(await a.page.textContent("#verified-state"), /Checked in this page before anything was sent/);
+  assert.match(
+    await a.page.textContent("#verified-state"),
+    /Checked in this page before anything was sent/,
+  );
   const logMs = Number(await a.page.getAttribute("#verified-list", "data-log-ms"));
   const log = escapeRe(thisLog);
-  assert.match(verified, /Releasesotto \S+, commit [0-9a-f]{40}Log entry#0, statement sha256 [0-9a-f]{64}/, "the logged release is shown");
-  assert.match(verified, new RegExp(`Signed byrelease-0\\.${log}, release-1\\.${log}Log`), "its signers are shown");
-  assert.match(verified, new RegExp(`Log${log}, 1 entry, first checked by this browser \\(DEVELOPMENT log`), "the log is shown");
-  for (const w of [0, 1]) assert.match(verified, new RegExp(`Witnesswitness-${w}\\.${log} cosigned \\d+ s ago`), `witness ${w} is shown`);
-  assert.ok(urls.includes(`${origin}/log/checkpoint`) && urls.includes(`${origin}/log/tile/entries/000.p/1`), "the page fetched the log's checkpoint and entries");
+  assert.match(
+    verified,
+    /Releasesotto \S+, commit [0-9a-f]{40}Log entry#0, statement sha256 [0-9a-f]{64}/,
+    "the logged release is shown",
+  );
+  assert.match(
+    verified,
+    new RegExp(`Signed byrelease-0\\.${log}, release-1\\.${log}Log`),
+    "its signers are shown",
+  );
+  assert.match(
+    verified,
+    new RegExp(`Log${log}, 1 entry, first checked by this browser \\(DEVELOPMENT log`),
+    "the log is shown",
+  );
+  for (const w of [0, 1])
+    assert.match(
+      verified,
+      new RegExp(`Witnesswitness-${w}\\.${log} cosigned \\d+ s ago`),
+      `witness ${w} is shown`,
+    );
+  assert.ok(
+    urls.includes(`${origin}/log/checkpoint`) &&
+      urls.includes(`${origin}/log/tile/entries/000.p/1`),
+    "the page fetched the log's checkpoint and entries",
+  );
   await shot(a.page, "2-chat-streamed-answer.png");
   // Tall enough for the whole panel: the evidence, the release, the log and both witnesses.
   await a.page.setViewportSize({ width: 1280, height: 1500 });
@@ -429,14 +563,36 @@ async function main() {
   step("Markdown: rendered, sanitized, and the code block's copy button works");
   const user = ".msg.user >> nth=0";
   assert.equal(await a.page.textContent(`${user} >> strong`), "one");
-  assert.equal(await a.page.textContent(`${user} >> pre`), code1, "the fenced code block is a code block");
-  assert.equal(await a.page.locator(".msg img, .msg script").count(), 0, "no image or script element from Markdown or HTML");
+  assert.equal(
+    await a.page.textContent(`${user} >> pre`),
+    code1,
+    "the fenced code block is a code block",
+  );
+  assert.equal(
+    await a.page.locator(".msg img, .msg script").count(),
+    0,
+    "no image or script element from Markdown or HTML",
+  );
   assert.equal(await a.page.locator(".msg a").count(), 0, "a javascript: link is not a link");
-  assert.match(await a.page.textContent(user), /<img src=.*<script>alert\(2\)<\/script>/, "raw HTML is shown as typed");
-  assert.match(await a.page.textContent(user), /\[image: pixel\]/, "a Markdown image is named, not loaded");
+  assert.match(
+    await a.page.textContent(user),
+    /<img src=.*<script>alert\(2\)<\/script>/,
+    "raw HTML is shown as typed",
+  );
+  assert.match(
+    await a.page.textContent(user),
+    /\[image: pixel\]/,
+    "a Markdown image is named, not loaded",
+  );
   await a.page.click(`${user} >> button.copy`);
-  await a.page.waitForFunction(() => document.querySelector(".msg.user button.copy").textContent === "Copied");
-  assert.equal(await a.page.evaluate(() => navigator.clipboard.readText()), code1, "Copy put the code on the clipboard");
+  await a.page.waitForFunction(
+    () => document.querySelector(".msg.user button.copy").textContent === "Copied",
+  );
+  assert.equal(
+    await a.page.evaluate(() => navigator.clipboard.readText()),
+    code1,
+    "Copy put the code on the clipboard",
+  );
 
   step("Stop mid-answer (Esc) in a second conversation, then regenerate the stopped answer");
   const first = await a.page.textContent("#conv-title");
@@ -444,21 +600,42 @@ async function main() {
   hostile.tamper.delayMs = 100;
   await a.page.fill("#prompt", "Tell me more.");
   await a.page.click("#send");
-  await a.page.waitForFunction(() => (document.querySelector("#messages .msg.assistant:last-child")?.textContent ?? "").length > 0, null, { timeout: 240_000 });
+  await a.page.waitForFunction(
+    () =>
+      (document.querySelector("#messages .msg.assistant:last-child")?.textContent ?? "").length > 0,
+    null,
+    { timeout: 240_000 },
+  );
   await a.page.keyboard.press("Escape");
   hostile.tamper.delayMs = 0;
   await a.page.waitForSelector(".msg.assistant.stopped[data-done=true]");
   await a.page.waitForFunction(() => /Stopped/.test(document.getElementById("status").textContent));
   const stopped = await a.page.textContent(".msg.assistant.stopped");
-  assert.ok(stopped.length < answer.length, `the stopped answer is shorter (${stopped.length} < ${answer.length})`);
+  assert.ok(
+    stopped.length < answer.length,
+    `the stopped answer is shorter (${stopped.length} < ${answer.length})`,
+  );
   await a.page.waitForSelector("#regenerate:not([disabled])");
   await a.page.click("#regenerate");
-  await a.page.waitForFunction(() => /saved encrypted/.test(document.getElementById("status").textContent) && !document.querySelector(".msg.stopped"), null, { timeout: 240_000 });
-  assert.deepEqual(await a.page.$$eval(".msg", (els) => els.map((e) => e.className)), ["msg user", "msg assistant"], "the regenerated answer replaced the stopped one");
+  await a.page.waitForFunction(
+    () =>
+      /saved encrypted/.test(document.getElementById("status").textContent) &&
+      !document.querySelector(".msg.stopped"),
+    null,
+    { timeout: 240_000 },
+  );
+  assert.deepEqual(
+    await a.page.$$eval(".msg", (els) => els.map((e) => e.className)),
+    ["msg user", "msg assistant"],
+    "the regenerated answer replaced the stopped one",
+  );
   const expected = await texts(a.page, ".msg");
   assert.ok(expected[1].length > stopped.length, "the regenerated answer is whole");
   // Each new connection checks the log again, from the tree this browser stored.
-  assert.match(await a.page.textContent("#verified-list"), /1 entry, consistent with the 1 this browser saw before/);
+  assert.match(
+    await a.page.textContent("#verified-list"),
+    /1 entry, consistent with the 1 this browser saw before/,
+  );
   const logMsAgain = Number(await a.page.getAttribute("#verified-list", "data-log-ms"));
 
   step("Rename into a folder; search; delete with confirmation");
@@ -468,23 +645,48 @@ async function main() {
   await a.page.fill("#edit-title", renamed);
   await a.page.fill("#edit-folder", folderName);
   await a.page.click("#edit-save");
-  await a.page.waitForFunction((t) => document.getElementById("conv-title").textContent === t, renamed);
-  assert.equal(await a.page.textContent("#conversations section:not([data-folder=\"\"]) h3"), folderName);
-  assert.deepEqual((await texts(a.page, "#conversations button.conv")).sort(), [first, renamed].sort());
+  await a.page.waitForFunction(
+    (t) => document.getElementById("conv-title").textContent === t,
+    renamed,
+  );
+  assert.equal(
+    await a.page.textContent('#conversations section:not([data-folder=""]) h3'),
+    folderName,
+  );
+  assert.deepEqual(
+    (await texts(a.page, "#conversations button.conv")).sort(),
+    [first, renamed].sort(),
+  );
   await a.page.fill("#search", "renamed");
-  assert.deepEqual(await texts(a.page, "#conversations button.conv"), [renamed], "search filters by title");
+  assert.deepEqual(
+    await texts(a.page, "#conversations button.conv"),
+    [renamed],
+    "search filters by title",
+  );
   await a.page.fill("#search", "work");
-  assert.deepEqual(await texts(a.page, "#conversations button.conv"), [renamed], "search matches folders");
+  assert.deepEqual(
+    await texts(a.page, "#conversations button.conv"),
+    [renamed],
+    "search matches folders",
+  );
   await a.page.fill("#search", "");
   await a.page.click(`#conversations button.conv >> text=${JSON.stringify(first)}`);
   await a.page.click("#delete-conv");
   await a.page.waitForSelector("#delete-dialog[open]");
   await a.page.click("#delete-dialog button[value='']");
-  assert.equal(await a.page.locator("#conversations button.conv").count(), 2, "cancel keeps the conversation");
+  assert.equal(
+    await a.page.locator("#conversations button.conv").count(),
+    2,
+    "cancel keeps the conversation",
+  );
   await a.page.click("#delete-conv");
   await a.page.click("#delete-confirm");
   await a.page.waitForFunction(() => /deleted/.test(document.getElementById("status").textContent));
-  assert.deepEqual(await texts(a.page, "#conversations button.conv"), [renamed], "the confirmed delete removed it");
+  assert.deepEqual(
+    await texts(a.page, "#conversations button.conv"),
+    [renamed],
+    "the confirmed delete removed it",
+  );
 
   step("Theme switch and the phone layout");
   await a.page.click(`#conversations button.conv`);
@@ -498,7 +700,10 @@ async function main() {
   await shot(a.page, "4-dark-theme.png");
   await a.page.setViewportSize({ width: 390, height: 844 });
   assert.equal(await a.page.isVisible("#sidebar"), false, "on a phone the list folds away");
-  assert.ok(await a.page.evaluate(() => document.documentElement.scrollWidth <= 390), "nothing overflows sideways on a phone");
+  assert.ok(
+    await a.page.evaluate(() => document.documentElement.scrollWidth <= 390),
+    "nothing overflows sideways on a phone",
+  );
   await shot(a.page, "5-phone-chat.png");
   await a.page.click("#toggle-sidebar");
   assert.equal(await a.page.isVisible("#sidebar"), true);
@@ -510,9 +715,17 @@ async function main() {
   step("Reload: the vault locks; the passkey unlocks it again");
   const reopen = async (page, why) => {
     await page.waitForSelector("#conversations button.conv", { timeout: 30_000 });
-    assert.deepEqual(await texts(page, "#conversations button.conv"), [renamed], `${why}: the list decrypts`);
+    assert.deepEqual(
+      await texts(page, "#conversations button.conv"),
+      [renamed],
+      `${why}: the list decrypts`,
+    );
     await page.click("#conversations button.conv");
-    assert.deepEqual(await texts(page, ".msg"), expected, `${why}: the conversation decrypts whole`);
+    assert.deepEqual(
+      await texts(page, ".msg"),
+      expected,
+      `${why}: the conversation decrypts whole`,
+    );
   };
   await a.page.reload();
   await a.page.waitForSelector("body[data-ready=true]");
@@ -521,19 +734,46 @@ async function main() {
   await reopen(a.page, "after a reload");
   assert.equal(await ledgerCount(a.page), 1, "the rollback ledger is kept in IndexedDB");
 
-  step("The release log shows A another tree of the size it saw (split view), then a smaller one (rollback): refused");
+  step(
+    "The release log shows A another tree of the size it saw (split view), then a smaller one (rollback): refused",
+  );
   const states = await logStates(a.page);
-  assert.deepEqual(states.map(([o]) => o), [thisLog], "the verified tree is stored in IndexedDB under the log's origin");
+  assert.deepEqual(
+    states.map(([o]) => o),
+    [thisLog],
+    "the verified tree is stored in IndexedDB under the log's origin",
+  );
   const storedJson = states[0][1];
   const storedState = JSON.parse(storedJson);
   assert.equal(storedState.size, 1);
   const entries = storedState.entries.map((e) => Buffer.from(e, "base64"));
   /** A self-consistent state (its entries hash to its root) for another tree. */
-  const forge = (list) => JSON.stringify({ ...storedState, size: list.length, root: merkleRoot(list).toString("base64"), entries: list.map((e) => e.toString("base64")) });
-  assert.equal(forge(entries), storedJson, "the forged states are built exactly as the wasm stores them");
+  const forge = (list) =>
+    JSON.stringify({
+      ...storedState,
+      size: list.length,
+      root: merkleRoot(list).toString("base64"),
+      entries: list.map((e) => e.toString("base64")),
+    });
+  assert.equal(
+    forge(entries),
+    storedJson,
+    "the forged states are built exactly as the wasm stores them",
+  );
   const forgeries = [
-    ["split view", forge([...entries.slice(0, -1), Buffer.concat([entries.at(-1), Buffer.from("another entry\n")])]), /Refused the enclave, so nothing was sent: the release log cannot be trusted: split view: the log shows a tree of size 1 with another root than the one this client saw before/],
-    ["rollback", forge([...entries, Buffer.from("a later entry\n")]), /Refused the enclave, so nothing was sent: the release log cannot be trusted: the log was rolled back: its tree has size 1, this client saw size 2 before/],
+    [
+      "split view",
+      forge([
+        ...entries.slice(0, -1),
+        Buffer.concat([entries.at(-1), Buffer.from("another entry\n")]),
+      ]),
+      /Refused the enclave, so nothing was sent: the release log cannot be trusted: split view: the log shows a tree of size 1 with another root than the one this client saw before/,
+    ],
+    [
+      "rollback",
+      forge([...entries, Buffer.from("a later entry\n")]),
+      /Refused the enclave, so nothing was sent: the release log cannot be trusted: the log was rolled back: its tree has size 1, this client saw size 2 before/,
+    ],
   ];
   for (const [name, forged, pattern] of forgeries) {
     await putLogState(a.page, thisLog, forged);
@@ -542,7 +782,11 @@ async function main() {
     await signIn(a.page);
     await expectRefusal(a.page, sent, hostile, `Not after a ${name} ${canaries[0]}`, pattern);
     if (name === "split view") await shot(a.page, "11-split-view-refused.png");
-    assert.deepEqual(await logStates(a.page), [[thisLog, forged]], `the ${name} left the stored tree as it was`);
+    assert.deepEqual(
+      await logStates(a.page),
+      [[thisLog, forged]],
+      `the ${name} left the stored tree as it was`,
+    );
   }
   await putLogState(a.page, thisLog, storedJson);
 
@@ -553,7 +797,11 @@ async function main() {
   await a.context.clearCookies();
   await a.page.reload();
   await a.page.waitForSelector("body[data-ready=true]");
-  assert.equal(await a.page.evaluate(() => indexedDB.databases().then((d) => d.length)), 0, "IndexedDB is empty");
+  assert.equal(
+    await a.page.evaluate(() => indexedDB.databases().then((d) => d.length)),
+    0,
+    "IndexedDB is empty",
+  );
   assert.equal((await a.context.cookies()).length, 0, "no cookies left");
   await signIn(a.page);
   await reopen(a.page, "after wiping the site's data");
@@ -568,11 +816,23 @@ async function main() {
   await a.page.click("#send");
   await a.page.waitForSelector("#status.error", { timeout: 30_000 });
   const refusal = await statusText(a.page);
-  assert.match(refusal, /Refused the enclave, so nothing was sent: .*(noise handshake failed|evidence)/, refusal);
+  assert.match(
+    refusal,
+    /Refused the enclave, so nothing was sent: .*(noise handshake failed|evidence)/,
+    refusal,
+  );
   assert.match(await a.page.textContent("#verified-state"), /^Refused: .*Nothing was sent\.$/);
-  assert.equal(await a.page.inputValue("#prompt"), "This must not be sent", "the prompt stays in the box");
+  assert.equal(
+    await a.page.inputValue("#prompt"),
+    "This must not be sent",
+    "the prompt stays in the box",
+  );
   assert.equal(await a.page.locator(".msg").count(), 0, "nothing was added to the conversation");
-  assert.equal(sent.filter((s) => s.what === "ws frame").length - framesBefore, 1, "only the handshake's first message was sent");
+  assert.equal(
+    sent.filter((s) => s.what === "ws frame").length - framesBefore,
+    1,
+    "only the handshake's first message was sent",
+  );
   assert.ok(hostile.tamper.flipped >= 1, "the tap altered the evidence");
   await shot(a.page, "7-tampered-evidence-refused.png");
   hostile.tamper.on = false;
@@ -601,23 +861,42 @@ async function main() {
   await b.page.click("#edit-save");
   await b.page.waitForFunction((t) => document.getElementById("conv-title").textContent === t, byB);
   await a.page.evaluate(() => window.dispatchEvent(new Event("focus")));
-  await a.page.waitForFunction((t) => [...document.querySelectorAll("#conversations button.conv")].some((b) => b.textContent === t), byB);
-  assert.equal(await a.page.textContent("#conversations section:not([data-folder=\"\"]) h3"), folderName, "B's title edit kept A's folder");
+  await a.page.waitForFunction(
+    (t) =>
+      [...document.querySelectorAll("#conversations button.conv")].some((b) => b.textContent === t),
+    byB,
+  );
+  assert.equal(
+    await a.page.textContent('#conversations section:not([data-folder=""]) h3'),
+    folderName,
+    "B's title edit kept A's folder",
+  );
   await a.page.click("#signout");
   await a.page.waitForSelector("#welcome:not([hidden])");
 
   step("B manages passkeys: two listed; removing A's stops it from signing in");
   await b.page.click("#manage-passkeys");
   await b.page.waitForSelector("#passkeys-dialog[open] #passkey-list li");
-  assert.equal(await b.page.locator("#passkey-list li").count(), 2, "A's and B's passkeys are listed");
+  assert.equal(
+    await b.page.locator("#passkey-list li").count(),
+    2,
+    "A's and B's passkeys are listed",
+  );
   const listed = await texts(b.page, "#passkey-list li");
-  assert.ok(!/signed in with this one/.test(listed[0]) && /signed in with this one/.test(listed[1]), `B's own passkey is marked: ${listed}`);
+  assert.ok(
+    !/signed in with this one/.test(listed[0]) && /signed in with this one/.test(listed[1]),
+    `B's own passkey is marked: ${listed}`,
+  );
   assert.match(listed[0], /^Chrome on Linux added /, "passkeys are named after the device");
   await shot(b.page, "10-account-dialog.png");
   await b.page.click("#passkey-list li >> nth=0 >> button.remove-passkey");
   await b.page.click("#passkey-list li >> nth=0 >> button.remove-passkey");
   await b.page.waitForFunction(() => document.querySelectorAll("#passkey-list li").length === 1);
-  assert.equal(await b.page.isDisabled("#passkey-list li button.remove-passkey"), true, "the last passkey cannot be removed");
+  assert.equal(
+    await b.page.isDisabled("#passkey-list li button.remove-passkey"),
+    true,
+    "the last passkey cannot be removed",
+  );
   await b.page.click("#passkeys-dialog button[value='']");
   // From here on A's failed sign-in makes Chromium log the 401 as a console error.
   assert.deepEqual(consoleErrors, [], "no console errors");
@@ -625,12 +904,20 @@ async function main() {
   await a.page.waitForSelector("#status.error", { timeout: 30_000 });
   assert.equal(await a.page.isVisible("#app"), false, "the removed passkey no longer signs in");
 
-  step("A hostile server alters a stored message: B refuses the whole history and says which record");
+  step(
+    "A hostile server alters a stored message: B refuses the whole history and says which record",
+  );
   const db = join(serverDir, "accounts.sqlite");
-  const sql = (q) => execFileSync("sqlite3", ["-cmd", ".timeout 10000", db, q], { encoding: "utf8" }).trim();
-  const [victim, original] = sql("SELECT id, hex(ciphertext) FROM records WHERE id LIKE 'm.%' AND ciphertext IS NOT NULL ORDER BY seq DESC LIMIT 1").split("|");
-  const mid = original.length >> 1 & ~1;
-  const flipped = original.slice(0, mid) + (parseInt(original.slice(mid, mid + 2), 16) ^ 1).toString(16).padStart(2, "0").toUpperCase() + original.slice(mid + 2);
+  const sql = (q) =>
+    execFileSync("sqlite3", ["-cmd", ".timeout 10000", db, q], { encoding: "utf8" }).trim();
+  const [victim, original] = sql(
+    "SELECT id, hex(ciphertext) FROM records WHERE id LIKE 'm.%' AND ciphertext IS NOT NULL ORDER BY seq DESC LIMIT 1",
+  ).split("|");
+  const mid = (original.length >> 1) & ~1;
+  const flipped =
+    original.slice(0, mid) +
+    (parseInt(original.slice(mid, mid + 2), 16) ^ 1).toString(16).padStart(2, "0").toUpperCase() +
+    original.slice(mid + 2);
   sql(`UPDATE records SET ciphertext = X'${flipped}' WHERE id = '${victim}'`);
   await b.page.reload();
   await b.page.waitForSelector("body[data-ready=true]");
@@ -643,7 +930,11 @@ async function main() {
   sql(`UPDATE records SET ciphertext = X'${original}' WHERE id = '${victim}'`);
   await signIn(b.page);
   await b.page.waitForSelector("#conversations button.conv");
-  assert.deepEqual(await texts(b.page, "#conversations button.conv"), [byB], "the untampered history opens again");
+  assert.deepEqual(
+    await texts(b.page, "#conversations button.conv"),
+    [byB],
+    "the untampered history opens again",
+  );
 
   step("B makes a new recovery code: the old one stops working, the new one opens the history");
   await b.page.click("#manage-passkeys");
@@ -655,24 +946,41 @@ async function main() {
   await b.page.check("#saved-check");
   await b.page.click("#saved");
   await b.page.waitForSelector("#app:not([hidden])");
-  assert.equal(await b.page.textContent("#recovery-code"), "", "the new code is gone once confirmed");
+  assert.equal(
+    await b.page.textContent("#recovery-code"),
+    "",
+    "the new code is gone once confirmed",
+  );
   await a.page.fill("#recover-code", code);
   await a.page.click("#recover");
-  await a.page.waitForFunction(() => /does not belong to any account/.test(document.getElementById("status").textContent), null, { timeout: 30_000 });
+  await a.page.waitForFunction(
+    () => /does not belong to any account/.test(document.getElementById("status").textContent),
+    null,
+    { timeout: 30_000 },
+  );
   await a.page.fill("#recover-code", newCode);
   await a.page.click("#recover");
   await a.page.waitForSelector("#conversations button.conv", { timeout: 30_000 });
-  assert.deepEqual(await texts(a.page, "#conversations button.conv"), [byB], "the new code unlocks the history");
+  assert.deepEqual(
+    await texts(a.page, "#conversations button.conv"),
+    [byB],
+    "the new code unlocks the history",
+  );
   await a.page.click("#signout");
   await a.page.waitForSelector("#welcome:not([hidden])");
 
   // Chrome drops a credential's PRF secret when it is exported into another authenticator: the
   // same passkey then signs in but cannot unlock, like a synced passkey on a browser without PRF.
   step("B's passkey synced to a browser without PRF: signs in, and the recovery code unlocks");
-  const [bCred] = (await b.cdp.send("WebAuthn.getCredentials", { authenticatorId: b.authenticatorId })).credentials;
+  const [bCred] = (
+    await b.cdp.send("WebAuthn.getCredentials", { authenticatorId: b.authenticatorId })
+  ).credentials;
   const e = await browser("e", origin, { prf: false });
   record(e.page, sent, urls);
-  await e.cdp.send("WebAuthn.addCredential", { authenticatorId: e.authenticatorId, credential: bCred });
+  await e.cdp.send("WebAuthn.addCredential", {
+    authenticatorId: e.authenticatorId,
+    credential: bCred,
+  });
   await e.page.goto(url);
   await e.page.waitForSelector("body[data-ready=true]");
   await e.page.click("#signin");
@@ -685,22 +993,43 @@ async function main() {
   await e.page.fill("#unlock-code", newCode);
   await e.page.click("#unlock-form button");
   await e.page.waitForSelector("#conversations button.conv", { timeout: 30_000 });
-  assert.deepEqual(await texts(e.page, "#conversations button.conv"), [byB], "unlocked with the recovery code");
+  assert.deepEqual(
+    await texts(e.page, "#conversations button.conv"),
+    [byB],
+    "unlocked with the recovery code",
+  );
 
   step("B deletes the account: nothing of it is left on the server");
   await b.page.click("#manage-passkeys");
   await b.page.waitForSelector("#passkeys-dialog[open]");
-  assert.equal(await b.page.isDisabled("#delete-account"), true, "deleting waits for 'I understand'");
+  assert.equal(
+    await b.page.isDisabled("#delete-account"),
+    true,
+    "deleting waits for 'I understand'",
+  );
   await b.page.check("#delete-account-check");
   await b.page.click("#delete-account");
   await b.page.waitForSelector("#welcome:not([hidden])", { timeout: 30_000 });
   assert.match(await statusText(b.page), /deleted/);
-  assert.equal(sql("SELECT (SELECT count(*) FROM accounts) + (SELECT count(*) FROM credentials) + (SELECT count(*) FROM records) + (SELECT count(*) FROM sessions)"), "0");
+  assert.equal(
+    sql(
+      "SELECT (SELECT count(*) FROM accounts) + (SELECT count(*) FROM credentials) + (SELECT count(*) FROM records) + (SELECT count(*) FROM sessions)",
+    ),
+    "0",
+  );
   await b.page.click("#signin");
   await b.page.waitForSelector("#status.error", { timeout: 30_000 });
-  assert.equal(await b.page.isVisible("#app"), false, "the deleted account's passkey signs in to nothing");
+  assert.equal(
+    await b.page.isVisible("#app"),
+    false,
+    "the deleted account's passkey signs in to nothing",
+  );
   for (const who of [a, b]) {
-    assert.equal(await ledgerCount(who.page), who === b ? 0 : 1, "the deleting browser forgot its ledger");
+    assert.equal(
+      await ledgerCount(who.page),
+      who === b ? 0 : 1,
+      "the deleting browser forgot its ledger",
+    );
   }
 
   step("Device C: an authenticator without PRF is refused plainly, before any account exists");
@@ -717,14 +1046,30 @@ async function main() {
   step("A server whose development log lists another measurement: the page refuses the release");
   const statement = JSON.parse(readFileSync(releaseFile, "utf8"));
   const measurement = statement.platforms.simulated.measurements[0];
-  statement.platforms.simulated.measurements = [(measurement[0] === "0" ? "1" : "0") + measurement.slice(1)];
+  statement.platforms.simulated.measurements = [
+    (measurement[0] === "0" ? "1" : "0") + measurement.slice(1),
+  ];
   const otherRelease = join(work, "release-other-measurement.json");
   // Canonical as the release format requires: the parsed fields in their order, no spaces.
   writeFileSync(otherRelease, `${JSON.stringify(statement)}\n`);
   const otherDir = join(work, "server-other");
   const otherTap = await tap(enclave);
   const otherPort = await start(
-    ["server", "--enclave", otherTap.addr, "--web-dir", dist, "--data-dir", otherDir, "--collateral-dir", collateralFor(otherDir), "--dev-release", otherRelease, "--listen", "127.0.0.1:0"],
+    [
+      "server",
+      "--enclave",
+      otherTap.addr,
+      "--web-dir",
+      dist,
+      "--data-dir",
+      otherDir,
+      "--collateral-dir",
+      collateralFor(otherDir),
+      "--dev-release",
+      otherRelease,
+      "--listen",
+      "127.0.0.1:0",
+    ],
     serverPattern,
     60_000,
   );
@@ -741,7 +1086,8 @@ async function main() {
     () =>
       new Promise((res, rej) => {
         const r = indexedDB.open("sotto", 1);
-        r.onupgradeneeded = () => r.result.createObjectStore("ledgers").put("{}", "an-earlier-account");
+        r.onupgradeneeded = () =>
+          r.result.createObjectStore("ledgers").put("{}", "an-earlier-account");
         r.onsuccess = () => (r.result.close(), res());
         r.onerror = () => rej(r.error);
       }),
@@ -752,10 +1098,16 @@ async function main() {
     sent,
     otherTap,
     `Not for an unreleased build ${canaries[0]}`,
-    new RegExp(`^Refused the enclave, so nothing was sent: release refused: no release in the log lists this enclave's simulated measurement ${measurement}: it is not a build the release keys signed$`),
+    new RegExp(
+      `^Refused the enclave, so nothing was sent: release refused: no release in the log lists this enclave's simulated measurement ${measurement}: it is not a build the release keys signed$`,
+    ),
   );
   await shot(f.page, "12-unlisted-measurement-refused.png");
-  assert.equal(await f.page.isVisible("#simulated-banner"), false, "no banner: no enclave was admitted");
+  assert.equal(
+    await f.page.isVisible("#simulated-banner"),
+    false,
+    "no banner: no enclave was admitted",
+  );
   const upgraded = await f.page.evaluate(
     () =>
       new Promise((res, rej) => {
@@ -766,25 +1118,62 @@ async function main() {
           const old = t.objectStore("ledgers").get("an-earlier-account");
           const ledgers = t.objectStore("ledgers").count();
           const logs = t.objectStore("logs").getAllKeys();
-          t.oncomplete = () => (db.close(), res({ version: db.version, old: old.result, ledgers: ledgers.result, logs: logs.result }));
+          t.oncomplete = () => (
+            db.close(),
+            res({
+              version: db.version,
+              old: old.result,
+              ledgers: ledgers.result,
+              logs: logs.result,
+            })
+          );
           t.onerror = () => rej(t.error);
         };
         r.onerror = () => rej(r.error);
       }),
   );
-  assert.deepEqual(upgraded, { version: 2, old: "{}", ledgers: 2, logs: [otherLog] }, "the upgrade kept the old ledger; the verified log was stored though its release was refused");
-  assert.deepEqual(otherUrls.filter((u) => !u.startsWith(otherOrigin) && !u.startsWith(`ws://localhost:${otherPort}/`)), []);
+  assert.deepEqual(
+    upgraded,
+    { version: 2, old: "{}", ledgers: 2, logs: [otherLog] },
+    "the upgrade kept the old ledger; the verified log was stored though its release was refused",
+  );
+  assert.deepEqual(
+    otherUrls.filter(
+      (u) => !u.startsWith(otherOrigin) && !u.startsWith(`ws://localhost:${otherPort}/`),
+    ),
+    [],
+  );
 
-  step("A bundle built with another stack's trust.json (SOTTO_WEB_TRUST) refuses this stack's log, naming both");
+  step(
+    "A bundle built with another stack's trust.json (SOTTO_WEB_TRUST) refuses this stack's log, naming both",
+  );
   const pinnedDist = join(work, "dist-pinned");
   const buildStarted = Date.now();
-  await run("bash", [join(repo, "scripts/web")], { SOTTO_WEB_ALLOW_SIMULATED: "1", SOTTO_WEB_TRUST: join(otherDir, "trust.json"), SOTTO_WEB_OUT: pinnedDist });
+  await run("bash", [join(repo, "scripts/web")], {
+    SOTTO_WEB_ALLOW_SIMULATED: "1",
+    SOTTO_WEB_TRUST: join(otherDir, "trust.json"),
+    SOTTO_WEB_OUT: pinnedDist,
+  });
   const pinnedBuildSecs = (Date.now() - buildStarted) / 1000;
   assert.notEqual(bundleDigest(pinnedDist), bundleDigest(dist), "the pinned bundle differs");
   const pinnedTap = await tap(enclave);
   // This stack's log and collateral, its trust.json included: the pinned bundle must ignore it.
   const pinnedPort = await start(
-    ["server", "--enclave", pinnedTap.addr, "--web-dir", pinnedDist, "--data-dir", join(work, "server-pinned"), "--collateral-dir", join(serverDir, "collateral"), "--log-dir", join(serverDir, "log", "public"), "--listen", "127.0.0.1:0"],
+    [
+      "server",
+      "--enclave",
+      pinnedTap.addr,
+      "--web-dir",
+      pinnedDist,
+      "--data-dir",
+      join(work, "server-pinned"),
+      "--collateral-dir",
+      join(serverDir, "collateral"),
+      "--log-dir",
+      join(serverDir, "log", "public"),
+      "--listen",
+      "127.0.0.1:0",
+    ],
     serverPattern,
     60_000,
   );
@@ -805,15 +1194,42 @@ async function main() {
     ),
   );
   await shot(g.page, "13-pinned-client-refuses-another-log.png");
-  assert.ok(pinnedUrls.includes(`${pinnedOrigin}/log/checkpoint`), "the pinned bundle read the checkpoint");
-  assert.ok(!pinnedUrls.some((u) => u.includes("/log/tile/")), "and nothing more of a log it does not trust");
-  assert.deepEqual(pinnedUrls.filter((u) => !u.startsWith(pinnedOrigin) && !u.startsWith(`ws://localhost:${pinnedPort}/`)), []);
+  assert.ok(
+    pinnedUrls.includes(`${pinnedOrigin}/log/checkpoint`),
+    "the pinned bundle read the checkpoint",
+  );
+  assert.ok(
+    !pinnedUrls.some((u) => u.includes("/log/tile/")),
+    "and nothing more of a log it does not trust",
+  );
+  assert.deepEqual(
+    pinnedUrls.filter(
+      (u) => !u.startsWith(pinnedOrigin) && !u.startsWith(`ws://localhost:${pinnedPort}/`),
+    ),
+    [],
+  );
 
   if (strictDist) {
-    step("The client a deployment ships (built without the simulated platform) refuses this enclave");
+    step(
+      "The client a deployment ships (built without the simulated platform) refuses this enclave",
+    );
     // It serves this stack's log too: the evidence is refused first, before any log check.
     const strictPort = await start(
-      ["server", "--enclave", enclave, "--web-dir", strictDist, "--data-dir", join(work, "server-strict"), "--collateral-dir", join(serverDir, "collateral"), "--log-dir", join(serverDir, "log", "public"), "--listen", "127.0.0.1:0"],
+      [
+        "server",
+        "--enclave",
+        enclave,
+        "--web-dir",
+        strictDist,
+        "--data-dir",
+        join(work, "server-strict"),
+        "--collateral-dir",
+        join(serverDir, "collateral"),
+        "--log-dir",
+        join(serverDir, "log", "public"),
+        "--listen",
+        "127.0.0.1:0",
+      ],
       serverPattern,
       60_000,
     );
@@ -828,40 +1244,83 @@ async function main() {
     await d.page.click("#send");
     await d.page.waitForSelector("#status.error", { timeout: 30_000 });
     const strictRefusal = await statusText(d.page);
-    assert.match(strictRefusal, /Refused the enclave, so nothing was sent: .*SIMULATED development platform/, strictRefusal);
-    assert.equal(await d.page.isVisible("#simulated-banner"), false, "no banner: nothing simulated was accepted");
+    assert.match(
+      strictRefusal,
+      /Refused the enclave, so nothing was sent: .*SIMULATED development platform/,
+      strictRefusal,
+    );
+    assert.equal(
+      await d.page.isVisible("#simulated-banner"),
+      false,
+      "no banner: nothing simulated was accepted",
+    );
     assert.equal(await d.page.locator(".msg").count(), 0);
     await shot(d.page, "9-production-client-refuses-simulated.png");
-    assert.ok(!strictUrls.some((u) => u.includes("/log/")), "the evidence was refused before any log check");
-    assert.deepEqual(strictUrls.filter((u) => !u.startsWith(strictOrigin) && !u.startsWith(`ws://localhost:${strictPort}/`)), []);
+    assert.ok(
+      !strictUrls.some((u) => u.includes("/log/")),
+      "the evidence was refused before any log check",
+    );
+    assert.deepEqual(
+      strictUrls.filter(
+        (u) => !u.startsWith(strictOrigin) && !u.startsWith(`ws://localhost:${strictPort}/`),
+      ),
+      [],
+    );
   }
 
   step("The canaries and the recovery code never left the pages in the clear; no other origin");
   for (const s of sent) {
-    for (const canary of canaries) assert.ok(!s.bytes.includes(canary), `${s.what} carries ${canary}`);
-    for (const c of [code, newCode]) assert.ok(!s.bytes.includes(c), `${s.what} carries a recovery code`);
-    assert.ok(!s.bytes.toString().includes('"prf"') || s.what === "ws frame", `${s.what} carries a PRF result`);
+    for (const canary of canaries)
+      assert.ok(!s.bytes.includes(canary), `${s.what} carries ${canary}`);
+    for (const c of [code, newCode])
+      assert.ok(!s.bytes.includes(c), `${s.what} carries a recovery code`);
+    assert.ok(
+      !s.bytes.toString().includes('"prf"') || s.what === "ws frame",
+      `${s.what} carries a PRF result`,
+    );
   }
-  assert.ok(sent.some((s) => s.what.startsWith("PUT /v1/records/m.")), "messages were written");
-  const foreign = urls.filter((u) => !u.startsWith(origin) && !u.startsWith(`ws://localhost:${port}/`) && !u.startsWith("data:"));
+  assert.ok(
+    sent.some((s) => s.what.startsWith("PUT /v1/records/m.")),
+    "messages were written",
+  );
+  const foreign = urls.filter(
+    (u) =>
+      !u.startsWith(origin) && !u.startsWith(`ws://localhost:${port}/`) && !u.startsWith("data:"),
+  );
   assert.deepEqual(foreign, [], "no request to any other origin");
   // Nor anything the stack stored or logged: the server's and the enclave's data dirs (the
   // account database, keys, logs) and every line both processes printed.
-  const stored = [serverDir, enclaveDir, otherDir, join(work, "server-pinned"), join(work, "server-strict")].flatMap((d) => (existsSync(d) ? files(d) : []));
-  assert.ok(stored.some((f) => f.endsWith("accounts.sqlite")), "the account database is among the files searched");
-  assert.ok(stored.some((f) => f.startsWith(enclaveDir) && f.endsWith("sotto.log")), "the enclave's log is among the files searched");
+  const stored = [
+    serverDir,
+    enclaveDir,
+    otherDir,
+    join(work, "server-pinned"),
+    join(work, "server-strict"),
+  ].flatMap((d) => (existsSync(d) ? files(d) : []));
+  assert.ok(
+    stored.some((f) => f.endsWith("accounts.sqlite")),
+    "the account database is among the files searched",
+  );
+  assert.ok(
+    stored.some((f) => f.startsWith(enclaveDir) && f.endsWith("sotto.log")),
+    "the enclave's log is among the files searched",
+  );
   for (const f of stored) {
-    for (const canary of canaries) assert.ok(!readFileSync(f).includes(canary), `${f} holds ${canary}`);
+    for (const canary of canaries)
+      assert.ok(!readFileSync(f).includes(canary), `${f} holds ${canary}`);
   }
   for (const o of outputs) {
     assert.ok(o.text.length > 0, `${o.name} printed something`);
-    for (const canary of canaries) assert.ok(!o.text.includes(canary), `${o.name}'s output holds ${canary}`);
+    for (const canary of canaries)
+      assert.ok(!o.text.includes(canary), `${o.name}'s output holds ${canary}`);
   }
 
   for (const t of [hostile, otherTap, pinnedTap]) t.server.close();
   const wasm = statSync(join(dist, "sotto_web_bg.wasm")).size;
   const js = statSync(join(dist, "app.js")).size;
-  console.log(`refusals: ${JSON.stringify({ not_listed: notListed, other_deployment: otherDeployment })}`);
+  console.log(
+    `refusals: ${JSON.stringify({ not_listed: notListed, other_deployment: otherDeployment })}`,
+  );
   console.log(
     JSON.stringify({
       ok: true,
