@@ -49,7 +49,8 @@ export interface Summary {
   simulated_root_pinned: boolean;
   measurement: string;
   release: string;
-  model: Record<string, unknown>;
+  /** `sotto_channel::ModelManifest`. */
+  model: { name: string; sha256: string; size: number };
   engine: Record<string, unknown>;
   gpu_attested: boolean;
   enclave_static_key: string;

@@ -7,7 +7,7 @@ import { LEDGERS, committed, request, store } from "./idb.js";
 
 /** The ledger JSON saved for `account`, or null on a browser that never opened it. */
 export async function loadLedger(account: string): Promise<string | null> {
-  const v = await request((await store(LEDGERS, "readonly")).get(account));
+  const v: unknown = await request((await store(LEDGERS, "readonly")).get(account));
   return typeof v === "string" ? v : null;
 }
 

@@ -8,7 +8,7 @@ import { LOGS, committed, request, store } from "./idb.js";
 
 /** The state stored for the log `origin`, or "" when this browser never checked it. */
 export async function loadLogState(origin: string): Promise<string> {
-  const v = await request((await store(LOGS, "readonly")).get(origin));
+  const v: unknown = await request((await store(LOGS, "readonly")).get(origin));
   return typeof v === "string" ? v : "";
 }
 
@@ -17,7 +17,7 @@ export async function loadLogState(origin: string): Promise<string> {
 export async function saveLogState(origin: string, stateJson: string, size: number): Promise<void> {
   const s = await store(LOGS, "readwrite");
   const done = committed(s);
-  const stored = await request(s.get(origin));
+  const stored: unknown = await request(s.get(origin));
   let storedSize = -1;
   try {
     if (typeof stored === "string")

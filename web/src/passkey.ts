@@ -81,7 +81,8 @@ export async function createPasskey(
   const cred = (await navigator.credentials.create({ publicKey })) as PublicKeyCredential | null;
   if (!cred) throw new Error("the browser created no passkey");
   const rawId = new Uint8Array(cred.rawId);
-  const rpId = String((pk.rp as Json | undefined)?.id ?? location.hostname);
+  const rp = pk.rp as Json | undefined;
+  const rpId = typeof rp?.id === "string" ? rp.id : location.hostname;
   const prf = prfOf(cred) ?? (await evaluatePrf(rpId, rawId, salt));
   if (!prf) throw new NoPrfError();
   const r = cred.response as AuthenticatorAttestationResponse;

@@ -22,7 +22,7 @@ function tcbText(verdict: Record<string, unknown>): string {
         .join(", "),
     );
   }
-  if (cpu.tcb_status !== undefined) parts.push(`status ${String(cpu.tcb_status)}`);
+  if (typeof cpu.tcb_status === "string") parts.push(`status ${cpu.tcb_status}`);
   if (Array.isArray(cpu.advisory_ids) && cpu.advisory_ids.length > 0)
     parts.push(`advisories ${cpu.advisory_ids.join(", ")}`);
   if (Array.isArray(cpu.checks)) parts.push(`${cpu.checks.length} checks passed`);
@@ -45,7 +45,7 @@ export function renderVerified(v: Verified): void {
   const rows: [string, string][] = [
     ["Platform", s.simulated ? `${s.platform} (SIMULATED)` : s.platform],
     ["Measurement", s.measurement],
-    ["Model", `${String(s.model.name ?? "")} sha256 ${String(s.model.sha256 ?? "")}`],
+    ["Model", `${s.model.name} sha256 ${s.model.sha256}`],
     ["Release", `${r.name} ${r.version}, commit ${r.source_commit}`],
     ["Log entry", `#${r.index}, statement sha256 ${r.digest}`],
     ["Signed by", r.signers.join(", ")],
