@@ -45,6 +45,7 @@ pub const DEFAULT_TSM_ROOT: &str = "/sys/kernel/config/tsm/report";
 /// Size of the SEV-SNP ATTESTATION_REPORT (SEV-SNP firmware ABI, report versions 2 to 5).
 const SNP_REPORT_LEN: usize = 0x4A0;
 const SNP_REPORT_DATA_OFFSET: usize = 0x50;
+const SNP_MEASUREMENT_OFFSET: usize = 0x90;
 
 /// TDX DCAP quote layout: a 48-byte header, then (v5 only) a body type and size, then the TD
 /// report body, whose REPORT_DATA sits after the TCB SVN, MRSEAM, MRSIGNERSEAM, attributes,
@@ -52,6 +53,7 @@ const SNP_REPORT_DATA_OFFSET: usize = 0x50;
 const TDX_HEADER_LEN: usize = 48;
 const TDX_TEE_TYPE: u32 = 0x81;
 const TDX_BODY_REPORT_DATA_OFFSET: usize = 520;
+const TDX_BODY_MRTD_OFFSET: usize = 136;
 const TDX_V5_BODY_DESCRIPTOR_LEN: usize = 6;
 const TDX_V5_SGX_BODY_TYPE: u16 = 1;
 
@@ -163,7 +165,11 @@ enum Cpu {
 pub struct Attester {
     cpu: Cpu,
     gpu: Option<NvidiaGpu>,
+    measurement: [u8; MEASUREMENT_LEN],
 }
+
+/// Length of a launch measurement: SEV-SNP MEASUREMENT and TDX MRTD are both SHA-384.
+pub const MEASUREMENT_LEN: usize = 48;
 
 impl Attester {
     /// Opens the platform and refuses with a typed error if it cannot attest here: configfs-tsm
@@ -227,12 +233,18 @@ impl Attester {
             GpuConfig::None => None,
             GpuConfig::Nvidia => Some(NvidiaGpu::open()?),
         };
-        let attester = Attester { cpu, gpu };
-        // A trial run, discarded: what only shows when the hardware is asked (a TDX quoting
-        // service that is not running, a disabled VMPCK, an SNP host that supplies no
-        // certificates) then stops the enclave at boot rather than at a client's handshake.
+        let mut attester = Attester {
+            cpu,
+            gpu,
+            measurement: [0; MEASUREMENT_LEN],
+        };
+        // A trial run: what only shows when the hardware is asked (a TDX quoting service that
+        // is not running, a disabled VMPCK, an SNP host that supplies no certificates) then
+        // stops the enclave at boot rather than at a client's handshake. Its report also says
+        // what this guest was launched as.
         let gpu = attester.gpu_evidence(&[0u8; GPU_NONCE_LEN])?;
-        attester.evidence(&[0u8; INBLOB_LEN], gpu)?;
+        let trial = attester.evidence(&[0u8; INBLOB_LEN], gpu)?;
+        attester.measurement = launch_measurement(&trial.cpu)?;
         Ok(attester)
     }
 
@@ -252,6 +264,13 @@ impl Attester {
             Cpu::Simulated(sim) => Some(sim.root_der()),
             Cpu::SevSnp { .. } | Cpu::Tdx { .. } => None,
         }
+    }
+
+    /// What the hardware measured at launch (SEV-SNP MEASUREMENT, TDX MRTD, or the simulated
+    /// MEASUREMENT), as read from this guest's own report when it was opened: the value a
+    /// release publishes and clients pin.
+    pub fn launch_measurement(&self) -> &[u8; MEASUREMENT_LEN] {
+        &self.measurement
     }
 
     /// Whether GPU evidence is collected.
@@ -357,6 +376,24 @@ fn tdx_evidence(
         quote: out.outblob,
         collateral_json,
     })
+}
+
+/// The launch measurement a report of this guest carries.
+fn launch_measurement(cpu: &CpuEvidence) -> Result<[u8; MEASUREMENT_LEN], AttestError> {
+    let at = |blob: &[u8], offset: usize| -> Option<[u8; MEASUREMENT_LEN]> {
+        blob.get(offset..offset + MEASUREMENT_LEN)?.try_into().ok()
+    };
+    match cpu {
+        CpuEvidence::SevSnp { report, .. } | CpuEvidence::Simulated { report, .. } => {
+            at(report, SNP_MEASUREMENT_OFFSET)
+                .ok_or(AttestError::SnpReportSize { len: report.len() })
+        }
+        CpuEvidence::Tdx { quote, .. } => {
+            let body = tdx_report_data_offset(quote)? - TDX_BODY_REPORT_DATA_OFFSET;
+            at(quote, body + TDX_BODY_MRTD_OFFSET)
+                .ok_or(AttestError::TdxQuote("shorter than its TD report"))
+        }
+    }
 }
 
 /// Where REPORT_DATA sits in a TDX quote of version 4 or 5.

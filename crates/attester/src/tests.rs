@@ -66,6 +66,8 @@ fn snp_happy_path() {
     let attester = open(&fake, snp_config(Some(1), None)).unwrap();
     assert_eq!(attester.platform_name(), "sev-snp");
     assert!(!attester.has_gpu());
+    let parsed = sotto_verify_snp::AttestationReport::parse(SNP_REPORT).unwrap();
+    assert_eq!(attester.launch_measurement(), &parsed.measurement);
 
     let rd = report_data(7);
     let evidence = attester.evidence(&rd, None).unwrap();
@@ -150,6 +152,8 @@ fn tdx_happy_path() {
     )
     .unwrap();
     assert_eq!(attester.platform_name(), "tdx");
+    let parsed = sotto_verify_tdx::quote::Quote::parse(TDX_QUOTE).unwrap();
+    assert_eq!(attester.launch_measurement(), &parsed.body.mrtd);
 
     let rd = report_data(42);
     let CpuEvidence::Tdx {
@@ -480,6 +484,10 @@ mod simulated {
         let dir = tempfile::tempdir().unwrap();
         let attester = open_sim(dir.path(), b"enclave build A").unwrap();
         assert_eq!(attester.platform_name(), "simulated");
+        assert_eq!(
+            attester.launch_measurement(),
+            &expected_measurement(b"enclave build A")
+        );
         let root = attester.simulated_root_der().unwrap().to_vec();
 
         let rd = report_data(0x33);

@@ -195,6 +195,12 @@ impl Enclave {
         &self.manifest
     }
 
+    /// What the hardware measured this guest as at launch (SEV-SNP MEASUREMENT, TDX MRTD, or
+    /// the simulated MEASUREMENT): the value its release publishes.
+    pub fn launch_measurement(&self) -> &[u8; sotto_attester::MEASUREMENT_LEN] {
+        self.attester.launch_measurement()
+    }
+
     /// Evidence made at boot over the all-zero nonce, for showing what the enclave reports;
     /// handshakes never present it.
     pub fn evidence(&self) -> &sotto_verify::Evidence {
