@@ -1,9 +1,12 @@
 //! Test fixtures shared by Sotto's crates: data made in memory so tests need no network and
-//! no large shipped files, and throwaway PostgreSQL databases for the tests of that backend.
+//! no large shipped files, throwaway PostgreSQL databases for the tests of that backend, and
+//! the one way to find the real vendor evidence in `../shared/vectors`.
 //!
 //! Nothing here is used in production builds; fixtures are deterministic for a given seed.
 
 pub mod gguf;
 pub mod postgres;
+pub mod vectors;
 
 pub use gguf::{write_tiny_qwen2_gguf, TinyQwen2};
+pub use vectors::{read_vector, vector, vectors_dir};
