@@ -8,16 +8,12 @@
 //!
 //! Usage: `log_check_bench [--reps 50]`
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 use sotto_release::manifest::{Engine, Model, Platforms, Release, Simulated, Statement, FORMAT};
-use sotto_release::trust::{LogPin, Quorum, TrustFile, DEV_ORIGIN_PREFIX, TRUST_FORMAT};
-use sotto_release::{Claims, LogState, LogSync, ReleaseSet, Trust};
-use sotto_tlog::merkle::{leaf_hash, root};
-use sotto_tlog::note::{Note, Signer, TYPE_COSIGNATURE_V1, TYPE_ED25519};
-use sotto_tlog::tile::{all_entry_bundles, encode_bundle, TILE_WIDTH};
-use sotto_tlog::Checkpoint;
+use sotto_release::testing::{signed, sync, Keys};
+use sotto_release::trust::DEV_ORIGIN_PREFIX;
+use sotto_release::{Claims, LogState, ReleaseSet};
 use sotto_verify::{Binding, Policy};
 use sotto_verify_core::UnixTime;
 
@@ -76,34 +72,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // simulated attester signing a report; on hardware, a TSM report).
     let attest = time(reps, || attester.evidence(&[7; 64], None).is_ok());
 
-    let origin = format!("{DEV_ORIGIN_PREFIX}bench");
-    let log = Signer::from_seed(&origin, TYPE_ED25519, &[1; 32])?;
-    let witnesses: Vec<Signer> = (0..3u8)
-        .map(|i| Signer::from_seed(&format!("w{i}.bench"), TYPE_COSIGNATURE_V1, &[10 + i; 32]))
-        .collect::<Result<_, _>>()?;
-    let release_keys: Vec<Signer> = (0..3u8)
-        .map(|i| Signer::from_seed(&format!("r{i}.bench"), TYPE_ED25519, &[20 + i; 32]))
-        .collect::<Result<_, _>>()?;
-    let trust = Trust::from_file(TrustFile {
-        format: TRUST_FORMAT.into(),
-        dev: true,
-        log: LogPin {
-            origin: origin.clone(),
-            vkey: log.verifier().to_vkey(),
-        },
-        witnesses: Quorum {
-            quorum: 2,
-            keys: witnesses.iter().map(|w| w.verifier().to_vkey()).collect(),
-        },
-        release_keys: Quorum {
-            quorum: 2,
-            keys: release_keys
-                .iter()
-                .map(|k| k.verifier().to_vkey())
-                .collect(),
-        },
-        max_cosignature_age_secs: 3600,
-    })?;
+    let keys = Keys::new(&format!("{DEV_ORIGIN_PREFIX}bench"), 1);
+    let trust = keys.trust(true);
     let release = |i: usize, m: String| Release {
         format: FORMAT.into(),
         name: "sotto".into(),
@@ -158,48 +128,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 } else {
                     format!("{:096x}", i)
                 };
-                let text = Statement::Release(Box::new(release(i, m)))
-                    .to_text()
-                    .unwrap_or_default();
-                let mut note = Note::new(text.clone()).expect("text");
-                for k in &release_keys[..2] {
-                    note.add_signature(k.sign(&text).expect("sign"));
-                }
-                note.to_bytes()
+                signed(
+                    &Statement::Release(Box::new(release(i, m))),
+                    &[&keys.release[0], &keys.release[1]],
+                )
             })
             .collect();
-        let leaves: Vec<_> = entries.iter().map(|e| leaf_hash(e)).collect();
-        let text = Checkpoint::new(&origin, size as u64, root(&leaves)).to_text();
-        let mut cp = Note::new(text.clone())?;
-        cp.add_signature(log.sign(&text)?);
-        for w in &witnesses {
-            cp.add_signature(w.cosign(&text, now - 60)?);
-        }
-        let mut files = BTreeMap::new();
-        files.insert("checkpoint".to_string(), cp.to_bytes());
-        for tile in all_entry_bundles(size as u64) {
-            let start = (tile.index * TILE_WIDTH) as usize;
-            files.insert(
-                tile.path(),
-                encode_bundle(&entries[start..start + usize::from(tile.width)])?,
-            );
-        }
+        let files = keys.log_files(&entries, now - 60);
         let fetched: usize = files.values().map(Vec::len).sum();
-        let sync = |prior: Option<LogState>| -> Result<LogState, Box<dyn std::error::Error>> {
-            let mut s = LogSync::new(&trust, prior, now)?;
-            loop {
-                let wanted = s.wanted();
-                if wanted.is_empty() {
-                    return Ok(s.finish()?.1);
-                }
-                for p in wanted {
-                    s.give(&p, &files[&p])?;
-                }
-            }
-        };
-        let state = sync(None)?;
-        let cold = time(reps, || sync(None).map(|_| ()).is_ok());
-        let warm = time(reps, || sync(Some(state.clone())).map(|_| ()).is_ok());
+        let check = |prior: Option<LogState>| sync(&trust, prior, now, &files).map(|(_, s)| s);
+        let state = check(None)?;
+        let cold = time(reps, || check(None).is_ok());
+        let warm = time(reps, || check(Some(state.clone())).is_ok());
         let claims = Claims {
             release: &format!("0.{}.0", size - 1),
             model_sha256: &"ab".repeat(32),

@@ -7,7 +7,8 @@
 //!   their quorum, cosignature freshness);
 //! - [`sync`]: the sans-I/O check of the log a client runs before each connection;
 //! - [`admit`]: the releases that count in a verified log, and the admission of a verified
-//!   enclave against them.
+//!   enclave against them;
+//! - `testing` (feature `testing`): deployment fixtures for tests.
 //!
 //! Trust: the log, its files and its server are untrusted; a statement counts only when the
 //! log's signed, witnessed tree contains it and a quorum of the pinned release keys signed it.
@@ -17,6 +18,8 @@
 pub mod admit;
 pub mod manifest;
 pub mod sync;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod trust;
 
 pub use admit::{AdmitError, Admitted, Claims, ReleaseSet};

@@ -190,62 +190,18 @@ impl Trust {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use sotto_tlog::note::Signer;
-
-    pub struct Keys {
-        pub log: Signer,
-        pub witnesses: Vec<Signer>,
-        pub release: Vec<Signer>,
-    }
-
-    pub fn keys(origin: &str) -> Keys {
-        Keys {
-            log: Signer::from_seed(origin, TYPE_ED25519, &[1; 32]).unwrap(),
-            witnesses: (0..2)
-                .map(|i| {
-                    Signer::from_seed(&format!("w{i}.example"), TYPE_COSIGNATURE_V1, &[10 + i; 32])
-                        .unwrap()
-                })
-                .collect(),
-            release: (0..3)
-                .map(|i| {
-                    Signer::from_seed(&format!("release{i}.example"), TYPE_ED25519, &[20 + i; 32])
-                        .unwrap()
-                })
-                .collect(),
-        }
-    }
-
-    pub fn file(k: &Keys, dev: bool) -> TrustFile {
-        TrustFile {
-            format: TRUST_FORMAT.into(),
-            dev,
-            log: LogPin {
-                origin: k.log.name().into(),
-                vkey: k.log.verifier().to_vkey(),
-            },
-            witnesses: Quorum {
-                quorum: 2,
-                keys: k.witnesses.iter().map(|w| w.verifier().to_vkey()).collect(),
-            },
-            release_keys: Quorum {
-                quorum: 2,
-                keys: k.release.iter().map(|w| w.verifier().to_vkey()).collect(),
-            },
-            max_cosignature_age_secs: 3600,
-        }
-    }
+    use crate::testing::Keys;
 
     #[test]
     fn dev_and_production_logs_never_mix() {
-        let dev = keys("dev.sotto.invalid/abc");
-        Trust::from_file(file(&dev, true)).unwrap();
-        assert!(Trust::from_file(file(&dev, false)).is_err());
-        let prod = keys("log.sotto.example");
-        Trust::from_file(file(&prod, false)).unwrap();
-        assert!(Trust::from_file(file(&prod, true)).is_err());
+        let dev = Keys::new("dev.sotto.invalid/abc", 1);
+        Trust::from_file(dev.trust_file(true)).unwrap();
+        assert!(Trust::from_file(dev.trust_file(false)).is_err());
+        let prod = Keys::new("log.sotto.example", 1);
+        Trust::from_file(prod.trust_file(false)).unwrap();
+        assert!(Trust::from_file(prod.trust_file(true)).is_err());
         assert_eq!(
             Trust::production().unwrap_err(),
             TrustError::NoProductionPins
@@ -254,23 +210,23 @@ pub(crate) mod tests {
 
     #[test]
     fn bad_configurations_say_what_is_wrong() {
-        let k = keys("log.sotto.example");
-        let mut f = file(&k, false);
-        f.witnesses.quorum = 3;
+        let k = Keys::new("log.sotto.example", 1);
+        let mut f = k.trust_file(false);
+        f.witnesses.quorum = f.witnesses.keys.len() + 1;
         assert!(Trust::from_file(f)
             .unwrap_err()
             .to_string()
             .contains("witnesses"));
-        let mut f = file(&k, false);
+        let mut f = k.trust_file(false);
         f.release_keys.keys.push(f.release_keys.keys[0].clone());
         assert!(Trust::from_file(f).is_err());
-        let mut f = file(&k, false);
+        let mut f = k.trust_file(false);
         f.witnesses.keys[0] = k.release[0].verifier().to_vkey();
         assert!(Trust::from_file(f).is_err());
-        let mut f = file(&k, false);
+        let mut f = k.trust_file(false);
         f.log.origin = "other".into();
         assert!(Trust::from_file(f).is_err());
-        let json = Trust::from_file(file(&k, false)).unwrap().to_json();
+        let json = Trust::from_file(k.trust_file(false)).unwrap().to_json();
         Trust::parse(&json).unwrap();
         assert!(matches!(
             Trust::parse(&json.replace("sotto-trust/v1", "sotto-trust/v9")),

@@ -2,136 +2,28 @@
 //! logs built in memory with the real tile, note and cosignature formats, and enclaves
 //! verified from real AMD and Intel evidence (../shared/vectors) and the simulated platform.
 
-use std::collections::BTreeMap;
-
 use sotto_release::manifest::{
     Engine, Model, Platforms, Release, Revocation, SevSnp, SnpMeasurement, SnpTcb, Statement, Tdx,
     TdxMeasurement, FORMAT,
 };
-use sotto_release::trust::{LogPin, Quorum, TrustFile, DEV_ORIGIN_PREFIX, TRUST_FORMAT};
+use sotto_release::testing::{log_files, signed, sync, Keys};
+use sotto_release::trust::DEV_ORIGIN_PREFIX;
 use sotto_release::{AdmitError, Claims, LogError, LogState, LogSync, ReleaseSet, Trust};
-use sotto_tlog::merkle::{leaf_hash, root};
-use sotto_tlog::note::{Note, Signer, TYPE_COSIGNATURE_V1, TYPE_ED25519};
-use sotto_tlog::tile::{all_entry_bundles, encode_bundle, TILE_WIDTH};
-use sotto_tlog::Checkpoint;
+use sotto_testkit::read_vector;
+use sotto_tlog::note::{Signer, TYPE_COSIGNATURE_V1, TYPE_ED25519};
+use sotto_tlog::tile::encode_bundle;
 use sotto_verify::{Binding, CpuEvidence, Evidence, Policy, Verdict};
 use sotto_verify_core::UnixTime;
 
 const NOW: u64 = 1_800_000_000;
-
-struct Keys {
-    log: Signer,
-    witnesses: Vec<Signer>,
-    release: Vec<Signer>,
-}
-
-fn keys(origin: &str, seed: u8) -> Keys {
-    Keys {
-        log: Signer::from_seed(origin, TYPE_ED25519, &[seed; 32]).unwrap(),
-        witnesses: (0..3u8)
-            .map(|i| {
-                Signer::from_seed(
-                    &format!("witness{i}.example"),
-                    TYPE_COSIGNATURE_V1,
-                    &[seed.wrapping_add(10 + i); 32],
-                )
-                .unwrap()
-            })
-            .collect(),
-        release: (0..3u8)
-            .map(|i| {
-                Signer::from_seed(
-                    &format!("release{i}.sotto.example"),
-                    TYPE_ED25519,
-                    &[seed.wrapping_add(20 + i); 32],
-                )
-                .unwrap()
-            })
-            .collect(),
-    }
-}
-
-fn trust(k: &Keys, dev: bool) -> Trust {
-    Trust::from_file(TrustFile {
-        format: TRUST_FORMAT.into(),
-        dev,
-        log: LogPin {
-            origin: k.log.name().into(),
-            vkey: k.log.verifier().to_vkey(),
-        },
-        witnesses: Quorum {
-            quorum: 2,
-            keys: k.witnesses.iter().map(|w| w.verifier().to_vkey()).collect(),
-        },
-        release_keys: Quorum {
-            quorum: 2,
-            keys: k.release.iter().map(|r| r.verifier().to_vkey()).collect(),
-        },
-        max_cosignature_age_secs: 3600,
-    })
-    .unwrap()
-}
-
-/// The files a log of `entries` serves, its checkpoint signed by `log` and cosigned by each
-/// witness at the given time.
-fn serve(
-    entries: &[Vec<u8>],
-    log: &Signer,
-    cosigs: &[(&Signer, u64)],
-) -> BTreeMap<String, Vec<u8>> {
-    let leaves: Vec<_> = entries.iter().map(|e| leaf_hash(e)).collect();
-    let cp = Checkpoint::new(log.name(), entries.len() as u64, root(&leaves));
-    let text = cp.to_text();
-    let mut note = Note::new(text.clone()).unwrap();
-    note.add_signature(log.sign(&text).unwrap());
-    for (w, t) in cosigs {
-        note.add_signature(w.cosign(&text, *t).unwrap());
-    }
-    let mut files = BTreeMap::new();
-    files.insert("checkpoint".to_string(), note.to_bytes());
-    for tile in all_entry_bundles(entries.len() as u64) {
-        let start = (tile.index * TILE_WIDTH) as usize;
-        let bundle = encode_bundle(&entries[start..start + usize::from(tile.width)]).unwrap();
-        files.insert(tile.path(), bundle);
-    }
-    files
-}
-
-fn fresh(k: &Keys) -> Vec<(&Signer, u64)> {
-    k.witnesses.iter().map(|w| (w, NOW - 60)).collect()
-}
-
-fn sync(
-    trust: &Trust,
-    prior: Option<LogState>,
-    files: &BTreeMap<String, Vec<u8>>,
-) -> Result<(sotto_release::LogView, LogState), LogError> {
-    let mut s = LogSync::new(trust, prior, NOW)?;
-    loop {
-        let wanted = s.wanted();
-        if wanted.is_empty() {
-            return s.finish();
-        }
-        for path in wanted {
-            let body = files.get(&path).cloned().unwrap_or_default();
-            s.give(&path, &body)?;
-        }
-    }
-}
-
-fn signed(statement: &Statement, by: &[&Signer]) -> Vec<u8> {
-    let text = statement.to_text().unwrap();
-    let mut note = Note::new(text.clone()).unwrap();
-    for s in by {
-        note.add_signature(s.sign(&text).unwrap());
-    }
-    note.to_bytes()
-}
+/// When a fresh cosignature was made: a minute before [`NOW`].
+const FRESH: u64 = NOW - 60;
 
 const MODEL: &str = "5b5e4d5ec2d6c0b1b7c1c5d1e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6";
 
-fn release(version: &str, platforms: Platforms) -> Release {
-    Release {
+/// The release statement of build `version`, listing `platforms`.
+fn release(version: &str, platforms: Platforms) -> Statement {
+    Statement::Release(Box::new(Release {
         format: FORMAT.into(),
         name: "sotto".into(),
         version: version.into(),
@@ -150,7 +42,7 @@ fn release(version: &str, platforms: Platforms) -> Release {
         gpu: None,
         web: None,
         clients: vec![],
-    }
+    }))
 }
 
 fn claims(version: &str) -> Claims<'_> {
@@ -166,60 +58,44 @@ fn claims(version: &str) -> Claims<'_> {
 
 // ---- real evidence ----
 
-fn vector(path: &str) -> Vec<u8> {
-    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo");
-    let p = format!("{manifest}/../../../shared/vectors/{path}");
-    std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+/// What a client makes of CPU evidence with no GPU whose REPORT_DATA is `report_data`.
+fn verdict(cpu: CpuEvidence, report_data: [u8; 64], policy: &Policy, at: u64) -> Verdict {
+    let binding = Binding {
+        report_data,
+        gpu_nonce: [0; 32],
+        gpu_evidence_sha256: None,
+    };
+    let evidence = Evidence { cpu, gpu: None };
+    sotto_verify::verify(&evidence, policy, &binding, UnixTime(at)).expect("the evidence verifies")
 }
 
+/// The real Milan report, at a time inside its VCEK's validity.
 fn snp_verdict() -> Verdict {
-    let text = String::from_utf8(vector("sev-snp/report_milan.hex")).unwrap();
+    let text = String::from_utf8(read_vector("sev-snp/report_milan.hex")).unwrap();
     let report = sotto_verify_snp::parse_hex(&text).unwrap();
-    let parsed = sotto_verify_snp::AttestationReport::parse(&report).unwrap();
-    let evidence = Evidence {
-        cpu: CpuEvidence::SevSnp {
-            report,
-            endorsement_der: vector("sev-snp/vcek_milan.der"),
-            chain_der: vec![],
-        },
-        gpu: None,
+    let report_data = sotto_verify_snp::AttestationReport::parse(&report)
+        .unwrap()
+        .report_data;
+    let cpu = CpuEvidence::SevSnp {
+        report,
+        endorsement_der: read_vector("sev-snp/vcek_milan.der"),
+        chain_der: vec![],
     };
-    let binding = Binding {
-        report_data: parsed.report_data,
-        gpu_nonce: [0; 32],
-        gpu_evidence_sha256: None,
-    };
-    sotto_verify::verify(
-        &evidence,
-        &Policy::default(),
-        &binding,
-        UnixTime(1_748_736_000),
-    )
-    .expect("the real Milan report verifies")
+    verdict(cpu, report_data, &Policy::default(), 1_748_736_000)
 }
 
+/// The real TDX quote, at a time inside its collateral's windows.
 fn tdx_verdict() -> Verdict {
-    let quote = vector("tdx/tdx_quote");
-    let parsed = sotto_verify_tdx::Quote::parse(&quote).unwrap();
-    let evidence = Evidence {
-        cpu: CpuEvidence::Tdx {
-            quote,
-            collateral_json: vector("tdx/tdx_quote_collateral.json"),
-        },
-        gpu: None,
+    let quote = read_vector("tdx/tdx_quote");
+    let report_data = sotto_verify_tdx::Quote::parse(&quote)
+        .unwrap()
+        .body
+        .report_data;
+    let cpu = CpuEvidence::Tdx {
+        quote,
+        collateral_json: read_vector("tdx/tdx_quote_collateral.json"),
     };
-    let binding = Binding {
-        report_data: parsed.body.report_data,
-        gpu_nonce: [0; 32],
-        gpu_evidence_sha256: None,
-    };
-    sotto_verify::verify(
-        &evidence,
-        &Policy::default(),
-        &binding,
-        UnixTime(1_750_377_600),
-    )
-    .expect("the real TDX quote verifies")
+    verdict(cpu, report_data, &Policy::default(), 1_750_377_600)
 }
 
 fn snp_platform(v: &Verdict) -> Platforms {
@@ -270,28 +146,25 @@ fn tdx_platform(v: &Verdict) -> Platforms {
     }
 }
 
-fn set(trust: &Trust, entries: &[Vec<u8>]) -> ReleaseSet {
-    ReleaseSet::from_entries(trust, entries)
+/// The production deployment most checks run against, and the trust that pins it.
+fn production() -> (Keys, Trust) {
+    let k = Keys::new("log.sotto.example", 1);
+    let t = k.trust(false);
+    (k, t)
 }
 
 // ---- the log ----
 
 #[test]
 fn a_witnessed_log_verifies_and_grows() {
-    let k = keys("log.sotto.example", 1);
-    let t = trust(&k, false);
+    let (k, t) = production();
     let mut entries: Vec<Vec<u8>> = (0..300).map(|i| format!("e{i}").into_bytes()).collect();
-    let (view, state) = sync(&t, None, &serve(&entries, &k.log, &fresh(&k))).unwrap();
+    let (view, state) = sync(&t, None, NOW, &k.log_files(&entries, FRESH)).unwrap();
     assert_eq!(view.entries.len(), 300);
     assert_eq!(view.cosigners.len(), 3);
     let stored = LogState::from_json(&state.to_json()).unwrap();
     entries.extend((300..310).map(|i| format!("e{i}").into_bytes()));
-    let (view, state) = sync(
-        &t,
-        Some(stored.clone()),
-        &serve(&entries, &k.log, &fresh(&k)),
-    )
-    .unwrap();
+    let (view, state) = sync(&t, Some(stored.clone()), NOW, &k.log_files(&entries, FRESH)).unwrap();
     assert_eq!((view.previous_size, state.size), (Some(300), 310));
     // Unchanged: nothing but the checkpoint is fetched.
     let s = LogSync::new(&t, Some(state.clone()), NOW).unwrap();
@@ -300,16 +173,16 @@ fn a_witnessed_log_verifies_and_grows() {
 
 #[test]
 fn a_bad_log_signature_is_refused() {
-    let k = keys("log.sotto.example", 1);
+    let (k, t) = production();
     let entries = vec![b"e".to_vec()];
     let impostor = Signer::from_seed("log.sotto.example", TYPE_ED25519, &[99; 32]).unwrap();
-    let files = serve(&entries, &impostor, &fresh(&k));
+    let files = log_files(&entries, &impostor, &k.cosigned_at(FRESH));
     assert_eq!(
-        sync(&trust(&k, false), None, &files).unwrap_err(),
+        sync(&t, None, NOW, &files).unwrap_err(),
         LogError::LogSignature
     );
     // The right key name and ID but a signature over other bytes.
-    let mut files = serve(&entries, &k.log, &fresh(&k));
+    let mut files = k.log_files(&entries, FRESH);
     let cp = files.get_mut("checkpoint").unwrap();
     let s = String::from_utf8(cp.clone()).unwrap();
     let line = s
@@ -322,7 +195,7 @@ fn a_bad_log_signature_is_refused() {
     raw[10] ^= 1;
     *cp = s.replace(sig, &base64_encode(&raw)).into_bytes();
     assert_eq!(
-        sync(&trust(&k, false), None, &files).unwrap_err(),
+        sync(&t, None, NOW, &files).unwrap_err(),
         LogError::LogSignature
     );
 }
@@ -339,25 +212,25 @@ fn base64_encode(b: &[u8]) -> String {
 
 #[test]
 fn fewer_cosignatures_than_the_quorum_are_refused() {
-    let k = keys("log.sotto.example", 1);
+    let (k, t) = production();
     let entries = vec![b"e".to_vec()];
     let stranger = Signer::from_seed("witness1.example", TYPE_COSIGNATURE_V1, &[77; 32]).unwrap();
-    let files = serve(
+    let files = log_files(
         &entries,
         &k.log,
         &[(&k.witnesses[0], NOW), (&stranger, NOW)],
     );
     assert_eq!(
-        sync(&trust(&k, false), None, &files).unwrap_err(),
+        sync(&t, None, NOW, &files).unwrap_err(),
         LogError::TooFewCosignatures { have: 1, need: 2 }
     );
 }
 
 #[test]
 fn stale_cosignatures_are_refused() {
-    let k = keys("log.sotto.example", 1);
+    let (k, t) = production();
     let entries = vec![b"e".to_vec()];
-    let files = serve(
+    let files = log_files(
         &entries,
         &k.log,
         &[
@@ -367,7 +240,7 @@ fn stale_cosignatures_are_refused() {
         ],
     );
     assert_eq!(
-        sync(&trust(&k, false), None, &files).unwrap_err(),
+        sync(&t, None, NOW, &files).unwrap_err(),
         LogError::StaleCosignatures {
             fresh: 1,
             need: 2,
@@ -379,73 +252,71 @@ fn stale_cosignatures_are_refused() {
 
 #[test]
 fn a_split_view_is_refused() {
-    let k = keys("log.sotto.example", 1);
-    let t = trust(&k, false);
+    let (k, t) = production();
     let a: Vec<Vec<u8>> = vec![b"a".to_vec(), b"b".to_vec()];
-    let (_, seen) = sync(&t, None, &serve(&a, &k.log, &fresh(&k))).unwrap();
+    let (_, seen) = sync(&t, None, NOW, &k.log_files(&a, FRESH)).unwrap();
     // Same size, other root: the log showed someone else another tree.
     let b: Vec<Vec<u8>> = vec![b"a".to_vec(), b"other".to_vec()];
     assert_eq!(
-        sync(&t, Some(seen.clone()), &serve(&b, &k.log, &fresh(&k))).unwrap_err(),
+        sync(&t, Some(seen.clone()), NOW, &k.log_files(&b, FRESH)).unwrap_err(),
         LogError::SplitView { size: 2 }
     );
     // Larger, but not an extension of what this client saw.
     let c: Vec<Vec<u8>> = vec![b"a".to_vec(), b"other".to_vec(), b"c".to_vec()];
     assert_eq!(
-        sync(&t, Some(seen), &serve(&c, &k.log, &fresh(&k))).unwrap_err(),
+        sync(&t, Some(seen), NOW, &k.log_files(&c, FRESH)).unwrap_err(),
         LogError::Inconsistent { seen: 2, now: 3 }
     );
 }
 
 #[test]
 fn a_rolled_back_log_is_refused() {
-    let k = keys("log.sotto.example", 1);
-    let t = trust(&k, false);
+    let (k, t) = production();
     let entries: Vec<Vec<u8>> = (0..5).map(|i| vec![i]).collect();
-    let (_, seen) = sync(&t, None, &serve(&entries, &k.log, &fresh(&k))).unwrap();
+    let (_, seen) = sync(&t, None, NOW, &k.log_files(&entries, FRESH)).unwrap();
     assert_eq!(
-        sync(&t, Some(seen), &serve(&entries[..3], &k.log, &fresh(&k))).unwrap_err(),
+        sync(&t, Some(seen), NOW, &k.log_files(&entries[..3], FRESH)).unwrap_err(),
         LogError::RolledBack { seen: 5, now: 3 }
     );
 }
 
 #[test]
 fn entries_that_do_not_hash_to_the_root_are_refused() {
-    let k = keys("log.sotto.example", 1);
+    let (k, t) = production();
     let entries: Vec<Vec<u8>> = (0..5).map(|i| vec![i; 10]).collect();
-    let mut files = serve(&entries, &k.log, &fresh(&k));
+    let mut files = k.log_files(&entries, FRESH);
     let bundle = files.get_mut("tile/entries/000.p/5").unwrap();
     let last = bundle.len() - 1;
     bundle[last] ^= 1;
     assert_eq!(
-        sync(&trust(&k, false), None, &files).unwrap_err(),
+        sync(&t, None, NOW, &files).unwrap_err(),
         LogError::EntriesDoNotMatchRoot
     );
-    let mut files = serve(&entries, &k.log, &fresh(&k));
+    let mut files = k.log_files(&entries, FRESH);
     files.insert(
         "tile/entries/000.p/5".into(),
         encode_bundle(&entries[..4]).unwrap(),
     );
     assert!(matches!(
-        sync(&trust(&k, false), None, &files).unwrap_err(),
+        sync(&t, None, NOW, &files).unwrap_err(),
         LogError::Tile(_)
     ));
 }
 
 #[test]
 fn a_client_of_another_log_refuses_this_one() {
-    let ours = keys("log.sotto.example", 1);
-    let theirs = keys("other.example/log", 2);
-    let files = serve(&[b"e".to_vec()], &theirs.log, &fresh(&theirs));
+    let (_, ours) = production();
+    let theirs = Keys::new("other.example/log", 2);
+    let files = theirs.log_files(&[b"e".to_vec()], FRESH);
     assert!(matches!(
-        sync(&trust(&ours, false), None, &files).unwrap_err(),
+        sync(&ours, None, NOW, &files).unwrap_err(),
         LogError::OtherLog { .. }
     ));
-    let dev = keys(&format!("{DEV_ORIGIN_PREFIX}stack-a"), 3);
-    let other_dev = keys(&format!("{DEV_ORIGIN_PREFIX}stack-a"), 4);
-    let files = serve(&[b"e".to_vec()], &other_dev.log, &fresh(&other_dev));
+    let dev = Keys::new(&format!("{DEV_ORIGIN_PREFIX}stack-a"), 3);
+    let other_dev = Keys::new(&format!("{DEV_ORIGIN_PREFIX}stack-a"), 4);
+    let files = other_dev.log_files(&[b"e".to_vec()], FRESH);
     assert_eq!(
-        sync(&trust(&dev, true), None, &files).unwrap_err(),
+        sync(&dev.trust(true), None, NOW, &files).unwrap_err(),
         LogError::LogSignature
     );
 }
@@ -454,22 +325,15 @@ fn a_client_of_another_log_refuses_this_one() {
 
 #[test]
 fn real_snp_and_tdx_enclaves_are_admitted_only_by_their_release() {
-    let k = keys("log.sotto.example", 1);
-    let t = trust(&k, false);
+    let (k, t) = production();
     let snp = snp_verdict();
     let tdx = tdx_verdict();
     let two = [&k.release[0], &k.release[2]];
     let entries = vec![
-        signed(
-            &Statement::Release(Box::new(release("1.0.0", snp_platform(&snp)))),
-            &two,
-        ),
-        signed(
-            &Statement::Release(Box::new(release("1.1.0", tdx_platform(&tdx)))),
-            &two,
-        ),
+        signed(&release("1.0.0", snp_platform(&snp)), &two),
+        signed(&release("1.1.0", tdx_platform(&tdx)), &two),
     ];
-    let set = set(&t, &entries);
+    let set = ReleaseSet::from_entries(&t, &entries);
     assert_eq!(set.releases().len(), 2);
     let a = set.admit(&snp, &claims("1.0.0")).unwrap();
     assert_eq!((a.version.as_str(), a.index), ("1.0.0", 0));
@@ -488,13 +352,12 @@ fn real_snp_and_tdx_enclaves_are_admitted_only_by_their_release() {
 
 #[test]
 fn a_measurement_no_release_lists_is_refused() {
-    let k = keys("log.sotto.example", 1);
-    let t = trust(&k, false);
+    let (k, t) = production();
     let tdx = tdx_verdict();
     let mut p = tdx_platform(&tdx);
     p.tdx.as_mut().unwrap().measurements[0].rtmr2 = "00".repeat(48);
     let entries = vec![signed(
-        &Statement::Release(Box::new(release("1.0.0", p))),
+        &release("1.0.0", p),
         &[&k.release[0], &k.release[1]],
     )];
     assert!(matches!(
@@ -505,10 +368,9 @@ fn a_measurement_no_release_lists_is_refused() {
 
 #[test]
 fn a_revoked_release_is_refused() {
-    let k = keys("log.sotto.example", 1);
-    let t = trust(&k, false);
+    let (k, t) = production();
     let snp = snp_verdict();
-    let statement = Statement::Release(Box::new(release("1.0.0", snp_platform(&snp))));
+    let statement = release("1.0.0", snp_platform(&snp));
     let two = [&k.release[0], &k.release[1]];
     let revocation = Statement::Revocation(Revocation {
         format: FORMAT.into(),
@@ -540,11 +402,10 @@ fn a_revoked_release_is_refused() {
 
 #[test]
 fn a_release_signed_below_the_quorum_is_refused() {
-    let k = keys("log.sotto.example", 1);
-    let t = trust(&k, false);
+    let (k, t) = production();
     let snp = snp_verdict();
-    let statement = Statement::Release(Box::new(release("1.0.0", snp_platform(&snp))));
-    let stranger = Signer::from_seed("release1.sotto.example", TYPE_ED25519, &[55; 32]).unwrap();
+    let statement = release("1.0.0", snp_platform(&snp));
+    let stranger = Signer::from_seed("release1.example", TYPE_ED25519, &[55; 32]).unwrap();
     let entries = vec![signed(&statement, &[&k.release[0], &stranger])];
     assert_eq!(
         ReleaseSet::from_entries(&t, &entries)
@@ -560,11 +421,10 @@ fn a_release_signed_below_the_quorum_is_refused() {
 
 #[test]
 fn a_model_the_release_does_not_list_is_refused() {
-    let k = keys("log.sotto.example", 1);
-    let t = trust(&k, false);
+    let (k, t) = production();
     let snp = snp_verdict();
     let entries = vec![signed(
-        &Statement::Release(Box::new(release("1.0.0", snp_platform(&snp)))),
+        &release("1.0.0", snp_platform(&snp)),
         &[&k.release[0], &k.release[1]],
     )];
     let set = ReleaseSet::from_entries(&t, &entries);
@@ -590,63 +450,56 @@ fn a_model_the_release_does_not_list_is_refused() {
 
 #[test]
 fn the_release_floor_applies_to_tcb_vmpl_policy_and_td_attributes() {
-    let k = keys("log.sotto.example", 1);
-    let t = trust(&k, false);
+    let (k, t) = production();
     let two = [&k.release[0], &k.release[1]];
-    let snp = snp_verdict();
-    let mut p = snp_platform(&snp);
-    p.sev_snp.as_mut().unwrap().minimum_tcb.microcode += 1;
-    let set = ReleaseSet::from_entries(
-        &t,
-        &[signed(&Statement::Release(Box::new(release("1", p))), &two)],
+    let (snp, tdx) = (snp_verdict(), tdx_verdict());
+    // Each row: the enclave, its release's platform, that platform with one floor raised
+    // above what the enclave reports, and what the refusal must name.
+    type Row<'a> = (
+        &'a Verdict,
+        fn(&Verdict) -> Platforms,
+        fn(&mut Platforms),
+        &'a str,
     );
-    let err = set.admit(&snp, &claims("1")).unwrap_err().to_string();
-    assert!(err.contains("microcode TCB level"), "{err}");
-    let mut p = snp_platform(&snp);
-    p.sev_snp.as_mut().unwrap().vmpl += 1;
-    let set = ReleaseSet::from_entries(
-        &t,
-        &[signed(&Statement::Release(Box::new(release("1", p))), &two)],
-    );
-    assert!(set
-        .admit(&snp, &claims("1"))
-        .unwrap_err()
-        .to_string()
-        .contains("VMPL"));
-    let mut p = snp_platform(&snp);
-    p.sev_snp.as_mut().unwrap().guest_policy = "0000000000000000".into();
-    let set = ReleaseSet::from_entries(
-        &t,
-        &[signed(&Statement::Release(Box::new(release("1", p))), &two)],
-    );
-    assert!(set
-        .admit(&snp, &claims("1"))
-        .unwrap_err()
-        .to_string()
-        .contains("guest policy"));
-    let tdx = tdx_verdict();
-    let mut p = tdx_platform(&tdx);
-    p.tdx.as_mut().unwrap().td_attributes = "0000000010000000".into();
-    let set = ReleaseSet::from_entries(
-        &t,
-        &[signed(&Statement::Release(Box::new(release("1", p))), &two)],
-    );
-    assert!(set
-        .admit(&tdx, &claims("1"))
-        .unwrap_err()
-        .to_string()
-        .contains("TD attributes"));
-    let mut p = tdx_platform(&tdx);
-    p.tdx.as_mut().unwrap().minimum_tcb_evaluation_data_number = 18;
-    let set = ReleaseSet::from_entries(
-        &t,
-        &[signed(&Statement::Release(Box::new(release("1", p))), &two)],
-    );
-    let err = set.admit(&tdx, &claims("1")).unwrap_err().to_string();
-    assert!(
-        err.contains("evaluation data number 17, below the release's minimum 18"),
-        "{err}"
-    );
+    let rows: [Row; 5] = [
+        (
+            &snp,
+            snp_platform,
+            |p| p.sev_snp.as_mut().unwrap().minimum_tcb.microcode += 1,
+            "microcode TCB level",
+        ),
+        (
+            &snp,
+            snp_platform,
+            |p| p.sev_snp.as_mut().unwrap().vmpl += 1,
+            "VMPL",
+        ),
+        (
+            &snp,
+            snp_platform,
+            |p| p.sev_snp.as_mut().unwrap().guest_policy = "0000000000000000".into(),
+            "guest policy",
+        ),
+        (
+            &tdx,
+            tdx_platform,
+            |p| p.tdx.as_mut().unwrap().td_attributes = "0000000010000000".into(),
+            "TD attributes",
+        ),
+        (
+            &tdx,
+            tdx_platform,
+            |p| p.tdx.as_mut().unwrap().minimum_tcb_evaluation_data_number = 18,
+            "evaluation data number 17, below the release's minimum 18",
+        ),
+    ];
+    for (verdict, platform, raise, refusal) in rows {
+        let mut p = platform(verdict);
+        raise(&mut p);
+        let set = ReleaseSet::from_entries(&t, &[signed(&release("1", p), &two)]);
+        let err = set.admit(verdict, &claims("1")).unwrap_err().to_string();
+        assert!(err.contains(refusal), "{err}");
+    }
 }
 
 #[test]
@@ -666,12 +519,7 @@ fn simulated_enclaves_need_a_dev_trust_configuration() {
         allow_simulated: true,
         ..Policy::default()
     };
-    let binding = Binding {
-        report_data: [3; 64],
-        gpu_nonce: [0; 32],
-        gpu_evidence_sha256: None,
-    };
-    let verdict = sotto_verify::verify(&evidence, &policy, &binding, UnixTime(NOW)).unwrap();
+    let verdict = verdict(evidence.cpu, [3; 64], &policy, NOW);
     let sotto_verify::CpuVerdict::Simulated(v) = &verdict.cpu else {
         panic!("simulated")
     };
@@ -681,17 +529,17 @@ fn simulated_enclaves_need_a_dev_trust_configuration() {
         }),
         ..Default::default()
     };
-    let dev_keys = keys(&format!("{DEV_ORIGIN_PREFIX}x"), 5);
+    let dev_keys = Keys::new(&format!("{DEV_ORIGIN_PREFIX}x"), 5);
     let entry = signed(
-        &Statement::Release(Box::new(release("0.1.0", platforms))),
+        &release("0.1.0", platforms),
         &[&dev_keys.release[0], &dev_keys.release[1]],
     );
-    let dev = trust(&dev_keys, true);
+    let dev = dev_keys.trust(true);
     ReleaseSet::from_entries(&dev, std::slice::from_ref(&entry))
         .admit(&verdict, &claims("0.1.0"))
         .unwrap();
-    let prod_keys = keys("log.sotto.example", 5);
-    let prod = trust(&prod_keys, false);
+    let prod_keys = Keys::new("log.sotto.example", 5);
+    let prod = prod_keys.trust(false);
     assert_eq!(
         ReleaseSet::from_entries(&prod, &[entry])
             .admit(&verdict, &claims("0.1.0"))
