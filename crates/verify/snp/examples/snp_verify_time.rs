@@ -4,22 +4,17 @@
 
 use std::time::Instant;
 
+use sotto_testkit::read_vector;
 use sotto_verify_snp::{parse_hex, verify, SnpAnchor, SnpEvidence, SnpPolicy, UnixTime};
 
-/// Found at run time (set by `cargo run`), so a target dir shared between checkouts works.
-fn vectors() -> String {
-    let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
-    format!("{manifest}/../../../../shared/vectors/sev-snp")
-}
 const AT: UnixTime = UnixTime(1_748_736_000);
 const RUNS: u32 = 200;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let vectors = vectors();
-    let report_hex = std::fs::read_to_string(format!("{vectors}/report_milan.hex"))?;
+    let report_hex = String::from_utf8(read_vector("sev-snp/report_milan.hex"))?;
     let evidence = SnpEvidence {
         report: parse_hex(&report_hex)?,
-        endorsement_der: std::fs::read(format!("{vectors}/vcek_milan.der"))?,
+        endorsement_der: read_vector("sev-snp/vcek_milan.der"),
         chain_der: vec![],
     };
     let policy = SnpPolicy::default();

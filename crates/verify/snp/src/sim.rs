@@ -94,42 +94,36 @@ impl SimAuthority {
         let intermediate_key = SigningKey::random(rng);
         let chip_key = SigningKey::random(rng);
         let validity = validity(now)?;
-        let root_name = name(ROOT_NAME)?;
-        let intermediate_name = name(INTERMEDIATE_NAME)?;
+        let root = name(ROOT_NAME)?;
+        let intermediate = name(INTERMEDIATE_NAME)?;
+        let chip = name(CHIP_NAME)?;
+        let vcek = chip_extensions(&chip_id, &tcb)?;
 
-        let root_der = build_cert(
-            CertSpec {
+        // Every certificate of the authority has the same validity and a fresh serial.
+        let mut issue = |issuer: &Name,
+                         subject: &Name,
+                         subject_key: &SigningKey,
+                         extensions: Vec<Extension>,
+                         issuer_key: &SigningKey| {
+            let spec = CertSpec {
                 serial: random_serial(rng),
-                issuer: root_name.clone(),
-                subject: root_name.clone(),
+                issuer: issuer.clone(),
+                subject: subject.clone(),
                 validity,
-                subject_key: root_key.verifying_key(),
-                extensions: vec![ca_constraints()?],
-            },
-            &root_key,
-        )?;
-        let intermediate_der = build_cert(
-            CertSpec {
-                serial: random_serial(rng),
-                issuer: root_name,
-                subject: intermediate_name.clone(),
-                validity,
-                subject_key: intermediate_key.verifying_key(),
-                extensions: vec![ca_constraints()?],
-            },
-            &root_key,
-        )?;
-        let chip_der = build_cert(
-            CertSpec {
-                serial: random_serial(rng),
-                issuer: intermediate_name,
-                subject: name(CHIP_NAME)?,
-                validity,
-                subject_key: chip_key.verifying_key(),
-                extensions: chip_extensions(&chip_id, &tcb)?,
-            },
+                subject_key: subject_key.verifying_key(),
+                extensions,
+            };
+            build_cert(spec, issuer_key)
+        };
+        let root_der = issue(&root, &root, &root_key, ca_extensions()?, &root_key)?;
+        let intermediate_der = issue(
+            &root,
+            &intermediate,
             &intermediate_key,
+            ca_extensions()?,
+            &root_key,
         )?;
+        let chip_der = issue(&intermediate, &chip, &chip_key, vcek, &intermediate_key)?;
         Ok(SimAuthority {
             chip_key,
             root_der,
@@ -370,14 +364,15 @@ fn extension(oid: ObjectIdentifier, critical: bool, value: Vec<u8>) -> Result<Ex
     })
 }
 
-fn ca_constraints() -> Result<Extension, SimError> {
+/// The extensions of the root and the intermediate: a CA, with no limit on the path below.
+fn ca_extensions() -> Result<Vec<Extension>, SimError> {
     let value = BasicConstraints {
         ca: true,
         path_len_constraint: None,
     }
     .to_der()
     .map_err(der_err)?;
-    extension(BASIC_CONSTRAINTS, true, value)
+    Ok(vec![extension(BASIC_CONSTRAINTS, true, value)?])
 }
 
 /// The extensions of an AMD VCEK, filled with the simulated chip's values.

@@ -125,16 +125,8 @@ mod tests {
         // reported_tcb of report_milan.hex: bootloader 3, tee 0, snp 8, microcode 0x73.
         let raw = u64::from_le_bytes([0x03, 0, 0, 0, 0, 0, 0x08, 0x73]);
         let tcb = TcbVersion::decode(raw, Product::Milan);
-        assert_eq!(
-            tcb,
-            TcbVersion {
-                fmc: None,
-                bootloader: 3,
-                tee: 0,
-                snp: 8,
-                microcode: 0x73
-            }
-        );
+        let fields = (tcb.fmc, tcb.bootloader, tcb.tee, tcb.snp, tcb.microcode);
+        assert_eq!(fields, (None, 3, 0, 8, 0x73));
         assert_eq!(tcb.encode(Product::Milan), raw);
     }
 
@@ -142,16 +134,8 @@ mod tests {
     fn turin_layout_has_fmc_first() {
         let raw = u64::from_le_bytes([1, 2, 3, 4, 0, 0, 0, 5]);
         let tcb = TcbVersion::decode(raw, Product::Turin);
-        assert_eq!(
-            tcb,
-            TcbVersion {
-                fmc: Some(1),
-                bootloader: 2,
-                tee: 3,
-                snp: 4,
-                microcode: 5
-            }
-        );
+        let fields = (tcb.fmc, tcb.bootloader, tcb.tee, tcb.snp, tcb.microcode);
+        assert_eq!(fields, (Some(1), 2, 3, 4, 5));
         assert_eq!(tcb.encode(Product::Turin), raw);
     }
 

@@ -1,19 +1,13 @@
 //! Real SEV-SNP evidence captured on AMD hardware (shared test vectors) verified against the
 //! AMD roots pinned in the crate, plus the refusals the upstream projects expect.
 
-mod common;
-
-use common::{vector, AT};
 use sotto_verify_core::x509::Cert;
 use sotto_verify_snp::{
-    parse_hex, roots, verify, AttestationReport, CertError, KeyKind, Product, SigningKey,
-    SnpAnchor, SnpError, SnpEvidence, SnpPolicy, TcbVersion,
+    roots, verify, AttestationReport, KeyKind, Product, SigningKey, SnpAnchor, SnpEvidence,
+    SnpPolicy, TcbVersion,
 };
 
-fn milan_report() -> Vec<u8> {
-    let text = String::from_utf8(vector("report_milan.hex")).unwrap();
-    parse_hex(&text).unwrap()
-}
+use super::{amd, assert_vcek_signature_refused, milan_raw, vector, AT};
 
 fn evidence(report: Vec<u8>, endorsement: &str) -> SnpEvidence {
     SnpEvidence {
@@ -33,14 +27,8 @@ fn pem_chain_der(name: &str) -> Vec<Vec<u8>> {
 
 #[test]
 fn milan_report_verifies_under_pinned_amd_roots() {
-    let raw = milan_report();
-    let verdict = verify(
-        &evidence(raw.clone(), "vcek_milan.der"),
-        &SnpAnchor::Amd,
-        &SnpPolicy::default(),
-        AT,
-    )
-    .unwrap();
+    let raw = milan_raw();
+    let verdict = amd(&evidence(raw.clone(), "vcek_milan.der")).unwrap();
     assert_eq!(verdict.platform, "sev-snp");
     assert_eq!(verdict.product, Product::Milan);
     assert_eq!(verdict.key_kind, KeyKind::Vcek);
@@ -48,15 +36,10 @@ fn milan_report_verifies_under_pinned_amd_roots() {
     assert_eq!(verdict.measurement.as_slice(), &raw[0x90..0xC0]);
     assert_eq!(verdict.report_data.as_slice(), &raw[0x50..0x90]);
     assert_eq!(verdict.chip_id.as_slice(), &raw[0x1A0..0x1E0]);
+    let tcb = verdict.reported_tcb;
     assert_eq!(
-        verdict.reported_tcb,
-        TcbVersion {
-            fmc: None,
-            bootloader: 3,
-            tee: 0,
-            snp: 8,
-            microcode: 0x73
-        }
+        (tcb.bootloader, tcb.tee, tcb.snp, tcb.microcode, tcb.fmc),
+        (3, 0, 8, 0x73, None)
     );
     assert!(!verdict.policy.debug);
     assert_eq!(
@@ -76,21 +59,15 @@ fn milan_report_verifies_under_pinned_amd_roots() {
 
 #[test]
 fn milan_report_verifies_with_host_supplied_amd_chain() {
-    let mut ev = evidence(milan_report(), "vcek_milan.der");
+    let mut ev = evidence(milan_raw(), "vcek_milan.der");
     ev.chain_der = pem_chain_der("amd-milan-vcek-chain.pem");
     assert_eq!(ev.chain_der.len(), 2);
-    verify(&ev, &SnpAnchor::Amd, &SnpPolicy::default(), AT).unwrap();
+    amd(&ev).unwrap();
 }
 
 #[test]
 fn trustee_vcek_report_verifies() {
-    let verdict = verify(
-        &evidence(vector("trustee-report.bin"), "trustee-vcek.der"),
-        &SnpAnchor::Amd,
-        &SnpPolicy::default(),
-        AT,
-    )
-    .unwrap();
+    let verdict = amd(&evidence(vector("trustee-report.bin"), "trustee-vcek.der")).unwrap();
     assert_eq!(verdict.product, Product::Milan);
     assert_eq!(verdict.key_kind, KeyKind::Vcek);
     assert_eq!(verdict.guest_svn, 4);
@@ -99,47 +76,29 @@ fn trustee_vcek_report_verifies() {
 #[test]
 fn trustee_vlek_report_verifies_through_the_asvk() {
     let mut ev = evidence(vector("trustee-vlek-report.bin"), "trustee-vlek.der");
-    let verdict = verify(&ev, &SnpAnchor::Amd, &SnpPolicy::default(), AT).unwrap();
+    let verdict = amd(&ev).unwrap();
     assert_eq!(verdict.key_kind, KeyKind::Vlek);
     assert_eq!(verdict.report_version, 3);
     assert_eq!(verdict.vmpl, 1);
     assert!(!verdict.checks.contains(&"chip-id-matches-endorsement"));
     // The host may also send AMD's VLEK chain; it must be the same ARK.
     ev.chain_der = pem_chain_der("amd-milan-vlek-chain.pem");
-    verify(&ev, &SnpAnchor::Amd, &SnpPolicy::default(), AT).unwrap();
+    amd(&ev).unwrap();
 }
 
 #[test]
 fn trustee_invalid_new_vcek_is_refused() {
-    let err = verify(
-        &evidence(vector("trustee-report.bin"), "trustee-vcek-invalid-new.der"),
-        &SnpAnchor::Amd,
-        &SnpPolicy::default(),
-        AT,
-    )
-    .unwrap_err();
-    assert!(
-        matches!(err, SnpError::Chain(CertError::BadSignature { ref subject }) if subject.contains("SEV-VCEK")),
-        "{err:?}"
-    );
+    let ev = evidence(vector("trustee-report.bin"), "trustee-vcek-invalid-new.der");
+    assert_vcek_signature_refused(&amd(&ev));
 }
 
 #[test]
 fn trustee_invalid_legacy_vcek_is_refused() {
-    let err = verify(
-        &evidence(
-            vector("trustee-report.bin"),
-            "trustee-vcek-invalid-legacy.der",
-        ),
-        &SnpAnchor::Amd,
-        &SnpPolicy::default(),
-        AT,
-    )
-    .unwrap_err();
-    assert!(
-        matches!(err, SnpError::Chain(CertError::BadSignature { ref subject }) if subject.contains("SEV-VCEK")),
-        "{err:?}"
+    let ev = evidence(
+        vector("trustee-report.bin"),
+        "trustee-vcek-invalid-legacy.der",
     );
+    assert_vcek_signature_refused(&amd(&ev));
 }
 
 #[test]
@@ -153,7 +112,7 @@ fn pinned_milan_roots_match_the_captured_kds_chains() {
 #[test]
 fn every_real_report_round_trips_byte_for_byte() {
     for raw in [
-        milan_report(),
+        milan_raw(),
         vector("trustee-report.bin"),
         vector("trustee-vlek-report.bin"),
     ] {
@@ -178,7 +137,7 @@ fn real_report_fields_decode() {
             microcode: 0xd9
         }
     );
-    let milan = AttestationReport::parse(&milan_report()).unwrap();
+    let milan = AttestationReport::parse(&milan_raw()).unwrap();
     assert_eq!(milan.key_info.signing_key(), SigningKey::Vcek);
     assert_eq!(milan.cpuid(), None);
     assert!(milan.platform_info.smt_enabled());
@@ -188,7 +147,7 @@ fn real_report_fields_decode() {
 
 #[test]
 fn strict_policy_from_json_accepts_the_matching_report() {
-    let raw = milan_report();
+    let raw = milan_raw();
     let json = format!(
         r#"{{"max_vmpl": 0,
             "minimum_tcb": {{"bootloader": 3, "tee": 0, "snp": 8, "microcode": 115}},
@@ -224,14 +183,8 @@ fn policy_json_refuses_unknown_fields_and_bad_hex() {
 
 #[test]
 fn verdict_serializes_to_json_with_hex_fields() {
-    let raw = milan_report();
-    let verdict = verify(
-        &evidence(raw.clone(), "vcek_milan.der"),
-        &SnpAnchor::Amd,
-        &SnpPolicy::default(),
-        AT,
-    )
-    .unwrap();
+    let raw = milan_raw();
+    let verdict = amd(&evidence(raw.clone(), "vcek_milan.der")).unwrap();
     let json: serde_json::Value = serde_json::to_value(&verdict).unwrap();
     assert_eq!(json["platform"], "sev-snp");
     assert_eq!(json["product"], "milan");
