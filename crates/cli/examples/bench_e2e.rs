@@ -146,7 +146,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = std::fs::read(
         data.path()
             .join("collateral")
-            .join(stack::SIMULATED_ROOT_FILE),
+            .join(sotto::local::SIMULATED_ROOT_FILE),
     )?;
     let policy = sotto_verify::Policy {
         allow_simulated: true,

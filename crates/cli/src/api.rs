@@ -23,6 +23,32 @@ pub enum ApiClientError {
     Server(StatusCode, ApiError),
     #[error("the server answered {0} with a body that is not Sotto's API")]
     Malformed(StatusCode),
+    #[error("cannot encode the request: {0}")]
+    Encode(String),
+}
+
+/// Largest answer read from the server: a page of changes is far smaller (the server pages
+/// them), so anything larger is a hostile or broken server, refused before it fills memory.
+pub const MAX_RESPONSE: usize = 64 * 1024 * 1024;
+
+/// The body of `resp`, refused once it passes `max` bytes (whatever Content-Length claimed).
+pub async fn read_bounded(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
+    let too_large = || format!("the answer is larger than the {max} bytes this client reads");
+    if resp.content_length().is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| e.without_url().to_string())?
+    {
+        if body.len() + chunk.len() > max {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 impl ApiClientError {
@@ -79,7 +105,8 @@ impl ApiClient {
     }
 
     /// Sends a request the client core made, with its session (or this client's), and returns
-    /// the answer as received; only a failure to get an answer is an error here.
+    /// the answer as received, read up to [`MAX_RESPONSE`]; only a failure to get an answer is
+    /// an error here.
     pub async fn send(&self, req: Request) -> Result<Response, ApiClientError> {
         let method = match req.method {
             client::Method::Get => Method::GET,
@@ -105,39 +132,30 @@ impl ApiClient {
             .await
             .map_err(|e| ApiClientError::Network(e.without_url().to_string()))?;
         let status = resp.status().as_u16();
-        let body = resp
-            .bytes()
+        let body = read_bounded(resp, MAX_RESPONSE)
             .await
-            .map_err(|e| ApiClientError::Network(e.without_url().to_string()))?;
-        Ok(Response::new(status, body.to_vec()))
+            .map_err(ApiClientError::Network)?;
+        Ok(Response::new(status, body))
     }
 
+    /// One typed route: the body as JSON, the answer decoded, an error answer as the server's.
     async fn call<B: Serialize, T: DeserializeOwned>(
         &self,
-        method: Method,
+        method: client::Method,
         path: &str,
         body: Option<&B>,
     ) -> Result<T, ApiClientError> {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t.as_str());
-        }
+        let mut req = Request::new(method, path);
         if let Some(b) = body {
-            req = req.json(b);
+            req.body =
+                Some(serde_json::to_vec(b).map_err(|e| ApiClientError::Encode(e.to_string()))?);
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| ApiClientError::Network(e.without_url().to_string()))?;
-        let status = resp.status();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| ApiClientError::Network(e.without_url().to_string()))?;
+        let resp = self.send(req).await?;
+        let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::BAD_GATEWAY);
         if status.is_success() {
-            serde_json::from_slice(&bytes).map_err(|_| ApiClientError::Malformed(status))
+            serde_json::from_slice(&resp.body).map_err(|_| ApiClientError::Malformed(status))
         } else {
-            Err(match serde_json::from_slice::<ApiError>(&bytes) {
+            Err(match serde_json::from_slice::<ApiError>(&resp.body) {
                 Ok(e) => ApiClientError::Server(status, e),
                 Err(_) => ApiClientError::Malformed(status),
             })
@@ -151,7 +169,7 @@ impl ApiClient {
         let body = RegisterStart {
             display_name: display_name.to_owned(),
         };
-        self.call(Method::POST, routes::REGISTER_START, Some(&body))
+        self.call(client::Method::Post, routes::REGISTER_START, Some(&body))
             .await
     }
 
@@ -159,12 +177,12 @@ impl ApiClient {
         &self,
         req: &RegisterFinish,
     ) -> Result<SessionGranted, ApiClientError> {
-        self.call(Method::POST, routes::REGISTER_FINISH, Some(req))
+        self.call(client::Method::Post, routes::REGISTER_FINISH, Some(req))
             .await
     }
 
     pub async fn sign_in_start(&self) -> Result<CeremonyStarted, ApiClientError> {
-        self.call::<(), _>(Method::POST, routes::SIGN_IN_START, None)
+        self.call::<(), _>(client::Method::Post, routes::SIGN_IN_START, None)
             .await
     }
 
@@ -172,25 +190,27 @@ impl ApiClient {
         &self,
         req: &SignInFinish,
     ) -> Result<SessionGranted, ApiClientError> {
-        self.call(Method::POST, routes::SIGN_IN_FINISH, Some(req))
+        self.call(client::Method::Post, routes::SIGN_IN_FINISH, Some(req))
             .await
     }
 
     pub async fn recover(&self, req: &RecoverSignIn) -> Result<SessionGranted, ApiClientError> {
-        self.call(Method::POST, routes::RECOVER, Some(req)).await
+        self.call(client::Method::Post, routes::RECOVER, Some(req))
+            .await
     }
 
     pub async fn sign_out(&self) -> Result<serde_json::Value, ApiClientError> {
-        self.call::<(), _>(Method::DELETE, routes::SESSION, None)
+        self.call::<(), _>(client::Method::Delete, routes::SESSION, None)
             .await
     }
 
     pub async fn account(&self) -> Result<AccountInfo, ApiClientError> {
-        self.call::<(), _>(Method::GET, routes::ACCOUNT, None).await
+        self.call::<(), _>(client::Method::Get, routes::ACCOUNT, None)
+            .await
     }
 
     pub async fn delete_account(&self) -> Result<serde_json::Value, ApiClientError> {
-        self.call::<(), _>(Method::DELETE, routes::ACCOUNT, None)
+        self.call::<(), _>(client::Method::Delete, routes::ACCOUNT, None)
             .await
     }
 
@@ -198,11 +218,12 @@ impl ApiClient {
         &self,
         v: &RecoveryVerifier,
     ) -> Result<serde_json::Value, ApiClientError> {
-        self.call(Method::PUT, routes::RECOVERY, Some(v)).await
+        self.call(client::Method::Put, routes::RECOVERY, Some(v))
+            .await
     }
 
     pub async fn add_passkey_start(&self) -> Result<CeremonyStarted, ApiClientError> {
-        self.call::<(), _>(Method::POST, routes::PASSKEY_START, None)
+        self.call::<(), _>(client::Method::Post, routes::PASSKEY_START, None)
             .await
     }
 
@@ -210,7 +231,7 @@ impl ApiClient {
         &self,
         req: &RegisterFinish,
     ) -> Result<PasskeyInfo, ApiClientError> {
-        self.call(Method::POST, routes::PASSKEY_FINISH, Some(req))
+        self.call(client::Method::Post, routes::PASSKEY_FINISH, Some(req))
             .await
     }
 
@@ -219,30 +240,32 @@ impl ApiClient {
         credential_id: &[u8],
     ) -> Result<serde_json::Value, ApiClientError> {
         let path = routes::passkey(credential_id);
-        self.call::<(), _>(Method::DELETE, &path, None).await
+        self.call::<(), _>(client::Method::Delete, &path, None)
+            .await
     }
 
     pub async fn put(&self, id: &str, put: &PutRecord) -> Result<PutResult, ApiClientError> {
-        self.call(Method::PUT, &routes::record(id), Some(put)).await
+        self.call(client::Method::Put, &routes::record(id), Some(put))
+            .await
     }
 
     pub async fn get(&self, id: &str) -> Result<RecordOut, ApiClientError> {
-        self.call::<(), _>(Method::GET, &routes::record(id), None)
+        self.call::<(), _>(client::Method::Get, &routes::record(id), None)
             .await
     }
 
     pub async fn delete(&self, id: &str) -> Result<Deleted, ApiClientError> {
-        self.call::<(), _>(Method::DELETE, &routes::record(id), None)
+        self.call::<(), _>(client::Method::Delete, &routes::record(id), None)
             .await
     }
 
     pub async fn delete_group(&self, group: &str) -> Result<Deleted, ApiClientError> {
-        self.call::<(), _>(Method::DELETE, &routes::group(group), None)
+        self.call::<(), _>(client::Method::Delete, &routes::group(group), None)
             .await
     }
 
     pub async fn changes(&self, since: u64, limit: u32) -> Result<Changes, ApiClientError> {
-        self.call::<(), _>(Method::GET, &routes::changes(since, limit), None)
+        self.call::<(), _>(client::Method::Get, &routes::changes(since, limit), None)
             .await
     }
 

@@ -26,7 +26,8 @@ use sotto_tlog::note::{Note, Signer, TYPE_COSIGNATURE_V1, TYPE_ED25519};
 use sotto_witness::{KnownLogs, WitnessConfig, WitnessService};
 use tokio::sync::Mutex;
 
-use crate::release::{keys, publish, trust, AnyError};
+use crate::cmd::release::{keys, publish, trust};
+use crate::cmd::AnyError;
 use crate::transparency::TRUST_FILE;
 
 /// How often the witnesses are asked again, so that cosignatures stay fresh.
@@ -80,7 +81,7 @@ fn this_binary() -> Vec<ClientBinary> {
     let Ok(path) = std::env::current_exe() else {
         return Vec::new();
     };
-    let Ok((sha256, _)) = crate::release::manifest::sha256_file(&path) else {
+    let Ok((sha256, _)) = crate::cmd::release::manifest::sha256_file(&path) else {
         return Vec::new();
     };
     vec![ClientBinary {

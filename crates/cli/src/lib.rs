@@ -1,21 +1,26 @@
 //! The Sotto command-line client and local stack.
 //!
 //! [`client`] is the user's side of the promise: it verifies an enclave before sending a byte
-//! of conversation, using the same channel and verifier crates as every other client.
-//! [`stack`] starts the untrusted server and a (simulated-platform) enclave on this machine
-//! for `sotto up`. The CLI is a thin edge: protocol logic lives in the library crates.
+//! of conversation, using the same channel and verifier crates as every other client;
+//! [`account`] and [`history`] carry out the account and history flows of `sotto-client`;
+//! [`transparency`] checks the release log. [`cmd`] has one module per command. With the
+//! `stack` feature (on by default), [`stack`] starts the untrusted server and a
+//! (simulated-platform) enclave on this machine for `sotto up`; without it the client builds
+//! without llama.cpp, PostgreSQL or the server. The CLI is a thin edge: protocol logic lives in
+//! the library crates.
 
 pub mod account;
 pub mod api;
 pub mod client;
-pub mod commands;
-pub mod devlog;
+pub mod cmd;
 pub mod history;
 pub mod local;
-pub mod model_fetch;
-pub mod release;
-pub mod stack;
+pub mod term;
 pub mod transparency;
-pub mod verify_cmd;
-pub mod verify_web;
-pub mod witness_cmd;
+
+#[cfg(feature = "stack")]
+pub mod devlog;
+#[cfg(feature = "stack")]
+pub mod model_fetch;
+#[cfg(feature = "stack")]
+pub mod stack;

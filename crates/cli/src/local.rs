@@ -43,6 +43,17 @@ pub struct SessionFile {
     pub credential_id: String,
 }
 
+/// Where `sotto up` publishes the simulated platform's root, under `<data-dir>/collateral/`,
+/// for local clients to pin.
+pub const SIMULATED_ROOT_FILE: &str = "simulated-root.der";
+
+/// The default data directory: `$XDG_DATA_HOME/sotto` (or the platform's equivalent).
+pub fn default_data_dir() -> PathBuf {
+    dirs::data_dir()
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("sotto")
+}
+
 impl Profile {
     pub fn new(dir: Option<PathBuf>) -> Self {
         Profile {

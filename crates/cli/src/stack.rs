@@ -17,6 +17,8 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
+use crate::local::SIMULATED_ROOT_FILE;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StackError {
     #[error("cannot use data directory {path}: {source}")]
@@ -44,17 +46,6 @@ pub enum StackError {
         spec: String,
         source: sotto_store::StoreError,
     },
-}
-
-/// Where `sotto up` publishes the simulated platform's root, under `<data-dir>/collateral/`,
-/// for local clients to pin.
-pub const SIMULATED_ROOT_FILE: &str = "simulated-root.der";
-
-/// The default data directory: `$XDG_DATA_HOME/sotto` (or the platform's equivalent).
-pub fn default_data_dir() -> PathBuf {
-    dirs::data_dir()
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join("sotto")
 }
 
 fn ensure_dir(path: &Path) -> Result<(), StackError> {
@@ -189,17 +180,10 @@ pub fn boot_enclave(opts: EnclaveOptions) -> Result<Enclave, StackError> {
     Ok(enclave)
 }
 
-/// The launch measurement of an enclave on the simulated platform (hex), as its evidence
-/// reports it.
+/// The launch measurement (hex) of an enclave on the simulated platform, for the development
+/// release log that lists it; `None` on real hardware, whose releases are published offline.
 pub fn simulated_measurement(enclave: &Enclave) -> Option<String> {
-    match &enclave.evidence().cpu {
-        sotto_verify::CpuEvidence::Simulated { report, .. } => {
-            sotto_verify_snp::AttestationReport::parse(report)
-                .ok()
-                .map(|r| hex::encode(r.measurement))
-        }
-        _ => None,
-    }
+    (enclave.manifest().platform == "simulated").then(|| hex::encode(enclave.launch_measurement()))
 }
 
 pub async fn bind(addr: &str) -> Result<TcpListener, StackError> {

@@ -99,22 +99,11 @@ pub struct Checked {
 /// GETs `url`, reading at most `max` bytes of body (a hostile server cannot make the client
 /// hold more); a status other than success is an error.
 pub async fn get_bounded(http: &reqwest::Client, url: &str, max: usize) -> Result<Vec<u8>, String> {
-    let mut resp = http.get(url).send().await.map_err(|e| e.to_string())?;
+    let resp = http.get(url).send().await.map_err(|e| e.to_string())?;
     if !resp.status().is_success() {
         return Err(format!("the server answered {}", resp.status()));
     }
-    let too_large = || format!("larger than the {max} bytes this client reads");
-    if resp.content_length().is_some_and(|n| n > max as u64) {
-        return Err(too_large());
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
-        if body.len() + chunk.len() > max {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+    crate::api::read_bounded(resp, max).await
 }
 
 async fn fetch(

@@ -1,5 +1,6 @@
 //! Which builds are Sotto's, and whether the enclave a client reached is one of them.
 //!
+//! - [`bundle`]: a web client's files and the digest the server serves for them;
 //! - [`manifest`]: the release statement (launch measurements per platform and shape, models,
 //!   engine, GPU requirements, web files, client binaries) and its revocation, as canonical
 //!   JSON that release keys sign as a C2SP signed note;
@@ -13,9 +14,11 @@
 //! Trust: the log, its files and its server are untrusted; a statement counts only when the
 //! log's signed, witnessed tree contains it and a quorum of the pinned release keys signed it.
 //! Pure: no I/O and no clock (times are arguments), shared by the CLI, the browser (wasm32)
-//! and every later client.
+//! and every later client. The one edge, reading a bundle from a directory, is behind the `fs`
+//! feature for the server and the release tools.
 
 pub mod admit;
+pub mod bundle;
 pub mod manifest;
 pub mod sync;
 #[cfg(any(test, feature = "testing"))]

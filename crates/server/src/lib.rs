@@ -30,7 +30,8 @@ use tokio::sync::Semaphore;
 
 pub use error::ConfigError;
 pub use ratelimit::RateLimit;
-pub use web::{Bundle, WebError, CSP};
+pub use sotto_release::bundle::{Bundle, BundleError};
+pub use web::CSP;
 
 #[derive(Clone)]
 pub struct ServerConfig {

@@ -142,20 +142,6 @@ fn reject_foreign_flags(args: &VerifyEvidenceArgs) -> Result<(), Usage> {
     }
 }
 
-/// `text` with every control character escaped (a newline becomes `\n`), so that what an
-/// attacker controls (a file name, a certificate subject) cannot add lines to the output.
-fn one_line(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 fn required<'a>(value: &'a Option<PathBuf>, flag: &str, platform: &str) -> Result<&'a Path, Usage> {
     value
         .as_deref()
@@ -342,7 +328,11 @@ fn evaluate(args: &VerifyEvidenceArgs) -> Result<Outcome, Usage> {
 /// Writes one line to stderr. A failure is ignored: stderr is the last channel left to report
 /// it on, and the exit code still carries the outcome.
 fn tell(line: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "sotto: {}", one_line(line));
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "sotto: {}",
+        crate::term::one_line(line)
+    );
 }
 
 pub fn run(args: &VerifyEvidenceArgs) -> ExitCode {

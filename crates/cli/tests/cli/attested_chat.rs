@@ -1,9 +1,7 @@
 //! A full attested chat over real sockets (client -> server relay -> tap -> enclave), and the
 //! client's refusals.
 
-mod common;
-
-use common::{stack, TapMode};
+use crate::common::{stack, TapMode};
 use sotto::client::{now, ClientError, Connection};
 use sotto_channel::handshake::Expectations;
 use sotto_channel::messages::{GenParams, Role, WireMessage};

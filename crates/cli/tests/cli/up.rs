@@ -6,7 +6,7 @@
 //! the measurement `sotto up` printed. Then `sotto chat --insecure-simulated -v` answers,
 //! showing the release and the witnesses it checked.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

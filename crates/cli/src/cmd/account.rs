@@ -1,16 +1,24 @@
-//! The `account` and `history` commands: argument shapes and what each does, printing results
-//! for a person. Secrets (the recovery code) are printed only where the user asked for them.
+//! `sotto account`: create an account, sign in and out, passkeys, the recovery code, deletion.
+//! Secrets (the recovery code) are printed only where the user asked for them; what the server
+//! sent (passkey names) is shown escaped.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Subcommand;
 use sotto_api::b64;
 
+use super::{AnyError, ProfileArgs};
 use crate::account;
-use crate::history;
-use crate::local::{write_private, Profile};
+use crate::term::shown;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub profile: ProfileArgs,
+    #[command(subcommand)]
+    pub command: AccountCommand,
+}
 
 #[derive(Subcommand)]
 pub enum AccountCommand {
@@ -66,45 +74,6 @@ pub enum PasskeyCommand {
     },
 }
 
-#[derive(Subcommand)]
-pub enum HistoryCommand {
-    /// Conversations, most recent first.
-    List,
-    /// One conversation (id or unique prefix).
-    Show { id: String },
-    /// Delete a conversation: its key and every record of it.
-    Delete {
-        id: String,
-        #[arg(long)]
-        yes: bool,
-    },
-    /// Rename a conversation or move it to a folder.
-    Edit {
-        id: String,
-        #[arg(long)]
-        title: Option<String>,
-        #[arg(long)]
-        folder: Option<String>,
-    },
-    /// Write conversations in plaintext to a file on this machine (or stdout).
-    Export {
-        /// One conversation; all when absent.
-        id: Option<String>,
-        #[arg(long, value_enum, default_value = "json")]
-        format: ExportFormat,
-        #[arg(long)]
-        output: Option<PathBuf>,
-    },
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-pub enum ExportFormat {
-    Json,
-    Markdown,
-}
-
-type AnyError = Box<dyn std::error::Error>;
-
 fn show_recovery_code(code: &sotto_vault::RecoveryCode) {
     let text = code.to_text();
     println!();
@@ -115,13 +84,15 @@ fn show_recovery_code(code: &sotto_vault::RecoveryCode) {
     println!("It opens your history if you lose every passkey: `sotto account login --recover`.");
 }
 
-fn date(secs: u64) -> String {
+/// A server time (seconds since the epoch) for people.
+pub(crate) fn date(secs: u64) -> String {
     humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
         .to_string()
 }
 
-pub async fn account(profile: Profile, command: AccountCommand) -> Result<ExitCode, AnyError> {
-    match command {
+pub async fn run(args: Args) -> Result<ExitCode, AnyError> {
+    let profile = args.profile.profile();
+    match args.command {
         AccountCommand::Create {
             server,
             name,
@@ -178,7 +149,7 @@ pub async fn account(profile: Profile, command: AccountCommand) -> Result<ExitCo
                     let used = p.last_used_at.map(date).unwrap_or_else(|| "never".into());
                     println!(
                         "{id}  {}{this}  created {}  last used {used}",
-                        p.name,
+                        shown(&p.name),
                         date(p.created_at)
                     );
                 }
@@ -218,84 +189,6 @@ pub async fn account(profile: Profile, command: AccountCommand) -> Result<ExitCo
                 "Account {} and all its history deleted.",
                 session.account_id
             );
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-pub async fn history(profile: Profile, command: HistoryCommand) -> Result<ExitCode, AnyError> {
-    let mut u = account::unlock(&profile).await?;
-    let synced = history::sync(&mut u).await;
-    // The ledger is saved even when a record was refused: what was seen stays seen.
-    u.save_ledger(&profile)?;
-    let h = synced?;
-    match command {
-        HistoryCommand::List => {
-            if h.conversations().is_empty() {
-                println!("No saved conversations.");
-            }
-            for c in h.by_recency() {
-                let folder = c
-                    .header
-                    .as_ref()
-                    .map(|h| h.folder.as_str())
-                    .filter(|f| !f.is_empty())
-                    .map(|f| format!("[{f}] "))
-                    .unwrap_or_default();
-                println!(
-                    "{}  {folder}{}  ({} messages, {})",
-                    &c.id[..12],
-                    c.title(),
-                    c.messages.len(),
-                    date(c.updated_at() / 1000)
-                );
-            }
-        }
-        HistoryCommand::Show { id } => {
-            let c = h.find(&id)?;
-            print!("{}", history::export_markdown(&[c]));
-        }
-        HistoryCommand::Delete { id, yes } => {
-            let c = h.find(&id)?;
-            if !yes {
-                return Err(format!(
-                    "this destroys conversation {:?} for good; pass --yes to confirm",
-                    c.title()
-                )
-                .into());
-            }
-            let n = history::delete(&mut u, &c.id).await?;
-            println!(
-                "Deleted conversation {} ({n} records, key destroyed).",
-                &c.id[..12]
-            );
-        }
-        HistoryCommand::Edit { id, title, folder } => {
-            let conv = h.find(&id)?.id.clone();
-            history::edit_header(&mut u, &conv, title.as_deref(), folder.as_deref()).await?;
-            u.save_ledger(&profile)?;
-            println!("Saved.");
-        }
-        HistoryCommand::Export { id, format, output } => {
-            let convs = match &id {
-                Some(id) => vec![h.find(id)?],
-                None => h.by_recency(),
-            };
-            let text = zeroize::Zeroizing::new(match format {
-                ExportFormat::Json => history::export_json(&convs)?,
-                ExportFormat::Markdown => history::export_markdown(&convs),
-            });
-            match output {
-                Some(path) => {
-                    write_private(&path, text.as_bytes())?;
-                    eprintln!(
-                        "Wrote {} conversations to {} (plaintext, mode 0600).",
-                        convs.len(),
-                        path.display()
-                    );
-                }
-                None => print!("{}", text.as_str()),
-            }
         }
     }
     Ok(ExitCode::SUCCESS)

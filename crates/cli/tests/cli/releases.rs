@@ -4,12 +4,12 @@
 //! nothing else. The log is served by the real server from a real tile directory written by
 //! sotto-log; the client runs the `sotto chat` path (attest, check the log, admit).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
-use common::{boot, start_enclave, start_server_with_log, tiny_model, Tap, TapMode};
+use crate::common::{boot, start_enclave, start_server_with_log, tiny_model, Tap, TapMode};
 use sotto::client::{now, ClientError, Connection};
 use sotto::local::Profile;
 use sotto::transparency::{self, TransparencyError};

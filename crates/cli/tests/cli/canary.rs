@@ -6,14 +6,12 @@
 //! canary (it was really saved). Runs the real `sotto` binaries as separate processes, with
 //! the most verbose logging.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-use common::{tiny_model, Tap, TapMode};
+use crate::common::{tiny_model, Tap, TapMode};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sotto");
 

@@ -890,3 +890,47 @@ async fn concurrent_cli_processes_share_one_passkey_file() {
         .await
         .expect("the passkey still signs in");
 }
+
+/// What the server relays (a passkey's name) and what another client of the account wrote (a
+/// title, a message) reach the terminal escaped: a hostile one cannot clear the screen, retitle
+/// the window or reorder the text the user reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escape_sequences_from_the_server_are_shown_escaped() {
+    let s = server(false).await;
+    let (_dir, d) = device();
+    let hostile = "\x1b]0;owned\x07\x1b[2J\u{202e}";
+    let (mut u, _) = account::create(&d, &s.url, "A", hostile).await.unwrap();
+    let conv = history::start(&mut u, hostile).await.unwrap();
+    history::append(&mut u, &conv, Role::User, hostile)
+        .await
+        .unwrap();
+    u.save_ledger(&d).unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_sotto"))
+            .args(args)
+            .env("SOTTO_CONFIG_DIR", &d.dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let prefix = &conv[..12];
+    for shown in [
+        run(&["account", "passkeys", "list"]),
+        run(&["history", "list"]),
+        run(&["history", "show", prefix]),
+    ] {
+        assert!(
+            !shown.contains('\x1b') && !shown.contains('\x07') && !shown.contains('\u{202e}'),
+            "{shown:?}"
+        );
+        assert!(
+            shown.contains("\\u{1b}]0;owned\\u{7}\\u{1b}[2J\\u{202e}"),
+            "{shown:?}"
+        );
+    }
+}

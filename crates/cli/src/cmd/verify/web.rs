@@ -152,11 +152,11 @@ async fn get(http: &reqwest::Client, base: &str, path: &str) -> Result<Vec<u8>, 
         .map_err(|why| format!("{url}: {why}"))
 }
 
-pub async fn run(args: VerifyWebArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+pub async fn run(args: VerifyWebArgs) -> Result<ExitCode, crate::cmd::AnyError> {
     let trust = crate::transparency::resolve(
         args.trust.as_deref(),
         args.insecure_simulated,
-        &crate::stack::default_data_dir(),
+        &crate::local::default_data_dir(),
     )?;
     let profile = Profile::new(args.config_dir.clone());
     let checked =

@@ -1,11 +1,11 @@
 //! Malformed frames, oversized frames, half-open connections and garbage never crash the
 //! server or the enclave, and other sessions keep working.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::{stack, TapMode};
+use crate::common::{stack, TapMode};
 use futures_util::{SinkExt, StreamExt};
 use sotto::client::{now, relay_url, Connection};
 use sotto_channel::handshake::{ClientHandshake, Expectations};

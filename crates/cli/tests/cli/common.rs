@@ -2,8 +2,6 @@
 //! simulated platform, a recording TCP tap standing where the enclave's network would be, and
 //! the untrusted server in front, all on loopback sockets.
 
-#![allow(dead_code)]
-
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
@@ -218,12 +216,12 @@ pub async fn start_enclave(enclave: Enclave) -> SocketAddr {
 
 /// The full stack: enclave behind a tap behind the server.
 pub struct Stack {
-    pub data_dir: tempfile::TempDir,
+    /// Held for its lifetime: the enclave's keys and the log live there.
+    _data_dir: tempfile::TempDir,
     pub url: String,
     pub enclave_addr: SocketAddr,
     pub tap: Tap,
     pub policy: sotto_verify::Policy,
-    pub trust: sotto_release::Trust,
     /// What a client found in the stack's release log.
     pub releases: sotto_release::ReleaseSet,
 }
@@ -242,12 +240,11 @@ pub async fn stack(mode: TapMode) -> Stack {
     let policy = policy(data_dir.path());
     let releases = releases(&url, &log.trust, &data_dir.path().join("client")).await;
     Stack {
-        data_dir,
+        _data_dir: data_dir,
         url,
         enclave_addr,
         tap,
         policy,
-        trust: log.trust,
         releases,
     }
 }

@@ -3,13 +3,13 @@
 //! the genuine simulated-platform authority (so its signatures verify under the pinned root)
 //! but lies about the binding, or a relay that swaps in its own handshake key.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use common::{sim_platform, start_server, tiny_model};
+use crate::common::{sim_platform, start_server, tiny_model};
 use sotto::client::{now, ClientError, Connection};
 use sotto_attester::{Attester, GpuConfig};
 use sotto_channel::binding::{manifest_digest, report_data};

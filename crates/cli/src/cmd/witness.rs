@@ -54,7 +54,7 @@ pub enum WitnessCommand {
     },
 }
 
-pub type AnyError = Box<dyn std::error::Error>;
+use super::AnyError;
 
 pub async fn run(command: WitnessCommand) -> Result<ExitCode, AnyError> {
     match command {

@@ -2,7 +2,7 @@
 //! and fails naming the file when one byte of one served file differs, or when the page loads
 //! a file the release does not list. Real server, real development log, the real binary.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;
@@ -64,7 +64,7 @@ async fn the_served_client_must_be_a_logged_release() {
     let release = sotto::devlog::release_of(&sotto::devlog::EnclaveRelease {
         manifest: enclave.manifest(),
         measurement: &measurement,
-        web: Some(sotto::release::manifest::web_release(&bundle)),
+        web: Some(bundle.release()),
     });
     let log = sotto::devlog::DevLog::start(dir.path(), release)
         .await

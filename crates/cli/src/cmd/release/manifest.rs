@@ -123,17 +123,11 @@ fn number<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, AnyError> {
         .map_err(|_| format!("{what}: {s:?} is not a number").into())
 }
 
-/// What a release lists of a loaded web bundle: the digest the server serves and each file's.
-pub fn web_release(bundle: &sotto_server::Bundle) -> WebBundle {
-    WebBundle {
-        digest: bundle.digest().to_string(),
-        files: bundle.file_digests(),
-    }
-}
-
 /// The web client's files in `dir` and the bundle digest the server serves for them.
-pub fn web_bundle(dir: &Path) -> Result<WebBundle, AnyError> {
-    Ok(web_release(&sotto_server::Bundle::load(dir)?))
+fn web_bundle(dir: &Path) -> Result<WebBundle, AnyError> {
+    let bundle = sotto_release::bundle::Bundle::load(dir)
+        .map_err(|e| format!("web client {}: {e}", dir.display()))?;
+    Ok(bundle.release())
 }
 
 /// The statement `sotto release manifest` writes for these arguments.

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use clap::{Subcommand, ValueEnum};
 use sotto_tlog::note::TYPE_ED25519;
 
-pub type AnyError = Box<dyn std::error::Error>;
+use super::AnyError;
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum KeyKind {

@@ -1,0 +1,333 @@
+//! `sotto chat`: verify the enclave (hardware evidence, then the release log), then talk to the
+//! model over the encrypted channel, once or interactively, saving each turn to the encrypted
+//! history when signed in. The model's words are shown with control characters escaped: what
+//! it writes cannot drive the terminal.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use sotto_channel::handshake::Expectations;
+use sotto_channel::messages::{GenParams, Role, WireMessage};
+use zeroize::Zeroizing;
+
+use super::{AnyError, ProfileArgs};
+use crate::client::{now, ClientError, Connection};
+use crate::local::{self, Profile};
+use crate::term::shown;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The server's URL, e.g. http://localhost:8080.
+    #[arg(long, default_value = "http://localhost:8080")]
+    server: String,
+    /// Do not save this conversation, even when signed in.
+    #[arg(long)]
+    no_save: bool,
+    /// Continue a saved conversation (id or unique prefix).
+    #[arg(long, conflicts_with = "no_save")]
+    conversation: Option<String>,
+    #[command(flatten)]
+    profile: ProfileArgs,
+    /// Accept an enclave on the SIMULATED platform (local development only: its evidence
+    /// proves nothing about real hardware).
+    #[arg(long)]
+    insecure_simulated: bool,
+    /// Pin the simulated platform's root certificate (DER). Without it, the root published by
+    /// a local `sotto up` in the default data directory is pinned when present.
+    #[arg(long, requires = "insecure_simulated")]
+    simulated_root: Option<PathBuf>,
+    /// The trust configuration (release log, witnesses, release keys) of a self-hosted
+    /// deployment, replacing the pins built into this client. With --insecure-simulated and
+    /// no --trust, the local `sotto up` stack's development log is trusted.
+    #[arg(long)]
+    trust: Option<PathBuf>,
+    /// Show what was verified: platform, measurement, release, log size, witnesses.
+    #[arg(short, long)]
+    verbose: bool,
+    /// Refuse an enclave whose manifest names another model (hex SHA-256).
+    #[arg(long, value_parser = super::parse_digest)]
+    expect_model_sha256: Option<[u8; 32]>,
+    /// Refuse an enclave whose launch measurement differs (SEV-SNP MEASUREMENT or TDX MRTD,
+    /// 96 hex digits), e.g. the value a release publishes.
+    #[arg(long, value_parser = super::parse_measurement)]
+    expect_measurement: Option<[u8; 48]>,
+    /// A system prompt.
+    #[arg(long)]
+    system: Option<String>,
+    #[arg(long, default_value_t = 512)]
+    max_tokens: u32,
+    /// Sampling temperature; 0 is greedy.
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f32,
+    #[arg(long, default_value_t = 0.95)]
+    top_p: f32,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Ask once and exit; without it, chat interactively.
+    prompt: Option<String>,
+}
+
+pub async fn run(args: Args) -> Result<ExitCode, AnyError> {
+    let mut policy = sotto_verify::Policy::default();
+    if args.insecure_simulated {
+        eprintln!(
+            "WARNING: --insecure-simulated accepts an enclave on the SIMULATED platform. Its evidence proves \
+             nothing about real hardware; do not use it for real conversations."
+        );
+        policy.allow_simulated = true;
+        let local = local::default_data_dir()
+            .join("collateral")
+            .join(local::SIMULATED_ROOT_FILE);
+        let root = match &args.simulated_root {
+            Some(path) => Some(
+                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+            ),
+            None => std::fs::read(local).ok(),
+        };
+        if root.is_none() {
+            eprintln!("WARNING: no simulated root pinned: any simulated enclave will be accepted.");
+        }
+        policy.simulated_root = root;
+    }
+    if let Some(m) = args.expect_measurement {
+        policy.snp.allowed_measurements = vec![m];
+        policy.tdx.expected_mrtd = Some(m);
+    }
+    let expect = Expectations {
+        model_sha256: args.expect_model_sha256,
+    };
+    let mut saver = open_saver(&args).await?;
+    let mut conversation: Option<String> = None;
+    let mut loaded: Vec<WireMessage> = Vec::new();
+    if let Some(prefix) = &args.conversation {
+        let (_, u) = saver
+            .as_mut()
+            .ok_or("sign in (`sotto account login`) to continue a saved conversation")?;
+        let h = crate::history::sync(u).await?;
+        let c = h.find(prefix)?;
+        conversation = Some(c.id.clone());
+        for (_, m) in &c.messages {
+            loaded.push(WireMessage {
+                role: m.role,
+                content: Zeroizing::new(m.content.clone()),
+            });
+        }
+    }
+    // The evidence first (a simulated or forged enclave is refused for that), then the log.
+    let pending = Connection::attest(&args.server, &policy, &expect, now()).await?;
+    let trust = crate::transparency::resolve(
+        args.trust.as_deref(),
+        args.insecure_simulated,
+        &local::default_data_dir(),
+    )?;
+    if trust.is_dev() {
+        eprintln!(
+            "WARNING: trusting the DEVELOPMENT release log {} of a local `sotto up`: its keys \
+             live on this machine and prove nothing about which builds are Sotto's.",
+            trust.origin()
+        );
+    }
+    let profile = args.profile.profile();
+    let checked = crate::transparency::check(&args.server, &trust, &profile, now().0).await?;
+    let mut conn = pending.admit(&checked.releases).await?;
+    if args.verbose {
+        print_verified(conn.verified(), &checked);
+    }
+    let params = GenParams {
+        max_tokens: args.max_tokens,
+        temperature: args.temperature,
+        top_p: args.top_p,
+        seed: args.seed,
+    };
+    let mut history: Vec<WireMessage> = loaded;
+    if let Some(system) = args.system.clone() {
+        history.push(WireMessage {
+            role: Role::System,
+            content: Zeroizing::new(system),
+        });
+    }
+    let mut stdout = std::io::stdout();
+    if let Some(prompt) = args.prompt {
+        history.push(WireMessage {
+            role: Role::User,
+            content: Zeroizing::new(prompt),
+        });
+        let mut answer = Zeroizing::new(String::new());
+        conn.chat(&history, params, &mut |piece| {
+            answer.push_str(piece);
+            let _ = stdout.write_all(shown(piece).as_bytes());
+            let _ = stdout.flush();
+        })
+        .await?;
+        println!();
+        conn.close().await;
+        save_turn(&mut saver, &mut conversation, &history, &answer).await;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let v = conn.verified();
+    let banner = format!(
+        "Verified enclave: platform {}, model {} ({}), release {} (log entry {}). Type /quit to \
+         leave, /reset to start over.",
+        v.manifest.platform,
+        v.manifest.model.name,
+        v.manifest.model.sha256,
+        v.release.version,
+        v.release.index
+    );
+    eprintln!("{}", shown(&banner));
+    let stdin = std::io::stdin();
+    let interactive = stdin.is_terminal();
+    let mut lines = stdin.lock().lines();
+    loop {
+        if interactive {
+            eprint!("> ");
+        }
+        let Some(line) = lines.next() else { break };
+        let line = Zeroizing::new(line?);
+        match line.trim() {
+            "" => continue,
+            "/quit" | "/exit" => break,
+            "/reset" => {
+                history.retain(|m| m.role == Role::System);
+                conversation = None;
+                continue;
+            }
+            _ => {}
+        }
+        history.push(WireMessage {
+            role: Role::User,
+            content: Zeroizing::new(line.trim().to_string()),
+        });
+        let mut answer = Zeroizing::new(String::new());
+        let result = conn
+            .chat(&history, params, &mut |piece| {
+                answer.push_str(piece);
+                let _ = stdout.write_all(shown(piece).as_bytes());
+                let _ = stdout.flush();
+            })
+            .await;
+        println!();
+        match result {
+            Ok(_) => {
+                save_turn(&mut saver, &mut conversation, &history, &answer).await;
+                history.push(WireMessage {
+                    role: Role::Assistant,
+                    content: answer,
+                });
+            }
+            // The session is still good: drop the turn that did not fit and let the user go on.
+            Err(e @ ClientError::ContextExceeded(_)) => {
+                history.pop();
+                eprintln!("sotto: {e} (type /reset to start a new conversation)");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    conn.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `sotto chat -v` shows: what was verified before anything was sent. The names come
+/// from the enclave's manifest and the log, so they are shown escaped too.
+fn print_verified(v: &sotto_channel::Verified, log: &crate::transparency::Checked) {
+    let measurement = hex::encode(v.verdict.launch_measurement());
+    let r = &v.release;
+    let mut lines = vec![
+        "Verified before sending:".to_string(),
+        format!("  platform:    {}", v.manifest.platform),
+        format!("  measurement: {measurement}"),
+        format!(
+            "  model:       {} (sha256 {})",
+            v.manifest.model.name, v.manifest.model.sha256
+        ),
+        format!(
+            "  release:     {} {} (commit {}), log entry {}, signed by {}",
+            r.name,
+            r.version,
+            r.source_commit,
+            r.index,
+            r.signers.join(", ")
+        ),
+    ];
+    let cp = &log.view.checkpoint;
+    lines.push(format!(
+        "  log:         {}, size {}{}",
+        cp.origin,
+        cp.size,
+        match log.view.previous_size {
+            Some(n) => format!(" (consistent with the {n} seen before)"),
+            None => " (first seen now)".to_string(),
+        }
+    ));
+    let now = now().0;
+    for w in &log.view.cosigners {
+        lines.push(format!(
+            "  witness:     {} cosigned {} s ago",
+            w.name,
+            now.saturating_sub(w.timestamp)
+        ));
+    }
+    for line in lines {
+        eprintln!("{}", shown(&line));
+    }
+}
+
+type Saver = Option<(Profile, crate::account::Unlocked)>;
+
+/// Unlocks the history when signed in (a conversation is then saved encrypted, turn by turn).
+async fn open_saver(args: &Args) -> Result<Saver, AnyError> {
+    if args.no_save {
+        return Ok(None);
+    }
+    let profile = args.profile.profile();
+    match crate::account::unlock(&profile).await {
+        Ok(u) => Ok(Some((profile, u))),
+        Err(crate::account::AccountError::NotSignedIn) => {
+            eprintln!("(not signed in: this conversation is not saved; `sotto account create` keeps an encrypted history)");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Saves the last user message and the answer. A failure to save is reported, not fatal: the
+/// conversation on screen goes on.
+async fn save_turn(
+    saver: &mut Saver,
+    conversation: &mut Option<String>,
+    history: &[WireMessage],
+    answer: &str,
+) {
+    let Some((profile, u)) = saver.as_mut() else {
+        return;
+    };
+    let result: Result<(), AnyError> = async {
+        let conv = match conversation.clone() {
+            Some(c) => c,
+            None => {
+                let title: String = history
+                    .iter()
+                    .find(|m| m.role == Role::User)
+                    .map(|m| m.content.chars().take(60).collect())
+                    .unwrap_or_default();
+                let c = crate::history::start(u, &title).await?;
+                for m in history.iter().filter(|m| m.role == Role::System) {
+                    crate::history::append(u, &c, sotto_vault::Role::System, &m.content).await?;
+                }
+                *conversation = Some(c.clone());
+                c
+            }
+        };
+        if let Some(last) = history.last().filter(|m| m.role == Role::User) {
+            crate::history::append(u, &conv, sotto_vault::Role::User, &last.content).await?;
+        }
+        crate::history::append(u, &conv, sotto_vault::Role::Assistant, answer).await?;
+        u.save_ledger(profile)?;
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        eprintln!("sotto: this turn was not saved: {e}");
+    }
+}

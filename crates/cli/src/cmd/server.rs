@@ -1,0 +1,139 @@
+//! `sotto server`: only the untrusted server (relay, accounts, collateral, release log, web
+//! client) in front of an enclave; and the account and web options `sotto up` shares.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use sotto_server::ServerConfig;
+
+use super::AnyError;
+use crate::stack;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// The enclave's address.
+    #[arg(long)]
+    pub enclave: SocketAddr,
+    /// Folder of vendor-signed collateral to serve at /v1/collateral.
+    #[arg(long)]
+    pub collateral_dir: Option<PathBuf>,
+    /// Where the default SQLite account store lives.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// A release transparency log directory (from `sotto release publish`) to serve at
+    /// /log/, where clients check it before talking to the enclave.
+    #[arg(long)]
+    pub log_dir: Option<PathBuf>,
+    /// Development only: run a development release log (local keys and witnesses) under
+    /// the data directory, publish this release statement (from `sotto enclave
+    /// --write-release`) and serve the log, as `sotto up` does.
+    #[arg(long, conflicts_with = "log_dir")]
+    pub dev_release: Option<PathBuf>,
+    #[command(flatten)]
+    pub accounts: AccountsArgs,
+}
+
+/// The account store, the WebAuthn relying party and the web client, shared with `sotto up`.
+#[derive(clap::Args)]
+pub struct AccountsArgs {
+    /// Account store: a SQLite file (`sqlite:PATH`, default `<data-dir>/accounts.sqlite`) or a
+    /// PostgreSQL URL (`postgres://user:password@host/db`).
+    #[arg(long, env = "SOTTO_STORE")]
+    pub store: Option<String>,
+    /// WebAuthn relying party id: the domain users reach the server at.
+    #[arg(long, default_value = "localhost")]
+    pub rp_id: String,
+    /// The web origin users reach the server at (default: http://localhost:<port>).
+    #[arg(long)]
+    pub origin: Option<String>,
+    /// A built web client to serve at `/` (hashed at startup; the digest is printed and served
+    /// at /.well-known/sotto-bundle.sha256).
+    #[arg(long)]
+    pub web_dir: Option<PathBuf>,
+    /// Sign-up, sign-in and recovery attempts allowed per client address per minute.
+    #[arg(long, default_value = "30")]
+    pub auth_per_minute: NonZeroU32,
+    /// How many of those attempts a client address may make at once before the rate applies.
+    #[arg(long, default_value = "10")]
+    pub auth_burst: NonZeroU32,
+}
+
+impl AccountsArgs {
+    /// The accounts configuration for a server listening at `addr`, its store opened (a SQLite
+    /// file under `data_dir` unless `--store` names another).
+    pub async fn config(
+        &self,
+        data_dir: &Path,
+        addr: SocketAddr,
+    ) -> Result<sotto_server::AccountsConfig, AnyError> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+        let store = self
+            .store
+            .clone()
+            .unwrap_or_else(|| stack::default_store(data_dir));
+        let origin = self
+            .origin
+            .clone()
+            .unwrap_or_else(|| format!("http://{}:{}", self.rp_id, addr.port()));
+        let mut config = stack::accounts_config(&store, &self.rp_id, &origin).await?;
+        config.auth_rate = sotto_server::RateLimit {
+            per_minute: self.auth_per_minute.get(),
+            burst: self.auth_burst.get(),
+        };
+        Ok(config)
+    }
+
+    /// The web client of `--web-dir`, hashed now.
+    pub fn web_bundle(&self) -> Result<Option<Arc<sotto_server::Bundle>>, AnyError> {
+        let Some(dir) = &self.web_dir else {
+            return Ok(None);
+        };
+        let bundle = sotto_server::Bundle::load(dir)
+            .map_err(|e| format!("web client {}: {e}", dir.display()))?;
+        eprintln!(
+            "web client {} (bundle sha256 {})",
+            dir.display(),
+            bundle.digest()
+        );
+        Ok(Some(Arc::new(bundle)))
+    }
+}
+
+pub async fn run(args: Args) -> Result<ExitCode, AnyError> {
+    let data_dir = args.data_dir.unwrap_or_else(crate::local::default_data_dir);
+    let listener = stack::bind(&args.listen).await?;
+    let addr = stack::local_addr(&listener);
+    let mut config = ServerConfig::new(args.enclave);
+    config.collateral_dir = args.collateral_dir;
+    config.log_dir = args.log_dir;
+    let mut _refresh = None;
+    if let Some(path) = args.dev_release {
+        let (_, statement) = super::release::manifest::read_statement(&path)?;
+        let sotto_release::Statement::Release(release) = statement else {
+            return Err(format!("{} is not a release statement", path.display()).into());
+        };
+        let devlog = crate::devlog::DevLog::start(&data_dir, *release).await?;
+        if let Some(dir) = &config.collateral_dir {
+            devlog.write_trust(dir)?;
+        }
+        eprintln!(
+            "development release log {} (size {}), trust {}",
+            devlog.trust.origin(),
+            devlog.size,
+            devlog.trust_path.display()
+        );
+        config.log_dir = Some(devlog.public_dir.clone());
+        _refresh = Some(devlog.spawn_refresh());
+    }
+    config.accounts = Some(args.accounts.config(&data_dir, addr).await?);
+    config.web = args.accounts.web_bundle()?;
+    println!("sotto server listening on http://{addr}");
+    stack::run_server(listener, config).await?;
+    Ok(ExitCode::SUCCESS)
+}
