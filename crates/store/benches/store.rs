@@ -4,12 +4,12 @@
 //! `eval "$(scripts/postgres env)"` then `cargo bench -p sotto-store`. Every put is a durable
 //! commit (fsync), so the put rows measure the disk as much as the code.
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sotto_api::Quota;
 use sotto_store::{AccountId, CredentialRow, RecordWrite, Store};
+use sotto_testkit::postgres::Database;
 
 const BODY: usize = 1024;
 const SEQUENTIAL_PUTS: usize = 2_000;
@@ -32,9 +32,8 @@ struct Row {
 }
 
 fn main() {
-    let admin = std::env::var("SOTTO_TEST_POSTGRES_URL").unwrap_or_else(|_| {
-        panic!("SOTTO_TEST_POSTGRES_URL is not set: run `eval \"$(scripts/postgres env)\"` first")
-    });
+    // Made first, so a missing PostgreSQL fails the run before the SQLite half takes its time.
+    let database = Database::create("sotto_bench").unwrap_or_else(|e| panic!("{e}"));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -49,20 +48,10 @@ fn main() {
             .expect("open SQLite");
         rows.extend(bench("sqlite", sqlite).await);
 
-        let name = format!("sotto_bench_{}", uuid::Uuid::new_v4().simple());
-        let admin_client = connect(&admin).await;
-        admin_client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create the benchmark database");
-        let postgres = sotto_store::open(&url_for_database(&admin, &name))
+        let postgres = sotto_store::open(&database.url)
             .await
             .expect("open PostgreSQL");
         rows.extend(bench("postgres", postgres).await);
-        admin_client
-            .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
-            .await
-            .expect("drop the benchmark database");
 
         println!(
             "\n{:<9} {:<40} {:>7} {:>9} {:>10}",
@@ -97,16 +86,7 @@ async fn bench(backend: &'static str, store: Arc<dyn Store>) -> Vec<Row> {
         elapsed: start.elapsed(),
     });
 
-    let elapsed = concurrently(|task| {
-        let store = Arc::clone(&store);
-        let body = body.clone();
-        async move {
-            for i in 0..PUTS_PER_TASK {
-                put(store.as_ref(), account, &format!("t{task}-{i}"), &body).await;
-            }
-        }
-    })
-    .await;
+    let elapsed = concurrent_puts(&store, &body, |task| (account, format!("t{task}-"))).await;
     rows.push(Row {
         backend,
         what: format!("put {BODY} B, {TASKS} tasks, same account"),
@@ -118,17 +98,7 @@ async fn bench(backend: &'static str, store: Arc<dyn Store>) -> Vec<Row> {
     for _ in 0..TASKS {
         accounts.push(new_account(store.as_ref()).await);
     }
-    let elapsed = concurrently(|task| {
-        let store = Arc::clone(&store);
-        let body = body.clone();
-        let own = accounts[task];
-        async move {
-            for i in 0..PUTS_PER_TASK {
-                put(store.as_ref(), own, &format!("o{i}"), &body).await;
-            }
-        }
-    })
-    .await;
+    let elapsed = concurrent_puts(&store, &body, |task| (accounts[task], "o".into())).await;
     rows.push(Row {
         backend,
         what: format!("put {BODY} B, {TASKS} tasks, own accounts"),
@@ -202,6 +172,26 @@ where
     start.elapsed()
 }
 
+/// Times `TASKS` tasks putting `PUTS_PER_TASK` records each at once; `target` names each
+/// task's account and the prefix of its record ids.
+async fn concurrent_puts(
+    store: &Arc<dyn Store>,
+    body: &[u8],
+    target: impl Fn(usize) -> (AccountId, String),
+) -> Duration {
+    concurrently(|task| {
+        let store = Arc::clone(store);
+        let body = body.to_vec();
+        let (account, prefix) = target(task);
+        async move {
+            for i in 0..PUTS_PER_TASK {
+                put(store.as_ref(), account, &format!("{prefix}{i}"), &body).await;
+            }
+        }
+    })
+    .await
+}
+
 async fn put(store: &dyn Store, account: AccountId, id: &str, body: &[u8]) {
     store
         .put_record(
@@ -240,27 +230,4 @@ async fn new_account(store: &dyn Store) -> AccountId {
         .await
         .expect("create account");
     id
-}
-
-async fn connect(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .expect("connect to PostgreSQL");
-    tokio::spawn(connection);
-    client
-}
-
-/// The admin URL pointing at database `name` instead.
-fn url_for_database(admin: &str, name: &str) -> String {
-    tokio_postgres::Config::from_str(admin).expect("SOTTO_TEST_POSTGRES_URL is not a valid URL");
-    let (base, query) = match admin.split_once('?') {
-        Some((b, q)) => (b, format!("?{q}")),
-        None => (admin, String::new()),
-    };
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let root = match base[authority_start..].find('/') {
-        Some(i) => &base[..authority_start + i],
-        None => base,
-    };
-    format!("{root}/{name}{query}")
 }

@@ -12,6 +12,10 @@
 //! Two backends implement [`Store`] with identical semantics, checked by one conformance suite
 //! (`tests/conformance.rs`) that runs against both: [`sqlite::SqliteStore`] (embedded, the
 //! default) and [`postgres::PostgresStore`] (to scale out). [`open`] picks one from a spec.
+//! What the contract decides is written once for both: the record rules (versions, markers,
+//! quotas, the last credential) in `rules`, the schema and its migrations in `schema`, and the
+//! row conversions and error context in `driver`; each backend holds only its SQL and how it
+//! talks to its database.
 //!
 //! # The contract both backends keep
 //!
@@ -63,8 +67,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use sotto_api::{PutResult, Quota, RecordOut, Usage};
 
+mod driver;
 pub mod postgres;
 mod rules;
+mod schema;
 pub mod sqlite;
 
 /// Server-assigned account identifier (the WebAuthn user handle: a random UUID, 16 bytes).

@@ -22,12 +22,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use sotto_api::{PutResult, Quota, RecordOut, Usage};
+use sotto_api::{PutResult, Quota, RecordOut};
 use tokio_postgres::config::Host;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
-use crate::rules::{self, from_db, to_db, Existing};
+use crate::driver::{self, failed, to_db, ColumnType, Columns, Context, Failure, Fallible};
+use crate::rules::{self, AccountState, Existing, Planned};
+use crate::schema::{self, CURRENT_VERSION, RECORD_VERSION};
 use crate::{AccountId, AccountRow, CredentialRow, RecordWrite, Result, Store, StoreError};
 
 /// Connections kept open to the server.
@@ -37,50 +40,9 @@ const WAIT: Duration = Duration::from_secs(10);
 /// Key of the advisory lock that serializes schema migrations between server processes.
 const MIGRATION_LOCK: i64 = 0x5077_0500_0000_0001;
 
-/// Schema migrations, applied in order; each runs once, recorded in `schema_version`.
-/// Constraint names are spelled out because errors are mapped by them.
-const MIGRATIONS: &[(i32, &str)] = &[
-    (
-        1,
-        "CREATE TABLE accounts (
-        id bytea CONSTRAINT accounts_pkey PRIMARY KEY CHECK (octet_length(id) = 16),
-        created_at bigint NOT NULL,
-        seq bigint NOT NULL DEFAULT 0,
-        used_bytes bigint NOT NULL DEFAULT 0,
-        used_records bigint NOT NULL DEFAULT 0,
-        recovery_lookup bytea CONSTRAINT accounts_recovery_lookup_key UNIQUE,
-        recovery_verifier bytea
-    );
-    CREATE TABLE credentials (
-        credential_id bytea CONSTRAINT credentials_pkey PRIMARY KEY,
-        account bytea NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
-        passkey bytea NOT NULL,
-        name text NOT NULL,
-        created_at bigint NOT NULL,
-        last_used_at bigint
-    );
-    CREATE INDEX credentials_account ON credentials(account);
-    CREATE TABLE sessions (
-        token_hash bytea CONSTRAINT sessions_pkey PRIMARY KEY,
-        account bytea NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
-        expires_at bigint NOT NULL
-    );
-    CREATE INDEX sessions_account ON sessions(account);
-    CREATE TABLE records (
-        account bytea NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
-        id text NOT NULL,
-        grp text,
-        kind text NOT NULL,
-        version bigint NOT NULL,
-        seq bigint NOT NULL,
-        ciphertext bytea,
-        PRIMARY KEY (account, id)
-    );
-    CREATE UNIQUE INDEX records_seq ON records(account, seq);
-    CREATE INDEX records_group ON records(account, grp);",
-    ),
-    (2, "CREATE INDEX sessions_expiry ON sessions(expires_at);"),
-];
+type Client = deadpool_postgres::Object;
+type Transaction<'a> = deadpool_postgres::Transaction<'a>;
+type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
 /// The PostgreSQL-backed [`Store`].
 pub struct PostgresStore {
@@ -91,75 +53,87 @@ impl PostgresStore {
     /// Connects to `url` (`postgres://user:password@127.0.0.1:5432/dbname`), checks the server
     /// is reachable, and brings the schema up to date.
     pub async fn connect(url: &str) -> Result<PostgresStore> {
-        let mut config = tokio_postgres::Config::from_str(url)
-            .map_err(|e| StoreError::Backend(format!("connect: bad PostgreSQL URL: {e}")))?;
-        require_local(&config)?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(WAIT);
-        }
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
-            .wait_timeout(Some(WAIT))
-            .create_timeout(Some(WAIT))
-            .runtime(Runtime::Tokio1)
-            .build()
-            .map_err(|e| StoreError::Backend(format!("connect: cannot build the pool: {e}")))?;
-        let store = PostgresStore { pool };
+        let store = PostgresStore {
+            pool: pool(url).context("connect")?,
+        };
         store.migrate().await?;
         Ok(store)
     }
 
-    async fn client(&self, op: &'static str) -> Result<deadpool_postgres::Object> {
+    async fn client(&self) -> Fallible<Client> {
         self.pool
             .get()
             .await
-            .map_err(|e| StoreError::Backend(format!("{op}: no database connection: {e}")))
+            .map_err(|e| failed(format!("no database connection: {e}")))
+    }
+
+    /// Runs `f` with a pooled connection, as operation `op`.
+    async fn call<T>(
+        &self,
+        op: &'static str,
+        f: impl AsyncFnOnce(&Client) -> Fallible<T>,
+    ) -> Result<T> {
+        async { f(&self.client().await?).await }.await.context(op)
+    }
+
+    /// Runs `f` in a transaction, committed when `f` succeeds, as operation `op`.
+    async fn write<T>(
+        &self,
+        op: &'static str,
+        f: impl AsyncFnOnce(&Transaction<'_>) -> Fallible<T>,
+    ) -> Result<T> {
+        async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            let out = f(&tx).await?;
+            tx.commit().await?;
+            Fallible::Ok(out)
+        }
+        .await
+        .context(op)
     }
 
     async fn migrate(&self) -> Result<()> {
-        const OP: &str = "migrate";
-        let mut client = self.client(OP).await?;
-        let tx = client.transaction().await.map_err(db(OP))?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-            .await
-            .map_err(db(OP))?;
-        tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)")
-            .await
-            .map_err(db(OP))?;
-        let current: i32 = tx
-            .query_one("SELECT coalesce(max(version), 0) FROM schema_version", &[])
-            .await
-            .map_err(db(OP))?
-            .try_get(0)
-            .map_err(db(OP))?;
-        let newest = MIGRATIONS.last().map_or(0, |(v, _)| *v);
-        if current > newest {
-            return Err(StoreError::Backend(format!(
-                "{OP}: the database is at schema version {current}, newer than this build's {newest}"
-            )));
-        }
-        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
-            tx.batch_execute(sql).await.map_err(db(OP))?;
-            tx.execute(
-                "INSERT INTO schema_version (version) VALUES ($1)",
-                &[version],
-            )
-            .await
-            .map_err(db(OP))?;
-        }
-        tx.commit().await.map_err(db(OP))
+        self.write("migrate", async |tx| {
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+                .await?;
+            tx.batch_execute(&schema::POSTGRES.version_table()).await?;
+            let current = tx.query_one(CURRENT_VERSION, &[]).await?.value(0)?;
+            for (version, sql) in schema::POSTGRES.pending(current)? {
+                tx.batch_execute(&sql).await?;
+                tx.execute(RECORD_VERSION, &[&version]).await?;
+            }
+            Ok(())
+        })
+        .await
     }
 }
 
+fn pool(url: &str) -> Fallible<Pool> {
+    let mut config = tokio_postgres::Config::from_str(url)
+        .map_err(|e| failed(format!("bad PostgreSQL URL: {e}")))?;
+    require_local(&config)?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(WAIT);
+    }
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(POOL_SIZE)
+        .wait_timeout(Some(WAIT))
+        .create_timeout(Some(WAIT))
+        .runtime(Runtime::Tokio1)
+        .build()
+        .map_err(|e| failed(format!("cannot build the pool: {e}")))
+}
+
 /// Refuses hosts that are not loopback addresses or Unix sockets (see the module comment).
-fn require_local(config: &tokio_postgres::Config) -> Result<()> {
+fn require_local(config: &tokio_postgres::Config) -> Fallible<()> {
     let addrs_local = config.get_hostaddrs().iter().all(IpAddr::is_loopback);
     let hosts_local = !config.get_hostaddrs().is_empty()
         || config.get_hosts().iter().all(|host| match host {
@@ -173,24 +147,30 @@ fn require_local(config: &tokio_postgres::Config) -> Result<()> {
     if addrs_local && hosts_local {
         Ok(())
     } else {
-        Err(StoreError::Backend(
-            "connect: PostgreSQL connections are unencrypted, so only loopback hosts and Unix \
-             sockets are allowed"
-                .into(),
+        Err(failed(
+            "PostgreSQL connections are unencrypted, so only loopback hosts and Unix sockets \
+             are allowed",
         ))
     }
 }
 
-/// Maps a database error to [`StoreError::Backend`] with the server's message and SQLSTATE, and
-/// without its DETAIL line, which can quote key values.
-fn db(op: &'static str) -> impl Fn(tokio_postgres::Error) -> StoreError {
-    move |e| match e.as_db_error() {
-        Some(dbe) => StoreError::Backend(format!(
-            "{op}: {} (SQLSTATE {})",
-            dbe.message(),
-            dbe.code().code()
-        )),
-        None => StoreError::Backend(format!("{op}: {e}")),
+/// The server's message and SQLSTATE, without its DETAIL line, which can quote key values.
+impl From<tokio_postgres::Error> for Failure {
+    fn from(e: tokio_postgres::Error) -> Failure {
+        match e.as_db_error() {
+            Some(dbe) => failed(format!(
+                "{} (SQLSTATE {})",
+                dbe.message(),
+                dbe.code().code()
+            )),
+            None => failed(e),
+        }
+    }
+}
+
+impl Columns for Row {
+    fn value<T: ColumnType>(&self, index: usize) -> Fallible<T> {
+        Ok(self.try_get(index)?)
     }
 }
 
@@ -206,148 +186,115 @@ fn violated(e: &tokio_postgres::Error) -> Option<(SqlState, &str)> {
 }
 
 /// Maps the constraint violations callers can cause to their precise errors.
-fn constraint_error(op: &'static str) -> impl Fn(tokio_postgres::Error) -> StoreError {
-    move |e| match violated(&e) {
-        Some((_, "credentials_pkey")) => StoreError::DuplicateCredential,
-        Some((_, "accounts_recovery_lookup_key")) => StoreError::DuplicateRecovery,
-        Some((_, "accounts_pkey")) => StoreError::Backend(format!("{op}: the account id is taken")),
-        Some((code, _)) if code == SqlState::FOREIGN_KEY_VIOLATION => StoreError::NoAccount,
-        _ => db(op)(e),
+fn constraint_error(e: tokio_postgres::Error) -> Failure {
+    match violated(&e) {
+        Some((_, "credentials_pkey")) => StoreError::DuplicateCredential.into(),
+        Some((_, "accounts_recovery_lookup_key")) => StoreError::DuplicateRecovery.into(),
+        Some((_, "accounts_pkey")) => failed("the account id is taken"),
+        Some((code, _)) if code == SqlState::FOREIGN_KEY_VIOLATION => StoreError::NoAccount.into(),
+        _ => e.into(),
     }
 }
 
-fn array32(bytes: Vec<u8>, what: &str) -> Result<[u8; 32]> {
-    <[u8; 32]>::try_from(bytes.as_slice())
-        .map_err(|_| StoreError::Backend(format!("the stored {what} is not 32 bytes")))
+// The helpers below run their statements through the connection's statement cache.
+
+async fn execute(client: &impl GenericClient, sql: &str, params: Params<'_>) -> Fallible<u64> {
+    let stmt = client.prepare_cached(sql).await?;
+    Ok(client.execute(&stmt, params).await?)
 }
 
-fn account_id(bytes: Vec<u8>) -> Result<AccountId> {
-    <[u8; 16]>::try_from(bytes.as_slice())
-        .map(AccountId)
-        .map_err(|_| StoreError::Backend("a stored account id is not 16 bytes".into()))
+/// The first row `sql` returns, decoded.
+async fn query_opt<T>(
+    client: &impl GenericClient,
+    sql: &str,
+    params: Params<'_>,
+    decode: impl FnOnce(&Row) -> Fallible<T>,
+) -> Fallible<Option<T>> {
+    let stmt = client.prepare_cached(sql).await?;
+    let row = client.query_opt(&stmt, params).await?;
+    row.as_ref().map(decode).transpose()
 }
 
-struct AccountState {
-    seq: u64,
-    usage: Usage,
+/// Every row `sql` returns, decoded.
+async fn query<T>(
+    client: &impl GenericClient,
+    sql: &str,
+    params: Params<'_>,
+    decode: impl Fn(&Row) -> Fallible<T>,
+) -> Fallible<Vec<T>> {
+    let stmt = client.prepare_cached(sql).await?;
+    let rows = client.query(&stmt, params).await?;
+    rows.iter().map(decode).collect()
 }
 
 /// Locks the account row for the rest of the transaction and reads its write state.
-async fn lock_account(
-    tx: &deadpool_postgres::Transaction<'_>,
-    op: &'static str,
-    account: &[u8],
-) -> Result<AccountState> {
-    let stmt = tx
-        .prepare_cached(
-            "SELECT seq, used_bytes, used_records FROM accounts WHERE id = $1 FOR NO KEY UPDATE",
-        )
-        .await
-        .map_err(db(op))?;
-    let row = tx
-        .query_opt(&stmt, &[&account])
-        .await
-        .map_err(db(op))?
-        .ok_or(StoreError::NoAccount)?;
-    Ok(AccountState {
-        seq: from_db(row.try_get(0).map_err(db(op))?, "sequence number")?,
-        usage: Usage {
-            bytes: from_db(row.try_get(1).map_err(db(op))?, "byte count")?,
-            records: from_db(row.try_get(2).map_err(db(op))?, "record count")?,
-        },
-    })
+async fn lock_account(tx: &Transaction<'_>, account: AccountId) -> Fallible<AccountState> {
+    let sql = "SELECT seq, used_bytes, used_records FROM accounts WHERE id = $1 FOR NO KEY UPDATE";
+    query_opt(tx, sql, &[&&account.0[..]], driver::account_state)
+        .await?
+        .ok_or(StoreError::NoAccount.into())
 }
 
 async fn save_account_state(
-    tx: &deadpool_postgres::Transaction<'_>,
-    op: &'static str,
-    account: &[u8],
-    seq: u64,
-    usage: Usage,
-) -> Result<()> {
-    let seq = to_db(seq, "sequence number")?;
-    let bytes = to_db(usage.bytes, "byte count")?;
-    let records = to_db(usage.records, "record count")?;
-    let stmt = tx
-        .prepare_cached(
-            "UPDATE accounts SET seq = $2, used_bytes = $3, used_records = $4 WHERE id = $1",
-        )
-        .await
-        .map_err(db(op))?;
-    tx.execute(&stmt, &[&account, &seq, &bytes, &records])
-        .await
-        .map_err(db(op))
-        .map(drop)
+    tx: &Transaction<'_>,
+    account: AccountId,
+    state: AccountState,
+) -> Fallible<()> {
+    let [seq, bytes, records] = driver::account_state_columns(state)?;
+    execute(
+        tx,
+        "UPDATE accounts SET seq = $2, used_bytes = $3, used_records = $4 WHERE id = $1",
+        &[&&account.0[..], &seq, &bytes, &records],
+    )
+    .await
+    .map(drop)
 }
 
 async fn existing_record(
-    tx: &deadpool_postgres::Transaction<'_>,
-    op: &'static str,
-    account: &[u8],
+    tx: &Transaction<'_>,
+    account: AccountId,
     id: &str,
-) -> Result<Option<Existing>> {
-    let stmt = tx
-        .prepare_cached(
-            "SELECT version, octet_length(ciphertext)::bigint FROM records
-             WHERE account = $1 AND id = $2",
-        )
-        .await
-        .map_err(db(op))?;
-    let Some(row) = tx
-        .query_opt(&stmt, &[&account, &id])
-        .await
-        .map_err(db(op))?
-    else {
-        return Ok(None);
-    };
-    let len: Option<i64> = row.try_get(1).map_err(db(op))?;
-    Ok(Some(Existing {
-        version: from_db(row.try_get(0).map_err(db(op))?, "record version")?,
-        live_bytes: len.map(|l| from_db(l, "ciphertext length")).transpose()?,
-    }))
+) -> Fallible<Option<Existing>> {
+    query_opt(
+        tx,
+        "SELECT version, octet_length(ciphertext)::bigint FROM records
+         WHERE account = $1 AND id = $2",
+        &[&&account.0[..], &id],
+        driver::existing,
+    )
+    .await
 }
 
 async fn write_marker(
-    tx: &deadpool_postgres::Transaction<'_>,
-    op: &'static str,
-    account: &[u8],
+    tx: &Transaction<'_>,
+    account: AccountId,
     id: &str,
-    version: u64,
-    seq: u64,
-) -> Result<()> {
-    let version = to_db(version, "record version")?;
-    let seq = to_db(seq, "sequence number")?;
-    let stmt = tx
-        .prepare_cached(
-            "UPDATE records SET ciphertext = NULL, version = $3, seq = $4
-             WHERE account = $1 AND id = $2",
-        )
-        .await
-        .map_err(db(op))?;
-    tx.execute(&stmt, &[&account, &id, &version, &seq])
-        .await
-        .map_err(db(op))
-        .map(drop)
+    planned: &Planned,
+) -> Fallible<()> {
+    let [version, seq] = driver::planned_columns(planned)?;
+    execute(
+        tx,
+        "UPDATE records SET ciphertext = NULL, version = $3, seq = $4
+         WHERE account = $1 AND id = $2",
+        &[&&account.0[..], &id, &version, &seq],
+    )
+    .await
+    .map(drop)
 }
 
 async fn insert_credential(
     client: &impl GenericClient,
-    op: &'static str,
-    account: &[u8],
+    account: AccountId,
     cred: &CredentialRow,
-) -> Result<()> {
-    let created_at = to_db(cred.created_at, "creation time")?;
-    let last_used_at = cred
-        .last_used_at
-        .map(|t| to_db(t, "last use time"))
-        .transpose()?;
+) -> Fallible<()> {
+    let (created_at, last_used_at) = driver::credential_times(cred)?;
     client
         .execute(
             "INSERT INTO credentials (credential_id, account, passkey, name, created_at, last_used_at)
              VALUES ($1, $2, $3, $4, $5, $6)",
             &[
                 &cred.credential_id,
-                &account,
+                &&account.0[..],
                 &cred.passkey,
                 &cred.name,
                 &created_at,
@@ -355,19 +302,8 @@ async fn insert_credential(
             ],
         )
         .await
-        .map_err(constraint_error(op))
+        .map_err(constraint_error)
         .map(drop)
-}
-
-fn to_record(op: &'static str, row: &Row) -> Result<RecordOut> {
-    Ok(RecordOut {
-        id: row.try_get(0).map_err(db(op))?,
-        group: row.try_get(1).map_err(db(op))?,
-        kind: row.try_get(2).map_err(db(op))?,
-        version: from_db(row.try_get(3).map_err(db(op))?, "record version")?,
-        seq: from_db(row.try_get(4).map_err(db(op))?, "sequence number")?,
-        ciphertext: row.try_get(5).map_err(db(op))?,
-    })
 }
 
 #[async_trait]
@@ -380,125 +316,93 @@ impl Store for PostgresStore {
         recovery_lookup: [u8; 32],
         recovery_verifier: [u8; 32],
     ) -> Result<()> {
-        const OP: &str = "create_account";
         let now = to_db(now, "creation time")?;
-        let mut client = self.client(OP).await?;
-        let tx = client.transaction().await.map_err(db(OP))?;
-        // The credential is checked first so both backends report the same error when both
-        // values are taken; the unique constraints still decide races between transactions.
-        let taken = tx
-            .query_opt(
-                "SELECT 1 FROM credentials WHERE credential_id = $1",
-                &[&first.credential_id],
+        self.write("create_account", async |tx| {
+            // The credential is checked first so both backends report the same error when both
+            // values are taken; the unique constraints still decide races between transactions.
+            let taken = tx
+                .query_opt(
+                    "SELECT 1 FROM credentials WHERE credential_id = $1",
+                    &[&first.credential_id],
+                )
+                .await?;
+            if taken.is_some() {
+                return Err(StoreError::DuplicateCredential.into());
+            }
+            tx.execute(
+                "INSERT INTO accounts (id, created_at, recovery_lookup, recovery_verifier)
+                 VALUES ($1, $2, $3, $4)",
+                &[
+                    &&id.0[..],
+                    &now,
+                    &&recovery_lookup[..],
+                    &&recovery_verifier[..],
+                ],
             )
             .await
-            .map_err(db(OP))?;
-        if taken.is_some() {
-            return Err(StoreError::DuplicateCredential);
-        }
-        tx.execute(
-            "INSERT INTO accounts (id, created_at, recovery_lookup, recovery_verifier)
-             VALUES ($1, $2, $3, $4)",
-            &[
-                &&id.0[..],
-                &now,
-                &&recovery_lookup[..],
-                &&recovery_verifier[..],
-            ],
-        )
+            .map_err(constraint_error)?;
+            insert_credential(tx, id, &first).await
+        })
         .await
-        .map_err(constraint_error(OP))?;
-        insert_credential(&tx, OP, &id.0, &first).await?;
-        tx.commit().await.map_err(db(OP))
     }
 
     async fn account(&self, id: AccountId) -> Result<Option<AccountRow>> {
-        const OP: &str = "account";
-        let client = self.client(OP).await?;
-        let stmt = client
-            .prepare_cached(
+        self.call("account", async |client| {
+            query_opt(
+                client,
                 "SELECT created_at, used_bytes, used_records, recovery_lookup IS NOT NULL
                  FROM accounts WHERE id = $1",
+                &[&&id.0[..]],
+                |row| driver::account(id, row),
             )
             .await
-            .map_err(db(OP))?;
-        let Some(row) = client
-            .query_opt(&stmt, &[&&id.0[..]])
-            .await
-            .map_err(db(OP))?
-        else {
-            return Ok(None);
-        };
-        Ok(Some(AccountRow {
-            id,
-            created_at: from_db(row.try_get(0).map_err(db(OP))?, "creation time")?,
-            has_recovery: row.try_get(3).map_err(db(OP))?,
-            usage: Usage {
-                bytes: from_db(row.try_get(1).map_err(db(OP))?, "byte count")?,
-                records: from_db(row.try_get(2).map_err(db(OP))?, "record count")?,
-            },
-        }))
+        })
+        .await
     }
 
     async fn delete_account(&self, id: AccountId) -> Result<()> {
-        const OP: &str = "delete_account";
-        let mut client = self.client(OP).await?;
-        let tx = client.transaction().await.map_err(db(OP))?;
-        let locked = tx
-            .query_opt(
-                "SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE",
-                &[&&id.0[..]],
-            )
-            .await
-            .map_err(db(OP))?;
-        if locked.is_none() {
-            return Err(StoreError::NoAccount);
-        }
-        for sql in [
-            "DELETE FROM records WHERE account = $1",
-            "DELETE FROM sessions WHERE account = $1",
-            "DELETE FROM credentials WHERE account = $1",
-            "DELETE FROM accounts WHERE id = $1",
-        ] {
-            tx.execute(sql, &[&&id.0[..]]).await.map_err(db(OP))?;
-        }
-        tx.commit().await.map_err(db(OP))
+        self.write("delete_account", async |tx| {
+            let locked = tx
+                .query_opt(
+                    "SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE",
+                    &[&&id.0[..]],
+                )
+                .await?;
+            if locked.is_none() {
+                return Err(StoreError::NoAccount.into());
+            }
+            for sql in [
+                "DELETE FROM records WHERE account = $1",
+                "DELETE FROM sessions WHERE account = $1",
+                "DELETE FROM credentials WHERE account = $1",
+                "DELETE FROM accounts WHERE id = $1",
+            ] {
+                tx.execute(sql, &[&&id.0[..]]).await?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn add_credential(&self, account: AccountId, cred: CredentialRow) -> Result<()> {
-        const OP: &str = "add_credential";
-        let client = self.client(OP).await?;
-        insert_credential(&client, OP, &account.0, &cred).await
+        self.call("add_credential", async |client| {
+            insert_credential(client, account, &cred).await
+        })
+        .await
     }
 
     async fn credentials(&self, account: AccountId) -> Result<Vec<CredentialRow>> {
-        const OP: &str = "credentials";
-        let client = self.client(OP).await?;
-        let stmt = client
-            .prepare_cached(
+        self.call("credentials", async |client| {
+            query(
+                client,
                 "SELECT credential_id, passkey, name, created_at, last_used_at
                  FROM credentials WHERE account = $1 ORDER BY created_at, credential_id",
+                &[&&account.0[..]],
+                driver::credential,
             )
             .await
-            .map_err(db(OP))?;
-        let rows = client
-            .query(&stmt, &[&&account.0[..]])
-            .await
-            .map_err(db(OP))?;
-        rows.iter()
-            .map(|row| {
-                let last_used_at: Option<i64> = row.try_get(4).map_err(db(OP))?;
-                Ok(CredentialRow {
-                    credential_id: row.try_get(0).map_err(db(OP))?,
-                    passkey: row.try_get(1).map_err(db(OP))?,
-                    name: row.try_get(2).map_err(db(OP))?,
-                    created_at: from_db(row.try_get(3).map_err(db(OP))?, "creation time")?,
-                    last_used_at: last_used_at
-                        .map(|t| from_db(t, "last use time"))
-                        .transpose()?,
-                })
-            })
-            .collect()
+        })
+        .await
     }
 
     async fn touch_credential(
@@ -508,65 +412,51 @@ impl Store for PostgresStore {
         passkey: &[u8],
         now: u64,
     ) -> Result<()> {
-        const OP: &str = "touch_credential";
         let now = to_db(now, "last use time")?;
-        let client = self.client(OP).await?;
-        let stmt = client
-            .prepare_cached(
+        self.call("touch_credential", async |client| {
+            execute(
+                client,
                 "UPDATE credentials SET passkey = $3, last_used_at = $4
                  WHERE account = $1 AND credential_id = $2",
+                &[&&account.0[..], &credential_id, &passkey, &now],
             )
             .await
-            .map_err(db(OP))?;
-        client
-            .execute(&stmt, &[&&account.0[..], &credential_id, &passkey, &now])
-            .await
-            .map_err(db(OP))
-            .map(drop)
+        })
+        .await
+        .map(drop)
     }
 
     async fn delete_credential(&self, account: AccountId, credential_id: &[u8]) -> Result<bool> {
-        const OP: &str = "delete_credential";
-        let mut client = self.client(OP).await?;
-        let tx = client.transaction().await.map_err(db(OP))?;
-        // The account row lock serializes deletions, so the count below stays true until commit.
-        if tx
-            .query_opt(
-                "SELECT 1 FROM accounts WHERE id = $1 FOR NO KEY UPDATE",
-                &[&&account.0[..]],
-            )
-            .await
-            .map_err(db(OP))?
-            .is_none()
-        {
-            return Ok(false);
-        }
-        let row = tx
-            .query_one(
-                "SELECT count(*), count(*) FILTER (WHERE credential_id = $2)
-                 FROM credentials WHERE account = $1",
+        self.write("delete_credential", async |tx| {
+            // The account row lock serializes deletions, so the count below stays true until
+            // commit.
+            let locked = tx
+                .query_opt(
+                    "SELECT 1 FROM accounts WHERE id = $1 FOR NO KEY UPDATE",
+                    &[&&account.0[..]],
+                )
+                .await?;
+            if locked.is_none() {
+                return Ok(false);
+            }
+            let counts = tx
+                .query_one(
+                    "SELECT count(*), count(*) FILTER (WHERE credential_id = $2)
+                     FROM credentials WHERE account = $1",
+                    &[&&account.0[..], &credential_id],
+                )
+                .await?;
+            if !rules::may_delete_credential(counts.value(0)?, counts.value(1)?)? {
+                return Ok(false);
+            }
+            tx.execute(
+                "DELETE FROM credentials WHERE account = $1 AND credential_id = $2",
                 &[&&account.0[..], &credential_id],
             )
-            .await
-            .map_err(db(OP))?;
-        let (count, this): (i64, i64) = (
-            row.try_get(0).map_err(db(OP))?,
-            row.try_get(1).map_err(db(OP))?,
-        );
-        if this == 0 {
-            return Ok(false);
-        }
-        if count == 1 {
-            return Err(StoreError::LastCredential);
-        }
-        tx.execute(
-            "DELETE FROM credentials WHERE account = $1 AND credential_id = $2",
-            &[&&account.0[..], &credential_id],
-        )
+            .await?;
+            Ok(true)
+        })
         .await
-        .map_err(db(OP))?;
-        tx.commit().await.map_err(db(OP))?;
-        Ok(true)
     }
 
     async fn set_recovery(
@@ -575,39 +465,33 @@ impl Store for PostgresStore {
         lookup: [u8; 32],
         verifier: [u8; 32],
     ) -> Result<()> {
-        const OP: &str = "set_recovery";
-        let client = self.client(OP).await?;
-        let updated = client
-            .execute(
-                "UPDATE accounts SET recovery_lookup = $2, recovery_verifier = $3 WHERE id = $1",
-                &[&&account.0[..], &&lookup[..], &&verifier[..]],
-            )
-            .await
-            .map_err(constraint_error(OP))?;
-        if updated == 0 {
-            return Err(StoreError::NoAccount);
-        }
-        Ok(())
+        self.call("set_recovery", async |client| {
+            let updated = client
+                .execute(
+                    "UPDATE accounts SET recovery_lookup = $2, recovery_verifier = $3 WHERE id = $1",
+                    &[&&account.0[..], &&lookup[..], &&verifier[..]],
+                )
+                .await
+                .map_err(constraint_error)?;
+            if updated == 0 {
+                return Err(StoreError::NoAccount.into());
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn find_recovery(&self, lookup: &[u8; 32]) -> Result<Option<(AccountId, [u8; 32])>> {
-        const OP: &str = "find_recovery";
-        let client = self.client(OP).await?;
-        let stmt = client
-            .prepare_cached("SELECT id, recovery_verifier FROM accounts WHERE recovery_lookup = $1")
+        self.call("find_recovery", async |client| {
+            query_opt(
+                client,
+                "SELECT id, recovery_verifier FROM accounts WHERE recovery_lookup = $1",
+                &[&&lookup[..]],
+                driver::recovery,
+            )
             .await
-            .map_err(db(OP))?;
-        let Some(row) = client
-            .query_opt(&stmt, &[&&lookup[..]])
-            .await
-            .map_err(db(OP))?
-        else {
-            return Ok(None);
-        };
-        Ok(Some((
-            account_id(row.try_get(0).map_err(db(OP))?)?,
-            array32(row.try_get(1).map_err(db(OP))?, "recovery verifier")?,
-        )))
+        })
+        .await
     }
 
     async fn create_session(
@@ -616,58 +500,50 @@ impl Store for PostgresStore {
         account: AccountId,
         expires_at: u64,
     ) -> Result<()> {
-        const OP: &str = "create_session";
         let expires_at = to_db(expires_at, "session expiry")?;
-        let client = self.client(OP).await?;
-        client
-            .execute(
-                "INSERT INTO sessions (token_hash, account, expires_at) VALUES ($1, $2, $3)",
-                &[&&token_hash[..], &&account.0[..], &expires_at],
-            )
-            .await
-            .map_err(constraint_error(OP))
-            .map(drop)
+        self.call("create_session", async |client| {
+            client
+                .execute(
+                    "INSERT INTO sessions (token_hash, account, expires_at) VALUES ($1, $2, $3)",
+                    &[&&token_hash[..], &&account.0[..], &expires_at],
+                )
+                .await
+                .map_err(constraint_error)
+        })
+        .await
+        .map(drop)
     }
 
     async fn session(&self, token_hash: &[u8; 32], now: u64) -> Result<Option<AccountId>> {
-        const OP: &str = "session";
         let now = to_db(now, "current time")?;
-        let client = self.client(OP).await?;
-        let stmt = client
-            .prepare_cached(
+        self.call("session", async |client| {
+            query_opt(
+                client,
                 "SELECT account FROM sessions WHERE token_hash = $1 AND expires_at > $2",
+                &[&&token_hash[..], &now],
+                driver::account_id,
             )
             .await
-            .map_err(db(OP))?;
-        let row = client
-            .query_opt(&stmt, &[&&token_hash[..], &now])
-            .await
-            .map_err(db(OP))?;
-        row.map(|r| account_id(r.try_get(0).map_err(db(OP))?))
-            .transpose()
+        })
+        .await
     }
 
     async fn delete_session(&self, token_hash: &[u8; 32]) -> Result<()> {
-        const OP: &str = "delete_session";
-        let client = self.client(OP).await?;
-        client
-            .execute(
-                "DELETE FROM sessions WHERE token_hash = $1",
-                &[&&token_hash[..]],
-            )
-            .await
-            .map_err(db(OP))
-            .map(drop)
+        self.call("delete_session", async |client| {
+            let sql = "DELETE FROM sessions WHERE token_hash = $1";
+            execute(client, sql, &[&&token_hash[..]]).await
+        })
+        .await
+        .map(drop)
     }
 
     async fn purge_sessions(&self, now: u64) -> Result<u64> {
-        const OP: &str = "purge_sessions";
         let now = to_db(now, "current time")?;
-        let client = self.client(OP).await?;
-        client
-            .execute("DELETE FROM sessions WHERE expires_at <= $1", &[&now])
-            .await
-            .map_err(db(OP))
+        self.call("purge_sessions", async |client| {
+            let sql = "DELETE FROM sessions WHERE expires_at <= $1";
+            execute(client, sql, &[&now]).await
+        })
+        .await
     }
 
     async fn put_record(
@@ -676,70 +552,56 @@ impl Store for PostgresStore {
         write: RecordWrite<'_>,
         quota: Quota,
     ) -> Result<PutResult> {
-        const OP: &str = "put_record";
-        let new_bytes = u64::try_from(write.ciphertext.len())
-            .map_err(|_| StoreError::Backend(format!("{OP}: ciphertext length overflows")))?;
-        let mut client = self.client(OP).await?;
-        let tx = client.transaction().await.map_err(db(OP))?;
-        let state = lock_account(&tx, OP, &account.0).await?;
-        let existing = existing_record(&tx, OP, &account.0, write.id).await?;
-        let planned = rules::plan_put(
-            existing,
-            write.expected_version,
-            new_bytes,
-            state.seq,
-            state.usage,
-            quota,
-        )?;
-        save_account_state(&tx, OP, &account.0, planned.seq, planned.usage).await?;
-        let version = to_db(planned.version, "record version")?;
-        let seq = to_db(planned.seq, "sequence number")?;
-        let stmt = tx
-            .prepare_cached(
+        self.write("put_record", async |tx| {
+            let state = lock_account(tx, account).await?;
+            let existing = existing_record(tx, account, write.id).await?;
+            let planned = rules::plan_put(
+                existing,
+                write.expected_version,
+                write.ciphertext.len(),
+                state,
+                quota,
+            )?;
+            save_account_state(tx, account, planned.account).await?;
+            let [version, seq] = driver::planned_columns(&planned)?;
+            execute(
+                tx,
                 "INSERT INTO records (account, id, grp, kind, version, seq, ciphertext)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)
                  ON CONFLICT (account, id) DO UPDATE SET grp = excluded.grp,
                     kind = excluded.kind, version = excluded.version, seq = excluded.seq,
                     ciphertext = excluded.ciphertext",
+                &[
+                    &&account.0[..],
+                    &write.id,
+                    &write.group,
+                    &write.kind,
+                    &version,
+                    &seq,
+                    &write.ciphertext,
+                ],
             )
-            .await
-            .map_err(db(OP))?;
-        tx.execute(
-            &stmt,
-            &[
-                &&account.0[..],
-                &write.id,
-                &write.group,
-                &write.kind,
-                &version,
-                &seq,
-                &write.ciphertext,
-            ],
-        )
-        .await
-        .map_err(db(OP))?;
-        tx.commit().await.map_err(db(OP))?;
-        Ok(PutResult {
-            version: planned.version,
-            seq: planned.seq,
+            .await?;
+            Ok(PutResult {
+                version: planned.version,
+                seq: planned.account.seq,
+            })
         })
+        .await
     }
 
     async fn get_record(&self, account: AccountId, id: &str) -> Result<Option<RecordOut>> {
-        const OP: &str = "get_record";
-        let client = self.client(OP).await?;
-        let stmt = client
-            .prepare_cached(
+        self.call("get_record", async |client| {
+            query_opt(
+                client,
                 "SELECT id, grp, kind, version, seq, ciphertext FROM records
                  WHERE account = $1 AND id = $2",
+                &[&&account.0[..], &id],
+                driver::record,
             )
             .await
-            .map_err(db(OP))?;
-        let row = client
-            .query_opt(&stmt, &[&&account.0[..], &id])
-            .await
-            .map_err(db(OP))?;
-        row.map(|r| to_record(OP, &r)).transpose()
+        })
+        .await
     }
 
     async fn delete_record(
@@ -748,77 +610,57 @@ impl Store for PostgresStore {
         id: &str,
         expected_version: Option<u64>,
     ) -> Result<bool> {
-        const OP: &str = "delete_record";
-        let mut client = self.client(OP).await?;
-        let tx = client.transaction().await.map_err(db(OP))?;
-        let state = lock_account(&tx, OP, &account.0).await?;
-        let existing = existing_record(&tx, OP, &account.0, id).await?;
-        let Some(planned) = rules::plan_delete(existing, expected_version, state.seq, state.usage)?
-        else {
-            return Ok(false);
-        };
-        write_marker(&tx, OP, &account.0, id, planned.version, planned.seq).await?;
-        save_account_state(&tx, OP, &account.0, planned.seq, planned.usage).await?;
-        tx.commit().await.map_err(db(OP))?;
-        Ok(true)
+        self.write("delete_record", async |tx| {
+            let state = lock_account(tx, account).await?;
+            let existing = existing_record(tx, account, id).await?;
+            let Some(planned) = rules::plan_delete(existing, expected_version, state)? else {
+                return Ok(false);
+            };
+            write_marker(tx, account, id, &planned).await?;
+            save_account_state(tx, account, planned.account).await?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn delete_group(&self, account: AccountId, group: &str) -> Result<u64> {
-        const OP: &str = "delete_group";
-        let mut client = self.client(OP).await?;
-        let tx = client.transaction().await.map_err(db(OP))?;
-        let mut state = lock_account(&tx, OP, &account.0).await?;
-        let live = tx
-            .query(
-                "SELECT id, version, octet_length(ciphertext)::bigint FROM records
+        self.write("delete_group", async |tx| {
+            let state = lock_account(tx, account).await?;
+            let live = query(
+                tx,
+                "SELECT version, octet_length(ciphertext)::bigint, id FROM records
                  WHERE account = $1 AND grp = $2 AND ciphertext IS NOT NULL
                  ORDER BY seq",
                 &[&&account.0[..], &group],
+                driver::group_member,
             )
-            .await
-            .map_err(db(OP))?;
-        let mut deleted = 0u64;
-        for row in &live {
-            let id: String = row.try_get(0).map_err(db(OP))?;
-            let existing = Existing {
-                version: from_db(row.try_get(1).map_err(db(OP))?, "record version")?,
-                live_bytes: Some(from_db(
-                    row.try_get(2).map_err(db(OP))?,
-                    "ciphertext length",
-                )?),
+            .await?;
+            let markers = rules::plan_group_delete(live, state)?;
+            let Some((_, last)) = markers.last() else {
+                return Ok(0);
             };
-            if let Some(planned) = rules::plan_delete(Some(existing), None, state.seq, state.usage)?
-            {
-                write_marker(&tx, OP, &account.0, &id, planned.version, planned.seq).await?;
-                state.seq = planned.seq;
-                state.usage = planned.usage;
-                deleted += 1;
+            for (id, planned) in &markers {
+                write_marker(tx, account, id, planned).await?;
             }
-        }
-        if deleted == 0 {
-            return Ok(0);
-        }
-        save_account_state(&tx, OP, &account.0, state.seq, state.usage).await?;
-        tx.commit().await.map_err(db(OP))?;
-        Ok(deleted)
+            save_account_state(tx, account, last.account).await?;
+            Ok(markers.len() as u64)
+        })
+        .await
     }
 
     async fn changes(&self, account: AccountId, since: u64, limit: u32) -> Result<Vec<RecordOut>> {
-        const OP: &str = "changes";
         let since = to_db(since, "cursor")?;
         let limit = i64::from(limit);
-        let client = self.client(OP).await?;
-        let stmt = client
-            .prepare_cached(
+        self.call("changes", async |client| {
+            query(
+                client,
                 "SELECT id, grp, kind, version, seq, ciphertext FROM records
                  WHERE account = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                &[&&account.0[..], &since, &limit],
+                driver::record,
             )
             .await
-            .map_err(db(OP))?;
-        let rows = client
-            .query(&stmt, &[&&account.0[..], &since, &limit])
-            .await
-            .map_err(db(OP))?;
-        rows.iter().map(|row| to_record(OP, row)).collect()
+        })
+        .await
     }
 }

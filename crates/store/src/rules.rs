@@ -1,10 +1,18 @@
-//! The record rules both backends apply inside their write transactions: compare-and-swap on
-//! versions, deletion markers, and quota accounting. Pure logic over values the backend has just
-//! read under the account's write lock, so the two backends cannot drift apart.
+//! The rules both backends apply inside their write transactions: compare-and-swap on
+//! versions, deletion markers, quota accounting, and keeping an account's last credential. Pure
+//! logic over values the backend has just read under the account's write lock, so the two
+//! backends cannot drift apart.
 
 use sotto_api::{Quota, Usage};
 
 use crate::{Result, StoreError};
+
+/// An account's write state: its last change sequence number and its usage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct AccountState {
+    pub seq: u64,
+    pub usage: Usage,
+}
 
 /// A record row as it stands before a write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -14,28 +22,29 @@ pub(crate) struct Existing {
     pub live_bytes: Option<u64>,
 }
 
-/// What a permitted write turns into.
+/// What a permitted write turns into: the record's new version, and the account's state after
+/// the write, whose `seq` is the record's new sequence number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Planned {
     pub version: u64,
-    pub seq: u64,
-    pub usage: Usage,
+    pub account: AccountState,
 }
 
-/// Checks a put of `new_bytes` of ciphertext expecting `expected` against the current row, and
-/// returns the record's new version, the account's next sequence number and its new usage.
+/// Checks a put of `new_len` bytes of ciphertext expecting `expected` against the current row.
 pub(crate) fn plan_put(
     existing: Option<Existing>,
     expected: u64,
-    new_bytes: u64,
-    account_seq: u64,
-    usage: Usage,
+    new_len: usize,
+    state: AccountState,
     quota: Quota,
 ) -> Result<Planned> {
+    let new_bytes = u64::try_from(new_len)
+        .map_err(|_| StoreError::Backend("put_record: ciphertext length overflows".into()))?;
     let current = existing.map_or(0, |e| e.version);
     if expected != current {
         return Err(StoreError::Conflict { expected, current });
     }
+    let usage = state.usage;
     let (freed_bytes, freed_records) = match existing.and_then(|e| e.live_bytes) {
         Some(bytes) => (bytes, 1),
         None => (0, 0),
@@ -56,19 +65,14 @@ pub(crate) fn plan_put(
     if bytes > quota.max_bytes && bytes > usage.bytes {
         return Err(StoreError::QuotaExceeded("bytes"));
     }
-    Ok(Planned {
-        version: next(current, "the record's version")?,
-        seq: next(account_seq, "the account's change sequence")?,
-        usage: Usage { bytes, records },
-    })
+    advance(current, state.seq, Usage { bytes, records })
 }
 
 /// Checks a deletion; `None` when there is nothing live to delete (absent, or already a marker).
 pub(crate) fn plan_delete(
     existing: Option<Existing>,
     expected: Option<u64>,
-    account_seq: u64,
-    usage: Usage,
+    state: AccountState,
 ) -> Result<Option<Planned>> {
     let Some(Existing {
         version,
@@ -86,31 +90,56 @@ pub(crate) fn plan_delete(
         }
     }
     let usage = Usage {
-        bytes: usage
+        bytes: state
+            .usage
             .bytes
             .checked_sub(bytes)
             .ok_or_else(|| corrupt("the account's byte count"))?,
-        records: usage
+        records: state
+            .usage
             .records
             .checked_sub(1)
             .ok_or_else(|| corrupt("the account's record count"))?,
     };
-    Ok(Some(Planned {
+    advance(version, state.seq, usage).map(Some)
+}
+
+/// Plans deleting a group: `live` are its live records (id and row) in sequence order, each
+/// turned into a marker one after the other. The last plan holds the account's final state.
+pub(crate) fn plan_group_delete(
+    live: Vec<(String, Existing)>,
+    mut state: AccountState,
+) -> Result<Vec<(String, Planned)>> {
+    let mut markers = Vec::with_capacity(live.len());
+    for (id, existing) in live {
+        if let Some(planned) = plan_delete(Some(existing), None, state)? {
+            state = planned.account;
+            markers.push((id, planned));
+        }
+    }
+    Ok(markers)
+}
+
+/// Whether a credential may go, given how many the account has and how many of them have the
+/// id (0 or 1): false when it has no such credential, and never its last one.
+pub(crate) fn may_delete_credential(count: i64, matching: i64) -> Result<bool> {
+    if matching == 0 {
+        return Ok(false);
+    }
+    if count == 1 {
+        return Err(StoreError::LastCredential);
+    }
+    Ok(true)
+}
+
+fn advance(version: u64, seq: u64, usage: Usage) -> Result<Planned> {
+    Ok(Planned {
         version: next(version, "the record's version")?,
-        seq: next(account_seq, "the account's change sequence")?,
-        usage,
-    }))
-}
-
-/// Values go to databases as signed 64-bit integers.
-pub(crate) fn to_db(value: u64, what: &str) -> Result<i64> {
-    i64::try_from(value)
-        .map_err(|_| StoreError::Backend(format!("{what} ({value}) does not fit the database")))
-}
-
-pub(crate) fn from_db(value: i64, what: &str) -> Result<u64> {
-    u64::try_from(value)
-        .map_err(|_| StoreError::Backend(format!("the database holds a negative {what}")))
+        account: AccountState {
+            seq: next(seq, "the account's change sequence")?,
+            usage,
+        },
+    })
 }
 
 fn next(value: u64, what: &str) -> Result<u64> {
@@ -139,19 +168,25 @@ mod tests {
         Usage { bytes, records }
     }
 
+    fn state(seq: u64, bytes: u64, records: u64) -> AccountState {
+        AccountState {
+            seq,
+            usage: usage(bytes, records),
+        }
+    }
+
     #[test]
     fn creation_needs_version_zero() {
-        let planned = plan_put(None, 0, 5, 7, usage(0, 0), ROOMY).unwrap();
+        let planned = plan_put(None, 0, 5, state(7, 0, 0), ROOMY).unwrap();
         assert_eq!(
             planned,
             Planned {
                 version: 1,
-                seq: 8,
-                usage: usage(5, 1)
+                account: state(8, 5, 1)
             }
         );
         assert!(matches!(
-            plan_put(None, 3, 5, 7, usage(0, 0), ROOMY),
+            plan_put(None, 3, 5, state(7, 0, 0), ROOMY),
             Err(StoreError::Conflict {
                 expected: 3,
                 current: 0
@@ -165,11 +200,11 @@ mod tests {
             version: 4,
             live_bytes: Some(100),
         };
-        let planned = plan_put(Some(live), 4, 30, 9, usage(150, 2), ROOMY).unwrap();
+        let planned = plan_put(Some(live), 4, 30, state(9, 150, 2), ROOMY).unwrap();
         assert_eq!(planned.version, 5);
-        assert_eq!(planned.usage, usage(80, 2));
+        assert_eq!(planned.account.usage, usage(80, 2));
         assert!(matches!(
-            plan_put(Some(live), 3, 30, 9, usage(150, 2), ROOMY),
+            plan_put(Some(live), 3, 30, state(9, 150, 2), ROOMY),
             Err(StoreError::Conflict {
                 expected: 3,
                 current: 4
@@ -183,8 +218,8 @@ mod tests {
             version: 6,
             live_bytes: None,
         };
-        let planned = plan_put(Some(marker), 6, 10, 1, usage(0, 0), ROOMY).unwrap();
-        assert_eq!((planned.version, planned.usage), (7, usage(10, 1)));
+        let planned = plan_put(Some(marker), 6, 10, state(1, 0, 0), ROOMY).unwrap();
+        assert_eq!((planned.version, planned.account.usage), (7, usage(10, 1)));
     }
 
     #[test]
@@ -194,19 +229,19 @@ mod tests {
             max_records: 1,
         };
         assert!(matches!(
-            plan_put(None, 0, 1, 0, usage(1, 1), tight),
+            plan_put(None, 0, 1, state(0, 1, 1), tight),
             Err(StoreError::QuotaExceeded("records"))
         ));
         assert!(matches!(
-            plan_put(None, 0, 101, 0, usage(0, 0), tight),
+            plan_put(None, 0, 101, state(0, 0, 0), tight),
             Err(StoreError::QuotaExceeded("bytes"))
         ));
         let live = Existing {
             version: 1,
             live_bytes: Some(300),
         };
-        let shrink = plan_put(Some(live), 1, 200, 0, usage(300, 1), tight).unwrap();
-        assert_eq!(shrink.usage, usage(200, 1));
+        let shrink = plan_put(Some(live), 1, 200, state(0, 300, 1), tight).unwrap();
+        assert_eq!(shrink.account.usage, usage(200, 1));
     }
 
     #[test]
@@ -215,17 +250,16 @@ mod tests {
             version: 2,
             live_bytes: Some(40),
         };
-        let planned = plan_delete(Some(live), Some(2), 5, usage(50, 2)).unwrap();
+        let planned = plan_delete(Some(live), Some(2), state(5, 50, 2)).unwrap();
         assert_eq!(
             planned,
             Some(Planned {
                 version: 3,
-                seq: 6,
-                usage: usage(10, 1)
+                account: state(6, 10, 1)
             })
         );
         assert!(matches!(
-            plan_delete(Some(live), Some(1), 5, usage(50, 2)),
+            plan_delete(Some(live), Some(1), state(5, 50, 2)),
             Err(StoreError::Conflict {
                 expected: 1,
                 current: 2
@@ -236,10 +270,10 @@ mod tests {
             live_bytes: None,
         };
         assert_eq!(
-            plan_delete(Some(marker), Some(1), 5, usage(0, 0)).unwrap(),
+            plan_delete(Some(marker), Some(1), state(5, 0, 0)).unwrap(),
             None
         );
-        assert_eq!(plan_delete(None, None, 5, usage(0, 0)).unwrap(), None);
+        assert_eq!(plan_delete(None, None, state(5, 0, 0)).unwrap(), None);
     }
 
     #[test]
@@ -249,12 +283,56 @@ mod tests {
             live_bytes: Some(10),
         };
         assert!(matches!(
-            plan_delete(Some(live), None, 0, usage(5, 1)),
+            plan_delete(Some(live), None, state(0, 5, 1)),
             Err(StoreError::Backend(_))
         ));
         assert!(matches!(
-            plan_put(None, 0, 1, i64::MAX as u64, usage(0, 0), ROOMY),
+            plan_put(None, 0, 1, state(i64::MAX as u64, 0, 0), ROOMY),
             Err(StoreError::Backend(_))
+        ));
+    }
+
+    #[test]
+    fn group_deletes_chain_their_state() {
+        let live = |version, bytes| Existing {
+            version,
+            live_bytes: Some(bytes),
+        };
+        let plans = plan_group_delete(
+            vec![("a".into(), live(1, 10)), ("b".into(), live(4, 5))],
+            state(7, 20, 3),
+        )
+        .unwrap();
+        assert_eq!(
+            plans,
+            vec![
+                (
+                    "a".to_owned(),
+                    Planned {
+                        version: 2,
+                        account: state(8, 10, 2)
+                    }
+                ),
+                (
+                    "b".to_owned(),
+                    Planned {
+                        version: 5,
+                        account: state(9, 5, 1)
+                    }
+                ),
+            ]
+        );
+        assert_eq!(plan_group_delete(vec![], state(7, 20, 3)).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn the_last_credential_stays() {
+        assert!(may_delete_credential(2, 1).unwrap());
+        assert!(!may_delete_credential(2, 0).unwrap());
+        assert!(!may_delete_credential(0, 0).unwrap());
+        assert!(matches!(
+            may_delete_credential(1, 1),
+            Err(StoreError::LastCredential)
         ));
     }
 }

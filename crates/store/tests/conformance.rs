@@ -7,11 +7,12 @@
 //! variable they fail: run `eval "$(scripts/postgres env)"` first.
 
 use std::collections::BTreeMap;
+use std::fmt::Debug;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sotto_api::{Quota, RecordOut, Usage};
+use sotto_api::{PutResult, Quota, RecordOut, Usage};
 use sotto_store::{AccountId, CredentialRow, RecordWrite, Store, StoreError};
 use sotto_testkit::postgres::Database;
 
@@ -32,111 +33,76 @@ struct Harness {
     raw: Raw,
 }
 
+// The direct SQL below is written once for both databases: SQLite, too, reads `$1` as the
+// first parameter.
 impl Harness {
     /// Rows that belong to `account`, per table, counted with direct SQL over every table the
     /// schema has (so a table added later cannot escape the check).
     async fn rows_of(&self, account: AccountId) -> BTreeMap<String, i64> {
-        match &self.raw {
-            Raw::Sqlite(path) => {
-                let conn = rusqlite::Connection::open_with_flags(
-                    path,
-                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-                )
-                .unwrap();
-                let tables: Vec<String> = conn
-                    .prepare("SELECT name FROM sqlite_schema WHERE type = 'table'")
-                    .unwrap()
-                    .query_map([], |r| r.get(0))
-                    .unwrap()
-                    .collect::<Result<_, _>>()
-                    .unwrap();
-                let mut out = BTreeMap::new();
-                for table in tables {
-                    let columns: Vec<String> = conn
-                        .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
-                        .unwrap()
-                        .query_map([], |r| r.get(0))
-                        .unwrap()
-                        .collect::<Result<_, _>>()
-                        .unwrap();
-                    let Some(column) = owner_column(&table, &columns) else {
-                        continue;
-                    };
-                    let n: i64 = conn
-                        .query_row(
-                            &format!("SELECT count(*) FROM {table} WHERE {column} = ?1"),
-                            [&account.0[..]],
-                            |r| r.get(0),
-                        )
-                        .unwrap();
-                    out.insert(table, n);
-                }
-                out
-            }
-            Raw::Postgres(url) => {
-                let client = pg_connect(url).await;
-                let tables = client
-                    .query(
-                        "SELECT table_name::text FROM information_schema.tables
-                         WHERE table_schema = 'public'",
-                        &[],
-                    )
-                    .await
-                    .unwrap();
-                let mut out = BTreeMap::new();
-                for row in tables {
-                    let table: String = row.get(0);
-                    let columns: Vec<String> = client
-                        .query(
-                            "SELECT column_name::text FROM information_schema.columns
-                             WHERE table_schema = 'public' AND table_name = $1",
-                            &[&table],
-                        )
-                        .await
-                        .unwrap()
-                        .iter()
-                        .map(|r| r.get(0))
-                        .collect();
-                    let Some(column) = owner_column(&table, &columns) else {
-                        continue;
-                    };
-                    let n: i64 = client
-                        .query_one(
-                            &format!("SELECT count(*) FROM {table} WHERE {column} = $1"),
-                            &[&&account.0[..]],
-                        )
-                        .await
-                        .unwrap()
-                        .get(0);
-                    out.insert(table, n);
-                }
-                out
-            }
+        let (tables, columns) = match self.raw {
+            Raw::Sqlite(_) => (
+                "SELECT name FROM sqlite_schema WHERE type = 'table'",
+                "SELECT name FROM pragma_table_info($1)",
+            ),
+            Raw::Postgres(_) => (
+                "SELECT table_name::text FROM information_schema.tables
+                 WHERE table_schema = 'public'",
+                "SELECT column_name::text FROM information_schema.columns
+                 WHERE table_schema = 'public' AND table_name = $1",
+            ),
+        };
+        let mut out = BTreeMap::new();
+        for table in self.strings(tables, None).await {
+            let columns = self.strings(columns, Some(&table)).await;
+            let Some(column) = owner_column(&table, &columns) else {
+                continue;
+            };
+            let sql = format!("SELECT count(*) FROM {table} WHERE {column} = $1");
+            let n = self.count(&sql, &account.0).await;
+            out.insert(table, n);
         }
+        out
     }
 
     /// How many rows anywhere hold `needle` inside a ciphertext or passkey column.
     async fn rows_containing(&self, needle: &[u8]) -> i64 {
-        match &self.raw {
-            Raw::Sqlite(path) => {
-                let conn = rusqlite::Connection::open_with_flags(
-                    path,
-                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-                )
-                .unwrap();
-                conn.query_row(
-                    "SELECT count(*) FROM records WHERE instr(ciphertext, ?1) > 0",
-                    [needle],
-                    |r| r.get(0),
-                )
-                .unwrap()
+        let sql = match self.raw {
+            Raw::Sqlite(_) => "SELECT count(*) FROM records WHERE instr(ciphertext, $1) > 0",
+            Raw::Postgres(_) => {
+                "SELECT count(*) FROM records WHERE position($1::bytea in ciphertext) > 0"
             }
+        };
+        self.count(sql, needle).await
+    }
+
+    /// The one text column `sql` returns, given at most one text parameter.
+    async fn strings(&self, sql: &str, param: Option<&str>) -> Vec<String> {
+        match &self.raw {
+            Raw::Sqlite(path) => read_only(path)
+                .prepare(sql)
+                .unwrap()
+                .query_map(rusqlite::params_from_iter(param), |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap(),
+            Raw::Postgres(url) => {
+                let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+                    param.iter().map(|p| p as _).collect();
+                let rows = pg_connect(url).await.query(sql, &params).await.unwrap();
+                rows.iter().map(|r| r.get(0)).collect()
+            }
+        }
+    }
+
+    /// The count `sql` returns for one byte-string parameter.
+    async fn count(&self, sql: &str, param: &[u8]) -> i64 {
+        match &self.raw {
+            Raw::Sqlite(path) => read_only(path)
+                .query_row(sql, [param], |r| r.get(0))
+                .unwrap(),
             Raw::Postgres(url) => pg_connect(url)
                 .await
-                .query_one(
-                    "SELECT count(*) FROM records WHERE position($1::bytea in ciphertext) > 0",
-                    &[&needle],
-                )
+                .query_one(sql, &[&param])
                 .await
                 .unwrap()
                 .get(0),
@@ -157,6 +123,10 @@ fn owner_column(table: &str, columns: &[String]) -> Option<&'static str> {
         "table {table} has no `account` column: the deletion check cannot cover it"
     );
     Some("account")
+}
+
+fn read_only(path: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap()
 }
 
 async fn pg_connect(url: &str) -> tokio_postgres::Client {
@@ -320,6 +290,35 @@ fn in_group<'a>(
 
 async fn usage(s: &dyn Store, id: AccountId) -> Usage {
     s.account(id).await.unwrap().unwrap().usage
+}
+
+fn used(bytes: u64, records: u64) -> Usage {
+    Usage { bytes, records }
+}
+
+/// A write under [`ROOMY`], which must succeed.
+async fn put(s: &dyn Store, id: AccountId, w: RecordWrite<'_>) -> PutResult {
+    put_within(s, id, w, ROOMY).await
+}
+
+async fn put_within(s: &dyn Store, id: AccountId, w: RecordWrite<'_>, quota: Quota) -> PutResult {
+    s.put_record(id, w, quota).await.unwrap()
+}
+
+/// The `(expected, current)` versions of a conflict; any other outcome fails the test.
+fn conflict<T: Debug>(outcome: Result<T, StoreError>) -> (u64, u64) {
+    match outcome {
+        Err(StoreError::Conflict { expected, current }) => (expected, current),
+        other => panic!("expected a version conflict, got {other:?}"),
+    }
+}
+
+/// Which limit refused a write; any other outcome fails the test.
+fn refused<T: Debug>(outcome: Result<T, StoreError>) -> &'static str {
+    match outcome {
+        Err(StoreError::QuotaExceeded(limit)) => limit,
+        other => panic!("expected a quota refusal, got {other:?}"),
+    }
 }
 
 // ---- Accounts, credentials, recovery, sessions ------------------------------------------
@@ -548,37 +547,22 @@ async fn missing_accounts(s: &dyn Store) {
 
 async fn versions_and_conflicts(s: &dyn Store) {
     let (id, _, _) = account(s).await;
-    assert!(matches!(
-        s.put_record(id, write("r", 1, b"one"), ROOMY).await,
-        Err(StoreError::Conflict {
-            expected: 1,
-            current: 0
-        })
-    ));
-    let first = s
-        .put_record(id, write("r", 0, b"one"), ROOMY)
-        .await
-        .unwrap();
+    assert_eq!(
+        conflict(s.put_record(id, write("r", 1, b"one"), ROOMY).await),
+        (1, 0)
+    );
+    let first = put(s, id, write("r", 0, b"one")).await;
     assert_eq!((first.version, first.seq), (1, 1));
-    assert!(matches!(
-        s.put_record(id, write("r", 0, b"again"), ROOMY).await,
-        Err(StoreError::Conflict {
-            expected: 0,
-            current: 1
-        })
-    ));
-    let second = s
-        .put_record(id, in_group("r", "conv", 1, b"two"), ROOMY)
-        .await
-        .unwrap();
+    assert_eq!(
+        conflict(s.put_record(id, write("r", 0, b"again"), ROOMY).await),
+        (0, 1)
+    );
+    let second = put(s, id, in_group("r", "conv", 1, b"two")).await;
     assert_eq!((second.version, second.seq), (2, 2));
-    assert!(matches!(
-        s.put_record(id, write("r", 1, b"stale"), ROOMY).await,
-        Err(StoreError::Conflict {
-            expected: 1,
-            current: 2
-        })
-    ));
+    assert_eq!(
+        conflict(s.put_record(id, write("r", 1, b"stale"), ROOMY).await),
+        (1, 2)
+    );
     assert_eq!(
         s.get_record(id, "r").await.unwrap(),
         Some(RecordOut {
@@ -591,7 +575,7 @@ async fn versions_and_conflicts(s: &dyn Store) {
         })
     );
     // Failed writes took no sequence number.
-    let other = s.put_record(id, write("s", 0, b""), ROOMY).await.unwrap();
+    let other = put(s, id, write("s", 0, b"")).await;
     assert_eq!((other.version, other.seq), (1, 3));
     // An empty ciphertext is a live record, not a marker.
     assert_eq!(
@@ -603,20 +587,10 @@ async fn versions_and_conflicts(s: &dyn Store) {
 
 async fn markers(s: &dyn Store) {
     let (id, _, _) = account(s).await;
-    s.put_record(id, write("r", 0, b"one"), ROOMY)
-        .await
-        .unwrap();
-    s.put_record(id, write("r", 1, b"two"), ROOMY)
-        .await
-        .unwrap();
+    put(s, id, write("r", 0, b"one")).await;
+    put(s, id, write("r", 1, b"two")).await;
 
-    assert!(matches!(
-        s.delete_record(id, "r", Some(1)).await,
-        Err(StoreError::Conflict {
-            expected: 1,
-            current: 2
-        })
-    ));
+    assert_eq!(conflict(s.delete_record(id, "r", Some(1)).await), (1, 2));
     assert_eq!(
         s.get_record(id, "r").await.unwrap().unwrap().ciphertext,
         Some(b"two".to_vec())
@@ -636,17 +610,11 @@ async fn markers(s: &dyn Store) {
     assert!(!s.delete_record(id, "never", Some(4)).await.unwrap());
 
     // Writing over a marker needs the marker's version.
-    assert!(matches!(
-        s.put_record(id, write("r", 0, b"new"), ROOMY).await,
-        Err(StoreError::Conflict {
-            expected: 0,
-            current: 3
-        })
-    ));
-    let back = s
-        .put_record(id, write("r", 3, b"new"), ROOMY)
-        .await
-        .unwrap();
+    assert_eq!(
+        conflict(s.put_record(id, write("r", 0, b"new"), ROOMY).await),
+        (0, 3)
+    );
+    let back = put(s, id, write("r", 3, b"new")).await;
     assert_eq!((back.version, back.seq), (4, 4));
 
     // Unconditional deletion of a live record.
@@ -660,13 +628,10 @@ async fn markers(s: &dyn Store) {
 async fn changes_cursor_and_limit(s: &dyn Store) {
     let (id, _, _) = account(s).await;
     for (i, name) in ["a", "b", "c", "d", "e"].iter().enumerate() {
-        let r = s
-            .put_record(id, write(name, 0, name.as_bytes()), ROOMY)
-            .await
-            .unwrap();
+        let r = put(s, id, write(name, 0, name.as_bytes())).await;
         assert_eq!(r.seq, i as u64 + 1);
     }
-    s.put_record(id, write("b", 1, b"b2"), ROOMY).await.unwrap(); // seq 6
+    put(s, id, write("b", 1, b"b2")).await; // seq 6
     assert!(s.delete_record(id, "c", None).await.unwrap()); // seq 7
 
     let all = s.changes(id, 0, 100).await.unwrap();
@@ -713,29 +678,13 @@ async fn changes_cursor_and_limit(s: &dyn Store) {
 
 async fn delete_group(s: &dyn Store) {
     let (id, _, _) = account(s).await;
-    s.put_record(id, in_group("m1", "g", 0, b"11"), ROOMY)
-        .await
-        .unwrap();
-    s.put_record(id, in_group("m2", "g", 0, b"222"), ROOMY)
-        .await
-        .unwrap();
-    s.put_record(id, in_group("m3", "g", 0, b"3"), ROOMY)
-        .await
-        .unwrap();
-    s.put_record(id, in_group("o1", "other", 0, b"o"), ROOMY)
-        .await
-        .unwrap();
-    s.put_record(id, write("loose", 0, b"l"), ROOMY)
-        .await
-        .unwrap();
+    put(s, id, in_group("m1", "g", 0, b"11")).await;
+    put(s, id, in_group("m2", "g", 0, b"222")).await;
+    put(s, id, in_group("m3", "g", 0, b"3")).await;
+    put(s, id, in_group("o1", "other", 0, b"o")).await;
+    put(s, id, write("loose", 0, b"l")).await;
     assert!(s.delete_record(id, "m3", None).await.unwrap()); // seq 6
-    assert_eq!(
-        usage(s, id).await,
-        Usage {
-            bytes: 7,
-            records: 4
-        }
-    );
+    assert_eq!(usage(s, id).await, used(7, 4));
 
     assert_eq!(s.delete_group(id, "g").await.unwrap(), 2);
     let m1 = s.get_record(id, "m1").await.unwrap().unwrap();
@@ -746,13 +695,7 @@ async fn delete_group(s: &dyn Store) {
     // The earlier marker is untouched.
     let m3 = s.get_record(id, "m3").await.unwrap().unwrap();
     assert_eq!((m3.version, m3.seq), (2, 6));
-    assert_eq!(
-        usage(s, id).await,
-        Usage {
-            bytes: 2,
-            records: 2
-        }
-    );
+    assert_eq!(usage(s, id).await, used(2, 2));
     assert!(s
         .get_record(id, "o1")
         .await
@@ -763,10 +706,7 @@ async fn delete_group(s: &dyn Store) {
 
     assert_eq!(s.delete_group(id, "g").await.unwrap(), 0);
     assert_eq!(s.delete_group(id, "empty").await.unwrap(), 0);
-    let next = s
-        .put_record(id, write("after", 0, b"a"), ROOMY)
-        .await
-        .unwrap();
+    let next = put(s, id, write("after", 0, b"a")).await;
     assert_eq!(next.seq, 9);
 }
 
@@ -776,52 +716,28 @@ async fn quota_records(s: &dyn Store) {
         max_bytes: 1000,
         max_records: 2,
     };
-    s.put_record(id, write("a", 0, b"aa"), two).await.unwrap();
-    s.put_record(id, write("b", 0, b"bb"), two).await.unwrap();
-    assert!(matches!(
-        s.put_record(id, write("c", 0, b"cc"), two).await,
-        Err(StoreError::QuotaExceeded("records"))
-    ));
+    put_within(s, id, write("a", 0, b"aa"), two).await;
+    put_within(s, id, write("b", 0, b"bb"), two).await;
+    assert_eq!(
+        refused(s.put_record(id, write("c", 0, b"cc"), two).await),
+        "records"
+    );
     assert_eq!(s.get_record(id, "c").await.unwrap(), None);
     // Overwrites do not add a record.
-    s.put_record(id, write("a", 1, b"aaa"), two).await.unwrap();
-    assert_eq!(
-        usage(s, id).await,
-        Usage {
-            bytes: 5,
-            records: 2
-        }
-    );
+    put_within(s, id, write("a", 1, b"aaa"), two).await;
+    assert_eq!(usage(s, id).await, used(5, 2));
 
     assert!(s.delete_record(id, "b", None).await.unwrap());
-    assert_eq!(
-        usage(s, id).await,
-        Usage {
-            bytes: 3,
-            records: 1
-        }
-    );
-    s.put_record(id, write("c", 0, b"cc"), two).await.unwrap();
+    assert_eq!(usage(s, id).await, used(3, 1));
+    put_within(s, id, write("c", 0, b"cc"), two).await;
     // Reviving a marker counts as a record again.
-    assert!(matches!(
-        s.put_record(id, write("b", 2, b"bb"), two).await,
-        Err(StoreError::QuotaExceeded("records"))
-    ));
     assert_eq!(
-        usage(s, id).await,
-        Usage {
-            bytes: 5,
-            records: 2
-        }
+        refused(s.put_record(id, write("b", 2, b"bb"), two).await),
+        "records"
     );
+    assert_eq!(usage(s, id).await, used(5, 2));
     // A failed put consumed no sequence number: 1 a, 2 b, 3 a, 4 b deleted, 5 c.
-    assert_eq!(
-        s.put_record(id, write("d", 0, b""), ROOMY)
-            .await
-            .unwrap()
-            .seq,
-        6
-    );
+    assert_eq!(put(s, id, write("d", 0, b"")).await.seq, 6);
 }
 
 async fn quota_bytes(s: &dyn Store) {
@@ -830,94 +746,47 @@ async fn quota_bytes(s: &dyn Store) {
         max_bytes: 100,
         max_records: 100,
     };
-    s.put_record(id, write("a", 0, &[1; 60]), hundred)
-        .await
-        .unwrap();
-    assert!(matches!(
-        s.put_record(id, write("b", 0, &[2; 41]), hundred).await,
-        Err(StoreError::QuotaExceeded("bytes"))
-    ));
-    s.put_record(id, write("b", 0, &[2; 40]), hundred)
-        .await
-        .unwrap();
+    put_within(s, id, write("a", 0, &[1; 60]), hundred).await;
     assert_eq!(
-        usage(s, id).await,
-        Usage {
-            bytes: 100,
-            records: 2
-        }
+        refused(s.put_record(id, write("b", 0, &[2; 41]), hundred).await),
+        "bytes"
     );
+    put_within(s, id, write("b", 0, &[2; 40]), hundred).await;
+    assert_eq!(usage(s, id).await, used(100, 2));
     // Growing an existing record counts only the difference.
-    assert!(matches!(
-        s.put_record(id, write("a", 1, &[1; 61]), hundred).await,
-        Err(StoreError::QuotaExceeded("bytes"))
-    ));
-    s.put_record(id, write("a", 1, &[1; 10]), hundred)
-        .await
-        .unwrap();
     assert_eq!(
-        usage(s, id).await,
-        Usage {
-            bytes: 50,
-            records: 2
-        }
+        refused(s.put_record(id, write("a", 1, &[1; 61]), hundred).await),
+        "bytes"
     );
+    put_within(s, id, write("a", 1, &[1; 10]), hundred).await;
+    assert_eq!(usage(s, id).await, used(50, 2));
 
     // A lowered quota still lets the account shrink.
     let tiny = Quota {
         max_bytes: 10,
         max_records: 100,
     };
-    s.put_record(id, write("b", 1, &[2; 30]), tiny)
-        .await
-        .unwrap();
-    assert!(matches!(
-        s.put_record(id, write("b", 2, &[2; 31]), tiny).await,
-        Err(StoreError::QuotaExceeded("bytes"))
-    ));
+    put_within(s, id, write("b", 1, &[2; 30]), tiny).await;
     assert_eq!(
-        usage(s, id).await,
-        Usage {
-            bytes: 40,
-            records: 2
-        }
+        refused(s.put_record(id, write("b", 2, &[2; 31]), tiny).await),
+        "bytes"
     );
+    assert_eq!(usage(s, id).await, used(40, 2));
 
     assert!(s.delete_record(id, "b", None).await.unwrap());
-    assert_eq!(
-        usage(s, id).await,
-        Usage {
-            bytes: 10,
-            records: 1
-        }
-    );
-    s.put_record(id, write("c", 0, &[3; 90]), hundred)
-        .await
-        .unwrap();
-    assert_eq!(
-        usage(s, id).await,
-        Usage {
-            bytes: 100,
-            records: 2
-        }
-    );
+    assert_eq!(usage(s, id).await, used(10, 1));
+    put_within(s, id, write("c", 0, &[3; 90]), hundred).await;
+    assert_eq!(usage(s, id).await, used(100, 2));
 }
 
 async fn account_isolation(s: &dyn Store) {
     let (a, a_cred, a_lookup) = account(s).await;
     let (b, b_cred, _) = account(s).await;
 
-    s.put_record(a, in_group("shared", "g", 0, b"from a"), ROOMY)
-        .await
-        .unwrap();
-    s.put_record(a, write("only-a", 0, b"a"), ROOMY)
-        .await
-        .unwrap();
+    put(s, a, in_group("shared", "g", 0, b"from a")).await;
+    put(s, a, write("only-a", 0, b"a")).await;
     // B's sequence starts on its own, and its record of the same id is its own.
-    let b_put = s
-        .put_record(b, in_group("shared", "g", 0, b"from b"), ROOMY)
-        .await
-        .unwrap();
+    let b_put = put(s, b, in_group("shared", "g", 0, b"from b")).await;
     assert_eq!((b_put.version, b_put.seq), (1, 1));
 
     assert_eq!(s.get_record(b, "only-a").await.unwrap(), None);
@@ -931,33 +800,18 @@ async fn account_isolation(s: &dyn Store) {
 
     // B cannot delete, conflict on, or overwrite A's records.
     assert!(!s.delete_record(b, "only-a", None).await.unwrap());
-    assert!(matches!(
-        s.put_record(b, write("shared", 2, b"x"), ROOMY).await,
-        Err(StoreError::Conflict {
-            expected: 2,
-            current: 1
-        })
-    ));
+    assert_eq!(
+        conflict(s.put_record(b, write("shared", 2, b"x"), ROOMY).await),
+        (2, 1)
+    );
     assert_eq!(s.delete_group(b, "g").await.unwrap(), 1);
     assert_eq!(
         s.get_record(a, "shared").await.unwrap().unwrap().ciphertext,
         Some(b"from a".to_vec())
     );
     assert_eq!(s.changes(a, 0, 100).await.unwrap().len(), 2);
-    assert_eq!(
-        usage(s, a).await,
-        Usage {
-            bytes: 7,
-            records: 2
-        }
-    );
-    assert_eq!(
-        usage(s, b).await,
-        Usage {
-            bytes: 0,
-            records: 0
-        }
-    );
+    assert_eq!(usage(s, a).await, used(7, 2));
+    assert_eq!(usage(s, b).await, used(0, 0));
 
     // Credentials.
     assert_eq!(s.credentials(b).await.unwrap(), vec![b_cred]);
@@ -996,12 +850,8 @@ async fn delete_account_removes_every_row(h: &Harness) {
     for id in [a, b] {
         s.add_credential(id, cred("second", 2)).await.unwrap();
         s.create_session(bytes32(1), id, 100).await.unwrap();
-        s.put_record(id, in_group("m1", "g", 0, b"secret"), ROOMY)
-            .await
-            .unwrap();
-        s.put_record(id, write("m2", 0, b"secret"), ROOMY)
-            .await
-            .unwrap();
+        put(s, id, in_group("m1", "g", 0, b"secret")).await;
+        put(s, id, write("m2", 0, b"secret")).await;
         assert!(s.delete_record(id, "m2", None).await.unwrap());
     }
     let before = h.rows_of(a).await;
@@ -1038,15 +888,9 @@ async fn deleted_ciphertext_is_gone(h: &Harness) {
     // One body that fits in a page and one that spills into overflow pages.
     let small = [&b"pad"[..], canary, b"pad"].concat();
     let large = [vec![0x42; 20_000], canary.to_vec(), vec![0x43; 20_000]].concat();
-    s.put_record(id, write("small", 0, &small), ROOMY)
-        .await
-        .unwrap();
-    s.put_record(id, in_group("large", "g", 0, &large), ROOMY)
-        .await
-        .unwrap();
-    s.put_record(id, write("keep", 0, b"unrelated"), ROOMY)
-        .await
-        .unwrap();
+    put(s, id, write("small", 0, &small)).await;
+    put(s, id, in_group("large", "g", 0, &large)).await;
+    put(s, id, write("keep", 0, b"unrelated")).await;
     assert_eq!(h.rows_containing(canary).await, 2);
     if let Raw::Sqlite(path) = &h.raw {
         assert!(
@@ -1067,9 +911,7 @@ async fn deleted_ciphertext_is_gone(h: &Harness) {
 
     // The same holds when the whole account goes.
     let (other, _, _) = account(s).await;
-    s.put_record(other, write("x", 0, &large), ROOMY)
-        .await
-        .unwrap();
+    put(s, other, write("x", 0, &large)).await;
     s.delete_account(other).await.unwrap();
     assert_eq!(h.rows_containing(canary).await, 0);
     if let Raw::Sqlite(path) = &h.raw {
@@ -1103,10 +945,7 @@ async fn concurrent_writers(h: &Harness) {
     const ROUNDS: u64 = 40;
     let s = h.store.as_ref();
     let (id, _, _) = account(s).await;
-    let created = s
-        .put_record(id, write("counter", 0, &0u64.to_be_bytes()), ROOMY)
-        .await
-        .unwrap();
+    let created = put(s, id, write("counter", 0, &0u64.to_be_bytes())).await;
 
     let mut tasks = Vec::new();
     for task in 0..2u8 {
@@ -1117,10 +956,7 @@ async fn concurrent_writers(h: &Harness) {
             let mut conflicts = 0u64;
             for round in 0..ROUNDS {
                 let name = format!("t{task}-{round}");
-                let appended = store
-                    .put_record(id, write(&name, 0, name.as_bytes()), ROOMY)
-                    .await
-                    .unwrap();
+                let appended = put(store.as_ref(), id, write(&name, 0, name.as_bytes())).await;
                 seqs.push(appended.seq);
                 loop {
                     let current = store.get_record(id, "counter").await.unwrap().unwrap();
@@ -1201,10 +1037,7 @@ async fn sqlite_file_is_private_and_reopens() {
     let path = dir.path().join("private.db");
     let store = sotto_store::open(path.to_str().unwrap()).await.unwrap();
     let (id, _, _) = account(store.as_ref()).await;
-    store
-        .put_record(id, write("r", 0, b"kept"), ROOMY)
-        .await
-        .unwrap();
+    put(store.as_ref(), id, write("r", 0, b"kept")).await;
     for file in [path.clone(), dir.path().join("private.db-wal")] {
         let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{} has mode {mode:o}", file.display());
