@@ -6,29 +6,24 @@ use sotto_verify_tdx::{
     UnixTime,
 };
 
-// Found at run time (cargo sets CARGO_MANIFEST_DIR for tests and examples), not baked in at
-// compile time: a target directory shared by checkouts at different paths would otherwise run
-// a binary that looks for the vectors where another checkout keeps them.
-fn dir() -> String {
-    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo");
-    format!("{manifest}/../../../../shared/vectors/tdx/")
-}
-
-fn read(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{}{name}", dir())).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
+use super::{read, AT as AT_V4};
 
 fn collateral(name: &str) -> Collateral {
     Collateral::from_json(&read(&format!("{name}_collateral.json"))).expect("collateral parses")
 }
 
-/// Inside every window of tdx_quote's collateral: QE identity issued 2025-06-19T10:32:27Z,
-/// PCK CRL next update 2025-07-19T10:00:35Z.
-const AT_V4: UnixTime = UnixTime(1_750_377_600); // 2025-06-20T00:00:00Z
 /// Inside tdx_quote_td15ex's windows (PCK CRL from 2026-10-08T00:28:26Z).
 const AT_TD15EX: UnixTime = UnixTime(1_791_427_500); // 2026-10-08T02:45:00Z
 /// Inside tdx_quote_outdated's windows (2026-02-18T10:58:51Z .. 2026-03-20T10:41:15Z).
 const AT_OUTDATED: UnixTime = UnixTime(1_771_459_200); // 2026-02-19T00:00:00Z
+
+/// The vector `name`, and its quote parsed, checked to be of `version` with a `kind` body.
+fn parsed(name: &str, version: u16, kind: BodyKind) -> (Vec<u8>, Quote) {
+    let raw = read(name);
+    let quote = Quote::parse(&raw).expect("parses");
+    assert_eq!((quote.header.version, quote.body.kind), (version, kind));
+    (raw, quote)
+}
 
 #[test]
 fn pinned_root_is_the_root_of_every_vector_chain() {
@@ -62,10 +57,7 @@ fn pinned_root_is_the_root_of_every_vector_chain() {
 
 #[test]
 fn v4_quote_parses_with_its_td_fields() {
-    let raw = read("tdx_quote");
-    let quote = Quote::parse(&raw).expect("parses");
-    assert_eq!(quote.header.version, 4);
-    assert_eq!(quote.body.kind, BodyKind::Td10);
+    let (raw, quote) = parsed("tdx_quote", 4, BodyKind::Td10);
     assert_eq!(quote.signed_bytes(), &raw[..48 + 584]);
     // Fields at their specified offsets (header 48 + body offset).
     assert_eq!(quote.body.tee_tcb_svn, raw[48..64]);
@@ -166,10 +158,7 @@ fn real_collateral_signer_is_intels_tcb_signing_certificate() {
 
 #[test]
 fn td15ex_quote_parses_and_verifies_up_to_date() {
-    let raw = read("tdx_quote_td15ex");
-    let quote = Quote::parse(&raw).expect("parses");
-    assert_eq!(quote.header.version, 5);
-    assert_eq!(quote.body.kind, BodyKind::Td15Ex);
+    let (raw, quote) = parsed("tdx_quote_td15ex", 5, BodyKind::Td15Ex);
     assert_eq!(quote.signed_bytes().len(), 48 + 6 + 885);
     let td15 = quote.body.td15.as_ref().expect("1.5 fields");
     assert_eq!(td15.tee_tcb_svn2, raw[54 + 584..54 + 600]);
@@ -281,7 +270,7 @@ fn policy_json_uses_hex_and_defaults_to_strict() {
 }
 
 /// Cold verification time of the v4 quote (parse collateral + verify). Run with
-/// `cargo test --release -p sotto-verify-tdx --test real_vectors -- --ignored --nocapture`.
+/// `cargo test --release -p sotto-verify-tdx --test tdx -- --ignored --nocapture`.
 #[test]
 #[ignore = "timing, run explicitly in release"]
 fn measure_cold_verification_time() {
@@ -309,7 +298,7 @@ fn measure_cold_verification_time() {
 }
 
 /// A policy pinning every measurement register of the real quote (MRTD, all four RTMRs,
-/// MRCONFIGID) accepts it, so the pinning refusals in tests/forged.rs are caused by the change.
+/// MRCONFIGID) accepts it, so the pinning refusals in `forged` are caused by the change.
 #[test]
 fn real_quote_pinned_to_every_register_verifies() {
     for (name, at) in [("tdx_quote", AT_V4), ("tdx_quote_td15ex", AT_TD15EX)] {

@@ -17,6 +17,7 @@ use rand_core::OsRng;
 use sha2::{Digest, Sha256};
 use sotto_verify_core::x509::Cert;
 use sotto_verify_tdx::{Collateral, Quote, TdxError, TdxPolicy, TdxVerdict, UnixTime};
+
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
 use x509_cert::ext::pkix::{KeyUsage, KeyUsages};
@@ -26,34 +27,11 @@ use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
 use x509_cert::{Certificate, TbsCertificate, Version};
 
-// Found at run time (cargo sets CARGO_MANIFEST_DIR for tests and examples), not baked in at
-// compile time: a target directory shared by checkouts at different paths would otherwise run
-// a binary that looks for the vectors where another checkout keeps them.
-pub fn dir() -> String {
-    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo");
-    format!("{manifest}/../../../../shared/vectors/tdx/")
-}
+use super::{collateral_from, real_collateral_json, real_quote, AT};
 
-/// Inside every window of tdx_quote's real collateral: 2025-06-20T00:00:00Z.
-pub const AT: UnixTime = UnixTime(1_750_377_600);
-const Y2020: u64 = 1_577_836_800;
-const Y2040: u64 = 2_208_988_800;
-
-pub fn read(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{}{name}", dir())).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
-pub fn real_quote() -> Vec<u8> {
-    read("tdx_quote")
-}
-
-pub fn real_collateral_json() -> serde_json::Value {
-    serde_json::from_slice(&read("tdx_quote_collateral.json")).expect("collateral json")
-}
-
-pub fn real_collateral() -> Collateral {
-    Collateral::from_json(&read("tdx_quote_collateral.json")).expect("collateral")
-}
+/// 2020-01-01 and 2040-01-01: the test PKI's certificates are valid between them.
+pub const Y2020: u64 = 1_577_836_800;
+pub const Y2040: u64 = 2_208_988_800;
 
 fn ecdsa_sha256() -> AlgorithmIdentifierOwned {
     AlgorithmIdentifierOwned {
@@ -108,6 +86,19 @@ impl Issued {
 
     pub fn serial(&self) -> SerialNumber {
         self.cert.tbs_certificate.serial_number.clone()
+    }
+
+    /// This certificate's key as a collateral signer, its chain this certificate and then
+    /// `issuers` up to the root.
+    pub fn signer(&self, issuers: &[&Issued]) -> CollateralSigner<'_> {
+        let chain_pem = std::iter::once(self)
+            .chain(issuers.iter().copied())
+            .map(Issued::pem)
+            .collect();
+        CollateralSigner {
+            key: &self.key,
+            chain_pem,
+        }
     }
 }
 
@@ -223,7 +214,7 @@ pub fn crl(issuer: &Issued, window: (u64, u64), revoked: &[SerialNumber]) -> Vec
 }
 
 /// The SGX extension of the real PCK certificate, so FMSPC, PCE-ID and SVNs stay genuine.
-fn real_sgx_extension(quote: &Quote) -> Extension {
+pub fn real_sgx_extension(quote: &Quote) -> Extension {
     let chain = Cert::from_pem_chain(&quote.signature.pck_chain_pem).expect("real chain");
     let leaf = chain.first().expect("leaf");
     leaf.inner()
@@ -240,9 +231,10 @@ fn real_sgx_extension(quote: &Quote) -> Extension {
 
 const INTEL_ROOT_NAME: &str = "C=US,ST=CA,L=Santa Clara,O=Intel Corporation,CN=Intel SGX Root CA";
 
-const PCK_CA_NAME: &str =
+pub const PCK_CA_NAME: &str =
     "C=US,ST=CA,L=Santa Clara,O=Intel Corporation,CN=Intel SGX PCK Platform CA";
-const PCK_NAME: &str = "C=US,ST=CA,L=Santa Clara,O=Intel Corporation,CN=Intel SGX PCK Certificate";
+pub const PCK_NAME: &str =
+    "C=US,ST=CA,L=Santa Clara,O=Intel Corporation,CN=Intel SGX PCK Certificate";
 pub const TCB_SIGNING_NAME: &str =
     "C=US,ST=CA,L=Santa Clara,O=Intel Corporation,CN=Intel SGX TCB Signing";
 
@@ -423,10 +415,7 @@ impl Forge {
 
     /// The test PKI's TCB signing key with its chain (signer, root), as Intel serves it.
     pub fn tcb_signing(&self) -> CollateralSigner<'_> {
-        CollateralSigner {
-            key: &self.tcb_signer.key,
-            chain_pem: [self.tcb_signer.pem(), self.root.pem()].concat(),
-        }
+        self.tcb_signer.signer(&[&self.root])
     }
 
     /// The collateral JSON, every signature made by the test PKI.
@@ -457,6 +446,22 @@ impl Forge {
         })
     }
 
+    /// Verifies the forged quote under the strict policy with one collateral document,
+    /// `"TCB info"` or `"QE identity"`, signed by `signer` and the other by the TCB signing key.
+    pub fn with_collateral_signed_by(
+        &self,
+        document: &str,
+        signer: &CollateralSigner<'_>,
+    ) -> Result<TdxVerdict, TdxError> {
+        let intel = self.tcb_signing();
+        let json = match document {
+            "TCB info" => self.collateral_json_signed_by(signer, &intel),
+            "QE identity" => self.collateral_json_signed_by(&intel, signer),
+            other => panic!("no collateral document {other:?}"),
+        };
+        self.verify_with(&json, &TdxPolicy::strict(), AT)
+    }
+
     /// Verifies the forged quote with `collateral` against the test root.
     pub fn verify_with(
         &self,
@@ -479,16 +484,11 @@ impl Forge {
 
     /// Verifies the forged quote and collateral against the test root.
     pub fn verify(&self, policy: &TdxPolicy, at: UnixTime) -> Result<TdxVerdict, TdxError> {
-        sotto_verify_tdx::verify_with_test_root(
-            &self.quote(),
-            &self.collateral(),
-            policy,
-            at,
-            &self.root_der(),
-        )
+        self.verify_with(&self.collateral_json(), policy, at)
     }
-}
 
-pub fn collateral_from(json: &serde_json::Value) -> Collateral {
-    Collateral::from_json(json.to_string().as_bytes()).expect("collateral parses")
+    /// [`Forge::verify`] with the strict policy, at a time inside the real collateral's windows.
+    pub fn strict(&self) -> Result<TdxVerdict, TdxError> {
+        self.verify(&TdxPolicy::strict(), AT)
+    }
 }
