@@ -3,27 +3,17 @@
 
 use std::time::Instant;
 
+use sotto_testkit::read_vector;
 use sotto_verify_core::UnixTime;
 use sotto_verify_nvidia::{verify, CertChainInput, GpuEvidenceInput, GpuPolicy, Rim, SpdmEvidence};
 
-const REPORT_HEX: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../../shared/vectors/nvidia/hopperAttestationReport.txt"
-));
-const CHAIN_PEM: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../../shared/vectors/nvidia/hopperCertChain.txt"
-));
-const RIM_XML: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../../shared/vectors/nvidia/1010_0200_882_96005E0001_PROD.swidtag"
-));
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let report = SpdmEvidence::parse_hex(REPORT_HEX)?;
+    let text = |name: &str| String::from_utf8(read_vector(&format!("nvidia/{name}")));
+    let report = SpdmEvidence::parse_hex(&text("hopperAttestationReport.txt")?)?;
+    let rim_xml = text("1010_0200_882_96005E0001_PROD.swidtag")?;
     let evidence = GpuEvidenceInput {
         report: report.raw().to_vec(),
-        cert_chain: CertChainInput::Pem(CHAIN_PEM.as_bytes().to_vec()),
+        cert_chain: CertChainInput::Pem(read_vector("nvidia/hopperCertChain.txt")),
         rims: Vec::new(),
     };
     let policy = GpuPolicy::new(report.request_nonce);
@@ -45,7 +35,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let start = Instant::now();
     for _ in 0..N {
-        Rim::parse(RIM_XML.as_bytes())?;
+        Rim::parse(rim_xml.as_bytes())?;
     }
     let per_rim = start.elapsed() / N;
 

@@ -191,6 +191,30 @@ impl<'a> Reader<'a> {
     fn remaining(&self) -> usize {
         self.bytes.len().saturating_sub(self.pos)
     }
+
+    /// The header every SPDM message starts with: SPDMVersion (1.1 here), the request or
+    /// response code (`code`, else `wrong_code`), param1 and param2, which it returns. `fields`
+    /// names the four bytes for a truncation error.
+    fn header(
+        &mut self,
+        message: &'static str,
+        fields: [&'static str; 4],
+        code: u8,
+        wrong_code: fn(u8) -> SpdmError,
+    ) -> Result<[u8; 2], SpdmError> {
+        let version = self.u8(fields[0])?;
+        if version != SPDM_VERSION_1_1 {
+            return Err(SpdmError::WrongVersion {
+                message,
+                found: version,
+            });
+        }
+        let found = self.u8(fields[1])?;
+        if found != code {
+            return Err(wrong_code(found));
+        }
+        Ok([self.u8(fields[2])?, self.u8(fields[3])?])
+    }
 }
 
 impl SpdmEvidence {
@@ -204,19 +228,17 @@ impl SpdmEvidence {
         }
         let mut r = Reader { bytes, pos: 0 };
 
-        let version = r.u8("request SPDMVersion")?;
-        if version != SPDM_VERSION_1_1 {
-            return Err(SpdmError::WrongVersion {
-                message: "request",
-                found: version,
-            });
-        }
-        let code = r.u8("request code")?;
-        if code != GET_MEASUREMENTS {
-            return Err(SpdmError::WrongRequestCode { found: code });
-        }
-        let request_param1 = r.u8("request param1")?;
-        let request_param2 = r.u8("request param2")?;
+        let [request_param1, request_param2] = r.header(
+            "request",
+            [
+                "request SPDMVersion",
+                "request code",
+                "request param1",
+                "request param2",
+            ],
+            GET_MEASUREMENTS,
+            |found| SpdmError::WrongRequestCode { found },
+        )?;
         let request_nonce = r.array::<32>("request nonce")?;
         let slot_id = r.u8("request slot id")?;
         if request_param1 & PARAM1_SIGNATURE_REQUESTED == 0 {
@@ -230,19 +252,17 @@ impl SpdmEvidence {
             });
         }
 
-        let version = r.u8("response SPDMVersion")?;
-        if version != SPDM_VERSION_1_1 {
-            return Err(SpdmError::WrongVersion {
-                message: "response",
-                found: version,
-            });
-        }
-        let code = r.u8("response code")?;
-        if code != MEASUREMENTS {
-            return Err(SpdmError::WrongResponseCode { found: code });
-        }
-        let response_param1 = r.u8("response param1")?;
-        let response_param2 = r.u8("response param2")?;
+        let [response_param1, response_param2] = r.header(
+            "response",
+            [
+                "response SPDMVersion",
+                "response code",
+                "response param1",
+                "response param2",
+            ],
+            MEASUREMENTS,
+            |found| SpdmError::WrongResponseCode { found },
+        )?;
         // SPDM 1.1: param2 bits 0..3 carry the slot of the key that signed.
         if response_param2 & 0x0F != slot_id & 0x0F {
             return Err(SpdmError::SlotMismatch {

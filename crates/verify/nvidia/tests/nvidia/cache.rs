@@ -3,24 +3,31 @@
 //! are still checked for validity at the given time, and a forged leaf under the cached (real)
 //! intermediates is refused.
 
-mod common;
-
-use common::*;
 use der::{Decode, Encode};
 use p384::ecdsa::signature::Signer;
 use p384::ecdsa::{DerSignature, SigningKey};
 use sotto_verify_core::x509::CertError;
-use sotto_verify_core::UnixTime;
 use sotto_verify_nvidia::{
-    verify, verify_cached, CertChainInput, ChainCache, GpuError, GpuEvidenceInput,
+    verify_cached, CertChainInput, ChainCache, GpuError, GpuEvidenceInput, GpuVerdict,
 };
 use x509_cert::spki::SubjectPublicKeyInfoOwned;
 use x509_cert::Certificate;
 
+use super::resign::{real_fwid_chain, sign, ReportParts};
+use super::{
+    assert_chain_refusal, chain_link_missing, pinned, policy, real_evidence, signature_flipped, AT,
+    BEFORE_ICA,
+};
+
+/// `ev` under the pinned root and the default policy, with `cache`, at [`AT`].
+fn cached(ev: &GpuEvidenceInput, cache: &mut ChainCache) -> Result<GpuVerdict, GpuError> {
+    verify_cached(ev, &policy(), AT, cache)
+}
+
 /// A cache that has verified the real H100 evidence.
 fn warm() -> ChainCache {
     let mut cache = ChainCache::new();
-    verify_cached(&real_evidence(), &policy(), AT, &mut cache).expect("real evidence verifies");
+    cached(&real_evidence(), &mut cache).expect("real evidence verifies");
     cache
 }
 
@@ -41,61 +48,27 @@ fn cached_verdict_equals_the_uncached_one() {
     let mut cache = warm();
     // Four links below the pinned root: leaf, GSP BROM, device identity, provisioner ICA.
     assert_eq!(cache.len(), 4);
-    let uncached = verify(&real_evidence(), &policy(), AT).unwrap();
-    assert_eq!(
-        verify_cached(&real_evidence(), &policy(), AT, &mut cache).unwrap(),
-        uncached
-    );
+    let uncached = pinned(&real_evidence()).unwrap();
+    assert_eq!(cached(&real_evidence(), &mut cache).unwrap(), uncached);
     assert_eq!(cache.len(), 4);
 }
 
 #[test]
 fn cached_chain_is_refused_before_it_is_valid() {
-    let mut cache = warm();
-    // 2021-12-01: after the root's notBefore, before the Provisioner ICA's (2022-03-01).
-    let err = verify_cached(
-        &real_evidence(),
-        &policy(),
-        UnixTime(1_638_316_800),
-        &mut cache,
-    )
-    .unwrap_err();
-    assert!(
-        matches!(err, GpuError::CertChain(CertError::NotYetValid { .. })),
-        "{err:?}"
-    );
+    let got = verify_cached(&real_evidence(), &policy(), BEFORE_ICA, &mut warm());
+    assert_chain_refusal(got, |e| matches!(e, CertError::NotYetValid { .. }));
 }
 
 #[test]
 fn report_signature_is_never_answered_from_the_cache() {
-    let mut cache = warm();
-    let mut report = real_report();
-    let last = report.len() - 1;
-    report[last] ^= 0x01;
-    let ev = GpuEvidenceInput {
-        report,
-        ..real_evidence()
-    };
-    assert_eq!(
-        verify_cached(&ev, &policy(), AT, &mut cache).unwrap_err(),
-        GpuError::BadReportSignature
-    );
+    let got = cached(&signature_flipped(), &mut warm());
+    assert_eq!(got.unwrap_err(), GpuError::BadReportSignature);
 }
 
 #[test]
 fn missing_link_is_refused_with_a_warm_cache() {
-    let mut cache = warm();
-    let mut ders = real_evidence().cert_chain.der_certs().expect("ders");
-    ders.remove(1);
-    let ev = GpuEvidenceInput {
-        cert_chain: CertChainInput::Der(ders),
-        ..real_evidence()
-    };
-    let err = verify_cached(&ev, &policy(), AT, &mut cache).unwrap_err();
-    assert!(
-        matches!(err, GpuError::CertChain(CertError::IssuerMismatch { .. })),
-        "{err:?}"
-    );
+    let got = cached(&chain_link_missing(), &mut warm());
+    assert_chain_refusal(got, |e| matches!(e, CertError::IssuerMismatch { .. }));
 }
 
 #[test]
@@ -110,23 +83,15 @@ fn forged_leaf_under_the_cached_intermediates_is_refused() {
         cert_chain: CertChainInput::Der(ders),
         rims: Vec::new(),
     };
-    let err = verify_cached(&ev, &policy(), AT, &mut cache).unwrap_err();
-    assert!(
-        matches!(err, GpuError::CertChain(CertError::BadSignature { .. })),
-        "{err:?}"
-    );
+    let got = cached(&ev, &mut cache);
+    assert_chain_refusal(got, |e| matches!(e, CertError::BadSignature { .. }));
     assert_eq!(cache.len(), 4);
 }
 
 #[test]
 fn test_chain_is_refused_under_the_pinned_root_with_a_warm_cache() {
-    let mut cache = warm();
-    let chain = test_chain(&ChainSpec::default_for_real_fwid());
-    let ev = chain.evidence(&ReportParts::from_real());
-    assert_eq!(
-        verify_cached(&ev, &policy(), AT, &mut cache).unwrap_err(),
-        GpuError::UntrustedRoot {
-            subject: chain.root.subject()
-        }
-    );
+    let chain = real_fwid_chain();
+    let subject = chain.root.subject();
+    let got = cached(&chain.real_evidence(), &mut warm());
+    assert_eq!(got.unwrap_err(), GpuError::UntrustedRoot { subject });
 }

@@ -1,25 +1,26 @@
 //! The real H100 evidence NVIDIA publishes with its local verifier: it must parse field by
 //! field as NVIDIA's tools read it, and verify under the pinned root with the published nonce.
 
-mod common;
-
-use common::*;
 use sotto_verify_core::x509::Cert;
 use sotto_verify_nvidia::{
-    gpu_evidence_digest, gpu_nonce, verify, CcMode, CertChainInput, GpuEvidenceInput, Rim,
-    SpdmEvidence, NVIDIA_DEVICE_IDENTITY_ROOT_PEM, NVIDIA_DEVICE_IDENTITY_ROOT_SHA256,
+    gpu_evidence_digest, gpu_nonce, verify, CcMode, CertChainInput, GpuEvidenceInput, SpdmEvidence,
+    NVIDIA_DEVICE_IDENTITY_ROOT_PEM, NVIDIA_DEVICE_IDENTITY_ROOT_SHA256,
+};
+
+use super::{
+    chain_pem, nonce, pinned, policy, real_evidence, real_rim, report_hex, rim_xml, AT, NONCE_HEX,
 };
 
 #[test]
 fn vector_paths_resolve_to_shared_vectors() {
-    assert!(REPORT_HEX.trim().starts_with("11e001ff"));
-    assert_eq!(CHAIN_PEM.matches("BEGIN CERTIFICATE").count(), 5);
-    assert!(RIM_XML.starts_with("<SoftwareIdentity"));
+    assert!(report_hex().trim().starts_with("11e001ff"));
+    assert_eq!(chain_pem().matches("BEGIN CERTIFICATE").count(), 5);
+    assert!(rim_xml().starts_with("<SoftwareIdentity"));
 }
 
 #[test]
 fn real_report_parses_every_field() {
-    let ev = SpdmEvidence::parse_hex(REPORT_HEX).expect("real report parses");
+    let ev = SpdmEvidence::parse_hex(&report_hex()).expect("real report parses");
     assert_eq!(ev.raw().len(), 4117);
     assert_eq!(ev.request_nonce, nonce());
     assert_eq!(
@@ -54,7 +55,7 @@ fn real_report_parses_every_field() {
 
 #[test]
 fn pinned_root_is_the_last_certificate_of_the_vector_chain() {
-    let chain = Cert::from_pem_chain(CHAIN_PEM.as_bytes()).expect("chain");
+    let chain = Cert::from_pem_chain(chain_pem().as_bytes()).expect("chain");
     let pinned = Cert::from_pem_chain(NVIDIA_DEVICE_IDENTITY_ROOT_PEM.as_bytes()).expect("pin");
     assert_eq!(chain.last().expect("root").der(), pinned[0].der());
     assert_eq!(
@@ -66,7 +67,7 @@ fn pinned_root_is_the_last_certificate_of_the_vector_chain() {
 
 #[test]
 fn real_report_verifies_under_pinned_root() {
-    let verdict = verify(&real_evidence(), &policy(), AT).expect("real evidence verifies");
+    let verdict = pinned(&real_evidence()).expect("real evidence verifies");
     assert_eq!(verdict.nonce, NONCE_HEX);
     assert_eq!(verdict.driver_version.as_deref(), Some("550.90.07"));
     assert_eq!(verdict.vbios_version.as_deref(), Some("96.00.9F.00.01"));
@@ -118,7 +119,7 @@ fn chain_without_root_verifies_too() {
 
 #[test]
 fn verdict_serialises_to_json() {
-    let verdict = verify(&real_evidence(), &policy(), AT).expect("verifies");
+    let verdict = pinned(&real_evidence()).expect("verifies");
     let json = serde_json::to_value(&verdict).expect("json");
     assert_eq!(json["cc_mode"], "legacy_unflagged");
     assert_eq!(json["rim_signature_checked"], false);
@@ -127,7 +128,7 @@ fn verdict_serialises_to_json() {
 
 #[test]
 fn real_rim_parses() {
-    let rim = Rim::parse(RIM_XML.as_bytes()).expect("RIM parses");
+    let rim = real_rim();
     assert_eq!(rim.version, "96.00.5E.00.01");
     assert_eq!(rim.product, "GH100");
     assert_eq!(rim.measurements.len(), 64);
@@ -156,8 +157,8 @@ fn real_rim_shares_fsp_measurements_with_real_report() {
     // The RIM is for VBIOS 96.00.5E.00.01 and the report for 96.00.9F.00.01; the FSP
     // measurements at RIM indices 3..=6 (and some all-zero ones) are common to both, the
     // others are not (expected list computed independently with Python).
-    let rim = Rim::parse(RIM_XML.as_bytes()).expect("RIM");
-    let ev = SpdmEvidence::parse_hex(REPORT_HEX).expect("report");
+    let rim = real_rim();
+    let ev = SpdmEvidence::parse_hex(&report_hex()).expect("report");
     let same: Vec<u32> = rim
         .measurements
         .iter()
@@ -209,7 +210,7 @@ fn evidence_digest_covers_report_and_every_certificate() {
 /// the report allows digitalSignature.
 #[test]
 fn real_chain_key_usages_allow_what_each_certificate_does() {
-    let chain = Cert::from_pem_chain(CHAIN_PEM.as_bytes()).expect("chain");
+    let chain = Cert::from_pem_chain(chain_pem().as_bytes()).expect("chain");
     let (leaf, issuers) = chain.split_first().expect("leaf");
     let leaf_ku = leaf
         .key_usage()

@@ -1,9 +1,6 @@
-//! Test support: the real NVIDIA vectors, and a builder that re-signs modified reports under
-//! a locally generated P-384 test chain (root -> intermediate -> leaf) so that refusals after
+//! The re-signing kit: a builder that re-signs modified reports under a locally generated
+//! P-384 test chain (root -> intermediate -> leaf) so that refusals after
 //! the signature check can be exercised with evidence whose signature is valid.
-
-// Each test binary uses a different subset of these helpers.
-#![allow(dead_code)]
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -14,10 +11,12 @@ use der::{Decode, Encode};
 use p384::ecdsa::signature::hazmat::PrehashSigner;
 use p384::ecdsa::{DerSignature, Signature, SigningKey};
 use sha2::{Digest, Sha384};
-use sotto_verify_core::x509::Cert;
-use sotto_verify_core::UnixTime;
+use sotto_verify_core::x509::{Cert, CertError};
 use sotto_verify_nvidia::spdm::field;
-use sotto_verify_nvidia::{CertChainInput, GpuEvidenceInput, GpuPolicy, OpaqueField, SpdmEvidence};
+use sotto_verify_nvidia::{
+    verify_with_root, CertChainInput, GpuError, GpuEvidenceInput, GpuPolicy, GpuVerdict,
+    OpaqueField, SpdmEvidence,
+};
 use x509_cert::builder::{Builder, CertificateBuilder, Profile};
 use x509_cert::ext::AsExtension;
 use x509_cert::name::Name;
@@ -25,44 +24,7 @@ use x509_cert::serial_number::SerialNumber;
 use x509_cert::spki::SubjectPublicKeyInfoOwned;
 use x509_cert::time::{Time, Validity};
 
-pub const REPORT_HEX: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../../shared/vectors/nvidia/hopperAttestationReport.txt"
-));
-pub const CHAIN_PEM: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../../shared/vectors/nvidia/hopperCertChain.txt"
-));
-pub const RIM_XML: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../../shared/vectors/nvidia/1010_0200_882_96005E0001_PROD.swidtag"
-));
-pub const NONCE_HEX: &str = "931d8dd0add203ac3d8b4fbde75e115278eefcdceac5b87671a748f32364dfcb";
-
-/// 2024-06-01T00:00:00Z: inside every certificate of the real chain.
-pub const AT: UnixTime = UnixTime(1_717_200_000);
-
-pub fn nonce() -> [u8; 32] {
-    let mut n = [0u8; 32];
-    hex::decode_to_slice(NONCE_HEX, &mut n).expect("nonce hex");
-    n
-}
-
-pub fn real_report() -> Vec<u8> {
-    hex::decode(REPORT_HEX.trim()).expect("report hex")
-}
-
-pub fn real_evidence() -> GpuEvidenceInput {
-    GpuEvidenceInput {
-        report: real_report(),
-        cert_chain: CertChainInput::Pem(CHAIN_PEM.as_bytes().to_vec()),
-        rims: Vec::new(),
-    }
-}
-
-pub fn policy() -> GpuPolicy {
-    GpuPolicy::new(nonce())
-}
+use super::{policy, real_report, AT};
 
 /// The real report's fields, to be modified and re-serialised.
 #[derive(Clone)]
@@ -216,7 +178,7 @@ pub struct TestChain {
 /// `cert` with its TBS changed by `mutate` and signed again by `issuer_key` (ECDSA P-384 with
 /// SHA-384, as the builder signs): for certificates that differ from the builder's profiles
 /// in one extension only.
-pub fn reissue(
+fn reissue(
     cert: &Cert,
     issuer_key: &SigningKey,
     mutate: impl FnOnce(&mut x509_cert::TbsCertificate),
@@ -231,7 +193,7 @@ pub fn reissue(
 }
 
 /// Replaces (or, with `None`, removes) the extension `oid` of a TBS certificate.
-pub fn set_extension(tbs: &mut x509_cert::TbsCertificate, oid: &str, value: Option<Vec<u8>>) {
+fn set_extension(tbs: &mut x509_cert::TbsCertificate, oid: &str, value: Option<Vec<u8>>) {
     let oid = ObjectIdentifier::new_unwrap(oid);
     let exts = tbs.extensions.get_or_insert_with(Vec::new);
     exts.retain(|e| e.extn_id != oid);
@@ -319,6 +281,11 @@ fn finish(builder: CertificateBuilder<'_, SigningKey>) -> Cert {
     Cert::from_der(&cert.to_der().expect("der")).expect("reparse")
 }
 
+/// The test chain of [`ChainSpec::default_for_real_fwid`].
+pub fn real_fwid_chain() -> TestChain {
+    test_chain(&ChainSpec::default_for_real_fwid())
+}
+
 pub fn test_chain(spec: &ChainSpec) -> TestChain {
     let root_key = key(1);
     let int_key = key(2);
@@ -394,6 +361,54 @@ pub fn test_chain(spec: &ChainSpec) -> TestChain {
 }
 
 impl TestChain {
+    /// `ev` under this chain's root and `policy`, at [`AT`].
+    pub fn verify_with(
+        &self,
+        ev: &GpuEvidenceInput,
+        policy: &GpuPolicy,
+    ) -> Result<GpuVerdict, GpuError> {
+        verify_with_root(ev, policy, AT, &self.root)
+    }
+
+    /// `ev` under this chain's root and the default policy, at [`AT`].
+    pub fn verify(&self, ev: &GpuEvidenceInput) -> Result<GpuVerdict, GpuError> {
+        self.verify_with(ev, &policy())
+    }
+
+    /// The root re-issued (by itself) with extension `oid` set to `value`, or removed.
+    pub fn set_root_extension(&mut self, oid: &str, value: Option<Vec<u8>>) {
+        self.root = reissue(&self.root, &self.root_key, |tbs| {
+            set_extension(tbs, oid, value)
+        });
+    }
+
+    /// The intermediate re-issued by the root with extension `oid` set to `value`, or removed.
+    pub fn set_intermediate_extension(&mut self, oid: &str, value: Option<Vec<u8>>) {
+        self.intermediate = reissue(&self.intermediate, &self.root_key, |tbs| {
+            set_extension(tbs, oid, value)
+        });
+    }
+
+    /// The leaf re-issued by the intermediate with extension `oid` set to `value`, or removed.
+    pub fn set_leaf_extension(&mut self, oid: &str, value: Option<Vec<u8>>) {
+        self.leaf = reissue(&self.leaf, &self.intermediate_key, |tbs| {
+            set_extension(tbs, oid, value)
+        });
+    }
+
+    /// How the certificate chain check refuses this chain's own evidence under its root.
+    pub fn chain_refusal(&self) -> CertError {
+        match self.verify(&self.real_evidence()) {
+            Err(GpuError::CertChain(e)) => e,
+            other => panic!("not a chain refusal: {other:?}"),
+        }
+    }
+
+    /// The real report's parts, signed by this chain's leaf.
+    pub fn real_evidence(&self) -> GpuEvidenceInput {
+        self.evidence(&ReportParts::from_real())
+    }
+
     /// Evidence signed by this chain's leaf, with the chain leaf-first and root last.
     pub fn evidence(&self, parts: &ReportParts) -> GpuEvidenceInput {
         GpuEvidenceInput {

@@ -3,15 +3,21 @@
 //! locally generated test chain and [`verify_with_root`] with that chain's root; the same
 //! evidence is shown to be refused under the pinned NVIDIA root.
 
-mod common;
-
-use common::*;
 use sotto_verify_core::x509::CertError;
 use sotto_verify_core::UnixTime;
 use sotto_verify_nvidia::spdm::{field, MAX_REPORT_LEN, MAX_TRAILING_ZERO_PADDING};
 use sotto_verify_nvidia::{
-    verify, verify_with_root, CcMode, CertChainInput, GpuError, GpuEvidenceInput, GpuPolicy, Rim,
-    RimError, SpdmError, SpdmEvidence,
+    verify, verify_with_root, CcMode, CertChainInput, GpuError, GpuEvidenceInput, GpuPolicy,
+    GpuVerdict, Rim, RimError, SpdmError, SpdmEvidence,
+};
+
+use super::resign::{
+    basic_constraints_der, key_usage_der, real_fwid_chain, sign, test_chain, vbios_bytes_for,
+    ChainSpec, ReportParts, TestChain, BASIC_CONSTRAINTS_OID, FEATURE_FLAG, KEY_USAGE_OID,
+};
+use super::{
+    assert_chain_refusal, chain_link_missing, nonce, pinned, policy, real_evidence, real_report,
+    real_rim, rim_xml, signature_flipped, AT, BEFORE_ICA, NONCE_HEX,
 };
 
 fn with_report(report: Vec<u8>) -> GpuEvidenceInput {
@@ -21,8 +27,16 @@ fn with_report(report: Vec<u8>) -> GpuEvidenceInput {
     }
 }
 
-fn real_rim() -> Rim {
-    Rim::parse(RIM_XML.as_bytes()).expect("RIM")
+/// The real report with byte `at` set to `value`.
+fn with_byte(at: usize, value: u8) -> Vec<u8> {
+    let mut report = real_report();
+    report[at] = value;
+    report
+}
+
+/// How the pinned root and the default policy refuse `report` with the real chain.
+fn report_refusal(report: Vec<u8>) -> GpuError {
+    pinned(&with_report(report)).unwrap_err()
 }
 
 /// Report parts whose VBIOS version is the RIM's and whose blocks equal the RIM's first
@@ -57,10 +71,7 @@ fn wrong_nonce_is_refused() {
 
 #[test]
 fn signature_bit_flip_is_refused() {
-    let mut report = real_report();
-    let last = report.len() - 1;
-    report[last] ^= 0x01;
-    let err = verify(&with_report(report), &policy(), AT).unwrap_err();
+    let err = pinned(&signature_flipped()).unwrap_err();
     assert_eq!(err, GpuError::BadReportSignature);
 }
 
@@ -70,7 +81,7 @@ fn changed_measurement_block_breaks_signature() {
     // Request (37) + response header (8) + block 1 header (4) + DMTF header (3): block 1's value.
     report[37 + 8 + 4 + 3] ^= 0x80;
     SpdmEvidence::parse(&report).expect("still well formed");
-    let err = verify(&with_report(report), &policy(), AT).unwrap_err();
+    let err = report_refusal(report);
     assert_eq!(err, GpuError::BadReportSignature);
 }
 
@@ -86,27 +97,14 @@ fn changed_request_nonce_breaks_signature() {
 
 #[test]
 fn missing_chain_link_is_refused() {
-    let mut ders = real_evidence().cert_chain.der_certs().expect("ders");
-    ders.remove(1); // the GSP BROM certificate that issued the leaf
-    let ev = GpuEvidenceInput {
-        cert_chain: CertChainInput::Der(ders),
-        ..real_evidence()
-    };
-    let err = verify(&ev, &policy(), AT).unwrap_err();
-    assert!(
-        matches!(err, GpuError::CertChain(CertError::IssuerMismatch { .. })),
-        "{err:?}"
-    );
+    let got = pinned(&chain_link_missing());
+    assert_chain_refusal(got, |e| matches!(e, CertError::IssuerMismatch { .. }));
 }
 
 #[test]
 fn chain_before_its_validity_is_refused() {
-    // 2021-12-01: after the root's notBefore, before the Provisioner ICA's (2022-03-01).
-    let err = verify(&real_evidence(), &policy(), UnixTime(1_638_316_800)).unwrap_err();
-    assert!(
-        matches!(err, GpuError::CertChain(CertError::NotYetValid { .. })),
-        "{err:?}"
-    );
+    let got = verify(&real_evidence(), &policy(), BEFORE_ICA);
+    assert_chain_refusal(got, |e| matches!(e, CertError::NotYetValid { .. }));
 }
 
 #[test]
@@ -115,34 +113,27 @@ fn empty_chain_is_refused() {
         cert_chain: CertChainInput::Der(Vec::new()),
         ..real_evidence()
     };
-    assert_eq!(
-        verify(&ev, &policy(), AT).unwrap_err(),
-        GpuError::EmptyCertChain
-    );
+    assert_eq!(pinned(&ev).unwrap_err(), GpuError::EmptyCertChain);
 }
 
 #[test]
-fn legacy_report_refused_when_policy_requires_cc_flag() {
-    let strict = GpuPolicy {
-        require_cc_feature_flag: true,
-        ..policy()
-    };
-    assert_eq!(
-        verify(&real_evidence(), &strict, AT).unwrap_err(),
-        GpuError::CcModeNotAttested
-    );
-}
-
-#[test]
-fn missing_rim_refused_when_policy_requires_one() {
-    let strict = GpuPolicy {
-        require_rim: true,
-        ..policy()
-    };
-    assert_eq!(
-        verify(&real_evidence(), &strict, AT).unwrap_err(),
-        GpuError::RimRequired
-    );
+fn real_evidence_is_refused_by_a_policy_requiring_what_it_lacks() {
+    type Row = (fn(&mut GpuPolicy), GpuError);
+    let rows: [Row; 2] = [
+        // The published report is a legacy one, without the CC feature flag.
+        (
+            |p| p.require_cc_feature_flag = true,
+            GpuError::CcModeNotAttested,
+        ),
+        // And it comes with no RIM.
+        (|p| p.require_rim = true, GpuError::RimRequired),
+    ];
+    for (require, refusal) in rows {
+        let mut strict = policy();
+        require(&mut strict);
+        let got = verify(&real_evidence(), &strict, AT);
+        assert_eq!(got.unwrap_err(), refusal);
+    }
 }
 
 #[test]
@@ -153,7 +144,7 @@ fn rim_for_other_vbios_is_refused() {
         ..real_evidence()
     };
     assert_eq!(
-        verify(&ev, &policy(), AT).unwrap_err(),
+        pinned(&ev).unwrap_err(),
         GpuError::RimVersionMismatch {
             rim_version: "96.00.5E.00.01".into(),
             driver_version: Some("550.90.07".into()),
@@ -168,7 +159,7 @@ fn rim_for_other_vbios_is_refused() {
 fn truncated_report_is_refused() {
     let report = real_report();
     let cut = report[..report.len() - 10].to_vec();
-    let err = verify(&with_report(cut), &policy(), AT).unwrap_err();
+    let err = report_refusal(cut);
     assert!(
         matches!(
             err,
@@ -180,7 +171,7 @@ fn truncated_report_is_refused() {
         "{err:?}"
     );
     for len in [0, 1, 36, 37, 45, 100] {
-        let err = verify(&with_report(report[..len].to_vec()), &policy(), AT).unwrap_err();
+        let err = report_refusal(report[..len].to_vec());
         assert!(
             matches!(err, GpuError::Parse(SpdmError::Truncated { .. })),
             "{len}: {err:?}"
@@ -193,7 +184,7 @@ fn oversized_report_is_refused() {
     let mut report = real_report();
     report.resize(MAX_REPORT_LEN + 1, 0);
     assert_eq!(
-        verify(&with_report(report), &policy(), AT).unwrap_err(),
+        report_refusal(report),
         GpuError::Parse(SpdmError::TooLarge {
             len: MAX_REPORT_LEN + 1,
             max: MAX_REPORT_LEN
@@ -206,7 +197,7 @@ fn trailing_garbage_is_refused() {
     let mut report = real_report();
     report.extend_from_slice(&[0xAB; 3]);
     assert_eq!(
-        verify(&with_report(report), &policy(), AT).unwrap_err(),
+        report_refusal(report),
         GpuError::Parse(SpdmError::TrailingBytes { count: 3 })
     );
 }
@@ -216,12 +207,9 @@ fn garbage_opaque_data_is_refused() {
     // A driver-version field that claims 255 bytes but holds 1.
     let unsigned =
         ReportParts::from_real().unsigned_with_raw_opaque(&[0x03, 0x00, 0xFF, 0x00, b'5']);
-    let report = sign(
-        &test_chain(&ChainSpec::default_for_real_fwid()).leaf_key,
-        &unsigned,
-    );
+    let report = sign(&real_fwid_chain().leaf_key, &unsigned);
     assert_eq!(
-        verify(&with_report(report), &policy(), AT).unwrap_err(),
+        report_refusal(report),
         GpuError::Parse(SpdmError::OpaqueTruncated { offset: 0 })
     );
 }
@@ -232,12 +220,9 @@ fn duplicated_opaque_field_is_refused() {
     let driver = parts.opaque[7].clone();
     assert_eq!(driver.field_type, field::DRIVER_VERSION);
     parts.opaque.push(driver);
-    let report = sign(
-        &test_chain(&ChainSpec::default_for_real_fwid()).leaf_key,
-        &parts.unsigned(),
-    );
+    let report = sign(&real_fwid_chain().leaf_key, &parts.unsigned());
     assert_eq!(
-        verify(&with_report(report), &policy(), AT).unwrap_err(),
+        report_refusal(report),
         GpuError::Parse(SpdmError::DuplicateOpaqueField {
             field_type: field::DRIVER_VERSION
         })
@@ -248,12 +233,9 @@ fn duplicated_opaque_field_is_refused() {
 fn non_ascii_driver_version_is_refused() {
     let mut parts = ReportParts::from_real();
     parts.set_opaque(field::DRIVER_VERSION, b"550\xff90\x00");
-    let report = sign(
-        &test_chain(&ChainSpec::default_for_real_fwid()).leaf_key,
-        &parts.unsigned(),
-    );
+    let report = sign(&real_fwid_chain().leaf_key, &parts.unsigned());
     assert_eq!(
-        verify(&with_report(report), &policy(), AT).unwrap_err(),
+        report_refusal(report),
         GpuError::Parse(SpdmError::OpaqueFieldInvalid {
             field_type: field::DRIVER_VERSION,
             reason: "not a printable ASCII string"
@@ -262,83 +244,43 @@ fn non_ascii_driver_version_is_refused() {
 }
 
 #[test]
-fn wrong_spdm_version_is_refused() {
-    let mut report = real_report();
-    report[0] = 0x10;
-    assert_eq!(
-        verify(&with_report(report), &policy(), AT).unwrap_err(),
-        GpuError::Parse(SpdmError::WrongVersion {
-            message: "request",
-            found: 0x10
-        })
-    );
-    let mut report = real_report();
-    report[37] = 0x12;
-    assert_eq!(
-        verify(&with_report(report), &policy(), AT).unwrap_err(),
-        GpuError::Parse(SpdmError::WrongVersion {
-            message: "response",
-            found: 0x12
-        })
-    );
-}
-
-#[test]
-fn wrong_spdm_codes_are_refused() {
-    let mut report = real_report();
-    report[1] = 0xE1;
-    assert_eq!(
-        verify(&with_report(report), &policy(), AT).unwrap_err(),
-        GpuError::Parse(SpdmError::WrongRequestCode { found: 0xE1 })
-    );
-    let mut report = real_report();
-    report[38] = 0x7F;
-    assert_eq!(
-        verify(&with_report(report), &policy(), AT).unwrap_err(),
-        GpuError::Parse(SpdmError::WrongResponseCode { found: 0x7F })
-    );
-}
-
-#[test]
-fn unsigned_or_partial_request_is_refused() {
-    let mut report = real_report();
-    report[2] = 0x00;
-    assert_eq!(
-        verify(&with_report(report), &policy(), AT).unwrap_err(),
-        GpuError::Parse(SpdmError::SignatureNotRequested { param1: 0 })
-    );
-    let mut report = real_report();
-    report[3] = 0x01;
-    assert_eq!(
-        verify(&with_report(report), &policy(), AT).unwrap_err(),
-        GpuError::Parse(SpdmError::NotAllMeasurements { param2: 1 })
-    );
-}
-
-#[test]
-fn block_count_mismatch_is_refused() {
-    let mut report = real_report();
-    report[37 + 4] = 63;
-    assert_eq!(
-        verify(&with_report(report), &policy(), AT).unwrap_err(),
-        GpuError::Parse(SpdmError::BlockCountMismatch {
-            declared: 63,
-            found: 64
-        })
-    );
+fn real_report_header_bytes_changed_are_refused() {
+    use SpdmError as E;
+    for (at, found, message) in [(0, 0x10, "request"), (37, 0x12, "response")] {
+        let got = report_refusal(with_byte(at, found));
+        assert_eq!(got, GpuError::Parse(E::WrongVersion { message, found }));
+    }
+    // Each row: the byte, its new value, and the refusal naming that value.
+    type Row = (usize, u8, fn(u8) -> SpdmError);
+    let rows: [Row; 4] = [
+        (1, 0xE1, |found| E::WrongRequestCode { found }),
+        (38, 0x7F, |found| E::WrongResponseCode { found }),
+        (2, 0x00, |param1| E::SignatureNotRequested { param1 }),
+        (3, 0x01, |param2| E::NotAllMeasurements { param2 }),
+    ];
+    for (at, value, refusal) in rows {
+        let got = report_refusal(with_byte(at, value));
+        assert_eq!(got, GpuError::Parse(refusal(value)), "byte {at}");
+    }
+    // The response's block count, one below the blocks it holds.
+    let got = report_refusal(with_byte(37 + 4, 63));
+    let miscount = E::BlockCountMismatch {
+        declared: 63,
+        found: 64,
+    };
+    assert_eq!(got, GpuError::Parse(miscount));
 }
 
 // --- re-signed under a test chain ------------------------------------------------------
 
 #[test]
 fn test_chain_evidence_verifies_only_under_its_own_root() {
-    let chain = test_chain(&ChainSpec::default_for_real_fwid());
-    let ev = chain.evidence(&ReportParts::from_real());
-    let verdict =
-        verify_with_root(&ev, &policy(), AT, &chain.root).expect("valid under the test root");
+    let chain = real_fwid_chain();
+    let ev = chain.real_evidence();
+    let verdict = chain.verify(&ev).expect("valid under the test root");
     assert_eq!(verdict.cc_mode, CcMode::LegacyUnflagged);
     assert_eq!(
-        verify(&ev, &policy(), AT).unwrap_err(),
+        pinned(&ev).unwrap_err(),
         GpuError::UntrustedRoot {
             subject: chain.root.subject()
         }
@@ -347,13 +289,13 @@ fn test_chain_evidence_verifies_only_under_its_own_root() {
 
 #[test]
 fn test_chain_without_its_root_is_refused_under_pinned_root() {
-    let chain = test_chain(&ChainSpec::default_for_real_fwid());
-    let mut ev = chain.evidence(&ReportParts::from_real());
+    let chain = real_fwid_chain();
+    let mut ev = chain.real_evidence();
     ev.cert_chain = CertChainInput::Der(vec![
         chain.leaf.der().to_vec(),
         chain.intermediate.der().to_vec(),
     ]);
-    let err = verify(&ev, &policy(), AT).unwrap_err();
+    let err = pinned(&ev).unwrap_err();
     assert!(
         matches!(err, GpuError::CertChain(CertError::IssuerMismatch { .. })),
         "{err:?}"
@@ -362,26 +304,23 @@ fn test_chain_without_its_root_is_refused_under_pinned_root() {
 
 #[test]
 fn real_chain_with_test_signed_report_is_refused() {
-    let chain = test_chain(&ChainSpec::default_for_real_fwid());
+    let chain = real_fwid_chain();
     let report = sign(&chain.leaf_key, &ReportParts::from_real().unsigned());
-    assert_eq!(
-        verify(&with_report(report), &policy(), AT).unwrap_err(),
-        GpuError::BadReportSignature
-    );
+    assert_eq!(report_refusal(report), GpuError::BadReportSignature);
 }
 
 #[test]
 fn cc_mode_off_is_refused() {
-    let chain = test_chain(&ChainSpec::default_for_real_fwid());
+    let chain = real_fwid_chain();
     let mut parts = ReportParts::from_real();
     parts.set_opaque(FEATURE_FLAG, &[0x03]);
-    let err = verify_with_root(&chain.evidence(&parts), &policy(), AT, &chain.root).unwrap_err();
+    let err = chain.verify(&chain.evidence(&parts)).unwrap_err();
     assert_eq!(err, GpuError::CcModeOff { feature_flag: 3 });
 }
 
 #[test]
 fn cc_feature_flags_map_to_modes() {
-    let chain = test_chain(&ChainSpec::default_for_real_fwid());
+    let chain = real_fwid_chain();
     let strict = GpuPolicy {
         require_cc_feature_flag: true,
         ..policy()
@@ -392,7 +331,8 @@ fn cc_feature_flags_map_to_modes() {
     ] {
         let mut parts = ReportParts::from_real();
         parts.set_opaque(FEATURE_FLAG, &[flag]);
-        let verdict = verify_with_root(&chain.evidence(&parts), &strict, AT, &chain.root)
+        let verdict = chain
+            .verify_with(&chain.evidence(&parts), &strict)
             .expect("CC mode accepted");
         assert_eq!(verdict.cc_mode, mode);
     }
@@ -400,49 +340,52 @@ fn cc_feature_flags_map_to_modes() {
 
 #[test]
 fn protected_pcie_is_refused_unless_allowed() {
-    let chain = test_chain(&ChainSpec::default_for_real_fwid());
+    let chain = real_fwid_chain();
     let mut parts = ReportParts::from_real();
     parts.set_opaque(FEATURE_FLAG, &[0x02]);
     let ev = chain.evidence(&parts);
     assert_eq!(
-        verify_with_root(&ev, &policy(), AT, &chain.root).unwrap_err(),
+        chain.verify(&ev).unwrap_err(),
         GpuError::ProtectedPcieRefused
     );
     let allow = GpuPolicy {
         accept_protected_pcie: true,
         ..policy()
     };
-    let verdict = verify_with_root(&ev, &allow, AT, &chain.root).expect("allowed");
+    let verdict = chain.verify_with(&ev, &allow).expect("allowed");
     assert_eq!(verdict.cc_mode, CcMode::ProtectedPcie);
+}
+
+/// Evidence re-signed by the test chain, its blocks matching the real RIM but for `edit`, sent
+/// with that RIM and verified under the test root.
+fn against_the_rim(edit: impl FnOnce(&mut ReportParts, &Rim)) -> Result<GpuVerdict, GpuError> {
+    let rim = real_rim();
+    let chain = real_fwid_chain();
+    let mut parts = parts_matching_rim(&rim);
+    edit(&mut parts, &rim);
+    let mut ev = chain.evidence(&parts);
+    ev.rims = vec![rim];
+    chain.verify(&ev)
 }
 
 #[test]
 fn rim_match_reports_matched_indices() {
-    let rim = real_rim();
-    let chain = test_chain(&ChainSpec::default_for_real_fwid());
-    let mut ev = chain.evidence(&parts_matching_rim(&rim));
-    ev.rims = vec![rim];
-    let verdict = verify_with_root(&ev, &policy(), AT, &chain.root).expect("matches RIM");
+    let verdict = against_the_rim(|_, _| {}).expect("matches RIM");
     assert_eq!(
         verdict.matched_indices,
         vec![1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13]
     );
     assert!(verdict.skipped_indices.is_empty());
-    assert_eq!(verdict.rim_sha256, vec![hex::encode(ev.rims[0].sha256)]);
+    assert_eq!(verdict.rim_sha256, vec![hex::encode(real_rim().sha256)]);
     assert!(!verdict.rim_signature_checked);
     assert!(verdict.checks.contains(&"measurements_match_rim"));
 }
 
 #[test]
 fn measurement_not_matching_rim_is_refused() {
-    let rim = real_rim();
-    let chain = test_chain(&ChainSpec::default_for_real_fwid());
-    let mut parts = parts_matching_rim(&rim);
-    parts.set_block(10, &[0x5A; 48]);
-    let mut ev = chain.evidence(&parts);
-    ev.rims = vec![rim];
+    let err = against_the_rim(|parts, _| parts.set_block(10, &[0x5A; 48])).unwrap_err();
     assert_eq!(
-        verify_with_root(&ev, &policy(), AT, &chain.root).unwrap_err(),
+        err,
         GpuError::MeasurementMismatch {
             index: 10,
             rim_index: 9
@@ -452,26 +395,18 @@ fn measurement_not_matching_rim_is_refused() {
 
 #[test]
 fn measurement_matching_any_rim_alternative_is_accepted() {
-    let rim = real_rim();
-    let chain = test_chain(&ChainSpec::default_for_real_fwid());
-    let mut parts = parts_matching_rim(&rim);
-    let third = rim.measurement(12).expect("index 12").alternatives[3].clone();
-    parts.set_block(13, &third);
-    let mut ev = chain.evidence(&parts);
-    ev.rims = vec![rim];
-    verify_with_root(&ev, &policy(), AT, &chain.root).expect("alternative 3 accepted");
+    against_the_rim(|parts, rim| {
+        let third = &rim.measurement(12).expect("index 12").alternatives[3];
+        parts.set_block(13, third);
+    })
+    .expect("alternative 3 accepted");
 }
 
 #[test]
 fn measurement_missing_from_report_is_refused() {
-    let rim = real_rim();
-    let chain = test_chain(&ChainSpec::default_for_real_fwid());
-    let mut parts = parts_matching_rim(&rim);
-    parts.blocks.retain(|(index, _)| *index != 13);
-    let mut ev = chain.evidence(&parts);
-    ev.rims = vec![rim];
+    let without_13 = |parts: &mut ReportParts, _: &Rim| parts.blocks.retain(|(i, _)| *i != 13);
     assert_eq!(
-        verify_with_root(&ev, &policy(), AT, &chain.root).unwrap_err(),
+        against_the_rim(without_13).unwrap_err(),
         GpuError::MeasurementMissing {
             index: 13,
             rim_index: 12
@@ -482,11 +417,11 @@ fn measurement_missing_from_report_is_refused() {
 #[test]
 fn two_rims_claiming_one_index_are_refused() {
     let rim = real_rim();
-    let chain = test_chain(&ChainSpec::default_for_real_fwid());
+    let chain = real_fwid_chain();
     let mut ev = chain.evidence(&parts_matching_rim(&rim));
     ev.rims = vec![rim.clone(), rim];
     assert_eq!(
-        verify_with_root(&ev, &policy(), AT, &chain.root).unwrap_err(),
+        chain.verify(&ev).unwrap_err(),
         GpuError::RimIndexConflict { rim_index: 0 }
     );
 }
@@ -499,10 +434,10 @@ fn expired_certificate_is_refused() {
         ..ChainSpec::default_for_real_fwid()
     };
     let chain = test_chain(&spec);
-    let ev = chain.evidence(&ReportParts::from_real());
+    let ev = chain.real_evidence();
     verify_with_root(&ev, &policy(), UnixTime(1_600_000_000), &chain.root)
         .expect("valid inside its window");
-    let err = verify_with_root(&ev, &policy(), AT, &chain.root).unwrap_err();
+    let err = chain.verify(&ev).unwrap_err();
     assert!(
         matches!(err, GpuError::CertChain(CertError::Expired { .. })),
         "{err:?}"
@@ -510,47 +445,36 @@ fn expired_certificate_is_refused() {
 }
 
 #[test]
-fn fwid_differing_from_leaf_is_refused() {
-    let spec = ChainSpec {
-        leaf_fwid: Some(vec![0x42; 48]),
-        ..ChainSpec::default_for_real_fwid()
-    };
-    let chain = test_chain(&spec);
-    let ev = chain.evidence(&ReportParts::from_real());
-    assert_eq!(
-        verify_with_root(&ev, &policy(), AT, &chain.root).unwrap_err(),
-        GpuError::FwidMismatch
-    );
-}
-
-#[test]
-fn leaf_without_fwid_is_refused_when_report_has_one() {
-    let spec = ChainSpec {
-        leaf_fwid: None,
-        ..ChainSpec::default_for_real_fwid()
-    };
-    let chain = test_chain(&spec);
-    let ev = chain.evidence(&ReportParts::from_real());
-    assert_eq!(
-        verify_with_root(&ev, &policy(), AT, &chain.root).unwrap_err(),
-        GpuError::LeafFwidMissing
-    );
-}
-
-#[test]
-fn non_ca_intermediate_is_refused() {
-    let spec = ChainSpec {
-        intermediate_is_leaf: true,
-        ..ChainSpec::default_for_real_fwid()
-    };
-    let chain = test_chain(&spec);
-    let ev = chain.evidence(&ReportParts::from_real());
-    assert_eq!(
-        verify_with_root(&ev, &policy(), AT, &chain.root).unwrap_err(),
-        GpuError::CertChain(CertError::NotCa {
-            subject: chain.intermediate.subject()
-        })
-    );
+fn test_chains_with_a_wrong_leaf_fwid_or_intermediate_are_refused() {
+    type Row = (&'static str, fn(&mut ChainSpec), fn(&TestChain) -> GpuError);
+    let rows: [Row; 3] = [
+        (
+            "a leaf FWID other than the report's",
+            |s| s.leaf_fwid = Some(vec![0x42; 48]),
+            |_| GpuError::FwidMismatch,
+        ),
+        (
+            "a leaf without the FWID the report carries",
+            |s| s.leaf_fwid = None,
+            |_| GpuError::LeafFwidMissing,
+        ),
+        (
+            "an intermediate that is no CA",
+            |s| s.intermediate_is_leaf = true,
+            |c| {
+                GpuError::CertChain(CertError::NotCa {
+                    subject: c.intermediate.subject(),
+                })
+            },
+        ),
+    ];
+    for (what, edit, refusal) in rows {
+        let mut spec = ChainSpec::default_for_real_fwid();
+        edit(&mut spec);
+        let chain = test_chain(&spec);
+        let got = chain.verify(&chain.real_evidence());
+        assert_eq!(got.unwrap_err(), refusal(&chain), "{what}");
+    }
 }
 
 #[test]
@@ -561,7 +485,7 @@ fn overlong_chain_is_refused() {
         ..real_evidence()
     };
     assert_eq!(
-        verify(&ev, &policy(), AT).unwrap_err(),
+        pinned(&ev).unwrap_err(),
         GpuError::CertChainTooLong { len: 9, max: 8 }
     );
 }
@@ -570,13 +494,13 @@ fn overlong_chain_is_refused() {
 
 #[test]
 fn rim_with_dtd_is_refused() {
-    let xml = format!("<!DOCTYPE x [<!ENTITY a \"b\">]>{RIM_XML}");
+    let xml = format!("<!DOCTYPE x [<!ENTITY a \"b\">]>{}", rim_xml());
     assert!(matches!(Rim::parse(xml.as_bytes()), Err(RimError::Xml(_))));
 }
 
 #[test]
 fn rim_hash_of_wrong_length_is_refused() {
-    let xml = RIM_XML.replacen(
+    let xml = rim_xml().replacen(
         "Hash0=\"c3f65ef79a19c029868cd7ce54b10e44f192444edb3506dde29cef2aac4e916c90a4f438e55aa7581a9e384c74d82db6\"",
         "Hash0=\"c3f65e\"",
         1,
@@ -592,7 +516,7 @@ fn rim_hash_of_wrong_length_is_refused() {
 
 #[test]
 fn rim_with_duplicate_index_is_refused() {
-    let xml = RIM_XML.replacen("index=\"2\"", "index=\"1\"", 1);
+    let xml = rim_xml().replacen("index=\"2\"", "index=\"1\"", 1);
     assert_eq!(
         Rim::parse(xml.as_bytes()),
         Err(RimError::DuplicateIndex { index: 1 })
@@ -676,10 +600,7 @@ fn padding_cannot_stand_in_for_a_signature_byte() {
     let last = report.pop().expect("signature byte");
     assert_ne!(last, 0, "the real signature does not end in a zero byte");
     report.push(0);
-    assert_eq!(
-        verify(&with_report(report), &policy(), AT).unwrap_err(),
-        GpuError::BadReportSignature
-    );
+    assert_eq!(report_refusal(report), GpuError::BadReportSignature);
 }
 
 #[test]
@@ -690,7 +611,7 @@ fn trailing_non_zero_bytes_are_refused_even_after_zero_padding() {
         (&[0x00, 0x00, 0x80][..], 3),
     ] {
         assert_eq!(
-            verify(&with_report(padded(tail)), &policy(), AT).unwrap_err(),
+            report_refusal(padded(tail)),
             GpuError::Parse(SpdmError::TrailingBytes { count }),
             "{tail:?}"
         );
@@ -701,7 +622,7 @@ fn trailing_non_zero_bytes_are_refused_even_after_zero_padding() {
 fn zero_padding_beyond_its_bound_is_refused() {
     let n = MAX_TRAILING_ZERO_PADDING + 1;
     assert_eq!(
-        verify(&with_report(padded(&vec![0; n])), &policy(), AT).unwrap_err(),
+        report_refusal(padded(&vec![0; n])),
         GpuError::Parse(SpdmError::TrailingPaddingTooLong {
             count: n,
             max: MAX_TRAILING_ZERO_PADDING
@@ -712,13 +633,13 @@ fn zero_padding_beyond_its_bound_is_refused() {
 #[test]
 fn padded_report_re_signed_with_cc_off_is_still_refused() {
     // Padding changes nothing the policy reads: a signed CC-off flag stays refused.
-    let chain = test_chain(&ChainSpec::default_for_real_fwid());
+    let chain = real_fwid_chain();
     let mut parts = ReportParts::from_real();
     parts.set_opaque(FEATURE_FLAG, &[0x03]);
     let mut ev = chain.evidence(&parts);
     ev.report.push(0);
     assert_eq!(
-        verify_with_root(&ev, &policy(), AT, &chain.root).unwrap_err(),
+        chain.verify(&ev).unwrap_err(),
         GpuError::CcModeOff { feature_flag: 3 }
     );
 }
@@ -728,7 +649,7 @@ fn padded_report_re_signed_with_cc_off_is_still_refused() {
 #[test]
 fn strict_gpu_policy_reports_the_cc_flag_and_the_matched_rim() {
     let rim = real_rim();
-    let chain = test_chain(&ChainSpec::default_for_real_fwid());
+    let chain = real_fwid_chain();
     let mut parts = parts_matching_rim(&rim);
     parts.set_opaque(FEATURE_FLAG, &[0x01]);
     let ev = GpuEvidenceInput {
@@ -740,7 +661,7 @@ fn strict_gpu_policy_reports_the_cc_flag_and_the_matched_rim() {
         require_rim: true,
         ..policy()
     };
-    let verdict = verify_with_root(&ev, &strict, AT, &chain.root).expect("strict GPU policy");
+    let verdict = chain.verify_with(&ev, &strict).expect("strict GPU policy");
     assert_eq!(verdict.cc_mode, CcMode::SingleGpuPassthrough);
     assert_eq!(verdict.cc_feature_flag, Some(1));
     assert_eq!(verdict.rims.len(), 1);
@@ -755,7 +676,7 @@ fn strict_gpu_policy_reports_the_cc_flag_and_the_matched_rim() {
         ..ev.clone()
     };
     assert_eq!(
-        verify_with_root(&no_rim, &strict, AT, &chain.root).unwrap_err(),
+        chain.verify_with(&no_rim, &strict).unwrap_err(),
         GpuError::RimRequired
     );
     let mut unflagged = parts_matching_rim(&rim);
@@ -765,94 +686,69 @@ fn strict_gpu_policy_reports_the_cc_flag_and_the_matched_rim() {
         ..chain.evidence(&unflagged)
     };
     assert_eq!(
-        verify_with_root(&ev, &strict, AT, &chain.root).unwrap_err(),
+        chain.verify_with(&ev, &strict).unwrap_err(),
         GpuError::CcModeNotAttested
     );
 }
 
 // --- keyUsage, basicConstraints and path length in the device chain ----------------------
 
-fn chain_evidence(chain: &TestChain) -> GpuEvidenceInput {
-    chain.evidence(&ReportParts::from_real())
-}
-
 #[test]
-fn intermediate_without_key_cert_sign_is_refused() {
-    let mut chain = test_chain(&ChainSpec::default_for_real_fwid());
-    chain.intermediate = reissue(&chain.intermediate, &chain.root_key, |tbs| {
-        set_extension(
-            tbs,
-            KEY_USAGE_OID,
-            Some(key_usage_der(x509_cert::ext::pkix::KeyUsages::CRLSign)),
-        )
-    });
-    assert_eq!(
-        verify_with_root(&chain_evidence(&chain), &policy(), AT, &chain.root).unwrap_err(),
-        GpuError::CertChain(CertError::KeyCertSignNotAllowed {
-            subject: chain.intermediate.subject()
-        })
+fn device_chain_certificates_without_the_key_usage_of_their_role_are_refused() {
+    use x509_cert::ext::pkix::KeyUsages;
+    type Row = (
+        &'static str,
+        fn(&mut TestChain),
+        fn(&TestChain) -> CertError,
     );
-}
-
-#[test]
-fn intermediate_without_key_usage_is_refused() {
-    // Every real NVIDIA issuer carries keyUsage with keyCertSign, so vendor chains require it.
-    let mut chain = test_chain(&ChainSpec::default_for_real_fwid());
-    chain.intermediate = reissue(&chain.intermediate, &chain.root_key, |tbs| {
-        set_extension(tbs, KEY_USAGE_OID, None)
-    });
-    assert_eq!(
-        verify_with_root(&chain_evidence(&chain), &policy(), AT, &chain.root).unwrap_err(),
-        GpuError::CertChain(CertError::KeyUsageMissing {
-            subject: chain.intermediate.subject()
-        })
-    );
+    let rows: [Row; 3] = [
+        (
+            "an intermediate without keyCertSign",
+            |c| {
+                c.set_intermediate_extension(KEY_USAGE_OID, Some(key_usage_der(KeyUsages::CRLSign)))
+            },
+            |c| CertError::KeyCertSignNotAllowed {
+                subject: c.intermediate.subject(),
+            },
+        ),
+        // Every real NVIDIA issuer carries keyUsage with keyCertSign, so vendor chains require it.
+        (
+            "an intermediate without keyUsage",
+            |c| c.set_intermediate_extension(KEY_USAGE_OID, None),
+            |c| CertError::KeyUsageMissing {
+                subject: c.intermediate.subject(),
+            },
+        ),
+        (
+            "a leaf without digitalSignature",
+            |c| c.set_leaf_extension(KEY_USAGE_OID, Some(key_usage_der(KeyUsages::KeyAgreement))),
+            |c| CertError::DigitalSignatureNotAllowed {
+                subject: c.leaf.subject(),
+            },
+        ),
+    ];
+    for (what, edit, refusal) in rows {
+        let mut chain = real_fwid_chain();
+        edit(&mut chain);
+        assert_eq!(chain.chain_refusal(), refusal(&chain), "{what}");
+    }
 }
 
 #[test]
 fn chain_longer_than_the_roots_path_length_is_refused() {
     // A root that allows no intermediate CA below it, with one intermediate.
-    let mut chain = test_chain(&ChainSpec::default_for_real_fwid());
-    chain.root = reissue(&chain.root, &chain.root_key, |tbs| {
-        set_extension(
-            tbs,
-            BASIC_CONSTRAINTS_OID,
-            Some(basic_constraints_der(true, Some(0))),
-        )
-    });
+    let mut chain = real_fwid_chain();
+    let path_len = |n| Some(basic_constraints_der(true, Some(n)));
+    chain.set_root_extension(BASIC_CONSTRAINTS_OID, path_len(0));
     assert_eq!(
-        verify_with_root(&chain_evidence(&chain), &policy(), AT, &chain.root).unwrap_err(),
-        GpuError::CertChain(CertError::PathLenExceeded {
+        chain.chain_refusal(),
+        CertError::PathLenExceeded {
             subject: chain.root.subject(),
             max: 0,
             found: 1
-        })
+        }
     );
     // Path length 1 admits it.
-    chain.root = reissue(&chain.root, &chain.root_key, |tbs| {
-        set_extension(
-            tbs,
-            BASIC_CONSTRAINTS_OID,
-            Some(basic_constraints_der(true, Some(1))),
-        )
-    });
-    verify_with_root(&chain_evidence(&chain), &policy(), AT, &chain.root).expect("pathlen 1");
-}
-
-#[test]
-fn leaf_without_digital_signature_is_refused() {
-    let mut chain = test_chain(&ChainSpec::default_for_real_fwid());
-    chain.leaf = reissue(&chain.leaf, &chain.intermediate_key, |tbs| {
-        set_extension(
-            tbs,
-            KEY_USAGE_OID,
-            Some(key_usage_der(x509_cert::ext::pkix::KeyUsages::KeyAgreement)),
-        )
-    });
-    assert_eq!(
-        verify_with_root(&chain_evidence(&chain), &policy(), AT, &chain.root).unwrap_err(),
-        GpuError::CertChain(CertError::DigitalSignatureNotAllowed {
-            subject: chain.leaf.subject()
-        })
-    );
+    chain.set_root_extension(BASIC_CONSTRAINTS_OID, path_len(1));
+    chain.verify(&chain.real_evidence()).expect("pathlen 1");
 }
