@@ -15,17 +15,13 @@ use std::error::Error;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use sotto_testkit::read_vector;
 use sotto_verify::ChainCache;
 use sotto_verify_core::UnixTime;
 use sotto_verify_nvidia as nvidia;
 use sotto_verify_snp as snp;
 use sotto_verify_tdx as tdx;
 
-/// Found at run time (set by `cargo run`), so a target dir shared between checkouts works.
-fn vectors() -> String {
-    let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
-    format!("{manifest}/../../../../shared/vectors")
-}
 const N: usize = 200;
 const FRESH_PROCESSES: usize = 7;
 
@@ -84,24 +80,21 @@ struct Inputs {
 
 impl Inputs {
     fn load() -> Result<Inputs, Box<dyn Error>> {
-        let read = |path: &str| {
-            std::fs::read(format!("{}/{path}", vectors())).map_err(|e| format!("{path}: {e}"))
-        };
-        let report_hex = String::from_utf8(read("sev-snp/report_milan.hex")?)?;
-        let gpu_report_hex = String::from_utf8(read("nvidia/hopperAttestationReport.txt")?)?;
+        let report_hex = String::from_utf8(read_vector("sev-snp/report_milan.hex"))?;
+        let gpu_report_hex = String::from_utf8(read_vector("nvidia/hopperAttestationReport.txt"))?;
         let gpu_report = nvidia::SpdmEvidence::parse_hex(&gpu_report_hex)?;
         let nvidia_policy = nvidia::GpuPolicy::new(gpu_report.request_nonce);
         Ok(Inputs {
             snp: snp::SnpEvidence {
                 report: snp::parse_hex(&report_hex)?,
-                endorsement_der: read("sev-snp/vcek_milan.der")?,
+                endorsement_der: read_vector("sev-snp/vcek_milan.der"),
                 chain_der: Vec::new(),
             },
-            tdx_quote: read("tdx/tdx_quote")?,
-            tdx_collateral_json: read("tdx/tdx_quote_collateral.json")?,
+            tdx_quote: read_vector("tdx/tdx_quote"),
+            tdx_collateral_json: read_vector("tdx/tdx_quote_collateral.json"),
             nvidia: nvidia::GpuEvidenceInput {
                 report: gpu_report.raw().to_vec(),
-                cert_chain: nvidia::CertChainInput::Pem(read("nvidia/hopperCertChain.txt")?),
+                cert_chain: nvidia::CertChainInput::Pem(read_vector("nvidia/hopperCertChain.txt")),
                 rims: Vec::new(),
             },
             nvidia_policy,
