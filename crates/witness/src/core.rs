@@ -437,14 +437,21 @@ mod tests {
         state.apply(&a.origin, a.record.clone()).unwrap();
     }
 
-    #[test]
-    fn grows_and_refreshes() {
+    /// A witness that has cosigned the first `size` leaves of a ten-leaf log, its leaves and
+    /// its state.
+    fn cosigned(size: u64) -> (Witness, Vec<Hash>, WitnessState) {
         let w = witness();
         let l = leaves(10, 0);
         let mut s = WitnessState::new();
-        let a = w.add_checkpoint(&s, &request(0, 3, &l), NOW).unwrap();
-        assert_eq!(a.record.size, 3);
+        let a = w.add_checkpoint(&s, &request(0, size, &l), NOW).unwrap();
+        assert_eq!(a.record.size, size);
         apply(&mut s, &a);
+        (w, l, s)
+    }
+
+    #[test]
+    fn grows_and_refreshes() {
+        let (w, l, mut s) = cosigned(3);
         let a = w.add_checkpoint(&s, &request(3, 7, &l), NOW + 1).unwrap();
         apply(&mut s, &a);
         // The same checkpoint again is cosigned afresh.
@@ -460,12 +467,8 @@ mod tests {
 
     #[test]
     fn refusals_carry_the_spec_status() {
-        let w = witness();
-        let l = leaves(10, 0);
+        let (w, l, s) = cosigned(4);
         let fork = leaves(10, 1);
-        let mut s = WitnessState::new();
-        let first = w.add_checkpoint(&s, &request(0, 4, &l), NOW).unwrap();
-        apply(&mut s, &first);
         let status = |r: &AddCheckpoint| w.add_checkpoint(&s, r, NOW).unwrap_err().status();
 
         assert_eq!(status(&request(0, 2, &l)), 409);
@@ -590,11 +593,7 @@ mod tests {
     /// Mutated requests never panic, and are never cosigned unless they are the real one.
     #[test]
     fn mutations_never_panic() {
-        let w = witness();
-        let l = leaves(10, 0);
-        let mut s = WitnessState::new();
-        let first = w.add_checkpoint(&s, &request(0, 4, &l), NOW).unwrap();
-        apply(&mut s, &first);
+        let (w, l, s) = cosigned(4);
         let good = request(4, 9, &l).to_body();
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut next = || {

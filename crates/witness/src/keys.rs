@@ -114,9 +114,9 @@ mod tests {
 
     #[test]
     fn keygen_writes_once_and_reads_back() {
+        let signer = generate("witness.example/w1").unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("witness.key");
-        let signer = generate("witness.example/w1").unwrap();
         write_key(&path, &signer).unwrap();
         #[cfg(unix)]
         {

@@ -6,7 +6,7 @@
 //! Trust: the test is both the log (it builds trees and signs checkpoints with its own keys)
 //! and a client that checks the witness's answers with nothing but the witness's vkey.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use sotto_tlog::merkle::{empty_root, leaf_hash, prove_consistency, root};
@@ -62,9 +62,13 @@ impl Log {
     }
 
     fn note(&self, size: u64) -> Vec<u8> {
-        let text = self.text(size);
-        let mut n = Note::new(text.clone()).unwrap();
-        n.add_signature(self.signer.sign(&text).unwrap());
+        Log::signed(&self.text(size), &self.signer)
+    }
+
+    /// `text` as a note signed by `signer`.
+    fn signed(text: &str, signer: &Signer) -> Vec<u8> {
+        let mut n = Note::new(text.to_string()).unwrap();
+        n.add_signature(signer.sign(text).unwrap());
         n.to_bytes()
     }
 
@@ -78,8 +82,25 @@ impl Log {
     }
 }
 
+/// An add-checkpoint body from size 0 (so with no proof) for `checkpoint`.
+fn from_zero(checkpoint: Vec<u8>) -> Vec<u8> {
+    AddCheckpoint {
+        old_size: 0,
+        proof: vec![],
+        checkpoint,
+    }
+    .to_body()
+}
+
 fn witness_signer() -> Signer {
     Signer::from_seed("witness.example/w1", TYPE_COSIGNATURE_V1, &[9; 32]).unwrap()
+}
+
+/// A path for a state file in a new folder, removed when the folder is dropped.
+fn state_file() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    (dir, state)
 }
 
 fn config(state: &Path) -> WitnessConfig {
@@ -91,32 +112,88 @@ fn config(state: &Path) -> WitnessConfig {
 }
 
 /// A witness serving on a loopback port.
-struct Running {
+struct Witness {
     url: String,
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<Result<(), ServeError>>,
+    /// The folder of a [`Witness::fresh`] witness's state, removed when it is dropped.
+    _dir: Option<tempfile::TempDir>,
 }
 
-async fn start(state: &Path) -> Running {
-    let service = WitnessService::open(config(state)).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (shutdown, stop) = oneshot::channel::<()>();
-    let task = tokio::spawn(service.serve_until(listener, async {
-        let _ = stop.await;
-    }));
-    Running {
-        url,
-        shutdown,
-        task,
+impl Witness {
+    /// A witness on the state file `state`.
+    async fn start(state: &Path) -> Witness {
+        let service = WitnessService::open(config(state)).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let task = tokio::spawn(service.serve_until(listener, async {
+            let _ = stop.await;
+        }));
+        Witness {
+            url,
+            shutdown,
+            task,
+            _dir: None,
+        }
     }
-}
 
-impl Running {
+    /// A witness on a new state file of its own.
+    async fn fresh() -> Witness {
+        let (dir, state) = state_file();
+        let witness = Witness::start(&state).await;
+        Witness {
+            _dir: Some(dir),
+            ..witness
+        }
+    }
+
+    /// [`Witness::submit`], then [`Witness::stop`].
+    async fn finish(self, steps: impl IntoIterator<Item = (Vec<u8>, Then)>) {
+        self.submit(steps).await;
+        self.stop().await;
+    }
+
+    /// Submits each body in turn, and checks the witness answers it as `then` says.
+    async fn submit(&self, steps: impl IntoIterator<Item = (Vec<u8>, Then)>) {
+        for (body, then) in steps {
+            let answer = self.post(body).await;
+            match then {
+                Then::Status(status) => assert_status(&answer, status),
+                Then::Conflict(latest) => assert_conflict(&answer, latest),
+            }
+        }
+    }
+
     async fn stop(self) {
         let _ = self.shutdown.send(());
         self.task.await.unwrap().unwrap();
     }
+
+    /// POSTs `body` to add-checkpoint.
+    async fn post(&self, body: Vec<u8>) -> Answer {
+        post(&self.url, body).await
+    }
+
+    /// GETs `path` below the witness's URL.
+    async fn get(&self, path: &str) -> (u16, Vec<u8>) {
+        let r = reqwest::get(format!("{}/{path}", self.url)).await.unwrap();
+        (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
+    }
+
+    /// The monitoring endpoint's path for `origin`.
+    fn checkpoint_path(origin: &str) -> String {
+        format!("{}/checkpoint", origin_hash(origin))
+    }
+}
+
+/// How the witness must answer a submission.
+#[derive(Clone, Copy)]
+enum Then {
+    /// With this HTTP status (200 for a cosignature).
+    Status(u16),
+    /// 409, with the latest size it cosigned.
+    Conflict(u64),
 }
 
 struct Answer {
@@ -125,6 +202,7 @@ struct Answer {
     body: Vec<u8>,
 }
 
+/// POSTs `body` to the add-checkpoint endpoint of the witness at `url`.
 async fn post(url: &str, body: Vec<u8>) -> Answer {
     let r = reqwest::Client::new()
         .post(format!("{url}/add-checkpoint"))
@@ -145,11 +223,6 @@ async fn post(url: &str, body: Vec<u8>) -> Answer {
         content_type,
         body,
     }
-}
-
-async fn get(url: &str) -> (u16, Vec<u8>) {
-    let r = reqwest::get(url).await.unwrap();
-    (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
 }
 
 /// What a log client does with a 200: appends the lines to the checkpoint and verifies them
@@ -194,10 +267,9 @@ fn assert_status(answer: &Answer, status: u16) {
 
 #[tokio::test]
 async fn first_checkpoint_from_zero_is_cosigned_and_verifies() {
-    let dir = tempfile::tempdir().unwrap();
-    let w = start(&dir.path().join("state.json")).await;
+    let w = Witness::fresh().await;
     let log = Log::main();
-    let a = post(&w.url, log.body(0, 5)).await;
+    let a = w.post(log.body(0, 5)).await;
     check_cosigned(&log.note(5), &a);
     assert!(a.content_type.starts_with("text/plain"));
     w.stop().await;
@@ -205,23 +277,21 @@ async fn first_checkpoint_from_zero_is_cosigned_and_verifies() {
 
 #[tokio::test]
 async fn growth_with_a_consistency_proof_is_cosigned() {
-    let dir = tempfile::tempdir().unwrap();
-    let w = start(&dir.path().join("state.json")).await;
+    let w = Witness::fresh().await;
     let log = Log::main();
-    check_cosigned(&log.note(1), &post(&w.url, log.body(0, 1)).await);
+    check_cosigned(&log.note(1), &w.post(log.body(0, 1)).await);
     for (old, new) in [(1, 2), (2, 7), (7, 8), (8, 64), (64, 100), (100, 257)] {
-        check_cosigned(&log.note(new), &post(&w.url, log.body(old, new)).await);
+        check_cosigned(&log.note(new), &w.post(log.body(old, new)).await);
     }
     w.stop().await;
 }
 
 #[tokio::test]
 async fn resubmitting_the_same_checkpoint_gives_a_fresh_cosignature() {
-    let dir = tempfile::tempdir().unwrap();
-    let w = start(&dir.path().join("state.json")).await;
+    let w = Witness::fresh().await;
     let log = Log::main();
-    let first = check_cosigned(&log.note(6), &post(&w.url, log.body(0, 6)).await);
-    let again = post(&w.url, log.body(6, 6)).await;
+    let first = check_cosigned(&log.note(6), &w.post(log.body(0, 6)).await);
+    let again = w.post(log.body(6, 6)).await;
     let second = check_cosigned(&log.note(6), &again);
     assert!(second > first);
     w.stop().await;
@@ -229,140 +299,115 @@ async fn resubmitting_the_same_checkpoint_gives_a_fresh_cosignature() {
 
 #[tokio::test]
 async fn rollback_and_wrong_old_size_are_409_with_the_latest_size() {
-    let dir = tempfile::tempdir().unwrap();
-    let w = start(&dir.path().join("state.json")).await;
+    let w = Witness::fresh().await;
     let log = Log::main();
     // A log that does not know the witness's size starts from 0 and learns it.
-    assert_status(&post(&w.url, log.body(0, 10)).await, 200);
-    assert_conflict(&post(&w.url, log.body(0, 4)).await, 10); // rolled back
-    assert_conflict(&post(&w.url, log.body(4, 10)).await, 10); // rolled back, same size
-    assert_conflict(&post(&w.url, log.body(9, 12)).await, 10); // wrong old size
-    assert_conflict(&post(&w.url, log.body(11, 12)).await, 10); // old size ahead
-    assert_status(&post(&w.url, log.body(10, 12)).await, 200);
-    w.stop().await;
+    w.finish([
+        (log.body(0, 10), Then::Status(200)),
+        (log.body(0, 4), Then::Conflict(10)),   // rolled back
+        (log.body(4, 10), Then::Conflict(10)),  // rolled back, same size
+        (log.body(9, 12), Then::Conflict(10)),  // wrong old size
+        (log.body(11, 12), Then::Conflict(10)), // old size ahead
+        (log.body(10, 12), Then::Status(200)),
+    ])
+    .await;
 }
 
 #[tokio::test]
 async fn forks_are_422() {
-    let dir = tempfile::tempdir().unwrap();
-    let w = start(&dir.path().join("state.json")).await;
+    let w = Witness::fresh().await;
     let (log, fork) = (Log::main(), Log::fork());
-    assert_status(&post(&w.url, log.body(0, 10)).await, 200);
-    // The forked tree's own proof does not lead from the cosigned root.
-    assert_status(&post(&w.url, fork.body(10, 20)).await, 422);
-    // The real proof does not lead to the forked root.
+    let edited = |old: u64, size: u64, edit: fn(&mut AddCheckpoint)| {
+        let mut request = AddCheckpoint::parse(&log.body(old, size)).unwrap();
+        edit(&mut request);
+        request.to_body()
+    };
+    // The real proof, but leading to the forked root.
     let mut mixed = AddCheckpoint::parse(&log.body(10, 20)).unwrap();
     mixed.checkpoint = fork.note(20);
-    assert_status(&post(&w.url, mixed.to_body()).await, 422);
-    // A proof with a hash flipped, or cut short.
-    let mut bad = AddCheckpoint::parse(&log.body(10, 20)).unwrap();
-    bad.proof[0][0] ^= 1;
-    assert_status(&post(&w.url, bad.to_body()).await, 422);
-    let mut short = AddCheckpoint::parse(&log.body(10, 20)).unwrap();
-    short.proof.pop();
-    assert_status(&post(&w.url, short.to_body()).await, 422);
-    // Same size, different root.
-    assert_status(&post(&w.url, fork.body(10, 10)).await, 422);
-    // Same size, same root, but a proof where none belongs.
-    let mut padded = AddCheckpoint::parse(&log.body(10, 10)).unwrap();
-    padded.proof.push([0; 32]);
-    assert_status(&post(&w.url, padded.to_body()).await, 422);
-    // None of it moved the witness.
-    assert_conflict(&post(&w.url, log.body(0, 1)).await, 10);
-    w.stop().await;
+    w.finish([
+        (log.body(0, 10), Then::Status(200)),
+        // The forked tree's own proof does not lead from the cosigned root.
+        (fork.body(10, 20), Then::Status(422)),
+        (mixed.to_body(), Then::Status(422)),
+        // A proof with a hash flipped, or cut short.
+        (edited(10, 20, |r| r.proof[0][0] ^= 1), Then::Status(422)),
+        (
+            edited(10, 20, |r| {
+                r.proof.pop();
+            }),
+            Then::Status(422),
+        ),
+        // Same size, different root.
+        (fork.body(10, 10), Then::Status(422)),
+        // Same size, same root, but a proof where none belongs.
+        (edited(10, 10, |r| r.proof.push([0; 32])), Then::Status(422)),
+        // None of it moved the witness.
+        (log.body(0, 1), Then::Conflict(10)),
+    ])
+    .await;
 }
 
 #[tokio::test]
 async fn a_proof_from_old_size_zero_is_422_and_size_zero_needs_the_empty_root() {
-    let dir = tempfile::tempdir().unwrap();
-    let w = start(&dir.path().join("state.json")).await;
+    let w = Witness::fresh().await;
     let log = Log::main();
     let mut with_proof = AddCheckpoint::parse(&log.body(0, 8)).unwrap();
     with_proof.proof = prove_consistency(&log.leaves, 4, 8).unwrap();
-    assert_status(&post(&w.url, with_proof.to_body()).await, 422);
+    assert_status(&w.post(with_proof.to_body()).await, 422);
 
     let sign = |root: Hash| {
         let text = Checkpoint::new(ORIGIN, 0, root).to_text();
-        let mut n = Note::new(text.clone()).unwrap();
-        n.add_signature(log.signer.sign(&text).unwrap());
-        AddCheckpoint {
-            old_size: 0,
-            proof: vec![],
-            checkpoint: n.to_bytes(),
-        }
-        .to_body()
+        from_zero(Log::signed(&text, &log.signer))
     };
-    assert_status(&post(&w.url, sign([7; 32])).await, 422);
-    assert_status(&post(&w.url, sign(empty_root())).await, 200);
-    assert_status(&post(&w.url, log.body(0, 3)).await, 200);
-    w.stop().await;
+    w.finish([
+        (sign([7; 32]), Then::Status(422)),
+        (sign(empty_root()), Then::Status(200)),
+        (log.body(0, 3), Then::Status(200)),
+    ])
+    .await;
 }
 
 #[tokio::test]
 async fn unknown_origin_is_404() {
-    let dir = tempfile::tempdir().unwrap();
-    let w = start(&dir.path().join("state.json")).await;
+    let w = Witness::fresh().await;
     let other = Log::new("other.example/log", 3, 10, 0);
-    assert_status(&post(&w.url, other.body(0, 5)).await, 404);
-    w.stop().await;
+    w.finish([(other.body(0, 5), Then::Status(404))]).await;
 }
 
 #[tokio::test]
 async fn missing_or_bad_log_signature_is_403() {
-    let dir = tempfile::tempdir().unwrap();
-    let w = start(&dir.path().join("state.json")).await;
+    let w = Witness::fresh().await;
     let log = Log::main();
     let text = log.text(5);
-
     // Signed by another key with the log's name: ignored, so no trusted signature.
     let stranger = Log::new(ORIGIN, 4, 10, 0);
-    let mut n = Note::new(text.clone()).unwrap();
-    n.add_signature(stranger.signer.sign(&text).unwrap());
-    let body = AddCheckpoint {
-        old_size: 0,
-        proof: vec![],
-        checkpoint: n.to_bytes(),
-    };
-    assert_status(&post(&w.url, body.to_body()).await, 403);
-
+    let by_stranger = Log::signed(&text, &stranger.signer);
     // The log's key name and ID, but a signature over other text.
-    let mut n = Note::new(text.clone()).unwrap();
-    n.add_signature(log.signer.sign(&log.text(6)).unwrap());
-    let body = AddCheckpoint {
-        old_size: 0,
-        proof: vec![],
-        checkpoint: n.to_bytes(),
-    };
-    assert_status(&post(&w.url, body.to_body()).await, 403);
-
-    // A valid signature next to a bad one from the same key is still malformed: 403.
-    let mut n = Note::parse(&log.note(5)).unwrap();
-    n.add_signature(log.signer.sign(&log.text(6)).unwrap());
-    let body = AddCheckpoint {
-        old_size: 0,
-        proof: vec![],
-        checkpoint: n.to_bytes(),
-    };
-    assert_status(&post(&w.url, body.to_body()).await, 403);
-
+    let mut other_text = Note::new(text.clone()).unwrap();
+    other_text.add_signature(log.signer.sign(&log.text(6)).unwrap());
+    // A valid signature next to a bad one from the same key is still malformed.
+    let mut valid_and_bad = Note::parse(&log.note(5)).unwrap();
+    valid_and_bad.add_signature(log.signer.sign(&log.text(6)).unwrap());
     // The text changed after signing.
-    let forged = String::from_utf8(log.note(5))
+    let changed = String::from_utf8(log.note(5))
         .unwrap()
         .replacen("\n5\n", "\n6\n", 1);
-    let body = AddCheckpoint {
-        old_size: 0,
-        proof: vec![],
-        checkpoint: forged.into_bytes(),
-    };
-    assert_status(&post(&w.url, body.to_body()).await, 403);
-    assert_status(&post(&w.url, log.body(0, 5)).await, 200);
-    w.stop().await;
+    let refused = [
+        by_stranger,
+        other_text.to_bytes(),
+        valid_and_bad.to_bytes(),
+        changed.into_bytes(),
+    ]
+    .map(|checkpoint| (from_zero(checkpoint), Then::Status(403)));
+    // Then the real checkpoint is cosigned: none of them moved the witness.
+    let cosigned = (log.body(0, 5), Then::Status(200));
+    w.finish(refused.into_iter().chain([cosigned])).await;
 }
 
 #[tokio::test]
 async fn malformed_bodies_and_old_above_size_are_400() {
-    let dir = tempfile::tempdir().unwrap();
-    let w = start(&dir.path().join("state.json")).await;
+    let w = Witness::fresh().await;
     let log = Log::main();
     let note = log.note(5);
     let with = |head: &[u8]| {
@@ -389,53 +434,44 @@ async fn malformed_bodies_and_old_above_size_are_400() {
         b"old 0\n\nnot a note\n".to_vec(),
         b"old 0\n\nexample.com/log\n5\nAAAA\n\n\xe2\x80\x94 example.com/log AAAAAAA=\n".to_vec(),
         // A signed note whose text is no checkpoint.
-        {
-            let mut n = Note::new("example.com/log\nfive\n").unwrap();
-            n.add_signature(log.signer.sign("example.com/log\nfive\n").unwrap());
-            let mut b = b"old 0\n\n".to_vec();
-            b.extend_from_slice(&n.to_bytes());
-            b
-        },
+        from_zero(Log::signed("example.com/log\nfive\n", &log.signer)),
         // A note with no signature lines.
         with(b"old 0\n\n")[..b"old 0\n\n".len() + log.text(5).len() + 1].to_vec(),
     ] {
-        let a = post(&w.url, body.clone()).await;
+        let a = w.post(body.clone()).await;
         assert_status(&a, 400);
         assert!(!a.body.is_empty());
     }
     // Old size above the checkpoint's size.
     let mut reversed = AddCheckpoint::parse(&log.body(0, 5)).unwrap();
     reversed.old_size = 9;
-    assert_status(&post(&w.url, reversed.to_body()).await, 400);
+    assert_status(&w.post(reversed.to_body()).await, 400);
     // Nothing was cosigned.
-    assert_status(&post(&w.url, log.body(0, 5)).await, 200);
-    w.stop().await;
+    w.finish([(log.body(0, 5), Then::Status(200))]).await;
 }
 
 #[tokio::test]
 async fn oversized_bodies_and_wrong_methods_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let w = start(&dir.path().join("state.json")).await;
+    let w = Witness::fresh().await;
     let mut huge = Log::main().body(0, 5);
     huge.extend(std::iter::repeat_n(b'A', sotto_witness::DEFAULT_BODY_LIMIT));
-    assert_status(&post(&w.url, huge).await, 413);
-    let (status, _) = get(&format!("{}/add-checkpoint", w.url)).await;
+    assert_status(&w.post(huge).await, 413);
+    let (status, _) = w.get("add-checkpoint").await;
     assert_eq!(status, 405);
     w.stop().await;
 }
 
 #[tokio::test]
 async fn the_monitoring_endpoint_serves_the_latest_cosigned_checkpoint() {
-    let dir = tempfile::tempdir().unwrap();
-    let w = start(&dir.path().join("state.json")).await;
+    let w = Witness::fresh().await;
     let log = Log::main();
-    let url = format!("{}/{}/checkpoint", w.url, origin_hash(ORIGIN));
-    assert_eq!(get(&url).await.0, 404);
-    assert_status(&post(&w.url, log.body(0, 4)).await, 200);
-    let a = post(&w.url, log.body(4, 9)).await;
+    let path = Witness::checkpoint_path(ORIGIN);
+    assert_eq!(w.get(&path).await.0, 404);
+    assert_status(&w.post(log.body(0, 4)).await, 200);
+    let a = w.post(log.body(4, 9)).await;
     let ts = check_cosigned(&log.note(9), &a);
 
-    let (status, body) = get(&url).await;
+    let (status, body) = w.get(&path).await;
     assert_eq!(status, 200);
     let served = Note::parse(&body).unwrap();
     assert_eq!(served.text(), log.text(9));
@@ -453,45 +489,46 @@ async fn the_monitoring_endpoint_serves_the_latest_cosigned_checkpoint() {
         origin_hash("other.example/log"),
         "checkpoint".to_string(),
     ] {
-        assert_eq!(get(&format!("{}/{bad}/checkpoint", w.url)).await.0, 404);
+        assert_eq!(w.get(&format!("{bad}/checkpoint")).await.0, 404);
     }
     w.stop().await;
 }
 
 #[tokio::test]
 async fn the_state_survives_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state.json");
+    let (_dir, state) = state_file();
     let log = Log::main();
 
-    let w = start(&state).await;
-    assert_status(&post(&w.url, log.body(0, 5)).await, 200);
-    assert_status(&post(&w.url, log.body(5, 20)).await, 200);
-    w.stop().await;
+    let w = Witness::start(&state).await;
+    w.finish([
+        (log.body(0, 5), Then::Status(200)),
+        (log.body(5, 20), Then::Status(200)),
+    ])
+    .await;
 
-    let w = start(&state).await;
-    assert_conflict(&post(&w.url, log.body(0, 5)).await, 20);
-    assert_conflict(&post(&w.url, log.body(5, 20)).await, 20);
-    assert_status(&post(&w.url, Log::fork().body(20, 20)).await, 422);
-    let (status, body) = get(&format!("{}/{}/checkpoint", w.url, origin_hash(ORIGIN))).await;
+    let w = Witness::start(&state).await;
+    w.submit([
+        (log.body(0, 5), Then::Conflict(20)),
+        (log.body(5, 20), Then::Conflict(20)),
+        (Log::fork().body(20, 20), Then::Status(422)),
+    ])
+    .await;
+    let (status, body) = w.get(&Witness::checkpoint_path(ORIGIN)).await;
     assert_eq!(status, 200);
     assert_eq!(Note::parse(&body).unwrap().text(), log.text(20));
-    check_cosigned(&log.note(30), &post(&w.url, log.body(20, 30)).await);
+    check_cosigned(&log.note(30), &w.post(log.body(20, 30)).await);
     w.stop().await;
 
-    let w = start(&state).await;
-    assert_conflict(&post(&w.url, log.body(20, 40)).await, 30);
-    w.stop().await;
+    let w = Witness::start(&state).await;
+    w.finish([(log.body(20, 40), Then::Conflict(30))]).await;
 }
 
 #[tokio::test]
 async fn a_corrupt_state_file_refuses_to_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state.json");
+    let (_dir, state) = state_file();
     let log = Log::main();
-    let w = start(&state).await;
-    assert_status(&post(&w.url, log.body(0, 5)).await, 200);
-    w.stop().await;
+    let w = Witness::start(&state).await;
+    w.finish([(log.body(0, 5), Then::Status(200))]).await;
     let good = std::fs::read_to_string(&state).unwrap();
 
     for bad in [
@@ -515,16 +552,14 @@ async fn a_corrupt_state_file_refuses_to_start() {
             .is_err());
     }
     std::fs::write(&state, &good).unwrap();
-    let w = start(&state).await;
-    assert_conflict(&post(&w.url, log.body(0, 2)).await, 5);
-    w.stop().await;
+    let w = Witness::start(&state).await;
+    w.finish([(log.body(0, 2), Then::Conflict(5))]).await;
 }
 
 #[tokio::test]
 async fn a_second_witness_on_the_same_state_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state.json");
-    let w = start(&state).await;
+    let (_dir, state) = state_file();
+    let w = Witness::start(&state).await;
     let err = WitnessService::open(config(&state)).unwrap_err();
     assert!(
         matches!(err, ServeError::Store(StoreError::Locked(_))),
@@ -532,15 +567,14 @@ async fn a_second_witness_on_the_same_state_is_refused() {
     );
     w.stop().await;
     // Released once the first one stopped.
-    start(&state).await.stop().await;
+    Witness::start(&state).await.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_submissions_never_roll_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let w = start(&dir.path().join("state.json")).await;
+    let w = Witness::fresh().await;
     let log = std::sync::Arc::new(Log::main());
-    assert_status(&post(&w.url, log.body(0, 1)).await, 200);
+    assert_status(&w.post(log.body(0, 1)).await, 200);
     let mut current = 1u64;
     for round in 0..20u64 {
         // Sizes N and N+K (and N+2K), each sent several times, all from the current size.
@@ -569,7 +603,7 @@ async fn concurrent_submissions_never_roll_back() {
             "exactly one of the racing requests is cosigned"
         );
         // The witness is at the winner's size, never at a loser's smaller one.
-        assert_conflict(&post(&w.url, log.body(0, 1)).await, won[0]);
+        assert_conflict(&w.post(log.body(0, 1)).await, won[0]);
         current = won[0];
     }
     w.stop().await;
