@@ -20,3 +20,28 @@ impl UnixTime {
         self.0
     }
 }
+
+/// Refuses input of `len` bytes when it is longer than `max`, as `too_large(len, max)`: each
+/// verifier bounds what an untrusted host may make it read before parsing any of it.
+pub fn at_most<E>(
+    len: usize,
+    max: usize,
+    too_large: impl FnOnce(usize, usize) -> E,
+) -> Result<(), E> {
+    if len > max {
+        return Err(too_large(len, max));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::at_most;
+
+    #[test]
+    fn at_most_admits_the_bound_and_refuses_one_more() {
+        let too_large = |len, max| (len, max);
+        assert_eq!(at_most(10, 10, too_large), Ok(()));
+        assert_eq!(at_most(11, 10, too_large), Err((11, 10)));
+    }
+}

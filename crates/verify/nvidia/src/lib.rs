@@ -53,7 +53,7 @@ use der::{Decode, Encode, Tag, Tagged};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sotto_verify_core::x509::{Cert, CertError, HashAlg, PublicKey};
-use sotto_verify_core::UnixTime;
+use sotto_verify_core::{at_most, UnixTime};
 
 pub use sotto_verify_core::ChainCache;
 
@@ -145,12 +145,9 @@ impl CertChainInput {
     fn parse(&self) -> Result<Vec<Cert>, GpuError> {
         let certs = match self {
             CertChainInput::Pem(pem) => {
-                if pem.len() > MAX_PEM_LEN {
-                    return Err(GpuError::CertChainTooLarge {
-                        len: pem.len(),
-                        max: MAX_PEM_LEN,
-                    });
-                }
+                at_most(pem.len(), MAX_PEM_LEN, |len, max| {
+                    GpuError::CertChainTooLarge { len, max }
+                })?;
                 Cert::from_pem_chain(pem).map_err(GpuError::CertChainMalformed)?
             }
             CertChainInput::Der(ders) => {

@@ -8,6 +8,7 @@
 //! verdict reports.
 
 use sha2::{Digest, Sha256};
+use sotto_verify_core::at_most;
 
 /// Largest RIM accepted; NVIDIA's are about 20 KiB.
 pub const MAX_RIM_LEN: usize = 1024 * 1024;
@@ -75,12 +76,10 @@ pub struct Rim {
 
 impl Rim {
     pub fn parse(bytes: &[u8]) -> Result<Self, RimError> {
-        if bytes.len() > MAX_RIM_LEN {
-            return Err(RimError::TooLarge {
-                len: bytes.len(),
-                max: MAX_RIM_LEN,
-            });
-        }
+        at_most(bytes.len(), MAX_RIM_LEN, |len, max| RimError::TooLarge {
+            len,
+            max,
+        })?;
         let text = std::str::from_utf8(bytes).map_err(|_| RimError::NotUtf8)?;
         let doc = roxmltree::Document::parse_with_options(
             text,

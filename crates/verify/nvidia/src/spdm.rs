@@ -7,6 +7,7 @@
 //! the fields; whether the GPU really signed them is decided in `verify`.
 
 use sha2::{Digest, Sha256};
+use sotto_verify_core::at_most;
 
 /// Largest report accepted. A Hopper report is about 4 KiB (64 blocks of SHA-384 plus ~400
 /// bytes of opaque data); this leaves room for larger digests and newer opaque fields while
@@ -217,15 +218,14 @@ impl<'a> Reader<'a> {
     }
 }
 
+fn too_large(len: usize, max: usize) -> SpdmError {
+    SpdmError::TooLarge { len, max }
+}
+
 impl SpdmEvidence {
     /// Parses `request || response` as the NVIDIA driver returns it.
     pub fn parse(bytes: &[u8]) -> Result<Self, SpdmError> {
-        if bytes.len() > MAX_REPORT_LEN {
-            return Err(SpdmError::TooLarge {
-                len: bytes.len(),
-                max: MAX_REPORT_LEN,
-            });
-        }
+        at_most(bytes.len(), MAX_REPORT_LEN, too_large)?;
         let mut r = Reader { bytes, pos: 0 };
 
         let [request_param1, request_param2] = r.header(
@@ -405,12 +405,7 @@ impl SpdmEvidence {
 /// Decodes the hex text of a report, bounding the size before decoding.
 pub fn decode_report_hex(text: &str) -> Result<Vec<u8>, SpdmError> {
     let text = text.trim();
-    if text.len() / 2 > MAX_REPORT_LEN {
-        return Err(SpdmError::TooLarge {
-            len: text.len() / 2,
-            max: MAX_REPORT_LEN,
-        });
-    }
+    at_most(text.len() / 2, MAX_REPORT_LEN, too_large)?;
     hex::decode(text).map_err(|e| SpdmError::Hex(e.to_string()))
 }
 

@@ -7,6 +7,7 @@
 //! their signatures.
 
 use serde::Deserialize;
+use sotto_verify_core::at_most;
 use sotto_verify_core::crl::Crl;
 use sotto_verify_core::x509::Cert;
 
@@ -47,12 +48,9 @@ struct RawCollateral {
 
 impl Collateral {
     pub fn from_json(bytes: &[u8]) -> Result<Collateral, TdxError> {
-        if bytes.len() > MAX_COLLATERAL_LEN {
-            return Err(TdxError::CollateralTooLarge {
-                len: bytes.len(),
-                max: MAX_COLLATERAL_LEN,
-            });
-        }
+        at_most(bytes.len(), MAX_COLLATERAL_LEN, |len, max| {
+            TdxError::CollateralTooLarge { len, max }
+        })?;
         let raw: RawCollateral = serde_json::from_slice(bytes)
             .map_err(|e| TdxError::CollateralParse(format!("envelope: {e}")))?;
         let crl = |name: &str, hex_der: &str| {

@@ -6,6 +6,8 @@
 //! 4-byte body size), a 4-byte signature-data length, then the ECDSA-256 signature data whose
 //! certification data is type 6 (QE report certification data) wrapping type 5 (PCK chain, PEM).
 
+use sotto_verify_core::at_most;
+
 use crate::TdxError;
 
 /// Largest quote accepted. Real TDX quotes are about 5 KiB (most of it the PEM chain); the bound
@@ -202,12 +204,9 @@ impl Quote {
     /// quote generation service are zero-padded, and anything else there would be unsigned
     /// data that a careless consumer might read.
     pub fn parse(bytes: &[u8]) -> Result<Quote, TdxError> {
-        if bytes.len() > MAX_QUOTE_LEN {
-            return Err(TdxError::QuoteTooLarge {
-                len: bytes.len(),
-                max: MAX_QUOTE_LEN,
-            });
-        }
+        at_most(bytes.len(), MAX_QUOTE_LEN, |len, max| {
+            TdxError::QuoteTooLarge { len, max }
+        })?;
         let mut r = Reader::new(bytes);
         let header = parse_header(&mut r)?;
         let kind = match header.version {
