@@ -13,6 +13,8 @@ mod log;
 mod ratelimit;
 mod records;
 mod relay;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod web;
 
 use std::net::SocketAddr;

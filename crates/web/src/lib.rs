@@ -17,5 +17,7 @@ mod error;
 pub mod flows;
 pub mod markdown;
 pub mod release;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use error::{whole_number, WebError};

@@ -26,15 +26,7 @@ fn params(max_tokens: u32) -> GenParams {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_chat_streams_and_keeps_context_on_the_client() {
     let s = stack(TapMode::Pass).await;
-    let mut conn = Connection::open(
-        &s.url,
-        &s.policy,
-        &s.releases,
-        &Expectations::default(),
-        now(),
-    )
-    .await
-    .expect("verified");
+    let mut conn = s.connect().await.expect("verified");
     assert!(conn.verified().verdict.is_simulated());
     assert_eq!(conn.verified().manifest.platform, "simulated");
 
@@ -121,15 +113,7 @@ async fn wrong_model_digest_refused() {
 async fn relay_flipping_one_byte_of_a_transport_frame_ends_the_session() {
     // Frame 0 from the enclave is the handshake answer; frame 1 is the first token.
     let s = stack(TapMode::FlipDown(1)).await;
-    let mut conn = Connection::open(
-        &s.url,
-        &s.policy,
-        &s.releases,
-        &Expectations::default(),
-        now(),
-    )
-    .await
-    .expect("verified");
+    let mut conn = s.connect().await.expect("verified");
     let err = conn
         .chat(&[user("hi")], params(8), &mut |_| {})
         .await
@@ -144,15 +128,7 @@ async fn relay_flipping_one_byte_of_a_transport_frame_ends_the_session() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conversation_longer_than_the_context_gets_a_clear_error_and_the_session_survives() {
     let s = stack(TapMode::Pass).await;
-    let mut conn = Connection::open(
-        &s.url,
-        &s.policy,
-        &s.releases,
-        &Expectations::default(),
-        now(),
-    )
-    .await
-    .expect("verified");
+    let mut conn = s.connect().await.expect("verified");
     // Over 64 KiB, so the request also crosses the chunking path.
     let long = "word ".repeat(14_000);
     let err = conn
@@ -168,15 +144,7 @@ async fn conversation_longer_than_the_context_gets_a_clear_error_and_the_session
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn measurement_pinning_accepts_the_published_value_and_refuses_another() {
     let s = stack(TapMode::Pass).await;
-    let conn = Connection::open(
-        &s.url,
-        &s.policy,
-        &s.releases,
-        &Expectations::default(),
-        now(),
-    )
-    .await
-    .expect("verified");
+    let conn = s.connect().await.expect("verified");
     let sotto_verify::CpuVerdict::Simulated(v) = &conn.verified().verdict.cpu else {
         panic!("simulated")
     };

@@ -249,6 +249,21 @@ pub async fn stack(mode: TapMode) -> Stack {
     }
 }
 
+impl Stack {
+    /// A client connection as `sotto chat` opens one: the stack's pinned root and its logged
+    /// releases, no further expectations.
+    pub async fn connect(&self) -> Result<sotto::client::Connection, sotto::client::ClientError> {
+        sotto::client::Connection::open(
+            &self.url,
+            &self.policy,
+            &self.releases,
+            &sotto_channel::handshake::Expectations::default(),
+            sotto::client::now(),
+        )
+        .await
+    }
+}
+
 /// The releases of an in-memory development log holding `release`, signed by both of its
 /// release keys (for tests that need admission without a server).
 pub fn releases_listing(release: &sotto_release::Release) -> sotto_release::ReleaseSet {

@@ -8,6 +8,7 @@ mod accounts;
 mod attested_chat;
 mod binding;
 mod canary;
+mod cross_client;
 mod durability;
 mod releases;
 mod robustness;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::common::{stack, TapMode};
 use futures_util::{SinkExt, StreamExt};
-use sotto::client::{now, relay_url, Connection};
+use sotto::client::{now, relay_url};
 use sotto_channel::handshake::{ClientHandshake, Expectations};
 use sotto_channel::messages::{GenParams, Role, WireMessage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -16,15 +16,7 @@ use tokio_tungstenite::tungstenite::Message;
 use zeroize::Zeroizing;
 
 async fn chat_works(s: &common::Stack) {
-    let mut conn = Connection::open(
-        &s.url,
-        &s.policy,
-        &s.releases,
-        &Expectations::default(),
-        now(),
-    )
-    .await
-    .expect("verified");
+    let mut conn = s.connect().await.expect("verified");
     let msg = [WireMessage {
         role: Role::User,
         content: Zeroizing::new("ping".into()),
