@@ -29,7 +29,6 @@ use passkey_types::webauthn::{
     PublicKeyCredentialDescriptor, PublicKeyCredentialType,
 };
 use passkey_types::Passkey;
-use rand_core::{OsRng, RngCore as _};
 use serde_json::{json, Map, Value};
 use sha2::{Digest as _, Sha256};
 use url::Url;
@@ -130,12 +129,7 @@ impl Keyring {
         let refusal = client.authenticator_mut().store_mut().refusal.take();
         let created = result.map_err(|e| client_error(e, origin, &rp_id, refusal))?;
 
-        let prf = created
-            .client_extension_results
-            .prf
-            .as_ref()
-            .and_then(prf_first)
-            .transpose()?;
+        let prf = prf_first(created.client_extension_results.prf.as_ref())?;
         let mut extensions = Map::new();
         if let Some(cred_props) = &created.client_extension_results.cred_props {
             extensions.insert("credProps".into(), to_json(cred_props, "credProps")?);
@@ -229,12 +223,7 @@ impl Keyring {
         let refusal = client.authenticator_mut().store_mut().refusal.take();
         let asserted = result.map_err(|e| client_error(e, origin, &rp_id, refusal))?;
 
-        let prf = asserted
-            .client_extension_results
-            .prf
-            .as_ref()
-            .and_then(prf_first)
-            .transpose()?;
+        let prf = prf_first(asserted.client_extension_results.prf.as_ref())?;
         let user_handle = asserted
             .response
             .user_handle
@@ -277,12 +266,7 @@ impl Keyring {
         salt: &[u8; PRF_LEN],
     ) -> Result<PrfOutput> {
         self.check_known(rp_id, Some(credential_id))?;
-        let mut client_data_hash = [0u8; 32];
-        OsRng
-            .try_fill_bytes(&mut client_data_hash)
-            .map_err(|e| Error::Random {
-                reason: e.to_string(),
-            })?;
+        let client_data_hash: [u8; 32] = crate::random()?;
         let request = get_assertion::Request {
             rp_id: rp_id.to_owned(),
             client_data_hash: client_data_hash.to_vec().into(),
@@ -355,17 +339,19 @@ fn webauthn_prf_salt(salt: &[u8; PRF_LEN]) -> [u8; 32] {
     hasher.finalize().into()
 }
 
-fn prf_first(outputs: &AuthenticationExtensionsPrfOutputs) -> Option<Result<PrfOutput>> {
-    outputs.results.as_ref().map(|values| {
-        <[u8; PRF_LEN]>::try_from(values.first.as_slice())
-            .map(|first| PrfOutput(Zeroizing::new(first)))
-            .map_err(|_| Error::Client {
-                reason: format!(
-                    "PRF output is {} bytes, expected {PRF_LEN}",
-                    values.first.len()
-                ),
-            })
-    })
+/// The first PRF output of a ceremony's extension results, if it has one.
+fn prf_first(outputs: Option<&AuthenticationExtensionsPrfOutputs>) -> Result<Option<PrfOutput>> {
+    let Some(values) = outputs.and_then(|o| o.results.as_ref()) else {
+        return Ok(None);
+    };
+    <[u8; PRF_LEN]>::try_from(values.first.as_slice())
+        .map(|first| Some(PrfOutput(Zeroizing::new(first))))
+        .map_err(|_| Error::Client {
+            reason: format!(
+                "PRF output is {} bytes, expected {PRF_LEN}",
+                values.first.len()
+            ),
+        })
 }
 
 fn parse_origin(origin: &str) -> Result<Url> {

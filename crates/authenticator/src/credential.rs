@@ -138,22 +138,19 @@ impl Credential {
         if self.rp_id.is_empty() {
             return Err("rp_id is empty".into());
         }
-        if !CREDENTIAL_ID_LEN.contains(&self.credential_id.len()) {
-            return Err(format!(
-                "credential_id is {} bytes, outside {}..={}",
-                self.credential_id.len(),
-                CREDENTIAL_ID_LEN.start(),
-                CREDENTIAL_ID_LEN.end()
-            ));
-        }
-        if !USER_HANDLE_LEN.contains(&self.user_handle.len()) {
-            return Err(format!(
-                "user_handle is {} bytes, outside {}..={}",
-                self.user_handle.len(),
-                USER_HANDLE_LEN.start(),
-                USER_HANDLE_LEN.end()
-            ));
-        }
+        let within = |field: &str, len: usize, range: &std::ops::RangeInclusive<usize>| {
+            if range.contains(&len) {
+                return Ok(());
+            }
+            let (start, end) = (range.start(), range.end());
+            Err(format!("{field} is {len} bytes, outside {start}..={end}"))
+        };
+        within(
+            "credential_id",
+            self.credential_id.len(),
+            &CREDENTIAL_ID_LEN,
+        )?;
+        within("user_handle", self.user_handle.len(), &USER_HANDLE_LEN)?;
         if self.hmac_secret.len() != HMAC_SECRET_LEN {
             return Err(format!(
                 "hmac_secret is {} bytes, expected {HMAC_SECRET_LEN}",

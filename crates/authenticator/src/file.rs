@@ -25,7 +25,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use chacha20poly1305::aead::{Aead as _, KeyInit as _, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use rand_core::{OsRng, RngCore as _};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -263,12 +262,7 @@ impl Keyring {
             .create(&dir)
             .map_err(io("create directory", &dir))?;
 
-        let mut suffix = [0u8; 8];
-        OsRng
-            .try_fill_bytes(&mut suffix)
-            .map_err(|e| Error::Random {
-                reason: e.to_string(),
-            })?;
+        let suffix: [u8; 8] = crate::random()?;
         let mut tmp_name = std::ffi::OsString::from(".");
         tmp_name.push(name);
         tmp_name.push(format!(".{}.tmp", hex_lower(&suffix)));
@@ -346,14 +340,8 @@ fn seal(stored: &[StoredCredential], passphrase: &str) -> Result<Sealing> {
     let plaintext = Zeroizing::new(serde_json::to_vec(stored).map_err(|e| Error::Encode {
         reason: format!("credential list JSON: {e}"),
     })?);
-    let mut salt = [0u8; SALT_LEN];
-    let mut nonce = [0u8; NONCE_LEN];
-    OsRng
-        .try_fill_bytes(&mut salt)
-        .and_then(|()| OsRng.try_fill_bytes(&mut nonce))
-        .map_err(|e| Error::Random {
-            reason: e.to_string(),
-        })?;
+    let salt: [u8; SALT_LEN] = crate::random()?;
+    let nonce: [u8; NONCE_LEN] = crate::random()?;
     let key = derive_key(
         passphrase,
         &salt,

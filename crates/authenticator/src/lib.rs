@@ -43,6 +43,18 @@ pub use file::{FORMAT_NAME, FORMAT_VERSION};
 /// The result type of this crate.
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// `N` bytes from the operating system's random source.
+fn random<const N: usize>() -> Result<[u8; N]> {
+    use rand_core::RngCore as _;
+    let mut bytes = [0u8; N];
+    rand_core::OsRng
+        .try_fill_bytes(&mut bytes)
+        .map_err(|e| Error::Random {
+            reason: e.to_string(),
+        })?;
+    Ok(bytes)
+}
+
 /// The set of software passkeys kept in one keyring file.
 ///
 /// Secrets (private keys, hmac-secret seeds) are zeroized when the keyring is dropped.

@@ -4,11 +4,12 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use serde_json::Value;
 use sotto_authenticator::{Error, Keyring, PrfOutput};
-use webauthn_rs::prelude::{DiscoverableKey, WebauthnError};
+use webauthn_rs::prelude::{DiscoverableKey, PublicKeyCredential, Uuid, WebauthnError};
+use webauthn_rs::Webauthn;
 
 use crate::common::{
-    finish_registration, local_rp, parse_assertion, register, relying_party, start_login,
-    start_registration, LOCAL_ORIGIN, NOW,
+    finish_registration, local_prf, local_rp, log_in, parse_assertion, register, relying_party,
+    start_login, start_registration, with_alice, LOCAL_ORIGIN, NOW,
 };
 
 const SALT: [u8; 32] = [7u8; 32];
@@ -47,12 +48,17 @@ fn assert_prf_absent(response: &Value, prf: &[u8; 32]) {
     );
 }
 
+/// The server reads `credential` as `user`'s credential `id`.
+fn assert_identifies(rp: &Webauthn, credential: &PublicKeyCredential, user: Uuid, id: &[u8]) {
+    let (found_user, found_id) = rp
+        .identify_discoverable_authentication(credential)
+        .expect("server identifies the user");
+    assert_eq!((found_user, found_id), (user, id));
+}
+
 #[tokio::test]
 async fn register_and_discoverable_login_verify_on_webauthn_rs_with_stable_prf() {
-    let rp = local_rp();
-    let mut keyring = Keyring::new();
-    let (user, registration, mut passkey) =
-        register(&rp, &mut keyring, LOCAL_ORIGIN, "alice", &SALT, NOW).await;
+    let (rp, mut keyring, (user, registration, mut passkey)) = with_alice(&SALT).await;
 
     assert_eq!(
         passkey.cred_id().as_slice(),
@@ -72,20 +78,9 @@ async fn register_and_discoverable_login_verify_on_webauthn_rs_with_stable_prf()
 
     let mut last_counter = 0;
     for round in 0..2 {
-        let (options, state) = start_login(&rp);
-        let assertion = match keyring
-            .authenticate(LOCAL_ORIGIN, options, &SALT, None)
-            .await
-        {
-            Ok(a) => a,
-            Err(e) => panic!("authenticate failed: {e}"),
-        };
-        let credential = parse_assertion(&assertion.response);
-        let (found_user, found_id) = rp
-            .identify_discoverable_authentication(&credential)
-            .expect("server identifies the user");
-        assert_eq!(found_user, user);
-        assert_eq!(found_id, registration.credential_id.as_slice());
+        let (assertion, credential, state) =
+            log_in(&rp, &mut keyring, LOCAL_ORIGIN, &SALT, None).await;
+        assert_identifies(&rp, &credential, user, &registration.credential_id);
         assert_eq!(assertion.user_handle, user.as_bytes().to_vec());
         assert_eq!(assertion.credential_id, registration.credential_id);
 
@@ -118,93 +113,48 @@ async fn register_and_discoverable_login_verify_on_webauthn_rs_with_stable_prf()
     }
     assert_eq!(keyring.credentials()[0].counter, last_counter);
 
-    let local = keyring
-        .prf("localhost", &registration.credential_id, &SALT)
-        .await
-        .map_err(|e| e.to_string())
-        .expect("local PRF");
-    assert_eq!(*local.as_bytes(), at_creation);
-    let other = keyring
-        .prf("localhost", &registration.credential_id, &OTHER_SALT)
-        .await
-        .map_err(|e| e.to_string())
-        .expect("local PRF, other salt");
-    assert_ne!(*other.as_bytes(), at_creation);
+    let id = &registration.credential_id;
+    assert_eq!(local_prf(&mut keyring, id, &SALT).await, at_creation);
+    let other = local_prf(&mut keyring, id, &OTHER_SALT).await;
+    assert_ne!(other, at_creation);
 
     // The local evaluation advanced the counter too; the server still accepts the next login.
-    let (options, state) = start_login(&rp);
-    let assertion = keyring
-        .authenticate(LOCAL_ORIGIN, options, &OTHER_SALT, None)
-        .await
-        .map_err(|e| e.to_string())
-        .expect("login with the other salt");
-    assert_eq!(prf_bytes(&assertion.prf), *other.as_bytes());
+    let (assertion, credential, state) =
+        log_in(&rp, &mut keyring, LOCAL_ORIGIN, &OTHER_SALT, None).await;
+    assert_eq!(prf_bytes(&assertion.prf), other);
     let result = rp
-        .finish_discoverable_authentication_v2(
-            &parse_assertion(&assertion.response),
-            state,
-            &passkey,
-        )
+        .finish_discoverable_authentication_v2(&credential, state, &passkey)
         .expect("server verifies");
     assert!(result.counter() > last_counter + 1);
 }
 
 #[tokio::test]
 async fn another_credential_has_another_prf_and_can_be_chosen() {
-    let rp = local_rp();
-    let mut keyring = Keyring::new();
-    let (alice, first, alice_key) =
-        register(&rp, &mut keyring, LOCAL_ORIGIN, "alice", &SALT, NOW).await;
+    let (rp, mut keyring, (alice, first, alice_key)) = with_alice(&SALT).await;
     let (bob, second, bob_key) =
         register(&rp, &mut keyring, LOCAL_ORIGIN, "bob", &SALT, NOW + 60).await;
     assert_ne!(first.credential_id, second.credential_id);
     assert_ne!(prf_bytes(&first.prf), prf_bytes(&second.prf));
 
     // Default: the most recently created credential (bob).
-    let (options, state) = start_login(&rp);
-    let assertion = keyring
-        .authenticate(LOCAL_ORIGIN, options, &SALT, None)
-        .await
-        .map_err(|e| e.to_string())
-        .expect("login");
-    let credential = parse_assertion(&assertion.response);
-    let (user, _) = rp
-        .identify_discoverable_authentication(&credential)
-        .expect("identify");
-    assert_eq!(user, bob);
+    let (assertion, credential, state) = log_in(&rp, &mut keyring, LOCAL_ORIGIN, &SALT, None).await;
+    assert_identifies(&rp, &credential, bob, &second.credential_id);
     assert_eq!(prf_bytes(&assertion.prf), prf_bytes(&second.prf));
     rp.finish_discoverable_authentication_v2(&credential, state, &bob_key)
         .expect("bob verifies");
 
     // Chosen: the older credential (alice).
-    let (options, state) = start_login(&rp);
-    let assertion = keyring
-        .authenticate(LOCAL_ORIGIN, options, &SALT, Some(&first.credential_id))
-        .await
-        .map_err(|e| e.to_string())
-        .expect("login as alice");
-    let credential = parse_assertion(&assertion.response);
-    let (user, id) = rp
-        .identify_discoverable_authentication(&credential)
-        .expect("identify");
-    assert_eq!(user, alice);
-    assert_eq!(id, first.credential_id.as_slice());
+    let as_alice = Some(first.credential_id.as_slice());
+    let (assertion, credential, state) =
+        log_in(&rp, &mut keyring, LOCAL_ORIGIN, &SALT, as_alice).await;
+    assert_identifies(&rp, &credential, alice, &first.credential_id);
     assert_eq!(prf_bytes(&assertion.prf), prf_bytes(&first.prf));
     rp.finish_discoverable_authentication_v2(&credential, state, &alice_key)
         .expect("alice verifies");
     // The server does not accept Alice's assertion as Bob's credential.
-    let (options, state) = start_login(&rp);
-    let assertion = keyring
-        .authenticate(LOCAL_ORIGIN, options, &SALT, Some(&first.credential_id))
-        .await
-        .map_err(|e| e.to_string())
-        .expect("login as alice");
+    let (_, credential, state) = log_in(&rp, &mut keyring, LOCAL_ORIGIN, &SALT, as_alice).await;
     assert!(matches!(
-        rp.finish_discoverable_authentication_v2(
-            &parse_assertion(&assertion.response),
-            state,
-            &bob_key
-        ),
+        rp.finish_discoverable_authentication_v2(&credential, state, &bob_key),
         Err(WebauthnError::CredentialNotFound)
     ));
 
@@ -243,9 +193,7 @@ async fn another_credential_has_another_prf_and_can_be_chosen() {
 
 #[tokio::test]
 async fn webauthn_rs_refuses_responses_for_another_origin_or_tampered() {
-    let rp = local_rp();
-    let mut keyring = Keyring::new();
-    let (_, _, passkey) = register(&rp, &mut keyring, LOCAL_ORIGIN, "alice", &SALT, NOW).await;
+    let (rp, mut keyring, (_, _, passkey)) = with_alice(&SALT).await;
 
     // Registration ceremony run from another origin of the same rp id (another port).
     let (options, state) =
@@ -260,39 +208,17 @@ async fn webauthn_rs_refuses_responses_for_another_origin_or_tampered() {
         Err(WebauthnError::InvalidRPOrigin)
     ));
 
-    // Assertion from another origin.
-    let (options, state) = start_login(&rp);
-    let assertion = keyring
-        .authenticate(
-            "http://localhost:9999",
-            options,
-            &SALT,
-            Some(passkey.cred_id().as_slice()),
-        )
-        .await
-        .map_err(|e| e.to_string())
-        .expect("client accepts");
+    // Assertion from another origin (the client itself accepts another localhost port).
+    let own = Some(passkey.cred_id().as_slice());
+    let (_, credential, state) =
+        log_in(&rp, &mut keyring, "http://localhost:9999", &SALT, own).await;
     assert!(matches!(
-        rp.finish_discoverable_authentication_v2(
-            &parse_assertion(&assertion.response),
-            state,
-            &passkey
-        ),
+        rp.finish_discoverable_authentication_v2(&credential, state, &passkey),
         Err(WebauthnError::InvalidRPOrigin)
     ));
 
     // A genuine assertion with one signature byte flipped.
-    let (options, state) = start_login(&rp);
-    let assertion = keyring
-        .authenticate(
-            LOCAL_ORIGIN,
-            options,
-            &SALT,
-            Some(passkey.cred_id().as_slice()),
-        )
-        .await
-        .map_err(|e| e.to_string())
-        .expect("login");
+    let (assertion, _, state) = log_in(&rp, &mut keyring, LOCAL_ORIGIN, &SALT, own).await;
     let mut tampered = assertion.response.clone();
     let signature = tampered["response"]["signature"]
         .as_str()
@@ -335,19 +261,9 @@ async fn https_origin_works_and_ip_literal_is_refused() {
         NOW,
     )
     .await;
-    let (options, state) = start_login(&rp);
-    let assertion = keyring
-        .authenticate("https://sotto.example", options, &SALT, None)
-        .await
-        .map_err(|e| e.to_string())
-        .expect("login");
-    let credential = parse_assertion(&assertion.response);
-    assert_eq!(
-        rp.identify_discoverable_authentication(&credential)
-            .expect("identify")
-            .0,
-        user
-    );
+    let (assertion, credential, state) =
+        log_in(&rp, &mut keyring, "https://sotto.example", &SALT, None).await;
+    assert_identifies(&rp, &credential, user, &registration.credential_id);
     rp.finish_discoverable_authentication_v2(&credential, state, &passkey)
         .expect("verifies");
     assert_eq!(prf_bytes(&assertion.prf), prf_bytes(&registration.prf));
@@ -383,10 +299,7 @@ async fn https_origin_works_and_ip_literal_is_refused() {
 
 #[tokio::test]
 async fn excluded_credential_is_not_registered_twice() {
-    let rp = local_rp();
-    let mut keyring = Keyring::new();
-    let (user, registration, _) =
-        register(&rp, &mut keyring, LOCAL_ORIGIN, "alice", &SALT, NOW).await;
+    let (rp, mut keyring, (user, registration, _)) = with_alice(&SALT).await;
     let (options, _) = start_registration(
         &rp,
         user,

@@ -2,7 +2,7 @@
 //! (passkeys, discoverable login, resident key required in the creation options).
 
 use serde_json::Value;
-use sotto_authenticator::{Keyring, Registration};
+use sotto_authenticator::{Assertion, Keyring, Registration};
 use webauthn_rs::prelude::{
     DiscoverableAuthentication, Passkey, PasskeyRegistration, PublicKeyCredential,
     RegisterPublicKeyCredential, Url, Uuid,
@@ -68,16 +68,22 @@ pub async fn register(
 ) -> (Uuid, Registration, Passkey) {
     let user = Uuid::new_v4();
     let (options, state) = start_registration(rp, user, name, None);
-    let registration = match keyring
+    let registration = keyring
         .register(origin, options, salt, name, created_at)
         .await
-    {
-        Ok(r) => r,
-        Err(e) => panic!("register failed: {e}"),
-    };
+        .unwrap_or_else(|e| panic!("register failed: {e}"));
     let passkey =
         finish_registration(rp, &registration, &state).expect("server accepts registration");
     (user, registration, passkey)
+}
+
+/// The local relying party, and a keyring in which alice registered with `salt` (her user,
+/// registration and server-side passkey).
+pub async fn with_alice(salt: &[u8; 32]) -> (Webauthn, Keyring, (Uuid, Registration, Passkey)) {
+    let rp = local_rp();
+    let mut keyring = Keyring::new();
+    let alice = register(&rp, &mut keyring, LOCAL_ORIGIN, "alice", salt, NOW).await;
+    (rp, keyring, alice)
 }
 
 pub fn start_login(rp: &Webauthn) -> (Value, DiscoverableAuthentication) {
@@ -88,6 +94,34 @@ pub fn start_login(rp: &Webauthn) -> (Value, DiscoverableAuthentication) {
         serde_json::to_value(&rcr).expect("request options serialize"),
         state,
     )
+}
+
+/// A discoverable login: `keyring` answers `rp`'s request from `origin` with `salt` (and with
+/// `credential`, when one is chosen). Returns the assertion, the credential as the server reads
+/// it, and the server's state for finishing the ceremony.
+pub async fn log_in(
+    rp: &Webauthn,
+    keyring: &mut Keyring,
+    origin: &str,
+    salt: &[u8; 32],
+    credential: Option<&[u8]>,
+) -> (Assertion, PublicKeyCredential, DiscoverableAuthentication) {
+    let (options, state) = start_login(rp);
+    let assertion = keyring
+        .authenticate(origin, options, salt, credential)
+        .await
+        .unwrap_or_else(|e| panic!("login failed: {e}"));
+    let credential = parse_assertion(&assertion.response);
+    (assertion, credential, state)
+}
+
+/// The PRF of `keyring`'s credential `id` for localhost at `salt`, evaluated locally.
+pub async fn local_prf(keyring: &mut Keyring, id: &[u8], salt: &[u8; 32]) -> [u8; 32] {
+    let prf = keyring
+        .prf("localhost", id, salt)
+        .await
+        .unwrap_or_else(|e| panic!("local PRF failed: {e}"));
+    *prf.as_bytes()
 }
 
 pub fn parse_assertion(response: &Value) -> PublicKeyCredential {

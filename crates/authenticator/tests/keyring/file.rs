@@ -2,7 +2,7 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -13,16 +13,14 @@ use serde_json::Value;
 use sotto_authenticator::{Error, Keyring};
 use webauthn_rs::prelude::WebauthnError;
 
-use crate::common::{local_rp, parse_assertion, register, start_login, LOCAL_ORIGIN, NOW};
+use crate::common::{local_prf, log_in, register, with_alice, LOCAL_ORIGIN, NOW};
 
 const SALT: [u8; 32] = [3u8; 32];
 const PASSPHRASE: &str = "correct horse battery staple";
 
 /// A keyring with two credentials registered on a real relying party.
 async fn two_credentials() -> (Keyring, Vec<Vec<u8>>) {
-    let rp = local_rp();
-    let mut keyring = Keyring::new();
-    let (_, a, _) = register(&rp, &mut keyring, LOCAL_ORIGIN, "alice", &SALT, NOW).await;
+    let (rp, mut keyring, (_, a, _)) = with_alice(&SALT).await;
     let (_, b, _) = register(&rp, &mut keyring, LOCAL_ORIGIN, "bob", &SALT, NOW + 1).await;
     (keyring, vec![a.credential_id, b.credential_id])
 }
@@ -30,12 +28,16 @@ async fn two_credentials() -> (Keyring, Vec<Vec<u8>>) {
 async fn prfs(keyring: &mut Keyring, ids: &[Vec<u8>]) -> Vec<[u8; 32]> {
     let mut out = Vec::new();
     for id in ids {
-        match keyring.prf("localhost", id, &SALT).await {
-            Ok(p) => out.push(*p.as_bytes()),
-            Err(e) => panic!("prf failed: {e}"),
-        }
+        out.push(local_prf(keyring, id, &SALT).await);
     }
     out
+}
+
+/// `name` in a new folder, removed when the folder is dropped.
+fn temp_path(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(name);
+    (dir, path)
 }
 
 fn mode(path: &Path) -> u32 {
@@ -60,8 +62,7 @@ fn load_err(path: &Path, passphrase: Option<&str>) -> Error {
 async fn clear_round_trip_keeps_credentials_prf_and_mode_0600() {
     let (mut keyring, ids) = two_credentials().await;
     let before = prfs(&mut keyring, &ids).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("config/sotto/passkeys.json");
+    let (_dir, path) = temp_path("config/sotto/passkeys.json");
     keyring.save(&path, None).expect("save");
     assert_eq!(mode(&path), 0o600);
     assert_eq!(mode(path.parent().expect("parent")), 0o700);
@@ -105,8 +106,7 @@ async fn clear_round_trip_keeps_credentials_prf_and_mode_0600() {
 async fn sealed_round_trip_and_passphrase_errors() {
     let (mut keyring, ids) = two_credentials().await;
     let before = prfs(&mut keyring, &ids).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("passkeys.json");
+    let (_dir, path) = temp_path("passkeys.json");
     keyring.save(&path, Some(PASSPHRASE)).expect("save sealed");
     assert_eq!(mode(&path), 0o600);
     let text = fs::read_to_string(&path).expect("read");
@@ -171,8 +171,7 @@ async fn sealed_round_trip_and_passphrase_errors() {
 #[tokio::test]
 async fn group_or_other_access_is_refused_and_save_restores_0600() {
     let (keyring, _) = two_credentials().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("passkeys.json");
+    let (dir, path) = temp_path("passkeys.json");
     keyring.save(&path, None).expect("save");
     for loose in [0o640, 0o604, 0o660, 0o644] {
         fs::set_permissions(&path, fs::Permissions::from_mode(loose)).expect("chmod");
@@ -198,31 +197,17 @@ async fn group_or_other_access_is_refused_and_save_restores_0600() {
 
 #[tokio::test]
 async fn counter_is_persisted_and_a_stale_copy_is_refused_by_the_server() {
-    let rp = local_rp();
-    let mut keyring = Keyring::new();
-    let (_, _, mut passkey) = register(&rp, &mut keyring, LOCAL_ORIGIN, "alice", &SALT, NOW).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("passkeys.json");
+    let (rp, keyring, (_, _, mut passkey)) = with_alice(&SALT).await;
+    let (_dir, path) = temp_path("passkeys.json");
     keyring.save(&path, Some(PASSPHRASE)).expect("save");
     let mut stale = Keyring::load(&path, Some(PASSPHRASE)).expect("load");
 
     let mut current = Keyring::load(&path, Some(PASSPHRASE)).expect("load");
     let mut counter = 0;
     for _ in 0..2 {
-        let (options, state) = start_login(&rp);
-        let assertion = match current
-            .authenticate(LOCAL_ORIGIN, options, &SALT, None)
-            .await
-        {
-            Ok(a) => a,
-            Err(e) => panic!("login failed: {e}"),
-        };
+        let (_, credential, state) = log_in(&rp, &mut current, LOCAL_ORIGIN, &SALT, None).await;
         let result = rp
-            .finish_discoverable_authentication_v2(
-                &parse_assertion(&assertion.response),
-                state,
-                &passkey,
-            )
+            .finish_discoverable_authentication_v2(&credential, state, &passkey)
             .expect("server verifies");
         assert!(result.counter() > counter);
         counter = result.counter();
@@ -233,17 +218,9 @@ async fn counter_is_persisted_and_a_stale_copy_is_refused_by_the_server() {
     }
 
     // The copy loaded before those logins replays an old counter: the server refuses it.
-    let (options, state) = start_login(&rp);
-    let assertion = match stale.authenticate(LOCAL_ORIGIN, options, &SALT, None).await {
-        Ok(a) => a,
-        Err(e) => panic!("login failed: {e}"),
-    };
+    let (_, credential, state) = log_in(&rp, &mut stale, LOCAL_ORIGIN, &SALT, None).await;
     assert!(matches!(
-        rp.finish_discoverable_authentication_v2(
-            &parse_assertion(&assertion.response),
-            state,
-            &passkey
-        ),
+        rp.finish_discoverable_authentication_v2(&credential, state, &passkey),
         Err(WebauthnError::CredentialPossibleCompromise)
     ));
 }
@@ -273,8 +250,7 @@ async fn truncated_garbage_and_malformed_files_are_refused_precisely() {
     }
 
     // Through the file edge: a truncated file names the problem.
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("passkeys.json");
+    let (_dir, path) = temp_path("passkeys.json");
     keyring.save(&path, None).expect("save");
     fs::write(&path, &clear[..clear.len() / 2]).expect("truncate");
     match load_err(&path, None) {
