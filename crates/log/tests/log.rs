@@ -41,6 +41,21 @@ fn test_entry(i: u64) -> Vec<u8> {
     e
 }
 
+/// The Go checker, and the key of a log of [`ORIGIN`] made from `seed` with its vkey.
+fn checked_log(seed: u8) -> (GoChecker, Signer, String) {
+    let s = log_signer(ORIGIN, seed);
+    let vkey = s.verifier().to_vkey();
+    (GoChecker::build(), s, vkey)
+}
+
+/// Witnesses `witness.example/w1` to `wN`, the keys of seeds `base + 1` to `base + N`.
+fn witnesses<const N: usize>(base: u8) -> [Signer; N] {
+    std::array::from_fn(|i| {
+        let n = i as u8 + 1;
+        witness(&format!("witness.example/w{n}"), base + n)
+    })
+}
+
 fn served(log: &Log) -> Checkpoint {
     Checkpoint::parse(log.checkpoint().text()).expect("the served checkpoint parses")
 }
@@ -59,13 +74,8 @@ fn cosign(log: &mut Log, witnesses: &[&Signer], configured: &[Verifier]) -> usiz
 
 #[test]
 fn go_reference_accepts_every_size_sotto_writes() {
-    let go = GoChecker::build();
-    let s = log_signer(ORIGIN, 1);
-    let vkey = s.verifier().to_vkey();
-    let (w1, w2) = (
-        witness("witness.example/w1", 11),
-        witness("witness.example/w2", 12),
-    );
+    let (go, s, vkey) = checked_log(1);
+    let [w1, w2] = witnesses(10);
     let ws = [w1.verifier(), w2.verifier()];
     let both = Expect {
         witnesses: ws.iter().map(Verifier::to_vkey).collect(),
@@ -77,19 +87,21 @@ fn go_reference_accepts_every_size_sotto_writes() {
     let started = Instant::now();
     let mut checks = Duration::ZERO;
 
+    // What Go accepts, and how long its checks take in all.
+    let mut accept = |expect: Expect| {
+        let t = Instant::now();
+        let summary = go.accept(dir.path(), &vkey, &expect);
+        checks += t.elapsed();
+        eprintln!("{summary}");
+        summary
+    };
+
     // The empty tree (its root is SHA-256(""), not Go's all-zero convention).
     assert_eq!(cosign(&mut log, &[&w1, &w2], &ws), 2);
-    let t = Instant::now();
-    let summary = go.accept(
-        dir.path(),
-        &vkey,
-        &Expect {
-            size: Some(0),
-            ..both.clone()
-        },
-    );
-    checks += t.elapsed();
-    eprintln!("{summary}");
+    accept(Expect {
+        size: Some(0),
+        ..both.clone()
+    });
 
     // Level 0 partial and full tiles, level 1 partial (from 256) and full (65 536, where
     // level 2's first partial tile appears), level 0 partial tiles after full ones.
@@ -103,18 +115,11 @@ fn go_reference_accepts_every_size_sotto_writes() {
             log.append(&s, &new).unwrap();
         }
         assert_eq!(cosign(&mut log, &[&w1, &w2], &ws), 2);
-        let t = Instant::now();
-        let summary = go.accept(
-            dir.path(),
-            &vkey,
-            &Expect {
-                size: Some(target),
-                contains: Some(format!("sotto test entry {}|", target - 1)),
-                ..both.clone()
-            },
-        );
-        checks += t.elapsed();
-        eprintln!("{summary}");
+        let summary = accept(Expect {
+            size: Some(target),
+            contains: Some(format!("sotto test entry {}|", target - 1)),
+            ..both.clone()
+        });
         assert!(
             summary.contains(&format!(" size={target} ")) && summary.contains("cosignatures=2/2")
         );
@@ -150,13 +155,8 @@ fn small_log(dir: &Path, s: &Signer, ws: &[&Signer]) -> Log {
 
 #[test]
 fn go_reference_rejects_flipped_bytes_as_sotto_does() {
-    let go = GoChecker::build();
-    let s = log_signer(ORIGIN, 2);
-    let vkey = s.verifier().to_vkey();
-    let (w1, w2) = (
-        witness("witness.example/w1", 21),
-        witness("witness.example/w2", 22),
-    );
+    let (go, s, vkey) = checked_log(2);
+    let [w1, w2] = witnesses(20);
     let dir = tempfile::tempdir().unwrap();
     drop(small_log(dir.path(), &s, &[&w1, &w2]));
     let expect = Expect {
@@ -257,42 +257,24 @@ fn go_reference_rejects_flipped_bytes_as_sotto_does() {
     go.reject(dir.path(), &vkey, &expect, "note.Open");
     std::fs::write(&cp_path, &cp).unwrap();
     // The options that pin the contents.
-    go.reject(
-        dir.path(),
-        &vkey,
-        &Expect {
-            size: Some(301),
-            ..expect.clone()
-        },
-        "not 301",
-    );
-    go.reject(
-        dir.path(),
-        &vkey,
-        &Expect {
-            contains: Some("sotto test entry 300|".into()),
-            ..expect.clone()
-        },
-        "no entry contains",
-    );
-    go.accept(
-        dir.path(),
-        &vkey,
-        &Expect {
-            contains: Some("sotto test entry 299|".into()),
-            ..expect
-        },
-    );
+    let containing = |entry: &str| Expect {
+        contains: Some(entry.into()),
+        ..expect.clone()
+    };
+    let not_301 = Expect {
+        size: Some(301),
+        ..expect.clone()
+    };
+    go.reject(dir.path(), &vkey, &not_301, "not 301");
+    let entry_300 = containing("sotto test entry 300|");
+    go.reject(dir.path(), &vkey, &entry_300, "no entry contains");
+    go.accept(dir.path(), &vkey, &containing("sotto test entry 299|"));
 }
 
 #[test]
 fn go_reference_counts_only_the_witnesses_it_was_given() {
-    let go = GoChecker::build();
-    let s = log_signer(ORIGIN, 4);
-    let vkey = s.verifier().to_vkey();
-    let w1 = witness("witness.example/w1", 41);
-    let w2 = witness("witness.example/w2", 42);
-    let w3 = witness("witness.example/w3", 43);
+    let (go, s, vkey) = checked_log(4);
+    let [w1, w2, w3] = witnesses(40);
     // Same name as w2, another key.
     let impostor = witness("witness.example/w2", 44);
     let given = |need| Expect {
@@ -340,39 +322,25 @@ fn go_reference_counts_only_the_witnesses_it_was_given() {
     );
     go.accept(dir.path(), &vkey, &given(2));
     // (set_cosignatures keeps lines by keys it was not given, so the checkpoint still carries
-    // w3's and the impostor's too: pick w2's by its key ID.)
-    let by = |note: &Note, w: &Signer| {
-        note.signatures()
+    // w3's and the impostor's too: pick each witness's line by its key ID.)
+    let refused_with_altered_cosignature = |w: &Signer, byte: usize, bit: u8| {
+        let mut note = Note::parse(&log.checkpoint().to_bytes()).unwrap();
+        let mut line = note
+            .signatures()
             .iter()
             .find(|l| l.key_id == w.key_id())
             .unwrap()
-            .clone()
+            .clone();
+        note.remove_signatures_by(&line.name, line.key_id);
+        line.signature[byte] ^= bit;
+        note.add_signature(line);
+        std::fs::write(dir.path().join("checkpoint"), note.to_bytes()).unwrap();
+        let why = format!("cosignature by {}+", w.name());
+        go.reject(dir.path(), &vkey, &given(1), &why);
     };
-    let mut note = Note::parse(&log.checkpoint().to_bytes()).unwrap();
-    let mut forged = by(&note, &w2);
-    note.remove_signatures_by(&forged.name, forged.key_id);
-    forged.signature[20] ^= 0x80;
-    note.add_signature(forged);
-    std::fs::write(dir.path().join("checkpoint"), note.to_bytes()).unwrap();
-    go.reject(
-        dir.path(),
-        &vkey,
-        &given(1),
-        "cosignature by witness.example/w2+",
-    );
+    refused_with_altered_cosignature(&w2, 20, 0x80);
     // A cosignature over another timestamp than the one it carries is a forgery too.
-    let mut note = Note::parse(&log.checkpoint().to_bytes()).unwrap();
-    let mut shifted = by(&note, &w1);
-    note.remove_signatures_by(&shifted.name, shifted.key_id);
-    shifted.signature[7] ^= 0x01;
-    note.add_signature(shifted);
-    std::fs::write(dir.path().join("checkpoint"), note.to_bytes()).unwrap();
-    go.reject(
-        dir.path(),
-        &vkey,
-        &given(1),
-        "cosignature by witness.example/w1+",
-    );
+    refused_with_altered_cosignature(&w1, 7, 0x01);
 }
 
 /// The `append_loop` example's entry number `i` (a copy of its `entry`: the test must know
