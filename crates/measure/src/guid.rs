@@ -8,14 +8,31 @@ use std::fmt;
 pub struct Guid([u8; 16]);
 
 impl Guid {
-    /// The GUID written `d1-d2-d3-d4[0..2]-d4[2..8]` in the usual text form.
-    pub const fn new(d1: u32, d2: u16, d3: u16, d4: [u8; 8]) -> Self {
-        let a = d1.to_le_bytes();
-        let b = d2.to_le_bytes();
-        let c = d3.to_le_bytes();
+    /// The GUID of the usual text form, `96b582de-1fb2-45f7-baea-a366c55a082d` (hex digits of
+    /// either case). Meant for constants, where a malformed GUID fails the build.
+    pub const fn parse(text: &str) -> Self {
+        let t = text.as_bytes();
+        assert!(
+            t.len() == 36 && t[8] == b'-' && t[13] == b'-' && t[18] == b'-' && t[23] == b'-',
+            "a GUID is 8-4-4-4-12 hex digits"
+        );
+        // The sixteen bytes in the order the text writes them.
+        let mut written = [0u8; 16];
+        let (mut i, mut n) = (0, 0);
+        while i < t.len() {
+            if t[i] == b'-' {
+                i += 1;
+                continue;
+            }
+            written[n] = hex_digit(t[i]) << 4 | hex_digit(t[i + 1]);
+            n += 1;
+            i += 2;
+        }
+        let w = written;
+        // The first three fields are little-endian in the image.
         Guid([
-            a[0], a[1], a[2], a[3], b[0], b[1], c[0], c[1], d4[0], d4[1], d4[2], d4[3], d4[4],
-            d4[5], d4[6], d4[7],
+            w[3], w[2], w[1], w[0], w[5], w[4], w[7], w[6], w[8], w[9], w[10], w[11], w[12], w[13],
+            w[14], w[15],
         ])
     }
 
@@ -27,6 +44,15 @@ impl Guid {
     /// The in-image bytes.
     pub const fn as_bytes(&self) -> &[u8; 16] {
         &self.0
+    }
+}
+
+const fn hex_digit(c: u8) -> u8 {
+    match c {
+        b'0'..=b'9' => c - b'0',
+        b'a'..=b'f' => c - b'a' + 10,
+        b'A'..=b'F' => c - b'A' + 10,
+        _ => panic!("a GUID is written in hex digits"),
     }
 }
 
@@ -63,12 +89,7 @@ mod tests {
 
     #[test]
     fn mixed_endian_layout_and_text_form_round_trip() {
-        let g = Guid::new(
-            0x96b5_82de,
-            0x1fb2,
-            0x45f7,
-            [0xba, 0xea, 0xa3, 0x66, 0xc5, 0x5a, 0x08, 0x2d],
-        );
+        let g = Guid::parse("96B582DE-1fb2-45f7-baea-a366c55a082d");
         assert_eq!(
             g.as_bytes(),
             &[

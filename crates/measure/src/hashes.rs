@@ -8,30 +8,10 @@ use sha2::{Digest, Sha256};
 use crate::guid::Guid;
 use crate::PAGE_SIZE;
 
-const TABLE_HEADER_GUID: Guid = Guid::new(
-    0x9438_d606,
-    0x4f22,
-    0x4cc9,
-    [0xb4, 0x79, 0xa7, 0x93, 0xd4, 0x11, 0xfd, 0x21],
-);
-const KERNEL_ENTRY_GUID: Guid = Guid::new(
-    0x4de7_9437,
-    0xabd2,
-    0x427f,
-    [0xb8, 0x35, 0xd5, 0xb1, 0x72, 0xd2, 0x04, 0x5b],
-);
-const INITRD_ENTRY_GUID: Guid = Guid::new(
-    0x44ba_f731,
-    0x3a2f,
-    0x4bd7,
-    [0x9a, 0xf1, 0x41, 0xe2, 0x91, 0x69, 0x78, 0x1d],
-);
-const CMDLINE_ENTRY_GUID: Guid = Guid::new(
-    0x97d0_2dd8,
-    0xbd20,
-    0x4c94,
-    [0xaa, 0x78, 0xe7, 0x71, 0x4d, 0x36, 0xab, 0x2a],
-);
+const TABLE_HEADER_GUID: Guid = Guid::parse("9438d606-4f22-4cc9-b479-a793d411fd21");
+const KERNEL_ENTRY_GUID: Guid = Guid::parse("4de79437-abd2-427f-b835-d5b172d2045b");
+const INITRD_ENTRY_GUID: Guid = Guid::parse("44baf731-3a2f-4bd7-9af1-41e29169781d");
+const CMDLINE_ENTRY_GUID: Guid = Guid::parse("97d02dd8-bd20-4c94-aa78-e7714d36ab2a");
 
 /// One entry: GUID, `u16` length, SHA-256.
 const ENTRY_LEN: usize = 16 + 2 + 32;

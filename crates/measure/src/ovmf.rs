@@ -17,34 +17,14 @@ use crate::read;
 use crate::{FOUR_GIB, PAGE_SIZE};
 
 /// The OVMF table footer: marks the GUIDed table that ends 32 bytes before the image's end.
-pub const OVMF_TABLE_FOOTER_GUID: Guid = Guid::new(
-    0x96b5_82de,
-    0x1fb2,
-    0x45f7,
-    [0xba, 0xea, 0xa3, 0x66, 0xc5, 0x5a, 0x08, 0x2d],
-);
+pub const OVMF_TABLE_FOOTER_GUID: Guid = Guid::parse("96b582de-1fb2-45f7-baea-a366c55a082d");
 /// The table entry whose first 4 bytes are the GPA of the SEV hashes table (kernel, initrd,
 /// command line hashes, filled in by the VMM).
-pub const SEV_HASH_TABLE_RV_GUID: Guid = Guid::new(
-    0x7255_371f,
-    0x3a3b,
-    0x4b04,
-    [0x92, 0x7b, 0x1d, 0xa6, 0xef, 0xa8, 0xd4, 0x54],
-);
+pub const SEV_HASH_TABLE_RV_GUID: Guid = Guid::parse("7255371f-3a3b-4b04-927b-1da6efa8d454");
 /// The table entry whose first 4 bytes are the application processors' reset vector (EIP).
-pub const SEV_ES_RESET_BLOCK_GUID: Guid = Guid::new(
-    0x00f7_71de,
-    0x1a7e,
-    0x4fcb,
-    [0x89, 0x0e, 0x68, 0xc7, 0x7e, 0x2f, 0xb4, 0x4e],
-);
+pub const SEV_ES_RESET_BLOCK_GUID: Guid = Guid::parse("00f771de-1a7e-4fcb-890e-68c77e2fb44e");
 /// The table entry whose first 4 bytes are the offset, from the image's end, of the SEV metadata.
-pub const OVMF_SEV_METADATA_GUID: Guid = Guid::new(
-    0xdc88_6566,
-    0x984a,
-    0x4798,
-    [0xa7, 0x5e, 0x55, 0x85, 0xa7, 0xbf, 0x67, 0xcc],
-);
+pub const OVMF_SEV_METADATA_GUID: Guid = Guid::parse("dc886566-984a-4798-a75e-5585a7bf67cc");
 
 /// The footer entry ends this many bytes before the end of the image (the reset vector's space).
 const FOOTER_GAP: usize = 32;

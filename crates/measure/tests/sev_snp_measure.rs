@@ -268,20 +268,10 @@ fn debian_ovmf_images_match_sev_snp_measure() {
                 cases.push(Case::new(image, vcpus, Cpu::Type(t), VmmKind::Qemu));
             }
             // EC2 and GCE put 0x600 in RDX whatever the vCPU type: named or not, same digest.
-            cases.push(Case::new(
-                image,
-                vcpus,
-                Cpu::Type("EPYC-Milan"),
-                VmmKind::Ec2,
-            ));
-            cases.push(Case::new(image, vcpus, Cpu::Unnamed, VmmKind::Ec2));
-            cases.push(Case::new(
-                image,
-                vcpus,
-                Cpu::Type("EPYC-Genoa"),
-                VmmKind::Gce,
-            ));
-            cases.push(Case::new(image, vcpus, Cpu::Unnamed, VmmKind::Gce));
+            for (named, vmm) in [("EPYC-Milan", VmmKind::Ec2), ("EPYC-Genoa", VmmKind::Gce)] {
+                cases.push(Case::new(image, vcpus, Cpu::Type(named), vmm));
+                cases.push(Case::new(image, vcpus, Cpu::Unnamed, vmm));
+            }
         }
     }
     // Every vCPU type the tool knows.
@@ -337,20 +327,10 @@ fn kernel_hashes_match_sev_snp_measure() {
     let kernel = dir.join("vmlinuz");
     let initrd = dir.join("initrd.img");
     // Contents that are not all one byte, of sizes that are not whole pages.
-    std::fs::write(
-        &kernel,
-        (0..100_003u32)
-            .map(|i| (i * 31 % 251) as u8)
-            .collect::<Vec<_>>(),
-    )
-    .unwrap();
-    std::fs::write(
-        &initrd,
-        (0..54_321u32)
-            .map(|i| (i * 17 % 253) as u8)
-            .collect::<Vec<_>>(),
-    )
-    .unwrap();
+    for (path, len, step, modulus) in [(&kernel, 100_003, 31, 251), (&initrd, 54_321, 17, 253)] {
+        let bytes: Vec<u8> = (0..len).map(|i: u32| (i * step % modulus) as u8).collect();
+        std::fs::write(path, bytes).unwrap();
+    }
     let amd_sev = Path::new(FIXTURES).join("ovmf_AmdSev_suffix.bin");
     let x64 = Path::new(FIXTURES).join("ovmf_OvmfX64_suffix.bin");
     let kernels = [
