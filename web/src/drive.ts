@@ -17,6 +17,38 @@ type Step =
   | { kind: "get_passkey"; options: Options; salt_b64u: string }
   | { kind: "done" };
 
+/** Largest answer read from the server, as the CLI's: a page of changes is far smaller (the
+ *  server bounds pages by size), so anything larger is a hostile or broken server, refused
+ *  before it fills the tab's memory. */
+const MAX_RESPONSE = 64 * 1024 * 1024;
+
+async function boundedText(resp: Response): Promise<string> {
+  const tooLarge = () =>
+    new Error(`the server's answer is larger than the ${MAX_RESPONSE} bytes this page reads`);
+  if (Number(resp.headers.get("content-length") ?? 0) > MAX_RESPONSE) throw tooLarge();
+  if (!resp.body) return "";
+  const reader = resp.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > MAX_RESPONSE) {
+      await reader.cancel();
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  const all = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    all.set(c, at);
+    at += c.byteLength;
+  }
+  return new TextDecoder().decode(all);
+}
+
 async function send(step: {
   method: string;
   path: string;
@@ -28,7 +60,7 @@ async function send(step: {
     init.body = step.body;
   }
   const resp = await fetch(step.path, init);
-  return { status: resp.status, body: await resp.text() };
+  return { status: resp.status, body: await boundedText(resp) };
 }
 
 async function carry(flow: Flow, step: Exclude<Step, { kind: "done" }>): Promise<string> {

@@ -48,6 +48,8 @@ pub mod routes {
     pub const PASSKEY_START: &str = "/v1/account/passkeys/start";
     pub const PASSKEY_FINISH: &str = "/v1/account/passkeys/finish";
     pub const PASSKEY: &str = "/v1/account/passkeys/{credential}";
+    pub const REAUTH_START: &str = "/v1/account/reauth/start";
+    pub const REAUTH_FINISH: &str = "/v1/account/reauth/finish";
     pub const RECORDS: &str = "/v1/records";
     pub const RECORD: &str = "/v1/records/{id}";
     pub const GROUP: &str = "/v1/groups/{group}";
@@ -111,9 +113,15 @@ pub mod b64 {
     }
 }
 
-/// Name of the session cookie the browser carries; the CLI sends the same token as
+/// Name of the session cookie a browser carries from a plain-HTTP origin (local development);
+/// other clients ask for the token instead ([`SignInFinish::bearer`]) and send it as
 /// `Authorization: Bearer`.
 pub const SESSION_COOKIE: &str = "sotto_session";
+
+/// The session cookie's name on an HTTPS origin. Browsers accept a `__Host-` cookie only with
+/// `Secure`, `Path=/` and no `Domain`, so neither a sibling subdomain nor plain HTTP can set or
+/// shadow it.
+pub const SECURE_SESSION_COOKIE: &str = "__Host-sotto_session";
 
 /// Longest record id, group id or kind the server accepts.
 pub const MAX_ID_LEN: usize = 128;
@@ -181,6 +189,9 @@ pub struct RegisterFinish {
     /// Present at account creation; absent when adding a passkey to an existing account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery: Option<RecoveryVerifier>,
+    /// At account creation: see [`SignInFinish::bearer`].
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub bearer: bool,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -188,6 +199,10 @@ pub struct SignInFinish {
     pub ceremony_id: String,
     /// The `PublicKeyCredential` from `get`, in WebAuthn JSON form, without PRF results.
     pub credential: serde_json::Value,
+    /// Answer with the session token in the body (a client without a cookie jar, the CLI).
+    /// Without it the token is only set as an HttpOnly cookie, which page scripts cannot read.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub bearer: bool,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -197,16 +212,76 @@ pub struct RecoverSignIn {
     /// The derived recovery secret; the server compares its SHA-256 with the stored verifier.
     #[serde(with = "b64::fixed32")]
     pub secret: [u8; 32],
+    /// See [`SignInFinish::bearer`].
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub bearer: bool,
 }
 
-/// A new session. The token is also set as an HttpOnly cookie for browsers.
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// A new session.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct SessionGranted {
     pub account_id: String,
-    pub session_token: String,
+    /// Only when the client asked for it (`bearer`); a browser gets an HttpOnly cookie instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_token: Option<String>,
     /// The passkey that signed in (absent for recovery sign-in).
     #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_b64")]
     pub credential_id: Option<Vec<u8>>,
+    /// A recovery sign-in is itself a fresh proof (of the recovery code): it comes with a
+    /// step-up proof for [`Sensitive::AddPasskey`], so the new device can enrol its passkey.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reauth: Option<String>,
+}
+
+/// An operation a session alone may not do: it needs a fresh passkey assertion first
+/// (`POST` [`routes::REAUTH_START`] with this, then [`routes::REAUTH_FINISH`]), which earns a
+/// single-use proof for this operation, this session, and a few minutes.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq, Debug)]
+#[serde(tag = "operation", rename_all = "snake_case")]
+pub enum Sensitive {
+    RotateRecovery,
+    AddPasskey,
+    RemovePasskey {
+        #[serde(with = "b64")]
+        credential_id: Vec<u8>,
+    },
+    DeleteAccount,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+pub struct ReauthFinish {
+    pub ceremony_id: String,
+    /// The `PublicKeyCredential` from `get`, in WebAuthn JSON form, without PRF results.
+    pub credential: serde_json::Value,
+}
+
+/// A step-up proof: what a sensitive request carries as its `reauth` field.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Reauthed {
+    pub reauth: String,
+    /// Seconds it stays valid.
+    pub expires_in: u64,
+}
+
+/// The body of a sensitive request that needs nothing else: deleting the account, removing a
+/// passkey, starting to add one.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Reauth {
+    pub reauth: String,
+}
+
+/// `PUT` [`routes::RECOVERY`]: a new recovery code, all at once: its verifier and the vault
+/// key wrapped for it (record [`RECOVERY_WRAP_ID`], compare-and-swap on `expected_version`)
+/// are stored in one transaction, so the old code works until the new one does.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct NewRecovery {
+    pub reauth: String,
+    pub verifier: RecoveryVerifier,
+    pub wrap: PutRecord,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -293,8 +368,9 @@ pub struct Deleted {
 /// Every error body the server sends.
 #[derive(Clone, Serialize, Deserialize, Debug)]
 pub struct ApiError {
-    /// Stable, machine-readable: `unauthorized`, `not_found`, `conflict`, `quota_exceeded`,
-    /// `rate_limited`, `bad_request`, `webauthn`, `last_passkey`, `internal`.
+    /// Stable, machine-readable: `unauthorized`, `reauth_required`, `not_found`, `conflict`,
+    /// `quota_exceeded`, `rate_limited`, `busy`, `bad_request`, `webauthn`, `last_passkey`,
+    /// `internal`.
     pub error: String,
     pub message: String,
     /// For `conflict`: the record's current version.

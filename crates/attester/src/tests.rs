@@ -2,7 +2,6 @@
 
 use std::path::{Path, PathBuf};
 
-use sotto_testkit::read_vector;
 use sotto_verify::evidence::CpuEvidence;
 use sotto_verify_core::x509::Cert;
 
@@ -10,19 +9,11 @@ use crate::cert_table::{self, ARK_GUID, ASK_GUID, VCEK_GUID};
 use crate::fake_tsm::{FakeTsm, Firmware, SNP_REPORT, TDX_QUOTE};
 use crate::*;
 
-/// The VCEK of the captured Trustee report.
-fn vcek() -> Vec<u8> {
-    read_vector("sev-snp/trustee-vcek.der")
-}
-
-/// AMD's Milan ASK and ARK, in PEM.
-fn milan_chain() -> Vec<u8> {
-    read_vector("sev-snp/amd-milan-vcek-chain.pem")
-}
-
-fn tdx_collateral() -> Vec<u8> {
-    read_vector("tdx/tdx_quote_collateral.json")
-}
+const VCEK: &[u8] = include_bytes!("../../../../shared/vectors/sev-snp/trustee-vcek.der");
+const MILAN_CHAIN: &[u8] =
+    include_bytes!("../../../../shared/vectors/sev-snp/amd-milan-vcek-chain.pem");
+const TDX_COLLATERAL: &[u8] =
+    include_bytes!("../../../../shared/vectors/tdx/tdx_quote_collateral.json");
 
 const NOW: UnixTime = UnixTime(1_750_000_000);
 
@@ -31,7 +22,7 @@ fn root() -> PathBuf {
 }
 
 fn milan_ask_ark() -> Vec<Vec<u8>> {
-    Cert::from_pem_chain(&milan_chain())
+    Cert::from_pem_chain(MILAN_CHAIN)
         .unwrap()
         .iter()
         .map(|c| c.der().to_vec())
@@ -41,18 +32,10 @@ fn milan_ask_ark() -> Vec<Vec<u8>> {
 fn snp_table() -> Vec<u8> {
     let chain = milan_ask_ark();
     cert_table::build(&[
-        (VCEK_GUID, &vcek()),
+        (VCEK_GUID, VCEK),
         (ASK_GUID, &chain[0]),
         (ARK_GUID, &chain[1]),
     ])
-}
-
-/// An SEV-SNP guest whose firmware supplies the VCEK, ASK and ARK.
-fn snp_guest() -> FakeTsm {
-    let firmware = Firmware::Snp {
-        auxblob: snp_table(),
-    };
-    FakeTsm::new(&root(), "sev_guest", firmware)
 }
 
 fn snp_config(privlevel: Option<u8>, endorsement_pem: Option<PathBuf>) -> PlatformConfig {
@@ -67,26 +50,19 @@ fn open(fake: &FakeTsm, platform: PlatformConfig) -> Result<Attester, AttestErro
     Attester::open_with_fs(platform, GpuConfig::None, NOW, Box::new(fake.clone()))
 }
 
-/// Why an SEV-SNP attester on the real file system, with its configfs-tsm at `tsm_root`,
-/// does not open.
-fn open_snp_at(tsm_root: PathBuf) -> AttestError {
-    let platform = PlatformConfig::SevSnp {
-        tsm_root,
-        privlevel: None,
-        endorsement_pem: None,
-    };
-    Attester::open(platform, GpuConfig::None, NOW)
-        .err()
-        .expect("no configfs-tsm there")
-}
-
 fn report_data(seed: u8) -> [u8; 64] {
     std::array::from_fn(|i| seed.wrapping_add(i as u8))
 }
 
 #[test]
 fn snp_happy_path() {
-    let fake = snp_guest();
+    let fake = FakeTsm::new(
+        &root(),
+        "sev_guest",
+        Firmware::Snp {
+            auxblob: snp_table(),
+        },
+    );
     let attester = open(&fake, snp_config(Some(1), None)).unwrap();
     assert_eq!(attester.platform_name(), "sev-snp");
     assert!(!attester.has_gpu());
@@ -111,7 +87,7 @@ fn snp_happy_path() {
     // Everything but REPORT_DATA and VMPL is the firmware's own report.
     assert_eq!(&report[..0x30], &SNP_REPORT[..0x30]);
     assert_eq!(&report[0x90..], &SNP_REPORT[0x90..]);
-    assert_eq!(endorsement_der, vcek());
+    assert_eq!(endorsement_der, VCEK);
     assert_eq!(chain_der, milan_ask_ark());
     // The relayed chain is the genuine one: VCEK <- ASK <- ARK.
     let vcek = Cert::from_der(&endorsement_der).unwrap();
@@ -130,10 +106,10 @@ fn snp_without_table_uses_the_host_endorsement_file_or_refuses() {
     let fake = FakeTsm::new(&root(), "sev_guest", Firmware::Snp { auxblob: vec![] });
     let dir = tempfile::tempdir().unwrap();
     let pem_path = dir.path().join("vcek-chain.pem");
-    let mut pem = pem_rfc7468::encode_string("CERTIFICATE", pem_rfc7468::LineEnding::LF, &vcek())
+    let mut pem = pem_rfc7468::encode_string("CERTIFICATE", pem_rfc7468::LineEnding::LF, VCEK)
         .unwrap()
         .into_bytes();
-    pem.extend_from_slice(&milan_chain());
+    pem.extend_from_slice(MILAN_CHAIN);
     std::fs::write(&pem_path, &pem).unwrap();
 
     let attester = open(&fake, snp_config(None, Some(pem_path))).unwrap();
@@ -145,7 +121,7 @@ fn snp_without_table_uses_the_host_endorsement_file_or_refuses() {
     else {
         panic!("expected SEV-SNP evidence");
     };
-    assert_eq!(endorsement_der, vcek());
+    assert_eq!(endorsement_der, VCEK);
     assert_eq!(chain_der, milan_ask_ark());
 
     assert!(matches!(
@@ -166,7 +142,7 @@ fn tdx_happy_path() {
     let fake = FakeTsm::new(&root(), "tdx_guest", Firmware::Tdx);
     let dir = tempfile::tempdir().unwrap();
     let collateral = dir.path().join("collateral.json");
-    std::fs::write(&collateral, tdx_collateral()).unwrap();
+    std::fs::write(&collateral, TDX_COLLATERAL).unwrap();
     let attester = open(
         &fake,
         PlatformConfig::Tdx {
@@ -190,7 +166,7 @@ fn tdx_happy_path() {
     assert_eq!(quote.len(), TDX_QUOTE.len());
     assert_eq!(&quote[568..632], &rd);
     assert_eq!(&quote[..568], &TDX_QUOTE[..568]);
-    assert_eq!(collateral_json, tdx_collateral());
+    assert_eq!(collateral_json, TDX_COLLATERAL);
 
     // The host refreshes the collateral file; the next quote carries the new one.
     std::fs::write(&collateral, b"{\"refreshed\":true}").unwrap();
@@ -207,8 +183,8 @@ fn tdx_happy_path() {
 #[test]
 fn tdx_report_data_offsets_follow_the_quote_version() {
     assert_eq!(tdx_report_data_offset(TDX_QUOTE).unwrap(), 568);
-    let td15 = read_vector("tdx/tdx_quote_td15ex");
-    assert_eq!(tdx_report_data_offset(&td15).unwrap(), 574);
+    let td15 = include_bytes!("../../../../shared/vectors/tdx/tdx_quote_td15ex");
+    assert_eq!(tdx_report_data_offset(td15).unwrap(), 574);
     let mut v3 = TDX_QUOTE.to_vec();
     v3[0] = 3;
     assert!(matches!(
@@ -285,7 +261,17 @@ fn missing_tsm_root_is_refused() {
     // The real file system, on a machine without configfs-tsm at that path.
     let dir = tempfile::tempdir().unwrap();
     let absent = dir.path().join("tsm/report");
-    let err = open_snp_at(absent.clone());
+    let err = Attester::open(
+        PlatformConfig::SevSnp {
+            tsm_root: absent.clone(),
+            privlevel: None,
+            endorsement_pem: None,
+        },
+        GpuConfig::None,
+        NOW,
+    )
+    .err()
+    .unwrap();
     assert!(
         matches!(&err, AttestError::Tsm(TsmError::RootMissing { path }) if path == &absent),
         "{err}"
@@ -297,7 +283,17 @@ fn plain_directory_is_not_configfs() {
     // A directory that is not configfs accepts the mkdir but has no `provider` attribute; the
     // probe instance must still be cleaned up.
     let dir = tempfile::tempdir().unwrap();
-    let err = open_snp_at(dir.path().to_path_buf());
+    let err = Attester::open(
+        PlatformConfig::SevSnp {
+            tsm_root: dir.path().to_path_buf(),
+            privlevel: None,
+            endorsement_pem: None,
+        },
+        GpuConfig::None,
+        NOW,
+    )
+    .err()
+    .unwrap();
     assert!(
         matches!(
             &err,
@@ -313,7 +309,13 @@ fn plain_directory_is_not_configfs() {
 
 #[test]
 fn concurrent_writer_is_detected() {
-    let fake = snp_guest();
+    let fake = FakeTsm::new(
+        &root(),
+        "sev_guest",
+        Firmware::Snp {
+            auxblob: snp_table(),
+        },
+    );
     let attester = open(&fake, snp_config(Some(0), None)).unwrap();
     fake.enable_intruder();
     let err = attester.evidence(&report_data(3), None).err().unwrap();
@@ -370,7 +372,13 @@ fn privlevel_above_the_abi_maximum_is_refused_at_open() {
 
 #[test]
 fn gpu_evidence_must_match_the_gpu_configuration() {
-    let fake = snp_guest();
+    let fake = FakeTsm::new(
+        &root(),
+        "sev_guest",
+        Firmware::Snp {
+            auxblob: snp_table(),
+        },
+    );
     let attester = open(&fake, snp_config(None, None)).unwrap();
     assert!(matches!(
         attester.evidence(
@@ -386,7 +394,13 @@ fn gpu_evidence_must_match_the_gpu_configuration() {
 
 #[test]
 fn nvidia_gpu_without_nvml_is_refused_at_open() {
-    let fake = snp_guest();
+    let fake = FakeTsm::new(
+        &root(),
+        "sev_guest",
+        Firmware::Snp {
+            auxblob: snp_table(),
+        },
+    );
     let result = Attester::open_with_fs(
         snp_config(None, None),
         GpuConfig::Nvidia,

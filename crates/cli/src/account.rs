@@ -11,9 +11,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use sotto_api::b64;
 use sotto_authenticator::Keyring;
 use sotto_client::{
-    self as client, rp_id_of, AddPasskey, Answer, Assertion, ClientError, Flow, NewPasskey,
-    PasskeyRequest, Prf, Recover, RotateRecovery, SignIn, SignUp, SignedIn, Step, Token, Unlock,
-    VaultFlow,
+    self as client, rp_id_of, AddPasskey, Answer, Assertion, ClientError, DeleteAccount, Flow,
+    NewPasskey, PasskeyRequest, Prf, Recover, RemovePasskey, RotateRecovery, SignIn, SignUp,
+    SignedIn, Step, Token, Unlock, VaultFlow,
 };
 use sotto_vault::{prf_salt, RecoveryCode, VaultError};
 use zeroize::Zeroizing;
@@ -222,24 +222,41 @@ async fn drive<F: Flow>(
 pub(crate) async fn drive_vault<F: VaultFlow>(
     profile: Option<&Profile>,
     u: &mut Unlocked,
+    flow: F,
+) -> Result<F::Output, AccountError> {
+    drive_vault_with(profile, profile, u, flow).await
+}
+
+/// As [`drive_vault`], confirming (asserting) with the passkeys of `confirm` and creating new
+/// ones in `create`: adding another device's passkey from this one.
+async fn drive_vault_with<F: VaultFlow>(
+    confirm: Option<&Profile>,
+    create: Option<&Profile>,
+    u: &mut Unlocked,
     mut flow: F,
 ) -> Result<F::Output, AccountError> {
     let mut answer = None;
     loop {
-        match flow.next(&mut u.client, answer.take())? {
-            Step::Done(out) => return Ok(out),
-            Step::Send(req) => answer = Some(Answer::Http(u.api.send(req).await?)),
-            step => {
-                let profile = profile.ok_or(AccountError::Protocol(
+        let step = flow.next(&mut u.client, answer.take())?;
+        let profile = match &step {
+            Step::Done(_) | Step::Send(_) => None,
+            Step::GetPasskey(_) => Some(confirm),
+            Step::CreatePasskey(_) => Some(create),
+        };
+        answer = Some(match (step, profile) {
+            (Step::Done(out), _) => return Ok(out),
+            (Step::Send(req), _) => Answer::Http(u.api.send(req).await?),
+            (step, profile) => {
+                let profile = profile.flatten().ok_or(AccountError::Protocol(
                     "this flow needs a passkey, and none was offered",
                 ))?;
                 let auth = Authenticator {
                     profile,
                     origin: u.api.origin().to_owned(),
                 };
-                answer = Some(auth.carry(&u.api, step).await?);
+                auth.carry(&u.api, step).await?
             }
-        }
+        });
     }
 }
 
@@ -268,10 +285,13 @@ fn signed_in_as(
     server: &str,
     mut client: client::Unlocked,
 ) -> Result<Unlocked, AccountError> {
+    let token = client.session.token.as_ref().ok_or(AccountError::Protocol(
+        "the server granted a session without its token",
+    ))?;
     let session = SessionFile {
         server: server.trim_end_matches('/').to_owned(),
         account_id: client.session.account_id.clone(),
-        session_token: client.session.token.expose().to_owned(),
+        session_token: token.expose().to_owned(),
         rp_id: client.session.rp_id.clone(),
         credential_id: b64::encode(&client.session.credential_id),
     };
@@ -296,7 +316,7 @@ pub async fn create(
     label: &str,
 ) -> Result<(Unlocked, RecoveryCode), AccountError> {
     let api = ApiClient::new(server)?;
-    let done = drive(profile, &api, SignUp::new(display_name, label)?).await?;
+    let done = drive(profile, &api, SignUp::new(display_name, label)?.bearer()).await?;
     Ok((
         signed_in_as(profile, server, done.unlocked)?,
         done.recovery_code,
@@ -306,7 +326,7 @@ pub async fn create(
 /// Signs in with this device's passkey (discoverable: the authenticator picks the account).
 pub async fn login(profile: &Profile, server: &str) -> Result<Unlocked, AccountError> {
     let api = ApiClient::new(server)?;
-    match drive(profile, &api, SignIn::new()).await? {
+    match drive(profile, &api, SignIn::new().bearer()).await? {
         SignedIn::Unlocked(u) => signed_in_as(profile, server, u),
         SignedIn::Locked(_) => Err(AccountError::Protocol("the passkey returned no PRF output")),
     }
@@ -320,7 +340,7 @@ pub async fn recover(
     code_text: &str,
     label: &str,
 ) -> Result<Unlocked, AccountError> {
-    let flow = Recover::new(code_text, label)?;
+    let flow = Recover::new(code_text, label)?.bearer();
     let api = ApiClient::new(server)?;
     let u = drive(profile, &api, flow).await?;
     signed_in_as(profile, server, u)
@@ -341,16 +361,21 @@ pub async fn unlock(profile: &Profile) -> Result<Unlocked, AccountError> {
     let prf = keyring.prf(&session.rp_id, &cred, &prf_salt()).await?;
     save_keyring(profile, &keyring)?;
     drop(keyring);
-    let core = client::Session {
-        account_id: session.account_id.clone(),
-        token: Token::new(session.session_token.clone()),
-        credential_id: cred,
-        rp_id: session.rp_id.clone(),
-    };
+    let core = core_session(&session, cred);
     let api = ApiClient::new(&session.server)?;
     let flow = Unlock::with_prf(core, &Prf::new(*prf.as_bytes()));
     let u = drive(profile, &api, flow).await?;
     signed_in_as(profile, &session.server, u)
+}
+
+/// The client core's session for a saved one.
+fn core_session(session: &SessionFile, credential_id: Vec<u8>) -> client::Session {
+    client::Session {
+        account_id: session.account_id.clone(),
+        token: Some(Token::new(session.session_token.clone())),
+        credential_id,
+        rp_id: session.rp_id.clone(),
+    }
 }
 
 /// The saved session's API client, without unlocking (for account management).
@@ -363,20 +388,41 @@ pub fn signed_in(profile: &Profile) -> Result<(ApiClient, SessionFile), AccountE
     Ok((api, session))
 }
 
-/// Adds another passkey of this device's keyring to the account (e.g. a second file, or a
-/// second label), wrapping the vault key for it.
+/// Adds another passkey to the account, wrapping the vault key for it: confirmed with a
+/// passkey of `profile`'s keyring, created in `target`'s (the same one, or another passkey file
+/// on this machine).
 pub async fn add_passkey(
     profile: &Profile,
+    target: &Profile,
     unlocked: &mut Unlocked,
     label: &str,
 ) -> Result<Vec<u8>, AccountError> {
-    let added = drive_vault(Some(profile), unlocked, AddPasskey::new(label)).await?;
+    let flow = AddPasskey::new(label);
+    let added = drive_vault_with(Some(profile), Some(target), unlocked, flow).await?;
     Ok(added.credential_id)
 }
 
-/// Replaces the recovery code: the old one stops opening the vault and stops signing in.
-pub async fn rotate_recovery(unlocked: &mut Unlocked) -> Result<RecoveryCode, AccountError> {
-    drive_vault(None, unlocked, RotateRecovery::new()?).await
+/// Replaces the recovery code, confirmed with this device's passkey: the old one stops opening
+/// the vault and stops signing in at the moment the new one starts.
+pub async fn rotate_recovery(
+    profile: &Profile,
+    unlocked: &mut Unlocked,
+) -> Result<RecoveryCode, AccountError> {
+    drive_vault(Some(profile), unlocked, RotateRecovery::new()?).await
+}
+
+/// Removes a passkey of the saved session's account, confirmed with this device's passkey.
+pub async fn remove_passkey(profile: &Profile, credential_id: &[u8]) -> Result<(), AccountError> {
+    let (api, session) = signed_in(profile)?;
+    let core = core_session(&session, Vec::new());
+    drive(profile, &api, RemovePasskey::new(&core, credential_id)).await
+}
+
+/// Deletes the saved session's account, confirmed with this device's passkey.
+pub async fn delete_account(profile: &Profile) -> Result<(), AccountError> {
+    let (api, session) = signed_in(profile)?;
+    let core = core_session(&session, Vec::new());
+    drive(profile, &api, DeleteAccount::new(&core)).await
 }
 
 /// Forgets this device's session (and, with `forget_passkey`, its passkey for the account).

@@ -6,9 +6,8 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sotto_api::{
-    routes, AccountInfo, ApiError, CeremonyStarted, Changes, Deleted, PasskeyInfo, PutRecord,
-    PutResult, RecordOut, RecoverSignIn, RecoveryVerifier, RegisterFinish, RegisterStart,
-    SessionGranted, SignInFinish,
+    routes, AccountInfo, ApiError, CeremonyStarted, Changes, Deleted, PutRecord, PutResult,
+    RecordOut, RecoverSignIn, RegisterFinish, RegisterStart, SessionGranted, SignInFinish,
 };
 use sotto_client::{self as client, Request, Response};
 use zeroize::Zeroizing;
@@ -206,41 +205,6 @@ impl ApiClient {
 
     pub async fn account(&self) -> Result<AccountInfo, ApiClientError> {
         self.call::<(), _>(client::Method::Get, routes::ACCOUNT, None)
-            .await
-    }
-
-    pub async fn delete_account(&self) -> Result<serde_json::Value, ApiClientError> {
-        self.call::<(), _>(client::Method::Delete, routes::ACCOUNT, None)
-            .await
-    }
-
-    pub async fn set_recovery(
-        &self,
-        v: &RecoveryVerifier,
-    ) -> Result<serde_json::Value, ApiClientError> {
-        self.call(client::Method::Put, routes::RECOVERY, Some(v))
-            .await
-    }
-
-    pub async fn add_passkey_start(&self) -> Result<CeremonyStarted, ApiClientError> {
-        self.call::<(), _>(client::Method::Post, routes::PASSKEY_START, None)
-            .await
-    }
-
-    pub async fn add_passkey_finish(
-        &self,
-        req: &RegisterFinish,
-    ) -> Result<PasskeyInfo, ApiClientError> {
-        self.call(client::Method::Post, routes::PASSKEY_FINISH, Some(req))
-            .await
-    }
-
-    pub async fn remove_passkey(
-        &self,
-        credential_id: &[u8],
-    ) -> Result<serde_json::Value, ApiClientError> {
-        let path = routes::passkey(credential_id);
-        self.call::<(), _>(client::Method::Delete, &path, None)
             .await
     }
 

@@ -37,8 +37,6 @@ pub enum StackError {
     Boot(#[from] sotto_enclave::BootError),
     #[error("the enclave task failed: {0}")]
     Join(String),
-    #[error("server failed: {0}")]
-    Serve(std::io::Error),
     #[error("{0}")]
     Config(#[from] sotto_server::ConfigError),
     #[error("cannot open the account store {spec}: {source}")]
@@ -203,15 +201,9 @@ pub fn spawn_enclave(
     tokio::spawn(sotto_enclave::serve(Arc::new(enclave), listener))
 }
 
+/// Serves with the server's connection limits and timeouts (`sotto_server::serve`).
 pub async fn run_server(listener: TcpListener, config: ServerConfig) -> Result<(), StackError> {
-    let app = sotto_server::router(config)?;
-    // Connection info feeds the per-address rate limits of the sign-in endpoints.
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .await
-    .map_err(StackError::Serve)
+    Ok(sotto_server::serve(listener, config).await?)
 }
 
 /// Where accounts live unless told otherwise: a SQLite file in the data directory.

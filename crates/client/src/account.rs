@@ -1,12 +1,18 @@
 //! The account ceremonies: sign-up, passkey sign-in, unlock, recovery on a new device, adding
-//! a passkey, rotating the recovery code. Each is a [`Flow`] (or, on an unlocked client, a
-//! [`VaultFlow`]) that says what to send and what to ask the authenticator, in order.
+//! a passkey, rotating the recovery code, removing a passkey, deleting the account. Each is a
+//! [`Flow`] (or, on an unlocked client, a [`VaultFlow`]) that says what to send and what to ask
+//! the authenticator, in order.
+//!
+//! The operations that change how the account is reached (its passkeys, its recovery code) or
+//! end it begin with a fresh passkey assertion ([`StepUp`]): the server refuses them on the
+//! strength of a session alone, so a stolen session token cannot take the account over.
 
 use sotto_api::{
-    routes, CeremonyStarted, RecordOut, RecoverSignIn, RecoveryVerifier, RegisterFinish,
-    RegisterStart, SessionGranted, SignInFinish,
+    routes, CeremonyStarted, NewRecovery, Reauth, ReauthFinish, Reauthed, RecordOut, RecoverSignIn,
+    RecoveryVerifier, RegisterFinish, RegisterStart, Sensitive, SessionGranted, SignInFinish,
 };
 use sotto_vault::{passkey_wrap_id, prf_salt, Kek, RecoveryCode, Vault, RECOVERY_WRAP_ID};
+use zeroize::Zeroizing;
 
 use crate::flow::{asserted, created, http, Answer, Flow, Step, VaultFlow};
 use crate::history::History;
@@ -14,16 +20,19 @@ use crate::http::{ClientError, Method, Request, Token};
 use crate::passkey::{rp_id_of, NewPasskey, PasskeyRequest, Prf};
 
 /// A signed-in session: the account, its bearer token, and the passkey it unlocks with.
+#[derive(Clone)]
 pub struct Session {
     pub account_id: String,
-    pub token: Token,
+    /// The token, for a client that asked for it (`bearer()` on the sign-in flows); `None` in
+    /// a browser, which presents the HttpOnly cookie its page cannot read.
+    pub token: Option<Token>,
     pub credential_id: Vec<u8>,
     pub rp_id: String,
 }
 
 impl Session {
     fn request(&self, method: Method, path: impl Into<String>) -> Request {
-        Request::new(method, path).authorized(Some(&self.token))
+        Request::new(method, path).authorized(self.token.as_ref())
     }
 
     fn json<T: serde::Serialize>(
@@ -32,7 +41,7 @@ impl Session {
         path: impl Into<String>,
         body: &T,
     ) -> Result<Request, ClientError> {
-        Ok(Request::json(method, path, body)?.authorized(Some(&self.token)))
+        Ok(Request::json(method, path, body)?.authorized(self.token.as_ref()))
     }
 
     pub(crate) fn get(&self, id: &str) -> Request {
@@ -73,9 +82,21 @@ fn record(answer: Option<Answer>) -> Result<RecordOut, ClientError> {
     http(answer)?.json()
 }
 
-fn granted(answer: Option<Answer>) -> Result<(SessionGranted, Token), ClientError> {
-    let g: SessionGranted = http(answer)?.json()?;
-    let token = Token::new(g.session_token.clone());
+/// The granted session, and its token when this client asked for one (`bearer`).
+fn granted(
+    answer: Option<Answer>,
+    bearer: bool,
+) -> Result<(SessionGranted, Option<Token>), ClientError> {
+    let mut g: SessionGranted = http(answer)?.json()?;
+    let token = match g.session_token.take() {
+        Some(t) if bearer => Some(Token::new(t)),
+        None if bearer => {
+            return Err(ClientError::Protocol(
+                "the server granted a session without the token this client asked for",
+            ))
+        }
+        _ => None,
+    };
     Ok((g, token))
 }
 
@@ -95,6 +116,7 @@ pub struct SignUp {
     display_name: String,
     passkey_name: String,
     code: Option<RecoveryCode>,
+    bearer: bool,
     state: SignUpState,
 }
 
@@ -137,8 +159,16 @@ impl SignUp {
             display_name: display_name.to_owned(),
             passkey_name: passkey_name.to_owned(),
             code: Some(RecoveryCode::generate()?),
+            bearer: false,
             state: SignUpState::Start,
         })
+    }
+
+    /// Asks for the session token in the answer, for a client without a cookie jar (the
+    /// CLI). A browser leaves it: its session is an HttpOnly cookie page code cannot read.
+    pub fn bearer(mut self) -> Self {
+        self.bearer = true;
+        self
     }
 }
 
@@ -182,6 +212,7 @@ impl Flow for SignUp {
                         lookup: code.lookup(),
                         verifier: code.verifier(),
                     }),
+                    bearer: self.bearer,
                 };
                 self.state = SignUpState::Finishing { rp_id, passkey };
                 Ok(Step::Send(Request::json(
@@ -191,7 +222,7 @@ impl Flow for SignUp {
                 )?))
             }
             SignUpState::Finishing { rp_id, passkey } => {
-                let (g, token) = granted(answer)?;
+                let (g, token) = granted(answer, self.bearer)?;
                 let (vault, _) = Vault::create(&g.account_id)?;
                 let kek = Kek::from_prf(passkey.prf.bytes(), &g.account_id, &passkey.credential_id);
                 let session = Session {
@@ -253,6 +284,7 @@ pub enum SignedIn {
 
 /// Signs in with a discoverable passkey (the authenticator picks the account) and unlocks.
 pub struct SignIn {
+    bearer: bool,
     state: SignInState,
 }
 
@@ -275,8 +307,15 @@ enum SignInState {
 impl SignIn {
     pub fn new() -> Self {
         SignIn {
+            bearer: false,
             state: SignInState::Start,
         }
+    }
+
+    /// As [`SignUp::bearer`].
+    pub fn bearer(mut self) -> Self {
+        self.bearer = true;
+        self
     }
 }
 
@@ -313,6 +352,7 @@ impl Flow for SignIn {
                 let body = SignInFinish {
                     ceremony_id: ceremony,
                     credential: a.credential,
+                    bearer: self.bearer,
                 };
                 self.state = SignInState::Finishing {
                     rp_id,
@@ -330,7 +370,7 @@ impl Flow for SignIn {
                 credential_id,
                 prf,
             } => {
-                let (g, token) = granted(answer)?;
+                let (g, token) = granted(answer, self.bearer)?;
                 if g.credential_id
                     .as_ref()
                     .is_some_and(|c| *c != credential_id)
@@ -420,13 +460,18 @@ impl Flow for Unlock {
 pub struct Recover {
     code: RecoveryCode,
     passkey_name: String,
+    bearer: bool,
     state: RecoverState,
 }
 
 enum RecoverState {
     Start,
     SignedIn,
-    Opening(Unlock),
+    /// The recovery sign-in's step-up proof waits for the vault to open.
+    Opening {
+        unlock: Unlock,
+        proof: Proof,
+    },
     Adding {
         unlocked: Box<Unlocked>,
         add: AddPasskey,
@@ -440,8 +485,15 @@ impl Recover {
         Ok(Recover {
             code: RecoveryCode::parse(code_text)?,
             passkey_name: passkey_name.to_owned(),
+            bearer: false,
             state: RecoverState::Start,
         })
+    }
+
+    /// As [`SignUp::bearer`].
+    pub fn bearer(mut self) -> Self {
+        self.bearer = true;
+        self
     }
 }
 
@@ -455,6 +507,7 @@ impl Flow for Recover {
                 let body = RecoverSignIn {
                     lookup: self.code.lookup(),
                     secret: *self.code.sign_in_secret(),
+                    bearer: self.bearer,
                 };
                 Ok(Step::Send(Request::json(
                     Method::Post,
@@ -463,7 +516,14 @@ impl Flow for Recover {
                 )?))
             }
             RecoverState::SignedIn => {
-                let (g, token) = granted(answer)?;
+                let (mut g, token) = granted(answer, self.bearer)?;
+                let proof = g
+                    .reauth
+                    .take()
+                    .map(Proof::new)
+                    .ok_or(ClientError::Protocol(
+                        "the recovery sign-in came without the proof that lets it add a passkey",
+                    ))?;
                 let session = Session {
                     account_id: g.account_id,
                     token,
@@ -472,19 +532,19 @@ impl Flow for Recover {
                 };
                 let mut unlock = Unlock::with_recovery(session, &self.code);
                 let step = unlock.next(None)?;
-                self.state = RecoverState::Opening(unlock);
+                self.state = RecoverState::Opening { unlock, proof };
                 Ok(step)
             }
-            RecoverState::Opening(mut unlock) => match unlock.next(answer)? {
+            RecoverState::Opening { mut unlock, proof } => match unlock.next(answer)? {
                 Step::Done(unlocked) => {
                     let mut unlocked = Box::new(unlocked);
-                    let mut add = AddPasskey::new(&self.passkey_name);
+                    let mut add = AddPasskey::with_proof(&self.passkey_name, proof);
                     let step = add.next(&mut unlocked, None)?;
                     self.state = RecoverState::Adding { unlocked, add };
                     step.pending()
                 }
                 step => {
-                    self.state = RecoverState::Opening(unlock);
+                    self.state = RecoverState::Opening { unlock, proof };
                     Ok(step)
                 }
             },
@@ -523,7 +583,110 @@ impl Flow for Recover {
     }
 }
 
-// ---- Managing an unlocked account -----------------------------------------------------------
+// ---- Step-up ----------------------------------------------------------------------------
+
+/// A step-up proof: a bearer secret for one operation, for a few minutes. No Debug, zeroized
+/// when dropped.
+struct Proof(Zeroizing<String>);
+
+impl Proof {
+    fn new(proof: String) -> Self {
+        Proof(Zeroizing::new(proof))
+    }
+
+    /// The body of a request that needs nothing but the proof.
+    fn body(&self) -> Reauth {
+        Reauth {
+            reauth: self.0.to_string(),
+        }
+    }
+}
+
+/// A fresh passkey assertion for one sensitive operation: `reauth/start` names the operation,
+/// the authenticator signs the server's challenge (any passkey of the account), and
+/// `reauth/finish` answers with the proof the operation's request then carries.
+struct StepUp {
+    operation: Option<Sensitive>,
+    state: StepUpState,
+}
+
+enum StepUpState {
+    Start,
+    Started,
+    Asserting { ceremony: String },
+    Finishing,
+    Spent,
+}
+
+impl StepUp {
+    fn new(operation: Sensitive) -> Self {
+        StepUp {
+            operation: Some(operation),
+            state: StepUpState::Start,
+        }
+    }
+
+    fn next(
+        &mut self,
+        session: &Session,
+        answer: Option<Answer>,
+    ) -> Result<Step<Proof>, ClientError> {
+        match std::mem::replace(&mut self.state, StepUpState::Spent) {
+            StepUpState::Start => {
+                let operation = self
+                    .operation
+                    .take()
+                    .ok_or(ClientError::State("the confirmation is over"))?;
+                self.state = StepUpState::Started;
+                Ok(Step::Send(session.json(
+                    Method::Post,
+                    routes::REAUTH_START,
+                    &operation,
+                )?))
+            }
+            StepUpState::Started => {
+                let started: CeremonyStarted = http(answer)?.json()?;
+                let step = passkey_request(&started, None);
+                self.state = StepUpState::Asserting {
+                    ceremony: started.ceremony_id,
+                };
+                Ok(Step::GetPasskey(step))
+            }
+            StepUpState::Asserting { ceremony } => {
+                // The PRF output, if any, is not needed here; it is dropped (and zeroized).
+                let body = ReauthFinish {
+                    ceremony_id: ceremony,
+                    credential: asserted(answer)?.credential,
+                };
+                self.state = StepUpState::Finishing;
+                Ok(Step::Send(session.json(
+                    Method::Post,
+                    routes::REAUTH_FINISH,
+                    &body,
+                )?))
+            }
+            StepUpState::Finishing => {
+                let proof: Reauthed = http(answer)?.json()?;
+                Ok(Step::Done(Proof::new(proof.reauth)))
+            }
+            StepUpState::Spent => Err(ClientError::State("the confirmation is over")),
+        }
+    }
+}
+
+/// Runs `step_up` one step: `Ok(proof)` once it is done, else the step to pass on.
+fn confirm<T>(
+    step_up: &mut StepUp,
+    session: &Session,
+    answer: Option<Answer>,
+) -> Result<Result<Proof, Step<T>>, ClientError> {
+    Ok(match step_up.next(session, answer)? {
+        Step::Done(proof) => Ok(proof),
+        step => Err(step.pending()?),
+    })
+}
+
+// ---- Managing an account ------------------------------------------------------------------
 
 /// A passkey added by [`AddPasskey`].
 pub struct AddedPasskey {
@@ -533,14 +696,16 @@ pub struct AddedPasskey {
     wrap_id: String,
 }
 
-/// Registers another passkey for the unlocked account and wraps the vault key for it.
+/// Registers another passkey for the unlocked account and wraps the vault key for it, after
+/// confirming with one of the account's passkeys.
 pub struct AddPasskey {
     passkey_name: String,
     state: AddState,
 }
 
 enum AddState {
-    Start,
+    Confirming(StepUp),
+    Start(Proof),
     Started,
     Creating { ceremony: String, rp_id: String },
     Finishing { rp_id: String, passkey: NewPasskey },
@@ -552,7 +717,15 @@ impl AddPasskey {
     pub fn new(passkey_name: &str) -> Self {
         AddPasskey {
             passkey_name: passkey_name.to_owned(),
-            state: AddState::Start,
+            state: AddState::Confirming(StepUp::new(Sensitive::AddPasskey)),
+        }
+    }
+
+    /// With a proof already in hand: the one a recovery sign-in comes with.
+    fn with_proof(passkey_name: &str, proof: Proof) -> Self {
+        AddPasskey {
+            passkey_name: passkey_name.to_owned(),
+            state: AddState::Start(proof),
         }
     }
 }
@@ -566,11 +739,23 @@ impl VaultFlow for AddPasskey {
         answer: Option<Answer>,
     ) -> Result<Step<AddedPasskey>, ClientError> {
         match std::mem::replace(&mut self.state, AddState::Spent) {
-            AddState::Start => {
+            AddState::Confirming(mut step_up) => match confirm(&mut step_up, &u.session, answer)? {
+                Ok(proof) => {
+                    self.state = AddState::Start(proof);
+                    self.next(u, None)
+                }
+                Err(step) => {
+                    self.state = AddState::Confirming(step_up);
+                    Ok(step)
+                }
+            },
+            AddState::Start(proof) => {
                 self.state = AddState::Started;
-                Ok(Step::Send(
-                    u.session.request(Method::Post, routes::PASSKEY_START),
-                ))
+                Ok(Step::Send(u.session.json(
+                    Method::Post,
+                    routes::PASSKEY_START,
+                    &proof.body(),
+                )?))
             }
             AddState::Started => {
                 let started: CeremonyStarted = http(answer)?.json()?;
@@ -589,6 +774,7 @@ impl VaultFlow for AddPasskey {
                     credential: passkey.credential.clone(),
                     passkey_name: self.passkey_name.clone(),
                     recovery: None,
+                    bearer: false,
                 };
                 let req = u
                     .session
@@ -622,19 +808,20 @@ impl VaultFlow for AddPasskey {
     }
 }
 
-/// Replaces the recovery code: the vault key is wrapped for the new code first, then the
-/// server's verifier changes, so whichever code can sign in can also unlock. Ends with the new
-/// code, to show once.
+/// Replaces the recovery code, after confirming with a passkey. The new verifier and the vault
+/// key wrapped for the new code go to the server in one request, which stores both in one
+/// transaction: at every moment exactly one code signs in and unlocks. A refusal changes
+/// nothing, and the flow says so ([`ClientError::RecoveryKept`]). Ends with the new code, to
+/// show once.
 pub struct RotateRecovery {
     code: Option<RecoveryCode>,
     state: RotateState,
 }
 
 enum RotateState {
-    Start,
-    Current,
-    Wrapped,
-    Verified,
+    Confirming(StepUp),
+    Current(Proof),
+    Rotating,
     Spent,
 }
 
@@ -642,7 +829,7 @@ impl RotateRecovery {
     pub fn new() -> Result<Self, ClientError> {
         Ok(RotateRecovery {
             code: Some(RecoveryCode::generate()?),
-            state: RotateState::Start,
+            state: RotateState::Confirming(StepUp::new(Sensitive::RotateRecovery)),
         })
     }
 }
@@ -660,11 +847,19 @@ impl VaultFlow for RotateRecovery {
             .as_ref()
             .ok_or(ClientError::State("the rotation flow is over"))?;
         match std::mem::replace(&mut self.state, RotateState::Spent) {
-            RotateState::Start => {
-                self.state = RotateState::Current;
-                Ok(Step::Send(u.session.get(RECOVERY_WRAP_ID)))
+            RotateState::Confirming(mut step_up) => {
+                match confirm(&mut step_up, &u.session, answer)? {
+                    Ok(proof) => {
+                        self.state = RotateState::Current(proof);
+                        Ok(Step::Send(u.session.get(RECOVERY_WRAP_ID)))
+                    }
+                    Err(step) => {
+                        self.state = RotateState::Confirming(step_up);
+                        Ok(step)
+                    }
+                }
             }
-            RotateState::Current => {
+            RotateState::Current(proof) => {
                 let resp = http(answer)?;
                 let current = if resp.is_not_found() {
                     0
@@ -673,24 +868,25 @@ impl VaultFlow for RotateRecovery {
                 };
                 let kek = code.kek(&u.session.account_id);
                 let wrap = u.vault.wrap_for(&kek, RECOVERY_WRAP_ID, current)?;
-                self.state = RotateState::Wrapped;
-                Ok(Step::Send(u.session.put(&wrap)?))
-            }
-            RotateState::Wrapped => {
-                http(answer)?.success()?;
-                let body = RecoveryVerifier {
-                    lookup: code.lookup(),
-                    verifier: code.verifier(),
+                let body = NewRecovery {
+                    reauth: proof.body().reauth,
+                    verifier: RecoveryVerifier {
+                        lookup: code.lookup(),
+                        verifier: code.verifier(),
+                    },
+                    wrap: wrap.put,
                 };
-                self.state = RotateState::Verified;
+                self.state = RotateState::Rotating;
                 Ok(Step::Send(u.session.json(
                     Method::Put,
                     routes::RECOVERY,
                     &body,
                 )?))
             }
-            RotateState::Verified => {
-                http(answer)?.success()?;
+            RotateState::Rotating => {
+                http(answer)?
+                    .success()
+                    .map_err(|e| ClientError::RecoveryKept(Box::new(e)))?;
                 let code = self
                     .code
                     .take()
@@ -702,23 +898,99 @@ impl VaultFlow for RotateRecovery {
     }
 }
 
+/// One sensitive request after a step-up, whose body is only the proof: removing a passkey,
+/// deleting the account.
+struct Confirmed {
+    session: Session,
+    step_up: StepUp,
+    method: Method,
+    path: String,
+    sent: bool,
+}
+
+impl Confirmed {
+    fn new(session: &Session, operation: Sensitive, method: Method, path: String) -> Self {
+        Confirmed {
+            session: session.clone(),
+            step_up: StepUp::new(operation),
+            method,
+            path,
+            sent: false,
+        }
+    }
+
+    fn next(&mut self, answer: Option<Answer>) -> Result<Step<()>, ClientError> {
+        if self.sent {
+            http(answer)?.success()?;
+            return Ok(Step::Done(()));
+        }
+        match confirm(&mut self.step_up, &self.session, answer)? {
+            Ok(proof) => {
+                self.sent = true;
+                let path = std::mem::take(&mut self.path);
+                Ok(Step::Send(self.session.json(
+                    self.method,
+                    path,
+                    &proof.body(),
+                )?))
+            }
+            Err(step) => Ok(step),
+        }
+    }
+}
+
+/// `DELETE /v1/account/passkeys/{credential}`, after confirming with a passkey (possibly that
+/// one). The server refuses to remove the last one, drops its vault wrapping, and ends every
+/// session it opened: when it is the one this session signed in with, this session ends too.
+pub struct RemovePasskey(Confirmed);
+
+impl RemovePasskey {
+    pub fn new(session: &Session, credential_id: &[u8]) -> Self {
+        let operation = Sensitive::RemovePasskey {
+            credential_id: credential_id.to_vec(),
+        };
+        let path = routes::passkey(credential_id);
+        RemovePasskey(Confirmed::new(session, operation, Method::Delete, path))
+    }
+}
+
+impl Flow for RemovePasskey {
+    type Output = ();
+
+    fn next(&mut self, answer: Option<Answer>) -> Result<Step<()>, ClientError> {
+        self.0.next(answer)
+    }
+}
+
+/// `DELETE /v1/account`, after confirming with a passkey: the account and everything in it.
+pub struct DeleteAccount(Confirmed);
+
+impl DeleteAccount {
+    pub fn new(session: &Session) -> Self {
+        let path = routes::ACCOUNT.to_owned();
+        DeleteAccount(Confirmed::new(
+            session,
+            Sensitive::DeleteAccount,
+            Method::Delete,
+            path,
+        ))
+    }
+}
+
+impl Flow for DeleteAccount {
+    type Output = ();
+
+    fn next(&mut self, answer: Option<Answer>) -> Result<Step<()>, ClientError> {
+        self.0.next(answer)
+    }
+}
+
 /// `DELETE /v1/session`: ends the session on the server.
 pub fn sign_out(session: &Session) -> Request {
     session.request(Method::Delete, routes::SESSION)
 }
 
-/// `DELETE /v1/account`: deletes the account and everything in it.
-pub fn delete_account(session: &Session) -> Request {
-    session.request(Method::Delete, routes::ACCOUNT)
-}
-
 /// `GET /v1/account`: the account's passkeys, recovery state, quota and usage.
 pub fn account_info(session: &Session) -> Request {
     session.request(Method::Get, routes::ACCOUNT)
-}
-
-/// `DELETE /v1/account/passkeys/{credential}`: the server refuses to remove the last one and
-/// drops its vault wrapping.
-pub fn remove_passkey(session: &Session, credential_id: &[u8]) -> Request {
-    session.request(Method::Delete, routes::passkey(credential_id))
 }

@@ -148,6 +148,8 @@ pub enum ClientError {
     RecoveryCode(#[from] RecoveryCodeError),
     #[error("this passkey gave no PRF output, so it cannot unlock the vault: unlock with the recovery code")]
     NoPrf,
+    #[error("the recovery code was not replaced, and the old one still works: {0}")]
+    RecoveryKept(Box<ClientError>),
     #[error("the server granted a session for another account than the one being unlocked")]
     WrongAccount,
     #[error("no conversation {0:?}")]

@@ -1,7 +1,8 @@
 //! The client core: every flow a Sotto client runs against the account server, written once.
 //!
-//! Sign-up, passkey sign-in and unlock, recovery sign-in and re-enrolment, adding a passkey,
-//! rotating the recovery code, the history fold over the change feed and header edits with
+//! Sign-up, passkey sign-in and unlock, recovery sign-in and re-enrolment, the passkey
+//! confirmation (step-up) that adding or removing a passkey, rotating the recovery code and
+//! deleting the account begin with, the history fold over the change feed and header edits with
 //! merge-and-retry are state machines here. Each takes the server's (or the authenticator's)
 //! answer and returns the next thing to do: an HTTP request, a passkey to create or assert, or
 //! the result. The CLI and the browser only carry those out (rustls's discipline: this crate
@@ -20,7 +21,7 @@ mod http;
 mod passkey;
 
 pub use account::{
-    account_info, delete_account, remove_passkey, sign_out, AddPasskey, AddedPasskey, Recover,
+    account_info, sign_out, AddPasskey, AddedPasskey, DeleteAccount, Recover, RemovePasskey,
     RotateRecovery, Session, SignIn, SignUp, SignedIn, SignedUp, Unlock, Unlocked,
 };
 pub use flow::{Answer, Flow, Step, VaultFlow};

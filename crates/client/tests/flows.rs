@@ -164,7 +164,7 @@ async fn two_devices_fold_each_others_changes_and_every_deletion_marker() {
     let s = server().await;
     let mut laptop = Device::new(&s);
     let signed_up = laptop
-        .run(SignUp::new("Ada", "laptop").unwrap())
+        .run(SignUp::new("Ada", "laptop").unwrap().bearer())
         .await
         .unwrap();
     let mut a = signed_up.unlocked;
@@ -181,7 +181,7 @@ async fn two_devices_fold_each_others_changes_and_every_deletion_marker() {
     // A new device comes in through the recovery code and registers its own passkey.
     let mut phone = Device::new(&s);
     let mut b = phone
-        .run(Recover::new(&code, "phone").unwrap())
+        .run(Recover::new(&code, "phone").unwrap().bearer())
         .await
         .unwrap();
     assert_eq!(b.session.account_id, a.session.account_id);
@@ -211,7 +211,7 @@ async fn two_devices_fold_each_others_changes_and_every_deletion_marker() {
     // A header's deletion marker clears it; the conversation's clears everything.
     let header = RecordName::ConversationHeader { conv: conv.clone() }.id();
     let raw =
-        Request::new(Method::Delete, routes::record(&header)).authorized(Some(&a.session.token));
+        Request::new(Method::Delete, routes::record(&header)).authorized(a.session.token.as_ref());
     assert_eq!(laptop.send(raw).await.status, 200);
     phone.on(&mut b, Pull::new()).await.unwrap();
     assert!(b.history.conversations()[&conv].header.is_none());
@@ -226,7 +226,7 @@ async fn two_devices_fold_each_others_changes_and_every_deletion_marker() {
     assert!(b.history.conversations().is_empty());
 
     // The phone's own passkey signs in and unlocks from now on.
-    match phone.run(SignIn::new()).await.unwrap() {
+    match phone.run(SignIn::new().bearer()).await.unwrap() {
         SignedIn::Unlocked(u) => assert_eq!(u.session.account_id, a.session.account_id),
         SignedIn::Locked(_) => panic!("the passkey has a PRF output"),
     }
@@ -237,14 +237,14 @@ async fn a_header_edit_that_loses_a_race_rereads_merges_and_keeps_both_fields() 
     let s = server().await;
     let mut laptop = Device::new(&s);
     let signed_up = laptop
-        .run(SignUp::new("Ada", "laptop").unwrap())
+        .run(SignUp::new("Ada", "laptop").unwrap().bearer())
         .await
         .unwrap();
     let mut a = signed_up.unlocked;
     let mut phone = Device::new(&s);
     let code = signed_up.recovery_code.to_text();
     let mut b = phone
-        .run(Recover::new(&code, "phone").unwrap())
+        .run(Recover::new(&code, "phone").unwrap().bearer())
         .await
         .unwrap();
     let start = Writes::start_conversation(&mut a, "draft", 1).unwrap();
@@ -290,11 +290,11 @@ async fn a_passkey_without_prf_signs_in_locked_and_the_recovery_code_unlocks() {
     let s = server().await;
     let mut dev = Device::new(&s);
     let signed_up = dev
-        .run(SignUp::new("Ada", "laptop").unwrap())
+        .run(SignUp::new("Ada", "laptop").unwrap().bearer())
         .await
         .unwrap();
     dev.no_prf = true;
-    let session = match dev.run(SignIn::new()).await.unwrap() {
+    let session = match dev.run(SignIn::new().bearer()).await.unwrap() {
         SignedIn::Locked(session) => session,
         SignedIn::Unlocked(_) => panic!("no PRF output cannot unlock"),
     };
@@ -306,7 +306,7 @@ async fn a_passkey_without_prf_signs_in_locked_and_the_recovery_code_unlocks() {
         .unwrap();
     assert!(matches!(err, ClientError::Vault(_)), "{err}");
 
-    let session = match dev.run(SignIn::new()).await.unwrap() {
+    let session = match dev.run(SignIn::new().bearer()).await.unwrap() {
         SignedIn::Locked(session) => session,
         SignedIn::Unlocked(_) => panic!("no PRF output cannot unlock"),
     };
@@ -322,7 +322,7 @@ async fn a_rotated_recovery_code_replaces_the_old_one() {
     let s = server().await;
     let mut dev = Device::new(&s);
     let signed_up = dev
-        .run(SignUp::new("Ada", "laptop").unwrap())
+        .run(SignUp::new("Ada", "laptop").unwrap().bearer())
         .await
         .unwrap();
     let mut u = signed_up.unlocked;
@@ -332,14 +332,59 @@ async fn a_rotated_recovery_code_replaces_the_old_one() {
         .unwrap();
 
     let mut other = Device::new(&s);
-    let old = Recover::new(&signed_up.recovery_code.to_text(), "x").unwrap();
+    let old = Recover::new(&signed_up.recovery_code.to_text(), "x")
+        .unwrap()
+        .bearer();
     let err = other.run(old).await.err().unwrap();
     assert_eq!(err.status(), Some(401), "{err}");
     let r = other
-        .run(Recover::new(&new.to_text(), "x").unwrap())
+        .run(Recover::new(&new.to_text(), "x").unwrap().bearer())
         .await
         .unwrap();
     assert_eq!(r.session.account_id, u.session.account_id);
+}
+
+/// A rotation the server refuses (here: another one landed between reading the wrapping's
+/// version and writing it) changes nothing and says so: the code current at that moment (the
+/// other rotation's) signs in and unlocks, the one before it no longer does.
+#[tokio::test]
+async fn a_refused_rotation_says_the_old_code_still_works() {
+    let s = server().await;
+    let mut dev = Device::new(&s);
+    let signed_up = dev
+        .run(SignUp::new("Ada", "laptop").unwrap().bearer())
+        .await
+        .unwrap();
+    let mut u = signed_up.unlocked;
+    let mut slow = RotateRecovery::new().unwrap();
+    let mut step = slow.next(&mut u, None).unwrap();
+    while !matches!(&step, Step::Send(r) if r.method == Method::Put && r.path == routes::RECOVERY) {
+        let answer = dev.carry(step).await;
+        step = slow.next(&mut u, Some(answer)).unwrap();
+    }
+    let current = dev
+        .on(&mut u, RotateRecovery::new().unwrap())
+        .await
+        .unwrap();
+    let answer = dev.carry(step).await;
+    let err = slow.next(&mut u, Some(answer)).err().unwrap();
+    assert!(
+        matches!(&err, ClientError::RecoveryKept(e) if e.status() == Some(409)),
+        "{err}"
+    );
+    assert!(err.to_string().contains("the old one still works"), "{err}");
+
+    let mut other = Device::new(&s);
+    let r = other
+        .run(Recover::new(&current.to_text(), "x").unwrap().bearer())
+        .await
+        .unwrap();
+    assert_eq!(r.session.account_id, u.session.account_id);
+    let first = Recover::new(&signed_up.recovery_code.to_text(), "y").unwrap();
+    assert_eq!(
+        other.run(first.bearer()).await.err().unwrap().status(),
+        Some(401)
+    );
 }
 
 #[tokio::test]

@@ -1,12 +1,19 @@
 //! Passkey accounts: WebAuthn sign-up, sign-in (discoverable credentials, user verification
-//! required), recovery-code sign-in, sessions, and passkey management.
+//! required), recovery-code sign-in, sessions, step-up for sensitive operations, and passkey
+//! management.
 //!
 //! The server verifies signatures from authenticators and never sees key material: clients
 //! strip PRF outputs before sending responses, the recovery sign-in secret is compared with a
-//! stored SHA-256, and sessions are random tokens kept only as hashes. Ceremony state lives in
-//! memory for five minutes; a server restart only cancels ceremonies in flight.
+//! stored SHA-256, and sessions are random tokens kept only as hashes. Ceremony state and
+//! step-up proofs live in memory for five minutes ([`crate::pending`]); a server restart only
+//! cancels those in flight.
+//!
+//! A session alone reads and writes the history. Changing how the account is reached (the
+//! recovery code, its passkeys) or deleting it needs a *step-up proof*: a fresh passkey
+//! assertion for that operation, earned by `reauth/start` + `reauth/finish`, valid for five
+//! minutes, once, for the session that earned it. A stolen session token therefore cannot lock
+//! the owner out or take the account over.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -14,29 +21,38 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
 use axum::http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
 use axum::http::request::Parts;
-use axum::http::HeaderValue;
+use axum::http::{HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use sha2::{Digest, Sha256};
 use sotto_api::{
-    b64, passkey_wrap_id, AccountInfo, CeremonyStarted, PasskeyInfo, RecoverSignIn,
-    RecoveryVerifier, RegisterFinish, RegisterStart, SessionGranted, SignInFinish, SESSION_COOKIE,
+    b64, passkey_wrap_id, AccountInfo, CeremonyStarted, NewRecovery, PasskeyInfo, PutResult,
+    Reauth, ReauthFinish, Reauthed, RecoverSignIn, RegisterFinish, RegisterStart, Sensitive,
+    SessionGranted, SignInFinish, RECOVERY_WRAP_ID, SECURE_SESSION_COOKIE, SESSION_COOKIE,
 };
-use sotto_store::{AccountId, CredentialRow, Store};
+use sotto_store::{AccountId, CredentialRow, RecordWrite, Store};
 use subtle::ConstantTimeEq;
 use tracing::{info, warn};
 use webauthn_rs::prelude::{
-    DiscoverableAuthentication, Passkey, PasskeyRegistration, PublicKeyCredential,
-    RegisterPublicKeyCredential, Url, Uuid, Webauthn, WebauthnBuilder,
+    DiscoverableAuthentication, Passkey, PasskeyAuthentication, PasskeyRegistration,
+    PublicKeyCredential, RegisterPublicKeyCredential, Url, Uuid, Webauthn, WebauthnBuilder,
 };
 
+use crate::address::{client_ip, Net};
 use crate::error::{ConfigError, Failure};
-use crate::extract::Body;
+use crate::extract::{Body, Proven};
+use crate::pending::{Full, Owner, Table};
 use crate::ratelimit::Limiter;
 use crate::AccountsConfig;
 
 const CEREMONY_TTL: Duration = Duration::from_secs(300);
 const MAX_CEREMONIES: usize = 10_000;
+/// Long enough to confirm and then act, short enough that a proof left behind is soon useless.
+const PROOF_TTL: Duration = Duration::from_secs(300);
+const MAX_PROOFS: usize = 10_000;
+/// Passkeys one account may register: bounds the account's answer and every ceremony's
+/// credential list.
+const MAX_PASSKEYS: usize = 32;
 
 enum Ceremony {
     NewAccount {
@@ -44,21 +60,36 @@ enum Ceremony {
         state: PasskeyRegistration,
     },
     AddPasskey {
-        account: AccountId,
+        session: [u8; 32],
         state: PasskeyRegistration,
     },
     SignIn {
         state: DiscoverableAuthentication,
     },
+    Reauth {
+        session: [u8; 32],
+        operation: Sensitive,
+        state: PasskeyAuthentication,
+    },
+}
+
+/// A step-up proof: for one operation of one session (the account is its owner in the table).
+struct Proof {
+    session: [u8; 32],
+    operation: Sensitive,
 }
 
 pub(crate) struct Accounts {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) config: AccountsConfig,
     webauthn: Webauthn,
-    limiter: Limiter,
-    ceremonies: Mutex<HashMap<String, (Ceremony, Instant)>>,
-    secure_cookie: bool,
+    per_net: Limiter<Net>,
+    per_account: Limiter<AccountId>,
+    ceremonies: Mutex<Table<Ceremony>>,
+    proofs: Mutex<Table<Proof>>,
+    /// The origin is HTTPS: the cookie is `Secure` and `__Host-` prefixed.
+    secure: bool,
+    proxy_header: Option<HeaderName>,
 }
 
 pub(crate) fn now_secs() -> u64 {
@@ -82,8 +113,15 @@ pub(crate) fn account_label(id: AccountId) -> String {
     Uuid::from_bytes(id.0).to_string()
 }
 
+fn expired() -> Failure {
+    Failure::WebAuthn("that passkey ceremony expired or was already used; start again")
+}
+
 impl Accounts {
-    pub fn new(config: AccountsConfig) -> Result<Self, ConfigError> {
+    pub fn new(
+        config: AccountsConfig,
+        proxy_header: Option<HeaderName>,
+    ) -> Result<Self, ConfigError> {
         let fail = |reason: String| ConfigError::RelyingParty {
             rp_id: config.rp_id.clone(),
             origin: config.origin.clone(),
@@ -96,43 +134,99 @@ impl Accounts {
             .allow_any_port(config.any_port)
             .build()
             .map_err(|e| fail(e.to_string()))?;
+        let now = Instant::now();
         Ok(Accounts {
             store: config.store.clone(),
-            limiter: Limiter::new(config.auth_rate),
-            secure_cookie: origin.scheme() == "https",
+            per_net: Limiter::new(config.auth_rate, now),
+            per_account: Limiter::new(config.auth_rate, now),
+            secure: origin.scheme() == "https",
             config,
             webauthn,
-            ceremonies: Mutex::new(HashMap::new()),
+            ceremonies: Mutex::new(Table::new(CEREMONY_TTL, MAX_CEREMONIES)),
+            proofs: Mutex::new(Table::new(PROOF_TTL, MAX_PROOFS)),
+            proxy_header,
         })
     }
 
-    fn begin(&self, ceremony: Ceremony) -> Result<String, Failure> {
-        let id = random_token()?;
-        let now = Instant::now();
-        let mut map = self.ceremonies.lock().map_err(|_| Failure::Internal)?;
-        map.retain(|_, (_, at)| now.saturating_duration_since(*at) < CEREMONY_TTL);
-        if map.len() >= MAX_CEREMONIES {
-            return Err(Failure::RateLimited);
+    fn cookie_name(&self) -> &'static str {
+        if self.secure {
+            SECURE_SESSION_COOKIE
+        } else {
+            SESSION_COOKIE
         }
-        map.insert(id.clone(), (ceremony, now));
+    }
+
+    fn begin(&self, ceremony: Ceremony, owner: Owner) -> Result<String, Failure> {
+        let id = random_token()?;
+        let mut table = self.ceremonies.lock().map_err(|_| Failure::Internal)?;
+        table
+            .insert(token_hash(&id), owner, ceremony, Instant::now())
+            .map_err(|full| match full {
+                Full::Net => Failure::RateLimited,
+                Full::Table => Failure::Busy,
+            })?;
         Ok(id)
     }
 
-    fn take(&self, id: &str) -> Result<Ceremony, Failure> {
-        let mut map = self.ceremonies.lock().map_err(|_| Failure::Internal)?;
-        match map.remove(id) {
-            Some((c, at)) if at.elapsed() < CEREMONY_TTL => Ok(c),
-            _ => Err(Failure::WebAuthn(
-                "that sign-in or sign-up attempt expired or was already used; start again",
-            )),
-        }
+    fn take(&self, id: &str) -> Result<(Ceremony, Owner), Failure> {
+        let mut table = self.ceremonies.lock().map_err(|_| Failure::Internal)?;
+        table
+            .take(&token_hash(id), Instant::now())
+            .ok_or_else(expired)
     }
 
-    fn limit(&self, parts_ip: IpAddr) -> Result<(), Failure> {
-        if self.limiter.allow(parts_ip, Instant::now()) {
+    fn limit(&self, ip: IpAddr) -> Result<(), Failure> {
+        if self.per_net.allow(Net::of(ip), Instant::now()) {
             Ok(())
         } else {
             Err(Failure::RateLimited)
+        }
+    }
+
+    fn limit_account(&self, account: AccountId) -> Result<(), Failure> {
+        if self.per_account.allow(account, Instant::now()) {
+            Ok(())
+        } else {
+            Err(Failure::RateLimited)
+        }
+    }
+
+    fn issue_proof(
+        &self,
+        account: AccountId,
+        session: [u8; 32],
+        operation: Sensitive,
+    ) -> Result<String, Failure> {
+        let proof = random_token()?;
+        let mut table = self.proofs.lock().map_err(|_| Failure::Internal)?;
+        table
+            .insert(
+                token_hash(&proof),
+                Owner::Account(account),
+                Proof { session, operation },
+                Instant::now(),
+            )
+            .map_err(|_| Failure::Busy)?;
+        Ok(proof)
+    }
+
+    /// Uses up `proof`: it must have been earned by this session for this very operation.
+    fn consume_proof(
+        &self,
+        auth: &Authed,
+        proof: &str,
+        operation: &Sensitive,
+    ) -> Result<(), Failure> {
+        let mut table = self.proofs.lock().map_err(|_| Failure::Internal)?;
+        match table.take(&token_hash(proof), Instant::now()) {
+            Some((p, Owner::Account(account)))
+                if account == auth.account
+                    && bool::from(p.session.ct_eq(&auth.token_hash))
+                    && p.operation == *operation =>
+            {
+                Ok(())
+            }
+            _ => Err(Failure::ReauthRequired),
         }
     }
 
@@ -140,32 +234,59 @@ impl Accounts {
         &self,
         account: AccountId,
         credential_id: Option<Vec<u8>>,
+        bearer: bool,
+        step_up: Option<Sensitive>,
     ) -> Result<Response, Failure> {
         let token = random_token()?;
+        let hash = token_hash(&token);
         let ttl = self.config.session_ttl.as_secs();
         let now = now_secs();
         self.store
-            .create_session(token_hash(&token), account, now.saturating_add(ttl))
+            .create_session(
+                hash,
+                account,
+                credential_id.as_deref(),
+                now.saturating_add(ttl),
+            )
             .await?;
         // Expired sessions are refused anyway; sweeping them here keeps the table at the
         // number of live ones without a background task. A failed sweep is retried next time.
         if let Err(e) = self.store.purge_sessions(now).await {
             warn!(error = %e, "could not purge expired sessions");
         }
-        let cookie = format!(
-            "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={ttl}{}",
-            if self.secure_cookie { "; Secure" } else { "" }
-        );
+        let reauth = step_up
+            .map(|op| self.issue_proof(account, hash, op))
+            .transpose()?;
+        let cookie = (!bearer).then(|| {
+            format!(
+                "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={ttl}{}",
+                self.cookie_name(),
+                if self.secure { "; Secure" } else { "" }
+            )
+        });
         let body = SessionGranted {
             account_id: account_label(account),
-            session_token: token,
+            session_token: bearer.then_some(token),
             credential_id,
+            reauth,
         };
         let mut resp = Json(body).into_response();
-        if let Ok(v) = HeaderValue::from_str(&cookie) {
+        if let Some(v) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
             resp.headers_mut().insert(SET_COOKIE, v);
         }
         Ok(resp)
+    }
+
+    fn clear_cookie(&self, mut resp: Response) -> Response {
+        let cookie = format!(
+            "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}",
+            self.cookie_name(),
+            if self.secure { "; Secure" } else { "" }
+        );
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            resp.headers_mut().insert(SET_COOKIE, v);
+        }
+        resp
     }
 
     /// The options for `create`, requiring a discoverable credential (sign-in has no user name)
@@ -216,6 +337,15 @@ impl Accounts {
             })
             .collect())
     }
+
+    /// Saves a passkey's state after an assertion (its signature counter, backup flags).
+    async fn touch(&self, account: AccountId, passkey: &Passkey) -> Result<(), Failure> {
+        let bytes = serde_json::to_vec(passkey).map_err(|_| Failure::Internal)?;
+        self.store
+            .touch_credential(account, passkey.cred_id(), &bytes, now_secs())
+            .await?;
+        Ok(())
+    }
 }
 
 fn row_for(passkey: &Passkey, name: &str, now: u64) -> Result<CredentialRow, Failure> {
@@ -232,21 +362,25 @@ fn row_for(passkey: &Passkey, name: &str, now: u64) -> Result<CredentialRow, Fai
     })
 }
 
-/// The client's address, for rate limits (all clients share one bucket when the server was not
-/// started with connection info).
+/// The client's address, for rate limits: the socket peer, or what the configured trusted
+/// proxy header says (all clients share one bucket when the server was not started with
+/// connection info).
 pub(crate) struct ClientIp(IpAddr);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<Arc<Accounts>> for ClientIp {
     type Rejection = Failure;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Failure> {
-        Ok(ClientIp(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip())
-                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-        ))
+    async fn from_request_parts(parts: &mut Parts, a: &Arc<Accounts>) -> Result<Self, Failure> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        Ok(ClientIp(client_ip(
+            peer,
+            &parts.headers,
+            a.proxy_header.as_ref(),
+        )))
     }
 }
 
@@ -257,7 +391,7 @@ pub(crate) struct Authed {
     token_hash: [u8; 32],
 }
 
-fn session_token(parts: &Parts) -> Option<String> {
+fn session_token(parts: &Parts, cookie: &str) -> Option<String> {
     if let Some(v) = parts
         .headers
         .get(AUTHORIZATION)
@@ -272,7 +406,7 @@ fn session_token(parts: &Parts) -> Option<String> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == SESSION_COOKIE)
+        .find(|(k, _)| *k == cookie)
         .map(|(_, v)| v.to_owned())
 }
 
@@ -283,7 +417,7 @@ impl FromRequestParts<Arc<Accounts>> for Authed {
         parts: &mut Parts,
         accounts: &Arc<Accounts>,
     ) -> Result<Self, Failure> {
-        let token = session_token(parts).ok_or(Failure::Unauthorized)?;
+        let token = session_token(parts, accounts.cookie_name()).ok_or(Failure::Unauthorized)?;
         let token_hash = token_hash(&token);
         let account = accounts
             .store
@@ -311,7 +445,10 @@ pub(crate) async fn register_start(
         name
     };
     let (options, state) = a.creation_options(account, &name, Vec::new())?;
-    let ceremony_id = a.begin(Ceremony::NewAccount { account, state })?;
+    let ceremony_id = a.begin(
+        Ceremony::NewAccount { account, state },
+        Owner::Net(Net::of(ip)),
+    )?;
     Ok(Json(CeremonyStarted {
         ceremony_id,
         options,
@@ -324,7 +461,7 @@ pub(crate) async fn register_finish(
     Body(req): Body<RegisterFinish>,
 ) -> Result<Response, Failure> {
     a.limit(ip)?;
-    let Ceremony::NewAccount { account, state } = a.take(&req.ceremony_id)? else {
+    let (Ceremony::NewAccount { account, state }, _) = a.take(&req.ceremony_id)? else {
         return Err(Failure::WebAuthn("that ceremony is not a sign-up"));
     };
     let recovery = req.recovery.ok_or(Failure::BadRequest(
@@ -338,7 +475,8 @@ pub(crate) async fn register_finish(
         .create_account(id, now, row, recovery.lookup, recovery.verifier)
         .await?;
     info!("account created");
-    a.grant(id, Some(passkey.cred_id().to_vec())).await
+    a.grant(id, Some(passkey.cred_id().to_vec()), req.bearer, None)
+        .await
 }
 
 pub(crate) async fn sign_in_start(
@@ -351,7 +489,7 @@ pub(crate) async fn sign_in_start(
         .start_discoverable_authentication()
         .map_err(|_| Failure::Internal)?;
     let options = serde_json::to_value(rcr).map_err(|_| Failure::Internal)?;
-    let ceremony_id = a.begin(Ceremony::SignIn { state })?;
+    let ceremony_id = a.begin(Ceremony::SignIn { state }, Owner::Net(Net::of(ip)))?;
     Ok(Json(CeremonyStarted {
         ceremony_id,
         options,
@@ -364,7 +502,7 @@ pub(crate) async fn sign_in_finish(
     Body(req): Body<SignInFinish>,
 ) -> Result<Response, Failure> {
     a.limit(ip)?;
-    let Ceremony::SignIn { state } = a.take(&req.ceremony_id)? else {
+    let (Ceremony::SignIn { state }, _) = a.take(&req.ceremony_id)? else {
         return Err(Failure::WebAuthn("that ceremony is not a sign-in"));
     };
     let cred: PublicKeyCredential = serde_json::from_value(req.credential)
@@ -393,12 +531,9 @@ pub(crate) async fn sign_in_finish(
         ));
     }
     passkey.update_credential(&result);
-    let bytes = serde_json::to_vec(&passkey).map_err(|_| Failure::Internal)?;
-    a.store
-        .touch_credential(account, &cred_id, &bytes, now_secs())
-        .await?;
+    a.touch(account, &passkey).await?;
     info!("signed in with a passkey");
-    a.grant(account, Some(cred_id)).await
+    a.grant(account, Some(cred_id), req.bearer, None).await
 }
 
 pub(crate) async fn recover(
@@ -412,7 +547,8 @@ pub(crate) async fn recover(
     match found {
         Some((account, verifier)) if bool::from(given.ct_eq(&verifier)) => {
             info!("signed in with a recovery code");
-            a.grant(account, None).await
+            a.grant(account, None, req.bearer, Some(Sensitive::AddPasskey))
+                .await
         }
         _ => Err(Failure::BadRecovery),
     }
@@ -423,18 +559,7 @@ pub(crate) async fn sign_out(
     auth: Authed,
 ) -> Result<Response, Failure> {
     a.store.delete_session(&auth.token_hash).await?;
-    Ok(clear_cookie(
-        Json(serde_json::json!({ "signed_out": true })).into_response(),
-    ))
-}
-
-fn clear_cookie(mut resp: Response) -> Response {
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"
-    )) {
-        resp.headers_mut().insert(SET_COOKIE, v);
-    }
-    resp
+    Ok(a.clear_cookie(Json(serde_json::json!({ "signed_out": true })).into_response()))
 }
 
 pub(crate) async fn account_info(
@@ -468,45 +593,157 @@ pub(crate) async fn account_info(
     }))
 }
 
+/// `reauth/start`: a passkey assertion for one sensitive operation, limited to this account's
+/// passkeys (any of them: a recovery session has none of its own).
+pub(crate) async fn reauth_start(
+    State(a): State<Arc<Accounts>>,
+    auth: Authed,
+    Body(operation): Body<Sensitive>,
+) -> Result<Json<CeremonyStarted>, Failure> {
+    a.limit_account(auth.account)?;
+    let passkeys: Vec<Passkey> = a
+        .passkeys(auth.account)
+        .await?
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    let (rcr, state) = a
+        .webauthn
+        .start_passkey_authentication(&passkeys)
+        .map_err(|_| Failure::WebAuthn("this account has no passkey to confirm with"))?;
+    let options = serde_json::to_value(rcr).map_err(|_| Failure::Internal)?;
+    let ceremony_id = a.begin(
+        Ceremony::Reauth {
+            session: auth.token_hash,
+            operation,
+            state,
+        },
+        Owner::Account(auth.account),
+    )?;
+    Ok(Json(CeremonyStarted {
+        ceremony_id,
+        options,
+    }))
+}
+
+pub(crate) async fn reauth_finish(
+    State(a): State<Arc<Accounts>>,
+    auth: Authed,
+    Body(req): Body<ReauthFinish>,
+) -> Result<Json<Reauthed>, Failure> {
+    let (
+        Ceremony::Reauth {
+            session,
+            operation,
+            state,
+        },
+        Owner::Account(account),
+    ) = a.take(&req.ceremony_id)?
+    else {
+        return Err(Failure::WebAuthn("that ceremony is not a confirmation"));
+    };
+    if account != auth.account || !bool::from(session.ct_eq(&auth.token_hash)) {
+        return Err(Failure::WebAuthn(
+            "that ceremony belongs to another session",
+        ));
+    }
+    let cred: PublicKeyCredential = serde_json::from_value(req.credential)
+        .map_err(|_| Failure::BadRequest("the passkey response is malformed"))?;
+    let result = a
+        .webauthn
+        .finish_passkey_authentication(&cred, &state)
+        .map_err(|_| Failure::WebAuthn("the passkey's signature did not verify"))?;
+    if !result.user_verified() {
+        return Err(Failure::WebAuthn(
+            "the authenticator did not verify the user",
+        ));
+    }
+    if let Some((_, mut passkey)) = a
+        .passkeys(account)
+        .await?
+        .into_iter()
+        .find(|(row, _)| row.credential_id == result.cred_id().as_slice())
+    {
+        passkey.update_credential(&result);
+        a.touch(account, &passkey).await?;
+    }
+    let reauth = a.issue_proof(account, session, operation)?;
+    Ok(Json(Reauthed {
+        reauth,
+        expires_in: PROOF_TTL.as_secs(),
+    }))
+}
+
 pub(crate) async fn delete_account(
     State(a): State<Arc<Accounts>>,
     auth: Authed,
+    Proven(req): Proven<Reauth>,
 ) -> Result<Response, Failure> {
+    a.consume_proof(&auth, &req.reauth, &Sensitive::DeleteAccount)?;
     a.store.delete_account(auth.account).await?;
     info!("account deleted");
-    Ok(clear_cookie(
-        Json(serde_json::json!({ "deleted": true })).into_response(),
-    ))
+    Ok(a.clear_cookie(Json(serde_json::json!({ "deleted": true })).into_response()))
 }
 
 pub(crate) async fn set_recovery(
     State(a): State<Arc<Accounts>>,
     auth: Authed,
-    Body(req): Body<RecoveryVerifier>,
-) -> Result<Json<serde_json::Value>, Failure> {
-    a.store
-        .set_recovery(auth.account, req.lookup, req.verifier)
+    Proven(req): Proven<NewRecovery>,
+) -> Result<Json<PutResult>, Failure> {
+    a.consume_proof(&auth, &req.reauth, &Sensitive::RotateRecovery)?;
+    if !sotto_api::valid_id(&req.wrap.kind) || req.wrap.group.is_some() {
+        return Err(Failure::BadRequest(
+            "the recovery wrapping is a record of one kind and no group",
+        ));
+    }
+    let written = a
+        .store
+        .rotate_recovery(
+            auth.account,
+            req.verifier.lookup,
+            req.verifier.verifier,
+            RecordWrite {
+                id: RECOVERY_WRAP_ID,
+                group: None,
+                kind: &req.wrap.kind,
+                expected_version: req.wrap.expected_version,
+                ciphertext: &req.wrap.ciphertext,
+            },
+            a.config.quota,
+        )
         .await?;
-    Ok(Json(serde_json::json!({ "recovery": "replaced" })))
+    info!("recovery code replaced");
+    Ok(Json(written))
 }
 
 pub(crate) async fn add_passkey_start(
     State(a): State<Arc<Accounts>>,
     auth: Authed,
+    Proven(req): Proven<Reauth>,
 ) -> Result<Json<CeremonyStarted>, Failure> {
-    let existing = a
+    a.consume_proof(&auth, &req.reauth, &Sensitive::AddPasskey)?;
+    a.limit_account(auth.account)?;
+    let existing: Vec<Vec<u8>> = a
         .store
         .credentials(auth.account)
         .await?
         .into_iter()
         .map(|c| c.credential_id)
         .collect();
+    if existing.len() >= MAX_PASSKEYS {
+        return Err(Failure::BadRequest(
+            "this account has as many passkeys as it may have; remove one first",
+        ));
+    }
     let (options, state) =
         a.creation_options(Uuid::from_bytes(auth.account.0), "Sotto", existing)?;
-    let ceremony_id = a.begin(Ceremony::AddPasskey {
-        account: auth.account,
-        state,
-    })?;
+    let ceremony_id = a.begin(
+        Ceremony::AddPasskey {
+            session: auth.token_hash,
+            state,
+        },
+        Owner::Account(auth.account),
+    )?;
     Ok(Json(CeremonyStarted {
         ceremony_id,
         options,
@@ -518,10 +755,12 @@ pub(crate) async fn add_passkey_finish(
     auth: Authed,
     Body(req): Body<RegisterFinish>,
 ) -> Result<Json<PasskeyInfo>, Failure> {
-    let Ceremony::AddPasskey { account, state } = a.take(&req.ceremony_id)? else {
+    let (Ceremony::AddPasskey { session, state }, Owner::Account(account)) =
+        a.take(&req.ceremony_id)?
+    else {
         return Err(Failure::WebAuthn("that ceremony is not adding a passkey"));
     };
-    if account != auth.account {
+    if account != auth.account || !bool::from(session.ct_eq(&auth.token_hash)) {
         return Err(Failure::WebAuthn(
             "that ceremony belongs to another session",
         ));
@@ -542,9 +781,14 @@ pub(crate) async fn remove_passkey(
     State(a): State<Arc<Accounts>>,
     auth: Authed,
     Path(credential): Path<String>,
+    Proven(req): Proven<Reauth>,
 ) -> Result<Json<serde_json::Value>, Failure> {
     let cred = b64::decode(&credential)
         .map_err(|_| Failure::BadRequest("the credential id is not base64url"))?;
+    let operation = Sensitive::RemovePasskey {
+        credential_id: cred.clone(),
+    };
+    a.consume_proof(&auth, &req.reauth, &operation)?;
     if !a.store.delete_credential(auth.account, &cred).await? {
         return Err(Failure::NotFound("passkey"));
     }

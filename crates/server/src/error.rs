@@ -21,6 +21,8 @@ pub enum ConfigError {
 #[derive(Debug)]
 pub(crate) enum Failure {
     Unauthorized,
+    /// A sensitive operation without a valid step-up proof for it.
+    ReauthRequired,
     BadRecovery,
     NotFound(&'static str),
     BadRequest(&'static str),
@@ -34,6 +36,8 @@ pub(crate) enum Failure {
     },
     Quota(&'static str),
     RateLimited,
+    /// Too many ceremonies or proofs in flight on the whole server.
+    Busy,
     WebAuthn(&'static str),
     LastPasskey,
     Internal,
@@ -69,6 +73,15 @@ impl IntoResponse for Failure {
                 "sign in first: no valid session".to_owned(),
                 None,
             ),
+            Failure::ReauthRequired => (
+                StatusCode::FORBIDDEN,
+                "reauth_required",
+                "this needs a fresh passkey confirmation, not only a session: confirm with a \
+                 passkey (reauth/start, reauth/finish) and send the proof once, within five \
+                 minutes"
+                    .to_owned(),
+                None,
+            ),
             Failure::BadRecovery => (
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
@@ -101,6 +114,14 @@ impl IntoResponse for Failure {
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
                 "too many attempts from this address; wait a minute".to_owned(),
+                None,
+            ),
+            Failure::Busy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "too many passkey ceremonies are in progress on this server; try again in a few \
+                 minutes"
+                    .to_owned(),
                 None,
             ),
             Failure::WebAuthn(why) => (StatusCode::BAD_REQUEST, "webauthn", why.to_owned(), None),

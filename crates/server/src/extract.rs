@@ -2,11 +2,13 @@
 //! `Query` answer a malformed request in plain text, which clients would have to special-case.
 //! The message says which part was wrong, never what it contained.
 
+use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 use crate::error::Failure;
 
@@ -41,6 +43,43 @@ fn body_refused(rejection: &JsonRejection) -> Failure {
     Failure::Rejected {
         status: rejection.status(),
         why,
+    }
+}
+
+/// The JSON body of a sensitive request, which carries a step-up proof in its `reauth` field.
+/// A request without a body, or without that field, is refused as `reauth_required` rather
+/// than as malformed: what a client holding only a session lacks is the fresh assertion.
+pub(crate) struct Proven<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Proven<T> {
+    type Rejection = Failure;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Failure> {
+        #[derive(Deserialize)]
+        struct Carried {
+            reauth: Option<String>,
+        }
+        let bytes =
+            Bytes::from_request(req, state)
+                .await
+                .map_err(|rejection| Failure::Rejected {
+                    status: rejection.status(),
+                    why: if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                        "the request body is too large"
+                    } else {
+                        "the request body could not be read"
+                    },
+                })?;
+        serde_json::from_slice::<Carried>(&bytes)
+            .ok()
+            .and_then(|c| c.reauth)
+            .ok_or(Failure::ReauthRequired)?;
+        serde_json::from_slice(&bytes)
+            .map(Proven)
+            .map_err(|_| Failure::Rejected {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                why: "the request body does not have the fields and types this API expects",
+            })
     }
 }
 

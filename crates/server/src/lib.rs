@@ -7,12 +7,15 @@
 //! logs record routes, statuses, sizes and durations, never a body: no handler formats one.
 
 mod accounts;
+mod address;
 mod error;
 mod extract;
 mod log;
+mod pending;
 mod ratelimit;
 mod records;
 mod relay;
+mod serve;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod web;
@@ -24,6 +27,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
+use axum::http::header::STRICT_TRANSPORT_SECURITY;
+use axum::http::{HeaderName, HeaderValue};
+use axum::response::Response;
 use axum::routing::{delete, get, post, put};
 use axum::Router;
 use sotto_api::{routes, Quota};
@@ -32,6 +38,7 @@ use tokio::sync::Semaphore;
 
 pub use error::ConfigError;
 pub use ratelimit::RateLimit;
+pub use serve::{serve, ConnectionLimits};
 pub use sotto_release::bundle::{Bundle, BundleError};
 pub use web::CSP;
 
@@ -49,6 +56,12 @@ pub struct ServerConfig {
     pub web: Option<Arc<Bundle>>,
     /// A release transparency log directory (C2SP tlog-tiles) to serve at `/log/`.
     pub log_dir: Option<PathBuf>,
+    /// What each client may hold of the server ([`serve`]).
+    pub connections: ConnectionLimits,
+    /// Behind a reverse proxy: the header it sets to the client's address (`X-Forwarded-For`:
+    /// its last entry; `Forwarded`: the last `for=`), for the limits per client. Without it,
+    /// the socket peer; no header is believed unless named here.
+    pub trusted_proxy_header: Option<HeaderName>,
 }
 
 #[derive(Clone)]
@@ -97,6 +110,8 @@ impl ServerConfig {
             accounts: None,
             web: None,
             log_dir: None,
+            connections: ConnectionLimits::default(),
+            trusted_proxy_header: None,
         }
     }
 }
@@ -113,10 +128,14 @@ const MAX_BODY: usize = 8 * 1024 * 1024;
 pub fn router(config: ServerConfig) -> Result<Router, ConfigError> {
     let web = config.web.clone();
     let log_dir = config.log_dir.clone();
+    let https = config
+        .accounts
+        .as_ref()
+        .is_some_and(|a| a.origin.starts_with("https://"));
     let accounts = config
         .accounts
         .clone()
-        .map(accounts::Accounts::new)
+        .map(|a| accounts::Accounts::new(a, config.trusted_proxy_header.clone()))
         .transpose()?;
     let state = Arc::new(AppState {
         relays: Semaphore::new(config.max_relays),
@@ -145,6 +164,8 @@ pub fn router(config: ServerConfig) -> Result<Router, ConfigError> {
             .route(routes::PASSKEY_START, post(accounts::add_passkey_start))
             .route(routes::PASSKEY_FINISH, post(accounts::add_passkey_finish))
             .route(routes::PASSKEY, delete(accounts::remove_passkey))
+            .route(routes::REAUTH_START, post(accounts::reauth_start))
+            .route(routes::REAUTH_FINISH, post(accounts::reauth_finish))
             .route(routes::RECORDS, get(records::changes))
             .route(
                 routes::RECORD,
@@ -171,5 +192,19 @@ pub fn router(config: ServerConfig) -> Result<Router, ConfigError> {
                 .with_state(bundle),
         );
     }
+    if https {
+        app = app.layer(axum::middleware::map_response(strict_transport));
+    }
     Ok(app)
+}
+
+/// Served over HTTPS, the site tells browsers to come back over HTTPS only, for a year, so a
+/// network attacker cannot turn a later visit into plain HTTP and serve its own page (which
+/// would then run the passkey ceremonies). Not for subdomains, which this server does not own.
+async fn strict_transport(mut resp: Response) -> Response {
+    resp.headers_mut().insert(
+        STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=31536000"),
+    );
+    resp
 }

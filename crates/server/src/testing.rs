@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use crate::{router, AccountsConfig, RateLimit, ServerConfig};
+use crate::{serve, AccountsConfig, RateLimit, ServerConfig};
 
 pub struct TestServer {
     /// `http://localhost:<port>`: WebAuthn's relying party is `localhost`.
@@ -35,13 +35,6 @@ pub async fn spawn() -> TestServer {
     };
     let mut config = ServerConfig::new(SocketAddr::from(([127, 0, 0, 1], 9)));
     config.accounts = Some(accounts);
-    let app = router(config).expect("the router");
-    tokio::spawn(async move {
-        let _ = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await;
-    });
+    tokio::spawn(serve(listener, config));
     TestServer { url, db, _dir: dir }
 }

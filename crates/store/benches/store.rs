@@ -142,10 +142,15 @@ async fn bench(backend: &'static str, store: Arc<dyn Store>) -> Vec<Row> {
         let mut since = 0;
         let mut seen = 0;
         loop {
-            let page = store.changes(account, since, PAGE).await.expect("changes");
-            let Some(last) = page.last() else { break };
-            since = last.seq;
-            seen += page.len();
+            let page = store
+                .changes(account, since, PAGE, u64::MAX)
+                .await
+                .expect("changes");
+            since = page.next;
+            seen += page.records.len();
+            if !page.more {
+                break;
+            }
         }
         assert_eq!(seen, RECORDS);
     }

@@ -169,6 +169,14 @@ pub(crate) fn record(row: &impl Columns) -> Fallible<RecordOut> {
     })
 }
 
+/// `seq, length of the ciphertext` (0 for a marker): a change's place and size in the feed.
+pub(crate) fn seq_and_size(row: &impl Columns) -> Fallible<(u64, u64)> {
+    Ok((
+        from_db(row.value(0)?, "sequence number")?,
+        from_db(row.value(1)?, "ciphertext length")?,
+    ))
+}
+
 /// `credential_id, passkey, name, created_at, last_used_at`.
 pub(crate) fn credential(row: &impl Columns) -> Fallible<CredentialRow> {
     Ok(CredentialRow {

@@ -33,8 +33,12 @@
 //!   changes nothing, whatever `expected_version` says.
 //! - **Change sequence.** Each account has its own counter; every put and every record turned
 //!   into a marker takes the next value, assigned under the account's write lock, so values are
-//!   gap-free and increase in commit order. `changes(since, limit)` returns records and markers
-//!   with `seq > since`, in `seq` order, at most `limit`.
+//!   gap-free and increase in commit order. `changes(since, limit, max_bytes)` returns records
+//!   and markers with `seq > since`, in `seq` order: at most `limit`, and no more than
+//!   `max_bytes` of ciphertext in all, except that the first change is always returned (a
+//!   record may be larger than the budget; a page is never empty while changes wait). `next`
+//!   is the cursor for the following page (`since` when the page is empty) and `more` says
+//!   whether changes after it exist.
 //! - **Quotas.** Usage counts the live (non-marker) records of the account and the sum of their
 //!   ciphertext lengths. It is kept in the account row and updated in the same transaction as
 //!   the write. A put fails with [`StoreError::QuotaExceeded`] (`"records"` checked before
@@ -47,17 +51,23 @@
 //!   [`StoreError::DuplicateRecovery`] (credential checked first), and nothing is written.
 //!   `delete_account` removes every row of the account in every table, and fails with
 //!   [`StoreError::NoAccount`] if there is no such account. Writes for a missing account
-//!   (`add_credential`, `set_recovery`, `create_session`, `put_record`, `delete_record`,
+//!   (`add_credential`, `rotate_recovery`, `create_session`, `put_record`, `delete_record`,
 //!   `delete_group`) fail with [`StoreError::NoAccount`]; reads for one return nothing.
 //! - **Credentials.** Credential ids are unique across all accounts. `credentials` lists them
 //!   oldest first. `touch_credential` replaces the stored passkey state and sets `last_used_at`;
 //!   when the account has no such credential (deleted meanwhile) it changes nothing and is not
-//!   an error, so a racing deletion is never undone.
-//! - **Recovery.** `set_recovery` replaces the account's lookup and verifier; a lookup used by
-//!   another account gives [`StoreError::DuplicateRecovery`].
-//! - **Sessions.** Only the 32-byte SHA-256 of a token is stored, with its expiry; `session`
-//!   treats a session with `expires_at <= now` as absent, and `purge_sessions(now)` deletes
-//!   those rows.
+//!   an error, so a racing deletion is never undone. `delete_credential` ends the sessions
+//!   opened with that credential in the same transaction: no request can still be served on
+//!   the strength of a passkey once it is gone.
+//! - **Recovery.** `rotate_recovery` replaces the account's lookup and verifier and writes the
+//!   record holding the vault key wrapped for the new code, in one transaction: either both
+//!   change or neither does, so one recovery code works at every moment. The record write
+//!   follows `put_record`'s rules (a version conflict or quota refusal changes nothing); a
+//!   lookup used by another account gives [`StoreError::DuplicateRecovery`] and changes
+//!   nothing.
+//! - **Sessions.** Only the 32-byte SHA-256 of a token is stored, with its expiry and the
+//!   credential it was opened with (none for a recovery sign-in); `session` treats a session
+//!   with `expires_at <= now` as absent, and `purge_sessions(now)` deletes those rows.
 //! - **Errors.** Database failures become [`StoreError::Backend`] naming the operation and
 //!   carrying the database's own message, never record contents or key values.
 
@@ -65,7 +75,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use sotto_api::{PutResult, Quota, RecordOut, Usage};
+use sotto_api::{Changes, PutResult, Quota, RecordOut, Usage};
 
 mod driver;
 pub mod postgres;
@@ -155,23 +165,30 @@ pub trait Store: Send + Sync + 'static {
         passkey: &[u8],
         now: u64,
     ) -> Result<()>;
-    /// Returns false when the account has no such credential; refuses to delete the account's
-    /// last one ([`StoreError::LastCredential`]), atomically, so two concurrent deletions of
-    /// an account's last two credentials cannot both succeed.
+    /// Deletes a credential and the sessions opened with it. Returns false when the account has
+    /// no such credential; refuses to delete the account's last one
+    /// ([`StoreError::LastCredential`]), atomically, so two concurrent deletions of an
+    /// account's last two credentials cannot both succeed.
     async fn delete_credential(&self, account: AccountId, credential_id: &[u8]) -> Result<bool>;
 
-    async fn set_recovery(
+    /// Sets a new recovery lookup and verifier and writes `wrap` (the vault key wrapped for the
+    /// new code) as `put_record` would, all in one transaction.
+    async fn rotate_recovery(
         &self,
         account: AccountId,
         lookup: [u8; 32],
         verifier: [u8; 32],
-    ) -> Result<()>;
+        wrap: RecordWrite<'_>,
+        quota: Quota,
+    ) -> Result<PutResult>;
     async fn find_recovery(&self, lookup: &[u8; 32]) -> Result<Option<(AccountId, [u8; 32])>>;
 
+    /// A new session, opened with `credential` (`None`: with the recovery code).
     async fn create_session(
         &self,
         token_hash: [u8; 32],
         account: AccountId,
+        credential: Option<&[u8]>,
         expires_at: u64,
     ) -> Result<()>;
     /// The account of a live session (expired ones are absent).
@@ -200,9 +217,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool>;
     /// Deletes every live record of a group as `delete_record` does; returns how many.
     async fn delete_group(&self, account: AccountId, group: &str) -> Result<u64>;
-    /// Records and markers whose sequence number is greater than `since`, in sequence order,
-    /// at most `limit` of them.
-    async fn changes(&self, account: AccountId, since: u64, limit: u32) -> Result<Vec<RecordOut>>;
+    /// One page of the change feed: records and markers whose sequence number is greater than
+    /// `since`, in sequence order, at most `limit` of them and at most `max_bytes` of
+    /// ciphertext after the first.
+    async fn changes(
+        &self,
+        account: AccountId,
+        since: u64,
+        limit: u32,
+        max_bytes: u64,
+    ) -> Result<Changes>;
 }
 
 /// Opens the backend a spec names: `postgres://…` or `postgresql://…` connects to PostgreSQL,

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use sotto_api::{PutResult, Quota, RecordOut};
+use sotto_api::{Changes, PutResult, Quota, RecordOut};
 use tokio_postgres::config::Host;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
@@ -282,6 +282,48 @@ async fn write_marker(
     .map(drop)
 }
 
+/// `put_record` inside a write transaction.
+async fn put(
+    tx: &Transaction<'_>,
+    account: AccountId,
+    write: &RecordWrite<'_>,
+    quota: Quota,
+) -> Fallible<PutResult> {
+    let state = lock_account(tx, account).await?;
+    let existing = existing_record(tx, account, write.id).await?;
+    let planned = rules::plan_put(
+        existing,
+        write.expected_version,
+        write.ciphertext.len(),
+        state,
+        quota,
+    )?;
+    save_account_state(tx, account, planned.account).await?;
+    let [version, seq] = driver::planned_columns(&planned)?;
+    execute(
+        tx,
+        "INSERT INTO records (account, id, grp, kind, version, seq, ciphertext)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (account, id) DO UPDATE SET grp = excluded.grp,
+            kind = excluded.kind, version = excluded.version, seq = excluded.seq,
+            ciphertext = excluded.ciphertext",
+        &[
+            &&account.0[..],
+            &write.id,
+            &write.group,
+            &write.kind,
+            &version,
+            &seq,
+            &write.ciphertext,
+        ],
+    )
+    .await?;
+    Ok(PutResult {
+        version: planned.version,
+        seq: planned.account.seq,
+    })
+}
+
 async fn insert_credential(
     client: &impl GenericClient,
     account: AccountId,
@@ -449,24 +491,29 @@ impl Store for PostgresStore {
             if !rules::may_delete_credential(counts.value(0)?, counts.value(1)?)? {
                 return Ok(false);
             }
-            tx.execute(
+            for sql in [
+                "DELETE FROM sessions WHERE account = $1 AND credential_id = $2",
                 "DELETE FROM credentials WHERE account = $1 AND credential_id = $2",
-                &[&&account.0[..], &credential_id],
-            )
-            .await?;
+            ] {
+                execute(tx, sql, &[&&account.0[..], &credential_id]).await?;
+            }
             Ok(true)
         })
         .await
     }
 
-    async fn set_recovery(
+    async fn rotate_recovery(
         &self,
         account: AccountId,
         lookup: [u8; 32],
         verifier: [u8; 32],
-    ) -> Result<()> {
-        self.call("set_recovery", async |client| {
-            let updated = client
+        wrap: RecordWrite<'_>,
+        quota: Quota,
+    ) -> Result<PutResult> {
+        self.write("rotate_recovery", async |tx| {
+            // First, so a lookup in use is reported before the record is considered, as SQLite
+            // does; the row lock it takes also covers the record write below.
+            let updated = tx
                 .execute(
                     "UPDATE accounts SET recovery_lookup = $2, recovery_verifier = $3 WHERE id = $1",
                     &[&&account.0[..], &&lookup[..], &&verifier[..]],
@@ -476,7 +523,7 @@ impl Store for PostgresStore {
             if updated == 0 {
                 return Err(StoreError::NoAccount.into());
             }
-            Ok(())
+            put(tx, account, &wrap, quota).await
         })
         .await
     }
@@ -498,14 +545,16 @@ impl Store for PostgresStore {
         &self,
         token_hash: [u8; 32],
         account: AccountId,
+        credential: Option<&[u8]>,
         expires_at: u64,
     ) -> Result<()> {
         let expires_at = to_db(expires_at, "session expiry")?;
         self.call("create_session", async |client| {
             client
                 .execute(
-                    "INSERT INTO sessions (token_hash, account, expires_at) VALUES ($1, $2, $3)",
-                    &[&&token_hash[..], &&account.0[..], &expires_at],
+                    "INSERT INTO sessions (token_hash, account, credential_id, expires_at)
+                     VALUES ($1, $2, $3, $4)",
+                    &[&&token_hash[..], &&account.0[..], &credential, &expires_at],
                 )
                 .await
                 .map_err(constraint_error)
@@ -553,39 +602,7 @@ impl Store for PostgresStore {
         quota: Quota,
     ) -> Result<PutResult> {
         self.write("put_record", async |tx| {
-            let state = lock_account(tx, account).await?;
-            let existing = existing_record(tx, account, write.id).await?;
-            let planned = rules::plan_put(
-                existing,
-                write.expected_version,
-                write.ciphertext.len(),
-                state,
-                quota,
-            )?;
-            save_account_state(tx, account, planned.account).await?;
-            let [version, seq] = driver::planned_columns(&planned)?;
-            execute(
-                tx,
-                "INSERT INTO records (account, id, grp, kind, version, seq, ciphertext)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (account, id) DO UPDATE SET grp = excluded.grp,
-                    kind = excluded.kind, version = excluded.version, seq = excluded.seq,
-                    ciphertext = excluded.ciphertext",
-                &[
-                    &&account.0[..],
-                    &write.id,
-                    &write.group,
-                    &write.kind,
-                    &version,
-                    &seq,
-                    &write.ciphertext,
-                ],
-            )
-            .await?;
-            Ok(PutResult {
-                version: planned.version,
-                seq: planned.account.seq,
-            })
+            put(tx, account, &write, quota).await
         })
         .await
     }
@@ -648,18 +665,45 @@ impl Store for PostgresStore {
         .await
     }
 
-    async fn changes(&self, account: AccountId, since: u64, limit: u32) -> Result<Vec<RecordOut>> {
-        let since = to_db(since, "cursor")?;
-        let limit = i64::from(limit);
+    async fn changes(
+        &self,
+        account: AccountId,
+        since: u64,
+        limit: u32,
+        max_bytes: u64,
+    ) -> Result<Changes> {
+        let cursor = to_db(since, "cursor")?;
+        let rows = i64::from(limit) + 1;
         self.call("changes", async |client| {
-            query(
+            // Sizes first, so no more ciphertext than one page holds is ever fetched. A change
+            // in the range rewritten in between moves past it and comes on a later page.
+            let sizes = query(
                 client,
-                "SELECT id, grp, kind, version, seq, ciphertext FROM records
+                "SELECT seq, coalesce(octet_length(ciphertext), 0)::bigint FROM records
                  WHERE account = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-                &[&&account.0[..], &since, &limit],
-                driver::record,
+                &[&&account.0[..], &cursor, &rows],
+                driver::seq_and_size,
             )
-            .await
+            .await?;
+            let (end, more) = rules::page_end(&sizes, limit, max_bytes);
+            let records = match end {
+                None => Vec::new(),
+                Some(end) => {
+                    query(
+                        client,
+                        "SELECT id, grp, kind, version, seq, ciphertext FROM records
+                         WHERE account = $1 AND seq > $2 AND seq <= $3 ORDER BY seq",
+                        &[&&account.0[..], &cursor, &to_db(end, "cursor")?],
+                        driver::record,
+                    )
+                    .await?
+                }
+            };
+            Ok(Changes {
+                records,
+                next: end.unwrap_or(since),
+                more,
+            })
         })
         .await
     }

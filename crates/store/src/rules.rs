@@ -132,6 +132,24 @@ pub(crate) fn may_delete_credential(count: i64, matching: i64) -> Result<bool> {
     Ok(true)
 }
 
+/// Where a page of the change feed ends, from the sequence numbers and ciphertext lengths of up
+/// to `limit + 1` changes after the cursor, in order: the last change it takes (`None`: none),
+/// and whether changes follow it. It takes at most `limit`, and stops before a change that would
+/// take it over `max_bytes`, but always takes the first.
+pub(crate) fn page_end(sizes: &[(u64, u64)], limit: u32, max_bytes: u64) -> (Option<u64>, bool) {
+    let mut total = 0u64;
+    let mut taken = 0usize;
+    for &(_, bytes) in sizes.iter().take(limit as usize) {
+        total = total.saturating_add(bytes);
+        if taken > 0 && total > max_bytes {
+            break;
+        }
+        taken += 1;
+    }
+    let end = taken.checked_sub(1).map(|last| sizes[last].0);
+    (end, taken < sizes.len())
+}
+
 fn advance(version: u64, seq: u64, usage: Usage) -> Result<Planned> {
     Ok(Planned {
         version: next(version, "the record's version")?,
@@ -173,6 +191,22 @@ mod tests {
             seq,
             usage: usage(bytes, records),
         }
+    }
+
+    #[test]
+    fn pages_end_at_the_limit_or_the_byte_budget_but_never_empty() {
+        let sizes = [(3, 10), (4, 10), (8, 10), (9, 500)];
+        assert_eq!(page_end(&sizes, 10, 1000), (Some(9), false));
+        assert_eq!(page_end(&sizes, 2, 1000), (Some(4), true));
+        assert_eq!(page_end(&sizes, 10, 25), (Some(4), true));
+        assert_eq!(page_end(&sizes, 10, 30), (Some(8), true));
+        assert_eq!(
+            page_end(&sizes[3..], 10, 1),
+            (Some(9), false),
+            "a big first one"
+        );
+        assert_eq!(page_end(&sizes, 0, 1000), (None, true));
+        assert_eq!(page_end(&[], 10, 1000), (None, false));
     }
 
     #[test]

@@ -79,6 +79,14 @@ const MIGRATIONS: &[(i32, &str)] = &[
     CREATE INDEX records_group ON records(account, grp);",
     ),
     (2, "CREATE INDEX sessions_expiry ON sessions(expires_at);"),
+    // Sessions remember the passkey they were opened with, so removing it ends them. Sessions
+    // from before cannot be attributed and are ended: their users sign in again, once.
+    (
+        3,
+        "DELETE FROM sessions;
+    ALTER TABLE sessions ADD COLUMN credential_id {bytes};
+    CREATE INDEX sessions_credential ON sessions(account, credential_id);",
+    ),
 ];
 
 /// The version table's type is 32-bit in PostgreSQL and read back as `i32` in both databases.

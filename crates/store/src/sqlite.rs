@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OpenFlags, Params, Row, TransactionBehavior};
-use sotto_api::{PutResult, Quota, RecordOut};
+use sotto_api::{Changes, PutResult, Quota, RecordOut};
 
 use crate::driver::{self, failed, to_db, ColumnType, Columns, Context, Failure, Fallible};
 use crate::rules::{self, AccountState, Existing, Planned};
@@ -313,6 +313,57 @@ fn scrub_log(conn: &Connection) -> Fallible<()> {
         })
 }
 
+/// A record write with its values owned, to move onto the blocking pool.
+struct OwnedWrite {
+    id: String,
+    group: Option<String>,
+    kind: String,
+    expected: u64,
+    ciphertext: Vec<u8>,
+}
+
+impl OwnedWrite {
+    fn of(write: &RecordWrite<'_>) -> Self {
+        OwnedWrite {
+            id: write.id.to_owned(),
+            group: write.group.map(str::to_owned),
+            kind: write.kind.to_owned(),
+            expected: write.expected_version,
+            ciphertext: write.ciphertext.to_vec(),
+        }
+    }
+}
+
+/// `put_record` inside a write transaction.
+fn put(tx: &Connection, account: AccountId, w: &OwnedWrite, quota: Quota) -> Fallible<PutResult> {
+    let state = account_state(tx, account)?;
+    let existing = existing_record(tx, account, &w.id)?;
+    let planned = rules::plan_put(existing, w.expected, w.ciphertext.len(), state, quota)?;
+    save_account_state(tx, account, planned.account)?;
+    let [version, seq] = driver::planned_columns(&planned)?;
+    execute(
+        tx,
+        "INSERT INTO records (account, id, grp, kind, version, seq, ciphertext)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (account, id) DO UPDATE SET grp = excluded.grp,
+            kind = excluded.kind, version = excluded.version, seq = excluded.seq,
+            ciphertext = excluded.ciphertext",
+        params![
+            &account.0[..],
+            w.id,
+            w.group,
+            w.kind,
+            version,
+            seq,
+            w.ciphertext
+        ],
+    )?;
+    Ok(PutResult {
+        version: planned.version,
+        seq: planned.account.seq,
+    })
+}
+
 fn insert_credential(conn: &Connection, account: AccountId, cred: &CredentialRow) -> Fallible<()> {
     let (created_at, last_used_at) = driver::credential_times(cred)?;
     execute(
@@ -454,23 +505,27 @@ impl Store for SqliteStore {
             if !rules::may_delete_credential(count, matching)? {
                 return Ok(false);
             }
-            execute(
-                tx,
+            for sql in [
+                "DELETE FROM sessions WHERE account = ?1 AND credential_id = ?2",
                 "DELETE FROM credentials WHERE account = ?1 AND credential_id = ?2",
-                params![&account.0[..], credential_id],
-            )
-            .map(|_| true)
+            ] {
+                execute(tx, sql, params![&account.0[..], credential_id])?;
+            }
+            Ok(true)
         })
         .await
     }
 
-    async fn set_recovery(
+    async fn rotate_recovery(
         &self,
         account: AccountId,
         lookup: [u8; 32],
         verifier: [u8; 32],
-    ) -> Result<()> {
-        self.write("set_recovery", move |tx| {
+        wrap: RecordWrite<'_>,
+        quota: Quota,
+    ) -> Result<PutResult> {
+        let wrap = OwnedWrite::of(&wrap);
+        self.write("rotate_recovery", move |tx| {
             require_account(tx, account)?;
             let taken = tx
                 .prepare_cached("SELECT 1 FROM accounts WHERE recovery_lookup = ?1 AND id <> ?2")?
@@ -482,8 +537,8 @@ impl Store for SqliteStore {
                 tx,
                 "UPDATE accounts SET recovery_lookup = ?2, recovery_verifier = ?3 WHERE id = ?1",
                 params![&account.0[..], &lookup[..], &verifier[..]],
-            )
-            .map(drop)
+            )?;
+            put(tx, account, &wrap, quota)
         })
         .await
     }
@@ -505,15 +560,18 @@ impl Store for SqliteStore {
         &self,
         token_hash: [u8; 32],
         account: AccountId,
+        credential: Option<&[u8]>,
         expires_at: u64,
     ) -> Result<()> {
+        let credential = credential.map(<[u8]>::to_vec);
         self.write("create_session", move |tx| {
             let expires_at = to_db(expires_at, "session expiry")?;
             require_account(tx, account)?;
             execute(
                 tx,
-                "INSERT INTO sessions (token_hash, account, expires_at) VALUES (?1, ?2, ?3)",
-                params![&token_hash[..], &account.0[..], expires_at],
+                "INSERT INTO sessions (token_hash, account, credential_id, expires_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![&token_hash[..], &account.0[..], credential, expires_at],
             )
             .map(drop)
         })
@@ -556,32 +614,9 @@ impl Store for SqliteStore {
         write: RecordWrite<'_>,
         quota: Quota,
     ) -> Result<PutResult> {
-        let id = write.id.to_owned();
-        let group = write.group.map(str::to_owned);
-        let kind = write.kind.to_owned();
-        let expected = write.expected_version;
-        let ciphertext = write.ciphertext.to_vec();
-        self.write("put_record", move |tx| {
-            let state = account_state(tx, account)?;
-            let existing = existing_record(tx, account, &id)?;
-            let planned = rules::plan_put(existing, expected, ciphertext.len(), state, quota)?;
-            save_account_state(tx, account, planned.account)?;
-            let [version, seq] = driver::planned_columns(&planned)?;
-            execute(
-                tx,
-                "INSERT INTO records (account, id, grp, kind, version, seq, ciphertext)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (account, id) DO UPDATE SET grp = excluded.grp,
-                    kind = excluded.kind, version = excluded.version, seq = excluded.seq,
-                    ciphertext = excluded.ciphertext",
-                params![&account.0[..], id, group, kind, version, seq, ciphertext],
-            )?;
-            Ok(PutResult {
-                version: planned.version,
-                seq: planned.account.seq,
-            })
-        })
-        .await
+        let write = OwnedWrite::of(&write);
+        self.write("put_record", move |tx| put(tx, account, &write, quota))
+            .await
     }
 
     async fn get_record(&self, account: AccountId, id: &str) -> Result<Option<RecordOut>> {
@@ -643,15 +678,38 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn changes(&self, account: AccountId, since: u64, limit: u32) -> Result<Vec<RecordOut>> {
+    async fn changes(
+        &self,
+        account: AccountId,
+        since: u64,
+        limit: u32,
+        max_bytes: u64,
+    ) -> Result<Changes> {
         self.call("changes", move |conn| {
-            query(
+            let cursor = to_db(since, "cursor")?;
+            let sizes = query(
                 conn,
-                "SELECT id, grp, kind, version, seq, ciphertext FROM records
+                "SELECT seq, coalesce(length(ciphertext), 0) FROM records
                  WHERE account = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-                params![&account.0[..], to_db(since, "cursor")?, i64::from(limit)],
-                |row| driver::record(row),
-            )
+                params![&account.0[..], cursor, i64::from(limit) + 1],
+                |row| driver::seq_and_size(row),
+            )?;
+            let (end, more) = rules::page_end(&sizes, limit, max_bytes);
+            let records = match end {
+                None => Vec::new(),
+                Some(end) => query(
+                    conn,
+                    "SELECT id, grp, kind, version, seq, ciphertext FROM records
+                     WHERE account = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq",
+                    params![&account.0[..], cursor, to_db(end, "cursor")?],
+                    |row| driver::record(row),
+                )?,
+            };
+            Ok(Changes {
+                records,
+                next: end.unwrap_or(since),
+                more,
+            })
         })
         .await
     }

@@ -16,6 +16,9 @@ use sotto_api::{PutResult, Quota, RecordOut, Usage};
 use sotto_store::{AccountId, CredentialRow, RecordWrite, Store, StoreError};
 use sotto_testkit::postgres::Database;
 
+/// A byte budget no page here reaches.
+const ALL: u64 = u64::MAX;
+
 const ROOMY: Quota = Quota {
     max_bytes: 1 << 30,
     max_records: 1 << 20,
@@ -215,12 +218,15 @@ conformance! {
     store: [
         accounts_and_credentials,
         recovery_values,
+        rotation_is_all_or_nothing,
         sessions_expire,
+        removing_a_credential_ends_its_sessions,
         duplicates_leave_nothing_behind,
         missing_accounts,
         versions_and_conflicts,
         markers,
         changes_cursor_and_limit,
+        changes_pages_are_bounded_in_bytes,
         delete_group,
         quota_records,
         quota_bytes,
@@ -273,6 +279,14 @@ fn write<'a>(id: &'a str, expected: u64, ciphertext: &'a [u8]) -> RecordWrite<'a
         kind: "msg",
         expected_version: expected,
         ciphertext,
+    }
+}
+
+/// The recovery wrapping's record.
+fn wrap(expected: u64, ciphertext: &[u8]) -> RecordWrite<'_> {
+    RecordWrite {
+        kind: "wrap",
+        ..write("wrap.recovery", expected, ciphertext)
     }
 }
 
@@ -405,18 +419,33 @@ async fn recovery_values(s: &dyn Store) {
 
     let new_lookup = bytes32(3);
     let new_verifier = bytes32(4);
-    s.set_recovery(id, new_lookup, new_verifier).await.unwrap();
+    let wrapped = s
+        .rotate_recovery(id, new_lookup, new_verifier, wrap(0, b"wrap one"), ROOMY)
+        .await
+        .unwrap();
+    assert_eq!((wrapped.version, wrapped.seq), (1, 1));
     assert_eq!(s.find_recovery(&lookup).await.unwrap(), None);
     assert_eq!(
         s.find_recovery(&new_lookup).await.unwrap(),
         Some((id, new_verifier))
     );
+    assert_eq!(
+        s.get_record(id, "wrap.recovery")
+            .await
+            .unwrap()
+            .unwrap()
+            .ciphertext,
+        Some(b"wrap one".to_vec())
+    );
     // Setting the same values again is a replacement, not a duplicate.
-    s.set_recovery(id, new_lookup, new_verifier).await.unwrap();
+    s.rotate_recovery(id, new_lookup, new_verifier, wrap(1, b"wrap two"), ROOMY)
+        .await
+        .unwrap();
 
     let (other, _, other_lookup) = account(s).await;
     assert!(matches!(
-        s.set_recovery(other, new_lookup, bytes32(5)).await,
+        s.rotate_recovery(other, new_lookup, bytes32(5), wrap(0, b"x"), ROOMY)
+            .await,
         Err(StoreError::DuplicateRecovery)
     ));
     assert_eq!(
@@ -429,17 +458,73 @@ async fn recovery_values(s: &dyn Store) {
     assert_eq!(s.find_recovery(&bytes32(9)).await.unwrap(), None);
 }
 
+/// A rotation either stores the new verifier and the new wrapping together or changes nothing:
+/// whatever refuses it, the old code still finds the account and its wrapping is intact.
+async fn rotation_is_all_or_nothing(s: &dyn Store) {
+    let (id, _, old_lookup) = account(s).await;
+    put(s, id, wrap(0, b"old wrapping")).await;
+    let (other, _, other_lookup) = account(s).await;
+    let tight = Quota {
+        max_bytes: 20,
+        max_records: 10,
+    };
+    let refusals: [(&str, Result<PutResult, StoreError>); 4] = [
+        (
+            "version conflict",
+            s.rotate_recovery(id, bytes32(3), bytes32(4), wrap(0, b"new"), ROOMY)
+                .await,
+        ),
+        (
+            "over quota",
+            s.rotate_recovery(id, bytes32(3), bytes32(4), wrap(1, &[0; 64]), tight)
+                .await,
+        ),
+        (
+            "lookup of another account",
+            s.rotate_recovery(id, other_lookup, bytes32(4), wrap(1, b"new"), ROOMY)
+                .await,
+        ),
+        (
+            "no such account",
+            s.rotate_recovery(new_id(), bytes32(3), bytes32(4), wrap(0, b"new"), ROOMY)
+                .await,
+        ),
+    ];
+    for (what, outcome) in refusals {
+        assert!(outcome.is_err(), "{what}: accepted");
+        assert_eq!(
+            s.find_recovery(&old_lookup).await.unwrap().map(|(a, _)| a),
+            Some(id),
+            "{what}: the old code no longer finds the account"
+        );
+        let stored = s.get_record(id, "wrap.recovery").await.unwrap().unwrap();
+        assert_eq!(
+            (stored.version, stored.ciphertext),
+            (1, Some(b"old wrapping".to_vec())),
+            "{what}: the old wrapping changed"
+        );
+    }
+    assert_eq!(
+        s.find_recovery(&other_lookup)
+            .await
+            .unwrap()
+            .map(|(a, _)| a),
+        Some(other)
+    );
+    assert_eq!(usage(s, id).await, used(12, 1));
+}
+
 async fn sessions_expire(s: &dyn Store) {
     let (id, _, _) = account(s).await;
     let token = bytes32(7);
-    s.create_session(token, id, 5000).await.unwrap();
+    s.create_session(token, id, None, 5000).await.unwrap();
     assert_eq!(s.session(&token, 4999).await.unwrap(), Some(id));
     assert_eq!(s.session(&token, 5000).await.unwrap(), None);
     assert_eq!(s.session(&token, 9000).await.unwrap(), None);
     assert_eq!(s.session(&bytes32(8), 0).await.unwrap(), None);
 
     let live = bytes32(9);
-    s.create_session(live, id, 10_000).await.unwrap();
+    s.create_session(live, id, None, 10_000).await.unwrap();
     assert_eq!(s.session(&live, 1).await.unwrap(), Some(id));
     s.delete_session(&live).await.unwrap();
     assert_eq!(s.session(&live, 1).await.unwrap(), None);
@@ -448,8 +533,8 @@ async fn sessions_expire(s: &dyn Store) {
 
     // Purging removes exactly the sessions expired at that time.
     let (expired, later) = (bytes32(10), bytes32(11));
-    s.create_session(expired, id, 6000).await.unwrap();
-    s.create_session(later, id, 20_000).await.unwrap();
+    s.create_session(expired, id, None, 6000).await.unwrap();
+    s.create_session(later, id, None, 20_000).await.unwrap();
     assert_eq!(
         s.purge_sessions(7000).await.unwrap(),
         2,
@@ -457,6 +542,42 @@ async fn sessions_expire(s: &dyn Store) {
     );
     assert_eq!(s.session(&later, 7000).await.unwrap(), Some(id));
     assert_eq!(s.purge_sessions(7000).await.unwrap(), 0);
+}
+
+/// Removing a passkey ends the sessions it opened, in the same call; sessions of the account's
+/// other passkeys, its recovery sessions and other accounts' sessions stay.
+async fn removing_a_credential_ends_its_sessions(s: &dyn Store) {
+    let (id, first, _) = account(s).await;
+    let second = cred("phone", 2000);
+    s.add_credential(id, second.clone()).await.unwrap();
+    let (other, other_cred, _) = account(s).await;
+    let sessions = [
+        (bytes32(1), id, Some(&first.credential_id)),
+        (bytes32(2), id, Some(&second.credential_id)),
+        (bytes32(3), id, Some(&second.credential_id)),
+        (bytes32(4), id, None),
+        (bytes32(5), other, Some(&other_cred.credential_id)),
+    ];
+    for (token, account, credential) in &sessions {
+        s.create_session(*token, *account, credential.map(Vec::as_slice), 10_000)
+            .await
+            .unwrap();
+    }
+    assert!(s
+        .delete_credential(id, &second.credential_id)
+        .await
+        .unwrap());
+    let mut live = Vec::new();
+    for (token, _, _) in &sessions {
+        live.push(s.session(token, 1).await.unwrap().is_some());
+    }
+    assert_eq!(live, [true, false, false, true, true]);
+    // Refusing to delete the last credential ends nothing.
+    assert!(matches!(
+        s.delete_credential(id, &first.credential_id).await,
+        Err(StoreError::LastCredential)
+    ));
+    assert_eq!(s.session(&sessions[0].0, 1).await.unwrap(), Some(id));
 }
 
 async fn duplicates_leave_nothing_behind(s: &dyn Store) {
@@ -516,11 +637,12 @@ async fn missing_accounts(s: &dyn Store) {
         Err(StoreError::NoAccount)
     ));
     assert!(matches!(
-        s.set_recovery(ghost, bytes32(1), bytes32(2)).await,
+        s.rotate_recovery(ghost, bytes32(1), bytes32(2), wrap(0, b"x"), ROOMY)
+            .await,
         Err(StoreError::NoAccount)
     ));
     assert!(matches!(
-        s.create_session(bytes32(3), ghost, 10).await,
+        s.create_session(bytes32(3), ghost, None, 10).await,
         Err(StoreError::NoAccount)
     ));
     assert!(matches!(
@@ -540,7 +662,7 @@ async fn missing_accounts(s: &dyn Store) {
         Err(StoreError::NoAccount)
     ));
     assert_eq!(s.get_record(ghost, "r").await.unwrap(), None);
-    assert_eq!(s.changes(ghost, 0, 10).await.unwrap(), vec![]);
+    assert_eq!(s.changes(ghost, 0, 10, ALL).await.unwrap().records, vec![]);
 }
 
 // ---- Records -----------------------------------------------------------------------------
@@ -619,7 +741,7 @@ async fn markers(s: &dyn Store) {
 
     // Unconditional deletion of a live record.
     assert!(s.delete_record(id, "r", None).await.unwrap());
-    let changes = s.changes(id, 0, 100).await.unwrap();
+    let changes = s.changes(id, 0, 100, ALL).await.unwrap().records;
     assert_eq!(changes.len(), 1);
     assert_eq!((changes[0].version, changes[0].seq), (5, 5));
     assert_eq!(changes[0].ciphertext, None);
@@ -634,7 +756,7 @@ async fn changes_cursor_and_limit(s: &dyn Store) {
     put(s, id, write("b", 1, b"b2")).await; // seq 6
     assert!(s.delete_record(id, "c", None).await.unwrap()); // seq 7
 
-    let all = s.changes(id, 0, 100).await.unwrap();
+    let all = s.changes(id, 0, 100, ALL).await.unwrap().records;
     let view: Vec<(&str, u64, u64, bool)> = all
         .iter()
         .map(|r| (r.id.as_str(), r.seq, r.version, r.ciphertext.is_some()))
@@ -651,29 +773,68 @@ async fn changes_cursor_and_limit(s: &dyn Store) {
     );
     assert_eq!(all[3].ciphertext.as_deref(), Some(&b"b2"[..]));
 
-    // Paging with the last seq as the cursor walks the same list.
+    // Paging with `next` as the cursor walks the same list, and `more` says when it is over.
     let mut paged = Vec::new();
     let mut since = 0;
     loop {
-        let page = s.changes(id, since, 2).await.unwrap();
-        assert!(page.len() <= 2);
-        let Some(last) = page.last() else { break };
-        since = last.seq;
-        paged.extend(page);
+        let page = s.changes(id, since, 2, ALL).await.unwrap();
+        assert!(page.records.len() <= 2);
+        assert_eq!(page.next, page.records.last().map_or(since, |r| r.seq));
+        since = page.next;
+        paged.extend(page.records);
+        if !page.more {
+            break;
+        }
     }
     assert_eq!(paged, all);
+    let last = s.changes(id, 7, 100, ALL).await.unwrap();
+    assert_eq!((last.next, last.more), (7, false));
 
     let after_4: Vec<u64> = s
-        .changes(id, 4, 100)
+        .changes(id, 4, 100, ALL)
         .await
         .unwrap()
+        .records
         .iter()
         .map(|r| r.seq)
         .collect();
     assert_eq!(after_4, vec![5, 6, 7]);
-    assert_eq!(s.changes(id, 7, 100).await.unwrap(), vec![]);
-    assert_eq!(s.changes(id, 0, 0).await.unwrap(), vec![]);
-    assert_eq!(s.changes(id, u64::MAX >> 1, 10).await.unwrap(), vec![]);
+    assert_eq!(s.changes(id, 7, 100, ALL).await.unwrap().records, vec![]);
+    assert_eq!(s.changes(id, 0, 0, ALL).await.unwrap().records, vec![]);
+    assert_eq!(
+        s.changes(id, u64::MAX >> 1, 10, ALL).await.unwrap().records,
+        vec![]
+    );
+}
+
+/// A page holds at most the byte budget of ciphertext, except that its first change is always
+/// there however large (so a big record never stalls the feed); markers weigh nothing.
+async fn changes_pages_are_bounded_in_bytes(s: &dyn Store) {
+    let (id, _, _) = account(s).await;
+    for (name, len) in [("a", 40), ("b", 40), ("c", 100), ("d", 10)] {
+        put(s, id, write(name, 0, &vec![7; len])).await;
+    }
+    assert!(s.delete_record(id, "a", None).await.unwrap()); // seq 5, a marker
+    let walk = |budget: u64| async move {
+        let mut pages = Vec::new();
+        let mut since = 0;
+        loop {
+            let page = s.changes(id, since, 100, budget).await.unwrap();
+            pages.push(
+                page.records
+                    .iter()
+                    .map(|r| r.id.clone())
+                    .collect::<Vec<_>>(),
+            );
+            since = page.next;
+            if !page.more {
+                return pages;
+            }
+        }
+    };
+    assert_eq!(walk(80).await, [vec!["b"], vec!["c"], vec!["d", "a"]]);
+    assert_eq!(walk(1).await, [vec!["b"], vec!["c"], vec!["d"], vec!["a"]]);
+    assert_eq!(walk(150).await, [vec!["b", "c", "d", "a"]]);
 }
 
 async fn delete_group(s: &dyn Store) {
@@ -794,7 +955,7 @@ async fn account_isolation(s: &dyn Store) {
         s.get_record(b, "shared").await.unwrap().unwrap().ciphertext,
         Some(b"from b".to_vec())
     );
-    let b_changes = s.changes(b, 0, 100).await.unwrap();
+    let b_changes = s.changes(b, 0, 100, ALL).await.unwrap().records;
     assert_eq!(b_changes.len(), 1);
     assert_eq!(b_changes[0].ciphertext.as_deref(), Some(&b"from b"[..]));
 
@@ -809,7 +970,7 @@ async fn account_isolation(s: &dyn Store) {
         s.get_record(a, "shared").await.unwrap().unwrap().ciphertext,
         Some(b"from a".to_vec())
     );
-    assert_eq!(s.changes(a, 0, 100).await.unwrap().len(), 2);
+    assert_eq!(s.changes(a, 0, 100, ALL).await.unwrap().records.len(), 2);
     assert_eq!(usage(s, a).await, used(7, 2));
     assert_eq!(usage(s, b).await, used(0, 0));
 
@@ -823,11 +984,13 @@ async fn account_isolation(s: &dyn Store) {
 
     // Sessions name their own account only.
     let a_token = bytes32(5);
-    s.create_session(a_token, a, 100).await.unwrap();
+    s.create_session(a_token, a, None, 100).await.unwrap();
     assert_eq!(s.session(&a_token, 1).await.unwrap(), Some(a));
 
     // Recovery stays with A after B replaces its own.
-    s.set_recovery(b, bytes32(6), bytes32(7)).await.unwrap();
+    s.rotate_recovery(b, bytes32(6), bytes32(7), wrap(0, b"b's"), ROOMY)
+        .await
+        .unwrap();
     assert_eq!(
         s.find_recovery(&a_lookup).await.unwrap().map(|(x, _)| x),
         Some(a)
@@ -837,7 +1000,7 @@ async fn account_isolation(s: &dyn Store) {
     s.delete_account(b).await.unwrap();
     assert_eq!(s.account(b).await.unwrap(), None);
     assert!(s.account(a).await.unwrap().is_some());
-    assert_eq!(s.changes(a, 0, 100).await.unwrap().len(), 2);
+    assert_eq!(s.changes(a, 0, 100, ALL).await.unwrap().records.len(), 2);
     assert_eq!(s.session(&a_token, 1).await.unwrap(), Some(a));
 }
 
@@ -849,7 +1012,7 @@ async fn delete_account_removes_every_row(h: &Harness) {
     let (b, _, _) = account(s).await;
     for id in [a, b] {
         s.add_credential(id, cred("second", 2)).await.unwrap();
-        s.create_session(bytes32(1), id, 100).await.unwrap();
+        s.create_session(bytes32(1), id, None, 100).await.unwrap();
         put(s, id, in_group("m1", "g", 0, b"secret")).await;
         put(s, id, write("m2", 0, b"secret")).await;
         assert!(s.delete_record(id, "m2", None).await.unwrap());
@@ -1017,7 +1180,7 @@ async fn concurrent_writers(h: &Harness) {
     );
     assert_eq!(counter.version, 1 + 2 * ROUNDS);
 
-    let changes = s.changes(id, 0, 10_000).await.unwrap();
+    let changes = s.changes(id, 0, 10_000, ALL).await.unwrap().records;
     assert_eq!(changes.len() as u64, 1 + 2 * ROUNDS);
     assert!(changes.windows(2).all(|w| w[0].seq < w[1].seq));
     assert_eq!(changes.last().map(|r| r.id.as_str()), Some("counter"));
@@ -1056,7 +1219,7 @@ async fn sqlite_file_is_private_and_reopens() {
     let versions: i64 = conn
         .query_row("SELECT count(*) FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(versions, 2, "one row per migration");
+    assert_eq!(versions, 3, "one row per migration");
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();

@@ -17,9 +17,9 @@ use std::rc::Rc;
 use serde::Serialize;
 use sotto_api::{b64, AccountInfo};
 use sotto_client::{
-    self as core, AddPasskey, Answer, Assertion, ClientError, DeleteConversation, EditHeader,
-    EnsureKey, Flow, NewPasskey, Prf, Pull, Recover, Request, Response, RotateRecovery, Session,
-    SignIn, SignUp, SignedIn, Step, Unlock, Unlocked, VaultFlow, Writes,
+    self as core, AddPasskey, Answer, Assertion, ClientError, DeleteAccount, DeleteConversation,
+    EditHeader, EnsureKey, Flow, NewPasskey, Prf, Pull, Recover, RemovePasskey, Request, Response,
+    RotateRecovery, Session, SignIn, SignUp, SignedIn, Step, Unlock, Unlocked, VaultFlow, Writes,
 };
 use sotto_vault::{Ledger, Message, RecoveryCode};
 use zeroize::Zeroizing;
@@ -553,12 +553,14 @@ impl ClientCore {
         self.one(core::account_info, |r| Ok(Output::Account(r.json()?)))
     }
 
-    /// Removes a passkey (base64url id); the server refuses to remove the last one.
+    /// Removes a passkey (base64url id) after a passkey confirmation; the server refuses to
+    /// remove the last one, and ends the sessions it opened (this one, if it signed in with it).
     pub fn remove_passkey(&self, credential_id: &str) -> Result<FlowCore, WebError> {
         let id = b64::decode(credential_id).map_err(|_| WebError::Base64 {
             field: "credential_id",
         })?;
-        self.one(|s| core::remove_passkey(s, &id), success)
+        let flow = self.with(|u| Ok(RemovePasskey::new(&u.session, &id)))?;
+        Ok(FlowCore::plain(flow, |()| Output::Nothing))
     }
 
     /// Ends the session on the server.
@@ -566,9 +568,10 @@ impl ClientCore {
         self.one(core::sign_out, success)
     }
 
-    /// Deletes the account and everything in it on the server.
+    /// Deletes the account and everything in it on the server, after a passkey confirmation.
     pub fn delete_account(&self) -> Result<FlowCore, WebError> {
-        self.one(core::delete_account, success)
+        let flow = self.with(|u| Ok(DeleteAccount::new(&u.session)))?;
+        Ok(FlowCore::plain(flow, |()| Output::Nothing))
     }
 }
 

@@ -156,23 +156,26 @@ pub async fn run(args: Args) -> Result<ExitCode, AnyError> {
             }
             PasskeyCommand::Add { label } => {
                 let mut u = account::unlock(&profile).await?;
-                let cred = account::add_passkey(&profile, &mut u, &label).await?;
+                let cred = account::add_passkey(&profile, &profile, &mut u, &label).await?;
                 println!("Passkey {} added.", b64::encode(&cred));
             }
             PasskeyCommand::Remove { credential_id } => {
-                let (api, session) = account::signed_in(&profile)?;
+                let (_, session) = account::signed_in(&profile)?;
                 let cred = b64::decode(&credential_id)
                     .map_err(|_| "that is not a passkey id (see `sotto account passkeys list`)")?;
-                api.remove_passkey(&cred).await?;
+                account::remove_passkey(&profile, &cred).await?;
                 if credential_id == session.credential_id {
+                    // Its sessions ended with it, this device's among them.
                     account::forget_local(&profile, &session, true)?;
+                    println!("Passkey removed; this device is signed out.");
+                } else {
+                    println!("Passkey removed; the sessions it opened are ended.");
                 }
-                println!("Passkey removed.");
             }
         },
         AccountCommand::RecoveryCode => {
             let mut u = account::unlock(&profile).await?;
-            let code = account::rotate_recovery(&mut u).await?;
+            let code = account::rotate_recovery(&profile, &mut u).await?;
             println!("The old recovery code no longer works.");
             show_recovery_code(&code);
         }
@@ -182,8 +185,8 @@ pub async fn run(args: Args) -> Result<ExitCode, AnyError> {
                     "deleting the account destroys all its history; pass --yes to confirm".into(),
                 );
             }
-            let (api, session) = account::signed_in(&profile)?;
-            api.delete_account().await?;
+            let (_, session) = account::signed_in(&profile)?;
+            account::delete_account(&profile).await?;
             account::forget_local(&profile, &session, true)?;
             println!(
                 "Account {} and all its history deleted.",

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use sotto_server::ServerConfig;
+use axum::http::HeaderName;
+use sotto_server::{ConnectionLimits, ServerConfig};
 
 use super::AnyError;
 use crate::stack;
@@ -61,6 +62,18 @@ pub struct AccountsArgs {
     /// How many of those attempts a client address may make at once before the rate applies.
     #[arg(long, default_value = "10")]
     pub auth_burst: NonZeroU32,
+    /// Behind a reverse proxy: the header it sets to the client's address (`X-Forwarded-For`,
+    /// whose last entry counts, or `Forwarded`), for the limits per client. Name it only when
+    /// every request comes through that proxy: anyone can send such a header.
+    #[arg(long, value_name = "HEADER")]
+    pub trusted_proxy_header: Option<HeaderName>,
+    /// Connections served at once.
+    #[arg(long, default_value_t = ConnectionLimits::default().max_connections)]
+    pub max_connections: usize,
+    /// Connections one client network (an IPv4 address, an IPv6 /64) may hold at once (not
+    /// applied behind a trusted proxy).
+    #[arg(long, default_value_t = ConnectionLimits::default().per_client)]
+    pub max_connections_per_client: usize,
 }
 
 impl AccountsArgs {
@@ -87,6 +100,14 @@ impl AccountsArgs {
             burst: self.auth_burst.get(),
         };
         Ok(config)
+    }
+
+    /// The network settings these options give the server: the trusted proxy header and the
+    /// connection limits (timeouts keep their defaults, documented on `ConnectionLimits`).
+    pub fn apply_network(&self, config: &mut ServerConfig) {
+        config.trusted_proxy_header = self.trusted_proxy_header.clone();
+        config.connections.max_connections = self.max_connections;
+        config.connections.per_client = self.max_connections_per_client;
     }
 
     /// The web client of `--web-dir`, hashed now.
@@ -133,6 +154,7 @@ pub async fn run(args: Args) -> Result<ExitCode, AnyError> {
     }
     config.accounts = Some(args.accounts.config(&data_dir, addr).await?);
     config.web = args.accounts.web_bundle()?;
+    args.accounts.apply_network(&mut config);
     println!("sotto server listening on http://{addr}");
     stack::run_server(listener, config).await?;
     Ok(ExitCode::SUCCESS)

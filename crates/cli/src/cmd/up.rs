@@ -53,6 +53,7 @@ pub async fn run(args: Args) -> Result<ExitCode, AnyError> {
     config.collateral_dir = Some(data_dir.join("collateral"));
     config.accounts = Some(accounts.config(&data_dir, addr).await?);
     config.web = web;
+    accounts.apply_network(&mut config);
     config.log_dir = devlog.as_ref().map(|d| d.public_dir.clone());
     let _refresh = devlog.as_ref().map(|d| d.spawn_refresh());
     let url = format!("http://{}:{}", accounts.rp_id, addr.port());

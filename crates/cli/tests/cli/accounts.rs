@@ -12,7 +12,8 @@ use sotto::account::{self, AccountError, Unlocked};
 use sotto::api::{ApiClient, ApiClientError};
 use sotto::history::{self, HistoryError};
 use sotto::local::Profile;
-use sotto_api::b64;
+use sotto_api::{b64, routes};
+use sotto_client::{Method, Request};
 use sotto_server::{AccountsConfig, RateLimit, ServerConfig};
 use sotto_store::Store;
 use sotto_vault::{Role, VaultError};
@@ -98,14 +99,7 @@ async fn server(pg: bool) -> Server {
     };
     let mut config = ServerConfig::new(SocketAddr::from(([127, 0, 0, 1], 9)));
     config.accounts = Some(accounts);
-    let app = sotto_server::router(config).expect("router");
-    tokio::spawn(async move {
-        let _ = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await;
-    });
+    tokio::spawn(sotto_server::serve(listener, config));
     let wire = Arc::new(Mutex::new(Vec::new()));
     tokio::spawn(record_proxy(proxy, server_addr, wire.clone()));
     Server {
@@ -172,6 +166,33 @@ fn api_status(e: &AccountError) -> Option<StatusCode> {
     }
 }
 
+/// Sends one request as `client` (with its session, if any): the status and the body.
+async fn send(
+    client: &ApiClient,
+    method: Method,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> (StatusCode, String) {
+    let req = match body {
+        Some(b) => Request::json(method, path, b).unwrap(),
+        None => Request::new(method, path),
+    };
+    let resp = client.send(req).await.unwrap();
+    let text = String::from_utf8(resp.body).unwrap();
+    (StatusCode::from_u16(resp.status).unwrap(), text)
+}
+
+/// Every route that needs a step-up proof, with the account's passkey `cred` to remove.
+fn sensitive_routes(cred: &[u8]) -> [(Method, String); 5] {
+    [
+        (Method::Put, routes::RECOVERY.to_owned()),
+        (Method::Post, routes::PASSKEY_START.to_owned()),
+        (Method::Delete, routes::passkey(cred)),
+        (Method::Delete, routes::ACCOUNT.to_owned()),
+        (Method::Post, routes::REAUTH_START.to_owned()),
+    ]
+}
+
 macro_rules! both_backends {
     ($body:ident: $sqlite:ident, $postgres:ident) => {
         #[tokio::test]
@@ -220,7 +241,9 @@ async fn passkeys_and_recovery(s: Server) {
 
     // A second passkey (another device's keyring), added from the signed-in laptop.
     let (_d2, phone) = device();
-    account::add_passkey(&phone, &mut u, "phone").await.unwrap();
+    account::add_passkey(&laptop, &phone, &mut u, "phone")
+        .await
+        .unwrap();
     let info = u.api.account().await.unwrap();
     assert_eq!(info.passkeys.len(), 2);
     let mut p = account::login(&phone, &s.url).await.unwrap();
@@ -280,7 +303,7 @@ async fn passkeys_and_recovery(s: Server) {
     assert!(err.to_string().contains("typo"), "{err}");
 
     // Rotating the recovery code: the old one stops working, the new one works.
-    let new_code = account::rotate_recovery(&mut again).await.unwrap();
+    let new_code = account::rotate_recovery(&fresh, &mut again).await.unwrap();
     let (_d5, d5) = device();
     assert!(account::recover(&d5, &s.url, &code.to_text(), "x")
         .await
@@ -299,13 +322,15 @@ async fn passkeys_and_recovery(s: Server) {
         .filter(|p| p.credential_id != mine)
         .collect();
     for p in &others {
-        again.api.remove_passkey(&p.credential_id).await.unwrap();
+        account::remove_passkey(&fresh, &p.credential_id)
+            .await
+            .unwrap();
         let wrap = sotto_api::passkey_wrap_id(&p.credential_id);
         assert!(again.api.get(&wrap).await.unwrap().ciphertext.is_none());
     }
-    let err = again.api.remove_passkey(&mine).await.err().unwrap();
+    let err = account::remove_passkey(&fresh, &mine).await.err().unwrap();
     assert!(
-        matches!(&err, ApiClientError::Server(StatusCode::CONFLICT, e) if e.error == "last_passkey"),
+        matches!(&err, AccountError::Api(ApiClientError::Server(StatusCode::CONFLICT, e)) if e.error == "last_passkey"),
         "{err}"
     );
 }
@@ -456,7 +481,8 @@ async fn authorization_matrix(s: Server) {
     // Passkeys: b cannot see or remove a's.
     let b_info = b.api.account().await.unwrap();
     assert!(b_info.passkeys.iter().all(|p| p.credential_id != a_cred));
-    assert!(not_found(b.api.remove_passkey(&a_cred).await.map(|_| ())));
+    let err = account::remove_passkey(&db, &a_cred).await.err().unwrap();
+    assert_eq!(api_status(&err), Some(StatusCode::NOT_FOUND), "{err}");
     assert_eq!(a.api.account().await.unwrap().passkeys.len(), 1);
 
     // Unauthenticated, a garbage token, a signed-out token: 401 on every route.
@@ -477,17 +503,7 @@ async fn authorization_matrix(s: Server) {
             client.delete(&msg_id).await.map(|_| ()),
             client.delete_group(&conv).await.map(|_| ()),
             client.changes(0, 10).await.map(|_| ()),
-            client.remove_passkey(&a_cred).await.map(|_| ()),
-            client.add_passkey_start().await.map(|_| ()),
-            client
-                .set_recovery(&sotto_api::RecoveryVerifier {
-                    lookup: [1; 32],
-                    verifier: [2; 32],
-                })
-                .await
-                .map(|_| ()),
             client.sign_out().await.map(|_| ()),
-            client.delete_account().await.map(|_| ()),
         ];
         for (i, r) in results.into_iter().enumerate() {
             assert!(
@@ -495,11 +511,246 @@ async fn authorization_matrix(s: Server) {
                 "route {i} did not answer 401"
             );
         }
+        // The sensitive routes, with a well-formed (if unearned) proof: no session, no entry.
+        for (method, path) in sensitive_routes(&a_cred) {
+            let body = serde_json::json!({ "reauth": "x", "operation": "delete_account" });
+            let (status, _) = send(client, method, &path, Some(&body)).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{method:?} {path}");
+        }
     }
     // a is intact after all that.
     let h = history::sync(&mut a).await.unwrap();
     assert_eq!(contents(&h, &conv), ["only for a"]);
     drop(s);
+}
+
+// ---- Step-up ---------------------------------------------------------------------------
+
+/// A step-up proof for `operation` (JSON), earned by hand with `profile`'s passkey over
+/// `api`'s session: what the client core's flows do before a sensitive request.
+async fn proof(api: &ApiClient, profile: &Profile, operation: serde_json::Value) -> String {
+    let (status, text) = send(api, Method::Post, routes::REAUTH_START, Some(&operation)).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let started: sotto_api::CeremonyStarted = serde_json::from_str(&text).unwrap();
+    let mut keyring = sotto_authenticator::Keyring::load(&profile.keyring_path(), None).unwrap();
+    let signed = keyring
+        .authenticate(
+            api.origin(),
+            started.options,
+            &sotto_vault::prf_salt(),
+            None,
+        )
+        .await
+        .unwrap();
+    // The signature counter moved on: saved, or the next sign-in would look like a clone.
+    keyring.save(&profile.keyring_path(), None).unwrap();
+    let finish = serde_json::json!({
+        "ceremony_id": started.ceremony_id,
+        "credential": signed.response,
+    });
+    let (status, text) = send(api, Method::Post, routes::REAUTH_FINISH, Some(&finish)).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    serde_json::from_str::<sotto_api::Reauthed>(&text)
+        .unwrap()
+        .reauth
+}
+
+fn reauth_required((status, text): (StatusCode, String)) -> bool {
+    status == StatusCode::FORBIDDEN && text.contains("\"reauth_required\"")
+}
+
+both_backends!(a_session_alone_cannot_change_the_account: session_alone_sqlite, session_alone_postgres);
+
+/// A session alone (as a thief of the token has it) cannot rotate the recovery code, add or
+/// remove a passkey, or delete the account; a proof counts only for its operation, its session
+/// and once; the flows, which confirm with a passkey first, do all four.
+async fn a_session_alone_cannot_change_the_account(s: Server) {
+    let (_d1, laptop) = device();
+    let (mut u, code) = account::create(&laptop, &s.url, "Ada", "laptop")
+        .await
+        .unwrap();
+    let (_d2, phone) = device();
+    let phone_cred = account::add_passkey(&laptop, &phone, &mut u, "phone")
+        .await
+        .unwrap();
+    let account_id = sotto_store::AccountId(
+        *uuid::Uuid::parse_str(&u.session.account_id)
+            .unwrap()
+            .as_bytes(),
+    );
+    let token = u.session.session_token.clone();
+    let stolen = ApiClient::new(&s.url).unwrap().with_token(token.into());
+    let other_code = sotto_vault::RecoveryCode::generate().unwrap();
+    let rotation = |reauth: &str| {
+        serde_json::json!({
+            "reauth": reauth,
+            "verifier": sotto_api::RecoveryVerifier {
+                lookup: other_code.lookup(),
+                verifier: other_code.verifier(),
+            },
+            "wrap": sotto_api::PutRecord {
+                group: None,
+                kind: "wrap".into(),
+                expected_version: 1,
+                ciphertext: vec![0; 300],
+            },
+        })
+    };
+    let bodies = |method: Method, path: &str, reauth: &str| match (method, path) {
+        (Method::Put, routes::RECOVERY) => rotation(reauth),
+        _ => serde_json::json!({ "reauth": reauth }),
+    };
+    for (method, path) in sensitive_routes(&phone_cred).into_iter().take(4) {
+        for body in [
+            None,
+            Some(serde_json::json!({})),
+            Some(bodies(method, &path, "made-up")),
+        ] {
+            let refused = send(&stolen, method, &path, body.as_ref()).await;
+            assert!(
+                reauth_required(refused.clone()),
+                "{method:?} {path}: {refused:?}"
+            );
+        }
+    }
+
+    // A proof is for one operation (and is used up by trying it on another), for the session
+    // that earned it, and for one request.
+    let delete = serde_json::json!({ "operation": "delete_account" });
+    let for_deletion = proof(&u.api, &laptop, delete.clone()).await;
+    let elsewhere = send(
+        &u.api,
+        Method::Delete,
+        &routes::passkey(&phone_cred),
+        Some(&bodies(Method::Delete, "", &for_deletion)),
+    )
+    .await;
+    assert!(reauth_required(elsewhere));
+    let spent = send(
+        &u.api,
+        Method::Delete,
+        routes::ACCOUNT,
+        Some(&bodies(Method::Delete, "", &for_deletion)),
+    )
+    .await;
+    assert!(
+        reauth_required(spent),
+        "tried once, on the wrong operation: gone"
+    );
+    let from_phone = account::login(&phone, &s.url).await.unwrap();
+    let phones = proof(&from_phone.api, &phone, delete).await;
+    let borrowed = send(
+        &u.api,
+        Method::Delete,
+        routes::ACCOUNT,
+        Some(&bodies(Method::Delete, "", &phones)),
+    )
+    .await;
+    assert!(reauth_required(borrowed), "another session's proof");
+    let adding = proof(
+        &u.api,
+        &laptop,
+        serde_json::json!({ "operation": "add_passkey" }),
+    )
+    .await;
+    let body = bodies(Method::Post, "", &adding);
+    let (status, _) = send(&u.api, Method::Post, routes::PASSKEY_START, Some(&body)).await;
+    assert_eq!(status, StatusCode::OK);
+    let again = send(&u.api, Method::Post, routes::PASSKEY_START, Some(&body)).await;
+    assert!(reauth_required(again), "a proof counts once");
+
+    // Nothing was changed by any of that.
+    assert_eq!(u.api.account().await.unwrap().passkeys.len(), 2);
+    assert_eq!(
+        s.store
+            .find_recovery(&code.lookup())
+            .await
+            .unwrap()
+            .map(|(a, _)| a),
+        Some(account_id)
+    );
+    assert_eq!(
+        s.store.find_recovery(&other_code.lookup()).await.unwrap(),
+        None
+    );
+
+    // With a passkey confirmation, each works.
+    account::remove_passkey(&laptop, &phone_cred).await.unwrap();
+    assert_eq!(u.api.account().await.unwrap().passkeys.len(), 1);
+    let new_code = account::rotate_recovery(&laptop, &mut u).await.unwrap();
+    assert_eq!(s.store.find_recovery(&code.lookup()).await.unwrap(), None);
+    assert!(s
+        .store
+        .find_recovery(&new_code.lookup())
+        .await
+        .unwrap()
+        .is_some());
+    account::delete_account(&laptop).await.unwrap();
+    assert!(s.store.account(account_id).await.unwrap().is_none());
+}
+
+both_backends!(removing_a_passkey_ends_its_sessions: removal_ends_sessions_sqlite, removal_ends_sessions_postgres);
+
+/// The sessions a removed passkey opened get 401 at once; the account's other sessions, and one
+/// opened with the recovery code, carry on.
+async fn removing_a_passkey_ends_its_sessions(s: Server) {
+    let (_d1, laptop) = device();
+    let (mut u, code) = account::create(&laptop, &s.url, "Ada", "laptop")
+        .await
+        .unwrap();
+    let laptop_cred = b64::decode(&u.session.credential_id).unwrap();
+    let (_d2, phone) = device();
+    let phone_cred = account::add_passkey(&laptop, &phone, &mut u, "phone")
+        .await
+        .unwrap();
+    let on_phone = account::login(&phone, &s.url).await.unwrap();
+    let token = on_phone.session.session_token.clone();
+    let copied = ApiClient::new(&s.url).unwrap().with_token(token.into());
+    let (_d3, spare) = device();
+    let recovered = account::recover(&spare, &s.url, &code.to_text(), "spare")
+        .await
+        .unwrap();
+
+    account::remove_passkey(&laptop, &phone_cred).await.unwrap();
+    let gone = |r: Result<_, ApiClientError>| {
+        matches!(r, Err(ApiClientError::Server(StatusCode::UNAUTHORIZED, _)))
+    };
+    assert!(gone(on_phone.api.account().await.map(|_| ())));
+    assert!(gone(copied.changes(0, 10).await.map(|_| ())));
+    assert_eq!(u.api.account().await.unwrap().passkeys.len(), 2);
+    assert!(
+        recovered.api.account().await.is_ok(),
+        "a recovery session has no passkey"
+    );
+
+    // Removing the passkey this very session signed in with ends this session too.
+    account::remove_passkey(&laptop, &laptop_cred)
+        .await
+        .unwrap();
+    assert!(gone(u.api.account().await.map(|_| ())));
+    assert_eq!(recovered.api.account().await.unwrap().passkeys.len(), 1);
+}
+
+both_backends!(ceremonies_in_a_loop_lock_out_no_one_else: ceremony_loop_sqlite, ceremony_loop_postgres);
+
+/// One account opening confirmations in a loop, more than the server's whole ceremony table
+/// holds and never finishing one, only ever pushes out its own: another account still signs in
+/// (from the same address: everything here is loopback), and the looping account can still
+/// confirm with its newest.
+async fn ceremonies_in_a_loop_lock_out_no_one_else(s: Server) {
+    let (_da, da) = device();
+    let (a, _) = account::create(&da, &s.url, "A", "a").await.unwrap();
+    let (_db, db) = device();
+    account::create(&db, &s.url, "B", "b").await.unwrap();
+    let start = serde_json::json!({ "operation": "delete_account" });
+    for i in 0..10_001 {
+        let (status, text) = send(&a.api, Method::Post, routes::REAUTH_START, Some(&start)).await;
+        assert_eq!(status, StatusCode::OK, "start {i}: {text}");
+    }
+    account::login(&db, &s.url)
+        .await
+        .expect("another account signs in");
+    proof(&a.api, &da, start).await;
 }
 
 // ---- Concurrency -----------------------------------------------------------------------
@@ -510,7 +761,9 @@ async fn concurrent_devices_lose_nothing(s: Server) {
     let (_d1, one) = device();
     let (_d2, two) = device();
     let (mut a, _) = account::create(&one, &s.url, "Ada", "one").await.unwrap();
-    account::add_passkey(&two, &mut a, "two").await.unwrap();
+    account::add_passkey(&one, &two, &mut a, "two")
+        .await
+        .unwrap();
     let mut b = account::login(&two, &s.url).await.unwrap();
     let conv = history::start(&mut a, "shared").await.unwrap();
     history::sync(&mut b).await.unwrap();
@@ -584,13 +837,14 @@ async fn deletion_shreds(s: Server) {
             .unwrap()
             .as_bytes(),
     );
-    u.api.delete_account().await.unwrap();
+    account::delete_account(&dev).await.unwrap();
     assert!(s.store.account(account_id).await.unwrap().is_none());
     assert!(s
         .store
-        .changes(account_id, 0, 100)
+        .changes(account_id, 0, 100, u64::MAX)
         .await
         .unwrap()
+        .records
         .is_empty());
     assert!(s.store.credentials(account_id).await.unwrap().is_empty());
     let err = account::login(&dev, &s.url).await.err().unwrap();
@@ -784,14 +1038,7 @@ async fn sign_in_attempts_are_rate_limited() {
     };
     let mut config = ServerConfig::new(SocketAddr::from(([127, 0, 0, 1], 9)));
     config.accounts = Some(accounts);
-    let app = sotto_server::router(config).unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await;
-    });
+    tokio::spawn(sotto_server::serve(listener, config));
     let api = ApiClient::new(&url).unwrap();
     for _ in 0..3 {
         api.sign_in_start().await.unwrap();
@@ -802,6 +1049,7 @@ async fn sign_in_attempts_are_rate_limited() {
     let guess = sotto_api::RecoverSignIn {
         lookup: wrong.lookup(),
         secret: *wrong.sign_in_secret(),
+        bearer: true,
     };
     assert!(limited(api.recover(&guess).await.map(|_| ())));
     assert!(limited(api.register_start("x").await.map(|_| ())));
