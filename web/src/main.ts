@@ -346,6 +346,13 @@ async function renderPasskeys(client: Client): Promise<void> {
         }
         void busy("Removing the passkey…", async () => {
           await removePasskey(client, k.credential_id);
+          // The server ended every session the passkey opened, this one among them.
+          if (k.credential_id === mine) {
+            el<HTMLDialogElement>("passkeys-dialog").close();
+            forget();
+            status("Passkey removed; it signed this session in, so sign in again with another.");
+            return;
+          }
           await renderPasskeys(client);
           status("Passkey removed; it can no longer sign in or unlock your history.");
         });
@@ -359,13 +366,6 @@ async function renderPasskeys(client: Client): Promise<void> {
 /** Takes in other devices' changes without disturbing an answer being streamed. */
 async function pullQuietly(): Promise<void> {
   const client = state.client;
-          // The server ended every session the passkey opened, this one among them.
-          if (k.credential_id === mine) {
-            el<HTMLDialogElement>("passkeys-dialog").close();
-            forget();
-            status("Passkey removed; it signed this session in, so sign in again with another.");
-            return;
-          }
   if (!client || !state.entered || state.streaming) return;
   try {
     await pull(client);
