@@ -343,17 +343,35 @@ fn parse_body(r: &mut Reader<'_>, kind: BodyKind) -> Result<TdReport, TdxError> 
     })
 }
 
+/// A certification data entry: its `u16` type, which must be `expected`, then its data, `u32`
+/// sized. `names` names the type, the size and the data for a truncation error.
+fn certification_data<'a>(
+    r: &mut Reader<'a>,
+    expected: u16,
+    names: [&'static str; 3],
+) -> Result<&'a [u8], TdxError> {
+    let found = r.u16(names[0])?;
+    if found != expected {
+        return Err(TdxError::UnsupportedCertificationData(found));
+    }
+    let size = r.u32(names[1])?;
+    r.take(len(size)?, names[2])
+}
+
 /// Parses the signature data; every nested length must account for its bytes exactly.
 fn parse_signature_data(bytes: &[u8]) -> Result<SignatureData, TdxError> {
     let mut r = Reader::new(bytes);
     let quote_signature = r.array("quote signature")?;
     let attestation_key = r.array("attestation key")?;
-    let outer_type = r.u16("certification data type")?;
-    if outer_type != CERT_DATA_QE_REPORT {
-        return Err(TdxError::UnsupportedCertificationData(outer_type));
-    }
-    let outer_len = r.u32("certification data size")?;
-    let outer = r.take(len(outer_len)?, "certification data")?;
+    let outer = certification_data(
+        &mut r,
+        CERT_DATA_QE_REPORT,
+        [
+            "certification data type",
+            "certification data size",
+            "certification data",
+        ],
+    )?;
     exhausted(&r, "signature data")?;
 
     let mut r = Reader::new(outer);
@@ -362,12 +380,15 @@ fn parse_signature_data(bytes: &[u8]) -> Result<SignatureData, TdxError> {
     let qe_report_signature = r.array("QE report signature")?;
     let auth_len = r.u16("QE auth data size")?;
     let qe_auth_data = r.take(usize::from(auth_len), "QE auth data")?.to_vec();
-    let inner_type = r.u16("PCK certification data type")?;
-    if inner_type != CERT_DATA_PCK_CHAIN {
-        return Err(TdxError::UnsupportedCertificationData(inner_type));
-    }
-    let inner_len = r.u32("PCK certification data size")?;
-    let pem = r.take(len(inner_len)?, "PCK certificate chain")?;
+    let pem = certification_data(
+        &mut r,
+        CERT_DATA_PCK_CHAIN,
+        [
+            "PCK certification data type",
+            "PCK certification data size",
+            "PCK certificate chain",
+        ],
+    )?;
     exhausted(&r, "QE report certification data")?;
 
     // The QE writes the chain as a C string; the terminator is not PEM.

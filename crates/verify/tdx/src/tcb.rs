@@ -90,17 +90,19 @@ pub fn check_qe_identity<'a>(
     }
     let attrs: [u8; 16] = hex_field("qe_identity attributes", &identity.attributes)?;
     let attrs_mask: [u8; 16] = hex_field("qe_identity attributesMask", &identity.attributes_mask)?;
-    let masked_eq = qe
-        .attributes
-        .iter()
-        .zip(attrs.iter().zip(attrs_mask))
-        .all(|(have, (want, mask))| have & mask == want & mask);
-    if !masked_eq {
+    if !masked_eq(&qe.attributes, &attrs, &attrs_mask) {
         return Err(mismatch("ATTRIBUTES"));
     }
     isv_level(&identity.tcb_levels, qe.isv_svn).ok_or(TdxError::QeTcbLevelNotFound {
         isv_svn: qe.isv_svn,
     })
+}
+
+/// Whether `have` and `want` agree on every bit `mask` sets.
+fn masked_eq(have: &[u8], want: &[u8], mask: &[u8]) -> bool {
+    have.iter()
+        .zip(want.iter().zip(mask))
+        .all(|(have, (want, mask))| have & mask == want & mask)
 }
 
 /// Checks the TDX module's signer and attributes against the TCB info and returns its TCB
@@ -142,12 +144,7 @@ fn check_tdx_module<'a>(
     }
     let attributes: [u8; 8] = hex_field("tdx module attributes", attributes)?;
     let mask: [u8; 8] = hex_field("tdx module attributesMask", mask)?;
-    let masked_eq = td
-        .seam_attributes
-        .iter()
-        .zip(attributes.iter().zip(mask))
-        .all(|(have, (want, m))| have & m == want & m);
-    if !masked_eq {
+    if !masked_eq(&td.seam_attributes, &attributes, &mask) {
         return Err(TdxError::TdxModuleMismatch {
             field: "SEAMATTRIBUTES",
         });
