@@ -29,3 +29,21 @@ pub use admit::{AdmitError, Admitted, Claims, ReleaseSet};
 pub use manifest::{Release, Revocation, Statement};
 pub use sync::{LogError, LogState, LogSync, LogView};
 pub use trust::{Trust, TrustError};
+
+/// Parses `json` as a `T`, refusing first a `"format"` other than `format`: a file of another
+/// version is named as such, not by the first field this version does not know.
+fn parse_format<T: serde::de::DeserializeOwned, E>(
+    json: &str,
+    format: &str,
+    json_error: fn(String) -> E,
+    format_error: fn(String) -> E,
+) -> Result<T, E> {
+    let value: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| json_error(e.to_string()))?;
+    if let Some(found) = value.get("format").and_then(|f| f.as_str()) {
+        if found != format {
+            return Err(format_error(found.to_string()));
+        }
+    }
+    serde_json::from_value(value).map_err(|e| json_error(e.to_string()))
+}

@@ -222,15 +222,8 @@ impl Statement {
             return Err(ManifestError::TooLarge);
         }
         let json = text.strip_suffix('\n').ok_or(ManifestError::NotCanonical)?;
-        let value: serde_json::Value =
-            serde_json::from_str(json).map_err(|e| ManifestError::Json(e.to_string()))?;
-        if let Some(f) = value.get("format").and_then(|f| f.as_str()) {
-            if f != FORMAT {
-                return Err(ManifestError::Format(f.to_string()));
-            }
-        }
         let statement: Statement =
-            serde_json::from_value(value).map_err(|e| ManifestError::Json(e.to_string()))?;
+            crate::parse_format(json, FORMAT, ManifestError::Json, ManifestError::Format)?;
         statement.validate()?;
         if statement.to_text()? != text {
             return Err(ManifestError::NotCanonical);
@@ -258,13 +251,18 @@ fn check_name(name: &str, what: &'static str) -> Result<(), ManifestError> {
     Ok(())
 }
 
+/// What every statement starts with: this format, a name and a version.
+fn check_heading(format: &str, name: &str, version: &str) -> Result<(), ManifestError> {
+    if format != FORMAT {
+        return Err(ManifestError::Format(format.to_string()));
+    }
+    check_name(name, "name")?;
+    check_name(version, "version")
+}
+
 impl Release {
     fn validate(&self) -> Result<(), ManifestError> {
-        if self.format != FORMAT {
-            return Err(ManifestError::Format(self.format.clone()));
-        }
-        check_name(&self.name, "name")?;
-        check_name(&self.version, "version")?;
+        check_heading(&self.format, &self.name, &self.version)?;
         if !is_hex(&self.source_commit, 20) {
             return Err(field("source_commit", "must be 40 lower-case hex digits"));
         }
@@ -376,11 +374,7 @@ impl Release {
 
 impl Revocation {
     fn validate(&self) -> Result<(), ManifestError> {
-        if self.format != FORMAT {
-            return Err(ManifestError::Format(self.format.clone()));
-        }
-        check_name(&self.name, "name")?;
-        check_name(&self.version, "version")?;
+        check_heading(&self.format, &self.name, &self.version)?;
         if !is_hex(&self.release_sha256, 32) {
             return Err(field("release_sha256", "must be 64 lower-case hex digits"));
         }

@@ -151,15 +151,8 @@ impl Trust {
     }
 
     pub fn parse(json: &str) -> Result<Self, TrustError> {
-        let value: serde_json::Value =
-            serde_json::from_str(json).map_err(|e| TrustError::Json(e.to_string()))?;
-        if let Some(f) = value.get("format").and_then(|f| f.as_str()) {
-            if f != TRUST_FORMAT {
-                return Err(TrustError::Format(f.to_string()));
-            }
-        }
         let file: TrustFile =
-            serde_json::from_value(value).map_err(|e| TrustError::Json(e.to_string()))?;
+            crate::parse_format(json, TRUST_FORMAT, TrustError::Json, TrustError::Format)?;
         Self::from_file(file)
     }
 
