@@ -721,8 +721,9 @@ pub(crate) async fn add_passkey_start(
     auth: Authed,
     Proven(req): Proven<Reauth>,
 ) -> Result<Json<CeremonyStarted>, Failure> {
-    a.consume_proof(&auth, &req.reauth, &Sensitive::AddPasskey)?;
+    // Limited first: a refused request keeps its proof for the retry.
     a.limit_account(auth.account)?;
+    a.consume_proof(&auth, &req.reauth, &Sensitive::AddPasskey)?;
     let existing: Vec<Vec<u8>> = a
         .store
         .credentials(auth.account)
