@@ -148,15 +148,13 @@ fn real_report_fields_decode() {
 #[test]
 fn strict_policy_from_json_accepts_the_matching_report() {
     let raw = milan_raw();
-    let json = format!(
-        r#"{{"max_vmpl": 0,
-            "minimum_tcb": {{"bootloader": 3, "tee": 0, "snp": 8, "microcode": 115}},
-            "allowed_measurements": ["{}"],
-            "expected_report_data": "{}"}}"#,
-        hex::encode(&raw[0x90..0xC0]),
-        hex::encode(&raw[0x50..0x90]),
-    );
-    let policy: SnpPolicy = serde_json::from_str(&json).unwrap();
+    let json = serde_json::json!({
+        "max_vmpl": 0,
+        "minimum_tcb": {"bootloader": 3, "tee": 0, "snp": 8, "microcode": 115},
+        "allowed_measurements": [hex::encode(&raw[0x90..0xC0])],
+        "expected_report_data": hex::encode(&raw[0x50..0x90]),
+    });
+    let policy: SnpPolicy = serde_json::from_value(json).unwrap();
     assert!(!policy.allow_debug);
     let verdict = verify(
         &evidence(raw, "vcek_milan.der"),
