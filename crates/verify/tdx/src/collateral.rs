@@ -162,14 +162,8 @@ pub struct TcbComponent {
 impl TcbInfo {
     /// Parses the TCB info JSON (the exact signed bytes).
     pub fn parse(json: &[u8]) -> Result<TcbInfo, TdxError> {
-        let info: TcbInfo = serde_json::from_slice(json)
-            .map_err(|e| TdxError::CollateralParse(format!("tcb_info: {e}")))?;
-        if info.id != "TDX" || info.version != 3 {
-            return Err(TdxError::CollateralParse(format!(
-                "tcb_info is '{}' version {}, expected TDX version 3",
-                info.id, info.version
-            )));
-        }
+        let info: TcbInfo = document(json, "tcb_info")?;
+        expect_identity("tcb_info", (&info.id, info.version), ("TDX", 3))?;
         for level in &info.tcb_levels {
             if level.tcb.sgxtcbcomponents.len() != 16 || level.tcb.tdxtcbcomponents.len() != 16 {
                 return Err(TdxError::CollateralParse(
@@ -202,16 +196,26 @@ pub struct QeIdentity {
 impl QeIdentity {
     /// Parses the QE identity JSON (the exact signed bytes).
     pub fn parse(json: &[u8]) -> Result<QeIdentity, TdxError> {
-        let id: QeIdentity = serde_json::from_slice(json)
-            .map_err(|e| TdxError::CollateralParse(format!("qe_identity: {e}")))?;
-        if id.id != "TD_QE" || id.version != 2 {
-            return Err(TdxError::CollateralParse(format!(
-                "qe_identity is '{}' version {}, expected TD_QE version 2",
-                id.id, id.version
-            )));
-        }
+        let id: QeIdentity = document(json, "qe_identity")?;
+        expect_identity("qe_identity", (&id.id, id.version), ("TD_QE", 2))?;
         Ok(id)
     }
+}
+
+/// The signed collateral document `name`, as JSON.
+fn document<T: serde::de::DeserializeOwned>(json: &[u8], name: &str) -> Result<T, TdxError> {
+    serde_json::from_slice(json).map_err(|e| TdxError::CollateralParse(format!("{name}: {e}")))
+}
+
+/// Refuses a document `name` whose `id` and version are not the ones this verifier reads.
+fn expect_identity(name: &str, found: (&str, u32), expected: (&str, u32)) -> Result<(), TdxError> {
+    if found == expected {
+        return Ok(());
+    }
+    let ((id, version), (want_id, want_version)) = (found, expected);
+    Err(TdxError::CollateralParse(format!(
+        "{name} is '{id}' version {version}, expected {want_id} version {want_version}"
+    )))
 }
 
 /// Decodes a fixed-size hex field of a signed collateral document.
