@@ -272,29 +272,27 @@ mod tests {
             Err(CertTableError::Unterminated { len: 24 })
         );
 
-        let mut past_end = good.clone();
-        past_end[20..24].copy_from_slice(&1000u32.to_le_bytes());
+        // The table with the first entry's offset (16) and length (20) set.
+        let with = |fields: &[(usize, u32)]| {
+            let mut table = good.clone();
+            for &(at, value) in fields {
+                table[at..at + 4].copy_from_slice(&value.to_le_bytes());
+            }
+            table
+        };
+        let past_end = with(&[(20, 1000)]);
         assert!(matches!(
             parse(&past_end),
             Err(CertTableError::OutOfBounds { index: 0, .. })
         ));
-
-        let mut wrapping = good.clone();
-        wrapping[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
-        wrapping[20..24].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(parse(&wrapping).is_err());
-
-        let mut into_table = good.clone();
-        into_table[16..20].copy_from_slice(&0u32.to_le_bytes());
+        assert!(parse(&with(&[(16, u32::MAX), (20, u32::MAX)])).is_err());
+        let into_table = with(&[(16, 0)]);
         assert!(matches!(
             parse(&into_table),
             Err(CertTableError::OverlapsTable { index: 0, .. })
         ));
-
-        let mut empty = good.clone();
-        empty[20..24].copy_from_slice(&0u32.to_le_bytes());
         assert_eq!(
-            parse(&empty),
+            parse(&with(&[(20, 0)])),
             Err(CertTableError::EmptyCertificate { index: 0 })
         );
 

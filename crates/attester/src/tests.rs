@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use sotto_testkit::read_vector;
 use sotto_verify::evidence::CpuEvidence;
 use sotto_verify_core::x509::Cert;
 
@@ -9,11 +10,19 @@ use crate::cert_table::{self, ARK_GUID, ASK_GUID, VCEK_GUID};
 use crate::fake_tsm::{FakeTsm, Firmware, SNP_REPORT, TDX_QUOTE};
 use crate::*;
 
-const VCEK: &[u8] = include_bytes!("../../../../shared/vectors/sev-snp/trustee-vcek.der");
-const MILAN_CHAIN: &[u8] =
-    include_bytes!("../../../../shared/vectors/sev-snp/amd-milan-vcek-chain.pem");
-const TDX_COLLATERAL: &[u8] =
-    include_bytes!("../../../../shared/vectors/tdx/tdx_quote_collateral.json");
+/// The VCEK of the captured Trustee report.
+fn vcek() -> Vec<u8> {
+    read_vector("sev-snp/trustee-vcek.der")
+}
+
+/// AMD's Milan ASK and ARK, in PEM.
+fn milan_chain() -> Vec<u8> {
+    read_vector("sev-snp/amd-milan-vcek-chain.pem")
+}
+
+fn tdx_collateral() -> Vec<u8> {
+    read_vector("tdx/tdx_quote_collateral.json")
+}
 
 const NOW: UnixTime = UnixTime(1_750_000_000);
 
@@ -22,7 +31,7 @@ fn root() -> PathBuf {
 }
 
 fn milan_ask_ark() -> Vec<Vec<u8>> {
-    Cert::from_pem_chain(MILAN_CHAIN)
+    Cert::from_pem_chain(&milan_chain())
         .unwrap()
         .iter()
         .map(|c| c.der().to_vec())
@@ -32,10 +41,18 @@ fn milan_ask_ark() -> Vec<Vec<u8>> {
 fn snp_table() -> Vec<u8> {
     let chain = milan_ask_ark();
     cert_table::build(&[
-        (VCEK_GUID, VCEK),
+        (VCEK_GUID, &vcek()),
         (ASK_GUID, &chain[0]),
         (ARK_GUID, &chain[1]),
     ])
+}
+
+/// An SEV-SNP guest whose firmware supplies the VCEK, ASK and ARK.
+fn snp_guest() -> FakeTsm {
+    let firmware = Firmware::Snp {
+        auxblob: snp_table(),
+    };
+    FakeTsm::new(&root(), "sev_guest", firmware)
 }
 
 fn snp_config(privlevel: Option<u8>, endorsement_pem: Option<PathBuf>) -> PlatformConfig {
@@ -50,19 +67,26 @@ fn open(fake: &FakeTsm, platform: PlatformConfig) -> Result<Attester, AttestErro
     Attester::open_with_fs(platform, GpuConfig::None, NOW, Box::new(fake.clone()))
 }
 
+/// Why an SEV-SNP attester on the real file system, with its configfs-tsm at `tsm_root`,
+/// does not open.
+fn open_snp_at(tsm_root: PathBuf) -> AttestError {
+    let platform = PlatformConfig::SevSnp {
+        tsm_root,
+        privlevel: None,
+        endorsement_pem: None,
+    };
+    Attester::open(platform, GpuConfig::None, NOW)
+        .err()
+        .expect("no configfs-tsm there")
+}
+
 fn report_data(seed: u8) -> [u8; 64] {
     std::array::from_fn(|i| seed.wrapping_add(i as u8))
 }
 
 #[test]
 fn snp_happy_path() {
-    let fake = FakeTsm::new(
-        &root(),
-        "sev_guest",
-        Firmware::Snp {
-            auxblob: snp_table(),
-        },
-    );
+    let fake = snp_guest();
     let attester = open(&fake, snp_config(Some(1), None)).unwrap();
     assert_eq!(attester.platform_name(), "sev-snp");
     assert!(!attester.has_gpu());
@@ -87,7 +111,7 @@ fn snp_happy_path() {
     // Everything but REPORT_DATA and VMPL is the firmware's own report.
     assert_eq!(&report[..0x30], &SNP_REPORT[..0x30]);
     assert_eq!(&report[0x90..], &SNP_REPORT[0x90..]);
-    assert_eq!(endorsement_der, VCEK);
+    assert_eq!(endorsement_der, vcek());
     assert_eq!(chain_der, milan_ask_ark());
     // The relayed chain is the genuine one: VCEK <- ASK <- ARK.
     let vcek = Cert::from_der(&endorsement_der).unwrap();
@@ -106,10 +130,10 @@ fn snp_without_table_uses_the_host_endorsement_file_or_refuses() {
     let fake = FakeTsm::new(&root(), "sev_guest", Firmware::Snp { auxblob: vec![] });
     let dir = tempfile::tempdir().unwrap();
     let pem_path = dir.path().join("vcek-chain.pem");
-    let mut pem = pem_rfc7468::encode_string("CERTIFICATE", pem_rfc7468::LineEnding::LF, VCEK)
+    let mut pem = pem_rfc7468::encode_string("CERTIFICATE", pem_rfc7468::LineEnding::LF, &vcek())
         .unwrap()
         .into_bytes();
-    pem.extend_from_slice(MILAN_CHAIN);
+    pem.extend_from_slice(&milan_chain());
     std::fs::write(&pem_path, &pem).unwrap();
 
     let attester = open(&fake, snp_config(None, Some(pem_path))).unwrap();
@@ -121,7 +145,7 @@ fn snp_without_table_uses_the_host_endorsement_file_or_refuses() {
     else {
         panic!("expected SEV-SNP evidence");
     };
-    assert_eq!(endorsement_der, VCEK);
+    assert_eq!(endorsement_der, vcek());
     assert_eq!(chain_der, milan_ask_ark());
 
     assert!(matches!(
@@ -142,7 +166,7 @@ fn tdx_happy_path() {
     let fake = FakeTsm::new(&root(), "tdx_guest", Firmware::Tdx);
     let dir = tempfile::tempdir().unwrap();
     let collateral = dir.path().join("collateral.json");
-    std::fs::write(&collateral, TDX_COLLATERAL).unwrap();
+    std::fs::write(&collateral, tdx_collateral()).unwrap();
     let attester = open(
         &fake,
         PlatformConfig::Tdx {
@@ -166,7 +190,7 @@ fn tdx_happy_path() {
     assert_eq!(quote.len(), TDX_QUOTE.len());
     assert_eq!(&quote[568..632], &rd);
     assert_eq!(&quote[..568], &TDX_QUOTE[..568]);
-    assert_eq!(collateral_json, TDX_COLLATERAL);
+    assert_eq!(collateral_json, tdx_collateral());
 
     // The host refreshes the collateral file; the next quote carries the new one.
     std::fs::write(&collateral, b"{\"refreshed\":true}").unwrap();
@@ -183,8 +207,8 @@ fn tdx_happy_path() {
 #[test]
 fn tdx_report_data_offsets_follow_the_quote_version() {
     assert_eq!(tdx_report_data_offset(TDX_QUOTE).unwrap(), 568);
-    let td15 = include_bytes!("../../../../shared/vectors/tdx/tdx_quote_td15ex");
-    assert_eq!(tdx_report_data_offset(td15).unwrap(), 574);
+    let td15 = read_vector("tdx/tdx_quote_td15ex");
+    assert_eq!(tdx_report_data_offset(&td15).unwrap(), 574);
     let mut v3 = TDX_QUOTE.to_vec();
     v3[0] = 3;
     assert!(matches!(
@@ -261,17 +285,7 @@ fn missing_tsm_root_is_refused() {
     // The real file system, on a machine without configfs-tsm at that path.
     let dir = tempfile::tempdir().unwrap();
     let absent = dir.path().join("tsm/report");
-    let err = Attester::open(
-        PlatformConfig::SevSnp {
-            tsm_root: absent.clone(),
-            privlevel: None,
-            endorsement_pem: None,
-        },
-        GpuConfig::None,
-        NOW,
-    )
-    .err()
-    .unwrap();
+    let err = open_snp_at(absent.clone());
     assert!(
         matches!(&err, AttestError::Tsm(TsmError::RootMissing { path }) if path == &absent),
         "{err}"
@@ -283,17 +297,7 @@ fn plain_directory_is_not_configfs() {
     // A directory that is not configfs accepts the mkdir but has no `provider` attribute; the
     // probe instance must still be cleaned up.
     let dir = tempfile::tempdir().unwrap();
-    let err = Attester::open(
-        PlatformConfig::SevSnp {
-            tsm_root: dir.path().to_path_buf(),
-            privlevel: None,
-            endorsement_pem: None,
-        },
-        GpuConfig::None,
-        NOW,
-    )
-    .err()
-    .unwrap();
+    let err = open_snp_at(dir.path().to_path_buf());
     assert!(
         matches!(
             &err,
@@ -309,13 +313,7 @@ fn plain_directory_is_not_configfs() {
 
 #[test]
 fn concurrent_writer_is_detected() {
-    let fake = FakeTsm::new(
-        &root(),
-        "sev_guest",
-        Firmware::Snp {
-            auxblob: snp_table(),
-        },
-    );
+    let fake = snp_guest();
     let attester = open(&fake, snp_config(Some(0), None)).unwrap();
     fake.enable_intruder();
     let err = attester.evidence(&report_data(3), None).err().unwrap();
@@ -372,13 +370,7 @@ fn privlevel_above_the_abi_maximum_is_refused_at_open() {
 
 #[test]
 fn gpu_evidence_must_match_the_gpu_configuration() {
-    let fake = FakeTsm::new(
-        &root(),
-        "sev_guest",
-        Firmware::Snp {
-            auxblob: snp_table(),
-        },
-    );
+    let fake = snp_guest();
     let attester = open(&fake, snp_config(None, None)).unwrap();
     assert!(matches!(
         attester.evidence(
@@ -394,13 +386,7 @@ fn gpu_evidence_must_match_the_gpu_configuration() {
 
 #[test]
 fn nvidia_gpu_without_nvml_is_refused_at_open() {
-    let fake = FakeTsm::new(
-        &root(),
-        "sev_guest",
-        Firmware::Snp {
-            auxblob: snp_table(),
-        },
-    );
+    let fake = snp_guest();
     let result = Attester::open_with_fs(
         snp_config(None, None),
         GpuConfig::Nvidia,

@@ -156,73 +156,34 @@ impl TinyQwen2 {
                 &mut rng,
             ),
         ];
+        // Uniform(-a, a) with a = 1/sqrt(fan_in) keeps activations near unit scale, so every
+        // logit stays finite however the seed falls.
+        let linear = |fan_in: u64| 1.0 / (fan_in as f32).sqrt();
+        let (h, kv, lin_h, lin_f) = (hidden, kv_width, linear(hidden), linear(ffn));
+        // Each block's tensors in file order (which fixes what the seed gives each): the name,
+        // the shape, and the scale of its random weights, or `None` for a norm of all ones.
+        let block: [(&str, &[u64], Option<f32>); 12] = [
+            ("attn_norm.weight", &[h], None),
+            ("attn_q.weight", &[h, h], Some(lin_h)),
+            ("attn_q.bias", &[h], Some(0.01)),
+            ("attn_k.weight", &[h, kv], Some(lin_h)),
+            ("attn_k.bias", &[kv], Some(0.01)),
+            ("attn_v.weight", &[h, kv], Some(lin_h)),
+            ("attn_v.bias", &[kv], Some(0.01)),
+            ("attn_output.weight", &[h, h], Some(lin_h)),
+            ("ffn_norm.weight", &[h], None),
+            ("ffn_gate.weight", &[h, ffn], Some(lin_h)),
+            ("ffn_up.weight", &[h, ffn], Some(lin_h)),
+            ("ffn_down.weight", &[ffn, h], Some(lin_f)),
+        ];
         for layer in 0..TINY_LAYERS {
-            let name = |part: &str| format!("blk.{layer}.{part}");
-            // Uniform(-a, a) with a = 1/sqrt(fan_in) keeps activations near unit scale, so every
-            // logit stays finite however the seed falls.
-            let linear = |fan_in: u64| 1.0 / (fan_in as f32).sqrt();
-            tensors.push(Tensor::ones(&name("attn_norm.weight"), hidden));
-            tensors.push(Tensor::random(
-                &name("attn_q.weight"),
-                &[hidden, hidden],
-                linear(hidden),
-                &mut rng,
-            ));
-            tensors.push(Tensor::random(
-                &name("attn_q.bias"),
-                &[hidden],
-                0.01,
-                &mut rng,
-            ));
-            tensors.push(Tensor::random(
-                &name("attn_k.weight"),
-                &[hidden, kv_width],
-                linear(hidden),
-                &mut rng,
-            ));
-            tensors.push(Tensor::random(
-                &name("attn_k.bias"),
-                &[kv_width],
-                0.01,
-                &mut rng,
-            ));
-            tensors.push(Tensor::random(
-                &name("attn_v.weight"),
-                &[hidden, kv_width],
-                linear(hidden),
-                &mut rng,
-            ));
-            tensors.push(Tensor::random(
-                &name("attn_v.bias"),
-                &[kv_width],
-                0.01,
-                &mut rng,
-            ));
-            tensors.push(Tensor::random(
-                &name("attn_output.weight"),
-                &[hidden, hidden],
-                linear(hidden),
-                &mut rng,
-            ));
-            tensors.push(Tensor::ones(&name("ffn_norm.weight"), hidden));
-            tensors.push(Tensor::random(
-                &name("ffn_gate.weight"),
-                &[hidden, ffn],
-                linear(hidden),
-                &mut rng,
-            ));
-            tensors.push(Tensor::random(
-                &name("ffn_up.weight"),
-                &[hidden, ffn],
-                linear(hidden),
-                &mut rng,
-            ));
-            tensors.push(Tensor::random(
-                &name("ffn_down.weight"),
-                &[ffn, hidden],
-                linear(ffn),
-                &mut rng,
-            ));
+            for &(part, dims, scale) in &block {
+                let name = format!("blk.{layer}.{part}");
+                tensors.push(match scale {
+                    Some(scale) => Tensor::random(&name, dims, scale, &mut rng),
+                    None => Tensor::ones(&name, dims[0]),
+                });
+            }
         }
         tensors
     }
@@ -356,23 +317,24 @@ impl KvWriter {
     }
 
     fn string_array(&mut self, key: &str, values: &[String]) {
-        self.key(key, GGUF_ARRAY);
-        self.buf.extend_from_slice(&GGUF_STRING.to_le_bytes());
-        self.buf
-            .extend_from_slice(&(values.len() as u64).to_le_bytes());
+        self.array_header(key, GGUF_STRING, values.len());
         for value in values {
             put_string(&mut self.buf, value);
         }
     }
 
     fn i32_array(&mut self, key: &str, values: &[i32]) {
-        self.key(key, GGUF_ARRAY);
-        self.buf.extend_from_slice(&GGUF_I32.to_le_bytes());
-        self.buf
-            .extend_from_slice(&(values.len() as u64).to_le_bytes());
+        self.array_header(key, GGUF_I32, values.len());
         for value in values {
             self.buf.extend_from_slice(&value.to_le_bytes());
         }
+    }
+
+    /// An array's key, then its element type and length; the elements follow.
+    fn array_header(&mut self, key: &str, element: u32, len: usize) {
+        self.key(key, GGUF_ARRAY);
+        self.buf.extend_from_slice(&element.to_le_bytes());
+        self.buf.extend_from_slice(&(len as u64).to_le_bytes());
     }
 }
 
