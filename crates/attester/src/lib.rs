@@ -9,8 +9,6 @@
 //! catch garbage early. [`Attester::open`] refuses a platform it cannot attest, so an enclave
 //! misconfigured for its hardware fails at boot, not at a client's first handshake.
 
-#![forbid(unsafe_code)]
-
 pub mod cert_table;
 pub mod chain;
 mod nvidia;

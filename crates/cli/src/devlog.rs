@@ -91,7 +91,7 @@ fn this_binary() -> Vec<ClientBinary> {
 }
 
 /// The release statement of the enclave `sotto up` starts.
-pub fn release_of(e: &EnclaveRelease) -> Release {
+pub fn release_of(e: &EnclaveRelease<'_>) -> Release {
     let m = e.manifest;
     Release {
         format: FORMAT.into(),

@@ -186,7 +186,7 @@ impl ReleaseSet {
     }
 
     /// Admits a verified enclave, or says why not. Newer releases are tried first.
-    pub fn admit(&self, verdict: &Verdict, claims: &Claims) -> Result<Admitted, AdmitError> {
+    pub fn admit(&self, verdict: &Verdict, claims: &Claims<'_>) -> Result<Admitted, AdmitError> {
         if verdict.is_simulated() && !self.dev {
             return Err(AdmitError::SimulatedInProduction);
         }
@@ -361,7 +361,7 @@ fn check_tdx(r: &Release, v: &TdxVerdict) -> Result<(), AdmitError> {
     Ok(())
 }
 
-fn check_release(r: &Release, verdict: &Verdict, c: &Claims) -> Result<(), AdmitError> {
+fn check_release(r: &Release, verdict: &Verdict, c: &Claims<'_>) -> Result<(), AdmitError> {
     if c.release != r.version {
         return Err(AdmitError::Version {
             claimed: c.release.to_string(),

@@ -461,7 +461,7 @@ fn the_release_floor_applies_to_tcb_vmpl_policy_and_td_attributes() {
         fn(&mut Platforms),
         &'a str,
     );
-    let rows: [Row; 5] = [
+    let rows: [Row<'_>; 5] = [
         (
             &snp,
             snp_platform,

@@ -372,7 +372,7 @@ struct Parts<'a> {
     log: Option<&'a LogSummary>,
 }
 
-fn summary_json(p: &Parts) -> Result<String, WebError> {
+fn summary_json(p: &Parts<'_>) -> Result<String, WebError> {
     let m = p.manifest;
     serde_json::to_string(&Summary {
         platform: p.verdict.platform_name(),
