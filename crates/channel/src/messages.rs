@@ -53,12 +53,34 @@ pub enum ErrorKind {
     Internal,
 }
 
+/// Why the enclave stopped generating. The enclave is the one party that knows, and it is
+/// attested, so a client records a cut-short answer from this rather than guessing from counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stop {
+    /// The model ended its answer.
+    #[default]
+    End,
+    /// The answer reached `max_tokens` (or the enclave's own cap) first.
+    MaxTokens,
+    /// The conversation filled the model's context first.
+    ContextFull,
+}
+
+impl Stop {
+    /// Whether the answer is the whole one the model would have given.
+    pub fn is_complete(self) -> bool {
+        self == Stop::End
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
     pub prompt_tokens: u32,
     pub generated_tokens: u32,
     pub time_to_first_token_ms: f64,
     pub generation_ms: f64,
+    pub stop: Stop,
 }
 
 #[derive(Serialize, Deserialize)]

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use sotto_channel::frame::{self, Decoder};
 use sotto_channel::messages::{
-    ClientMessage, ErrorKind, GenParams, Role, ServerMessage, Stats, WireMessage,
+    ClientMessage, ErrorKind, GenParams, Role, ServerMessage, Stats, Stop, WireMessage,
 };
 use sotto_channel::{ChannelError, ServerHandshake, Session};
-use sotto_engine::{ChatMessage, EngineError};
+use sotto_engine::{ChatMessage, EngineError, StopReason};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -233,11 +233,20 @@ async fn chat(
                     ttft_ms = stats.time_to_first_token.as_secs_f64() * 1e3,
                     "generation finished"
                 );
+                let stop = match stats.stop {
+                    StopReason::EndOfGeneration => Stop::End,
+                    StopReason::MaxTokens => Stop::MaxTokens,
+                    StopReason::ContextFull => Stop::ContextFull,
+                    // Generation is cancelled only when its pieces had nowhere to go: the
+                    // client is gone, and nothing more would reach it.
+                    StopReason::Cancelled => break,
+                };
                 let done = Stats {
                     prompt_tokens: u32::try_from(stats.prompt_tokens).unwrap_or(u32::MAX),
                     generated_tokens: u32::try_from(stats.generated_tokens).unwrap_or(u32::MAX),
                     time_to_first_token_ms: stats.time_to_first_token.as_secs_f64() * 1e3,
                     generation_ms: stats.generation.as_secs_f64() * 1e3,
+                    stop,
                 };
                 outcome = conn.send(session, &ServerMessage::Done(done)).await;
             }

@@ -341,7 +341,8 @@ impl ChannelCore {
     }
 
     /// Decrypts one frame from the enclave. `Ok(None)` while a long message's later frames
-    /// are still to come; otherwise the event JSON: `{"token":"…"}`, `{"done":{…stats}}` or
+    /// are still to come; otherwise the event JSON: `{"token":"…"}`, `{"done":{…stats}}` (with
+    /// `"stop"`: `"end"`, `"max_tokens"` or `"context_full"`, why the answer ended) or
     /// `{"error":{"kind":…,"message":…}}`. A frame that fails closes the channel.
     pub fn open(&mut self, frame: &[u8]) -> Result<Option<Zeroizing<String>>, WebError> {
         let opened = self.session()?.open(frame);

@@ -9,7 +9,7 @@ use common::{dev_log_listing, now, Enclave, COMMIT, MODEL_SHA};
 use serde_json::Value;
 use sotto_channel::binding::{manifest_digest, report_data};
 use sotto_channel::handshake::{AttestationPayload, ServerHandshake, StaticKey};
-use sotto_channel::messages::{ClientMessage, ErrorKind, Role, ServerMessage, Stats};
+use sotto_channel::messages::{ClientMessage, ErrorKind, Role, ServerMessage, Stats, Stop};
 use sotto_channel::{ChannelError, Session};
 use sotto_verify::VerifyError;
 use sotto_verify_snp::SnpError;
@@ -153,9 +153,11 @@ fn verified_round_trip_with_the_enclave() {
         generated_tokens: 2,
         time_to_first_token_ms: 5.5,
         generation_ms: 20.0,
+        stop: Stop::MaxTokens,
     };
     let done = deliver(&mut client, &mut server, &ServerMessage::Done(stats));
     assert_eq!(done[0].as_ref().unwrap()["done"]["prompt_tokens"], 12);
+    assert_eq!(done[0].as_ref().unwrap()["done"]["stop"], "max_tokens");
     assert_eq!(done[0].as_ref().unwrap()["done"]["generation_ms"], 20.0);
     let err = deliver(
         &mut client,

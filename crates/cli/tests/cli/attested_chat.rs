@@ -4,7 +4,7 @@
 use crate::common::{stack, TapMode};
 use sotto::client::{now, ClientError, Connection};
 use sotto_channel::handshake::Expectations;
-use sotto_channel::messages::{GenParams, Role, WireMessage};
+use sotto_channel::messages::{GenParams, Role, Stop, WireMessage};
 use sotto_channel::ChannelError;
 use sotto_verify::VerifyError;
 use zeroize::Zeroizing;
@@ -40,6 +40,12 @@ async fn full_chat_streams_and_keeps_context_on_the_client() {
         stats.generated_tokens > 0 && stats.generated_tokens <= 12,
         "{stats:?}"
     );
+    // The enclave says why it stopped, so a client can keep a cut-short answer as such.
+    match stats.stop {
+        Stop::MaxTokens => assert_eq!(stats.generated_tokens, 12, "{stats:?}"),
+        Stop::End => {}
+        Stop::ContextFull => panic!("a short prompt cannot fill the context: {stats:?}"),
+    }
     assert!(!pieces.is_empty());
     assert!(stats.prompt_tokens > 3);
 
