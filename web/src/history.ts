@@ -14,10 +14,12 @@ export interface Message {
   role: Role;
   content: string;
   created_at: number;
+  /** On an answer cut short, saved with it: at a length limit, or interrupted mid-stream. */
+  incomplete?: "length" | "interrupted";
 }
 
 /** A message on screen: `id` is its message id once saved; `stopped` marks an answer cut
- *  short in this session. */
+ *  short in this session (a saved one says so in `message.incomplete`). */
 export interface Turn {
   id?: string;
   message: Message;

@@ -162,7 +162,11 @@ function renderTranscript(): void {
       .map((t) => {
         const { box } = bubble(t.message);
         if (t.message.role === "assistant") box.dataset.done = "true";
-        box.classList.toggle("stopped", t.stopped === true);
+        box.classList.toggle(
+          "stopped",
+          t.stopped === true || t.message.incomplete === "interrupted",
+        );
+        box.classList.toggle("incomplete", t.message.incomplete === "length");
         return box;
       }),
   );
@@ -210,7 +214,7 @@ async function generate(question: string | null, replacing: Turn | null): Promis
     renderMessage(answerEl.body, answer);
     answerEl.box.scrollIntoView({ block: "end" });
   };
-  const outcome = await new Promise<{ ok: boolean; why?: string }>((resolve) => {
+  const outcome = await new Promise<{ ok: boolean; why?: string; cut?: boolean }>((resolve) => {
     el("stop").onclick = () => conn.close();
     conn.send(
       state.transcript.map((t) => ({ role: t.message.role, content: t.message.content })),
@@ -222,7 +226,9 @@ async function generate(question: string | null, replacing: Turn | null): Promis
             requestAnimationFrame(paint);
           }
         },
-        done: () => resolve({ ok: true }),
+        // The enclave says why it stopped (crates/channel `Stop`).
+        done: (stats) =>
+          resolve({ ok: true, cut: stats.stop === "max_tokens" || stats.stop === "context_full" }),
         error: (why) => resolve({ ok: false, why }),
       },
     );
@@ -250,7 +256,12 @@ async function generate(question: string | null, replacing: Turn | null): Promis
   }
   if (!outcome.ok) answerEl.box.classList.add("stopped");
   const reply: Turn = {
-    message: { role: "assistant", content: answer, created_at: nowMs() },
+    message: {
+      role: "assistant",
+      content: answer,
+      created_at: nowMs(),
+      incomplete: !outcome.ok ? "interrupted" : outcome.cut ? "length" : undefined,
+    },
     stopped: !outcome.ok,
   };
   state.transcript.push(reply);
@@ -269,9 +280,11 @@ async function generate(question: string | null, replacing: Turn | null): Promis
     state.streaming = false;
     refresh();
     status(
-      outcome.ok
-        ? "Answer complete; saved encrypted."
-        : `${why} The partial answer was saved encrypted.`,
+      !outcome.ok
+        ? `${why} The partial answer was saved encrypted.`
+        : outcome.cut
+          ? "The answer stopped at the length limit; saved encrypted, marked incomplete."
+          : "Answer complete; saved encrypted.",
       !outcome.ok && outcome.why !== "stopped",
     );
   } catch (e) {

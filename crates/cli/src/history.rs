@@ -1,10 +1,11 @@
 //! Encrypted history: syncing, reading, writing and exporting conversations.
 //!
 //! Sync fetches every change and opens it through the vault, which refuses anything moved,
-//! replayed, rolled back or altered; one refused record fails the whole sync (fail closed),
-//! naming the record. Messages are append-only records with random ids, so two devices
-//! writing to one conversation at once never conflict; headers are compare-and-swap writes
-//! that merge and retry on conflict.
+//! replayed, rolled back or altered, and checks each conversation's chain, which refuses a
+//! message dropped, withheld or out of order; one refused record fails the whole sync (fail
+//! closed), naming the record (and for a chain, the conversation and the position). Messages
+//! are append-only records with random ids, so two devices writing to one conversation at
+//! once never conflict; headers are compare-and-swap writes that merge and retry on conflict.
 
 use std::fmt::Write as _;
 
@@ -12,7 +13,7 @@ use serde::Serialize;
 use sotto_client::{
     ClientError, Conversation, DeleteConversation, EditHeader, EnsureKey, Pull, Writes,
 };
-use sotto_vault::{Role, VaultError};
+use sotto_vault::{Incomplete, Message, Role, VaultError};
 
 pub use sotto_client::History;
 
@@ -79,16 +80,26 @@ pub async fn start(u: &mut Unlocked, title: &str) -> Result<String, HistoryError
     drive_vault(None, u, writes).await.map_err(refused)
 }
 
+/// Appends a whole message to a conversation; returns its message id.
 pub async fn append(
     u: &mut Unlocked,
     conv: &str,
     role: Role,
     content: &str,
 ) -> Result<String, HistoryError> {
+    append_message(u, conv, Message::new(role, content, now_ms())).await
+}
+
+/// Appends a message, following the conversation's messages this session knows of.
+pub async fn append_message(
+    u: &mut Unlocked,
+    conv: &str,
+    message: Message,
+) -> Result<String, HistoryError> {
     drive_vault(None, u, EnsureKey::new(conv))
         .await
         .map_err(refused)?;
-    let writes = Writes::save_turn(&mut u.client, Some(conv), &[(role, content, now_ms())])?;
+    let writes = Writes::save_turn(&mut u.client, Some(conv), vec![message])?;
     let (_, mut ids) = drive_vault(None, u, writes).await.map_err(refused)?;
     ids.pop()
         .ok_or(HistoryError::Account(AccountError::Protocol(
@@ -120,6 +131,8 @@ struct ExportMessage<'a> {
     role: Role,
     content: &'a str,
     created_at: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    incomplete: Option<Incomplete>,
 }
 
 #[derive(Serialize)]
@@ -139,12 +152,12 @@ pub fn export_json(convs: &[&Conversation]) -> Result<String, HistoryError> {
             title: c.title(),
             folder: c.folder(),
             messages: c
-                .messages
-                .iter()
+                .messages()
                 .map(|(_, m)| ExportMessage {
                     role: m.role,
                     content: &m.content,
                     created_at: m.created_at,
+                    incomplete: m.incomplete,
                 })
                 .collect(),
         })
@@ -156,13 +169,18 @@ pub fn export_markdown(convs: &[&Conversation]) -> String {
     let mut out = String::new();
     for c in convs {
         let _ = writeln!(out, "# {}\n", c.title());
-        for (_, m) in &c.messages {
+        for (_, m) in c.messages() {
             let who = match m.role {
                 Role::System => "System",
                 Role::User => "You",
                 Role::Assistant => "Sotto",
             };
-            let _ = writeln!(out, "**{who}:**\n\n{}\n", m.content);
+            let cut = match m.incomplete {
+                None => "",
+                Some(Incomplete::Length) => " (incomplete: stopped at the length limit)",
+                Some(Incomplete::Interrupted) => " (incomplete: interrupted)",
+            };
+            let _ = writeln!(out, "**{who}:**{cut}\n\n{}\n", m.content);
         }
     }
     out

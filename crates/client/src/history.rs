@@ -1,17 +1,24 @@
 //! Encrypted history: the fold over the server's change feed, and the writes that make it.
 //!
 //! [`Pull`] fetches every change since the last pull and opens it through the vault, which
-//! refuses anything moved, replayed, rolled back or altered; one refused record refuses the
-//! whole pull and leaves the history as it was, naming the record. The first pull opens
-//! everything; later ones only what changed, deletion markers included (a conversation's key,
-//! its header, or one message). Messages are append-only records with random ids, so two
-//! devices writing to one conversation never conflict; headers are compare-and-swap writes
-//! that [`EditHeader`] merges and retries on conflict.
+//! refuses anything moved, replayed, rolled back or altered; then every conversation the pull
+//! changed has its chain checked ([`sotto_vault::chain`]), which refuses a message dropped,
+//! withheld or out of order. One refused record or broken chain refuses the whole pull and
+//! leaves the history as it was, naming the record (and for a chain, the conversation and the
+//! position). The first pull opens everything; later ones only what changed, deletion markers
+//! included (a conversation's key, its header, or one message).
+//!
+//! Messages are append-only records with random ids, so two devices writing to one
+//! conversation never conflict: each new message follows the conversation's heads as this
+//! client knows them (what it pulled and what it wrote itself), and concurrent ones fork the
+//! chain until the next message follows both. Headers are compare-and-swap writes that
+//! [`EditHeader`] merges and retries on conflict.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use sotto_api::{routes, Changes, Deleted, RecordOut};
-use sotto_vault::{Header, Message, Opened, RecordName, Role};
+use sotto_vault::chain::{self, Broken};
+use sotto_vault::{Body, Entry, Header, Link, Message, Opened, RecordName, Role, VaultError};
 
 use crate::account::Unlocked;
 use crate::flow::{http, Answer, Step, VaultFlow};
@@ -23,8 +30,11 @@ pub struct Conversation {
     pub id: String,
     pub header: Option<Header>,
     pub header_version: u64,
-    /// `(message id, message)`, ordered by (created_at, message id).
-    pub messages: Vec<(String, Message)>,
+    /// Every entry of its chain this client holds, by message id: messages, removals, and
+    /// removed messages whose records are not deleted yet.
+    entries: BTreeMap<String, Entry>,
+    /// The message ids to show, in order, as the last chain check found them.
+    shown: Vec<String>,
 }
 
 impl Conversation {
@@ -33,8 +43,56 @@ impl Conversation {
             id,
             header: None,
             header_version: 0,
-            messages: Vec::new(),
+            entries: BTreeMap::new(),
+            shown: Vec::new(),
         }
+    }
+
+    /// `(message id, message)` in the conversation's order: each after every message it
+    /// follows, concurrent ones by time. Removed messages are not among them.
+    pub fn messages(&self) -> impl Iterator<Item = (&str, &Message)> + '_ {
+        self.shown
+            .iter()
+            .filter_map(|id| Some((id.as_str(), self.entries.get(id)?.message()?)))
+    }
+
+    /// The entries a new one follows: every entry no other entry held follows yet.
+    fn heads(&self) -> Vec<Link> {
+        chain::heads(&self.entries)
+    }
+
+    /// The messages the removals this client holds name.
+    fn removed(&self) -> impl Iterator<Item = &Link> + '_ {
+        self.entries.values().flat_map(|e| match e.body() {
+            Body::Removal { removes } => removes.as_slice(),
+            Body::Message(_) => &[],
+        })
+    }
+
+    /// Whether a removal this client holds names `msg`.
+    fn is_removed(&self, msg: &str) -> bool {
+        self.removed().any(|l| l.msg == msg)
+    }
+
+    /// The record ids of removed messages this client no longer holds: deletions of the
+    /// user's that are done, whose records must not come back.
+    fn deleted_records(&self) -> Vec<String> {
+        self.removed()
+            .filter(|l| !self.entries.contains_key(&l.msg))
+            .map(|l| self.message_record(&l.msg))
+            .collect()
+    }
+
+    /// Checks the chain over the entries held and, if it holds, orders what is shown.
+    fn check(&mut self) -> Result<(), ClientError> {
+        let shown = chain::verify(&self.id, &self.entries).map_err(|Broken { msg, error }| {
+            ClientError::Refused {
+                id: self.message_record(&msg),
+                reason: VaultError::Chain(error),
+            }
+        })?;
+        self.shown = shown.into_iter().map(str::to_owned).collect();
+        Ok(())
     }
 
     pub fn title(&self) -> &str {
@@ -53,7 +111,11 @@ impl Conversation {
     }
 
     pub fn updated_at(&self) -> u64 {
-        let last = self.messages.last().map(|(_, m)| m.created_at).unwrap_or(0);
+        let last = self
+            .messages()
+            .map(|(_, m)| m.created_at)
+            .max()
+            .unwrap_or(0);
         let head = self
             .header
             .as_ref()
@@ -70,11 +132,14 @@ impl Conversation {
         }
         .id()
     }
+}
 
-    fn sort(&mut self) {
-        self.messages
-            .sort_by(|(ia, a), (ib, b)| (a.created_at, ia).cmp(&(b.created_at, ib)));
-    }
+/// What a write this client made changes in its own history once the server took it.
+enum Local {
+    /// The entry the write sealed joins this client's chain of `conv`.
+    Entry { conv: String, entry: Entry },
+    /// The record of message `msg` is gone.
+    Gone { conv: String, msg: String },
 }
 
 /// The history as far as it has been pulled, and where the next pull starts.
@@ -116,42 +181,47 @@ impl History {
         v
     }
 
-    /// Applies opened records (conversation keys first, as `Vault::open_batch` orders them).
-    fn apply(&mut self, opened: Vec<(u64, Opened)>) {
-        let mut touched = Vec::new();
+    /// Applies opened records (conversation keys first, as `Vault::open_batch` orders them)
+    /// and checks the chain of every conversation they change; on a broken chain nothing is
+    /// applied. Ends with the records of the user's deletions now done.
+    fn apply(&mut self, opened: Vec<(u64, Opened)>) -> Result<Vec<String>, ClientError> {
+        // The conversations changed, as they will be: `None` for one deleted.
+        let mut staged: BTreeMap<String, Option<Conversation>> = BTreeMap::new();
+        let mut chained = BTreeSet::new();
         for (version, item) in opened {
             match item {
                 Opened::ConversationKey { conv } => {
-                    self.conversations
-                        .entry(conv.clone())
-                        .or_insert_with(|| Conversation::new(conv));
+                    let slot = self.stage(&mut staged, &conv);
+                    if slot.is_none() {
+                        *slot = Some(Conversation::new(conv));
+                    }
                 }
                 Opened::Header { conv, header } => {
-                    if let Some(c) = self.conversations.get_mut(&conv) {
+                    if let Some(c) = self.stage(&mut staged, &conv) {
                         c.header = Some(header);
                         c.header_version = version;
                     }
                 }
-                Opened::Message { conv, msg, message } => {
-                    if let Some(c) = self.conversations.get_mut(&conv) {
-                        c.messages.retain(|(id, _)| *id != msg);
-                        c.messages.push((msg, message));
-                        touched.push(conv);
+                Opened::Entry { conv, entry } => {
+                    if let Some(c) = self.stage(&mut staged, &conv) {
+                        c.entries.insert(entry.msg().to_owned(), entry);
+                        chained.insert(conv);
                     }
                 }
                 Opened::Deleted { name, .. } => match name {
                     RecordName::ConversationKey { conv } => {
-                        self.conversations.remove(&conv);
+                        *self.stage(&mut staged, &conv) = None;
                     }
                     RecordName::ConversationHeader { conv } => {
-                        if let Some(c) = self.conversations.get_mut(&conv) {
+                        if let Some(c) = self.stage(&mut staged, &conv) {
                             c.header = None;
                             c.header_version = version;
                         }
                     }
                     RecordName::Message { conv, msg } => {
-                        if let Some(c) = self.conversations.get_mut(&conv) {
-                            c.messages.retain(|(id, _)| *id != msg);
+                        if let Some(c) = self.stage(&mut staged, &conv) {
+                            c.entries.remove(&msg);
+                            chained.insert(conv);
                         }
                     }
                     RecordName::RecoveryWrap | RecordName::PasskeyWrap { .. } => {}
@@ -159,11 +229,54 @@ impl History {
                 Opened::Wrap { .. } => {}
             }
         }
-        for conv in touched {
-            if let Some(c) = self.conversations.get_mut(&conv) {
-                c.sort();
+        let mut deleted = Vec::new();
+        for conv in chained {
+            if let Some(Some(c)) = staged.get_mut(&conv) {
+                c.check()?;
+                deleted.extend(c.deleted_records());
             }
         }
+        for (conv, c) in staged {
+            match c {
+                Some(c) => self.conversations.insert(conv, c),
+                None => self.conversations.remove(&conv),
+            };
+        }
+        Ok(deleted)
+    }
+
+    /// The staged copy of a conversation, made from the history's on first use.
+    fn stage<'s>(
+        &self,
+        staged: &'s mut BTreeMap<String, Option<Conversation>>,
+        conv: &str,
+    ) -> &'s mut Option<Conversation> {
+        staged
+            .entry(conv.to_owned())
+            .or_insert_with(|| self.conversations.get(conv).cloned())
+    }
+
+    /// Takes in a write of this client's that the server accepted; ends like [`Self::apply`].
+    fn record(&mut self, local: Local) -> Result<Vec<String>, ClientError> {
+        let c = match local {
+            Local::Entry { conv, entry } => {
+                let c = self
+                    .conversations
+                    .entry(conv.clone())
+                    .or_insert_with(|| Conversation::new(conv));
+                c.entries.insert(entry.msg().to_owned(), entry);
+                c
+            }
+            Local::Gone { conv, msg } => match self.conversations.get_mut(&conv) {
+                Some(c) => {
+                    c.entries.remove(&msg);
+                    c
+                }
+                None => return Ok(Vec::new()),
+            },
+        };
+        c.check()?;
+        Ok(c.deleted_records())
     }
 }
 
@@ -213,7 +326,9 @@ impl VaultFlow for Pull {
             ));
         }
         let changed = opened.len();
-        u.history.apply(opened);
+        for id in u.history.apply(opened)? {
+            u.vault.observe_removal(&id);
+        }
         u.history.since = page.next;
         Ok(Step::Done(changed))
     }
@@ -374,11 +489,19 @@ impl VaultFlow for EditHeader {
 }
 
 /// Writes sent one after another, each of which must succeed, ending with a result known
-/// before the first was sent (the ids the writes create).
+/// before the first was sent (the ids the writes create). Each write the server takes is
+/// taken into this client's history at once, so the next message follows it.
 pub struct Writes<T> {
-    queue: VecDeque<(Request, bool)>,
-    waiting: Option<bool>,
+    queue: VecDeque<Write>,
+    waiting: Option<(bool, Option<Local>)>,
     output: Option<T>,
+}
+
+struct Write {
+    request: Request,
+    /// A delete whose record may already be gone.
+    gone_ok: bool,
+    then: Option<Local>,
 }
 
 impl<T> Writes<T> {
@@ -391,14 +514,16 @@ impl<T> Writes<T> {
     }
 
     fn then(mut self, request: Request) -> Self {
-        self.queue.push_back((request, false));
+        self.push(request, false, None);
         self
     }
 
-    /// A delete whose record may already be gone.
-    fn then_gone(mut self, request: Request) -> Self {
-        self.queue.push_back((request, true));
-        self
+    fn push(&mut self, request: Request, gone_ok: bool, then: Option<Local>) {
+        self.queue.push_back(Write {
+            request,
+            gone_ok,
+            then,
+        });
     }
 }
 
@@ -408,47 +533,60 @@ fn title_of(question: &str) -> String {
 }
 
 impl Writes<(String, Vec<String>)> {
-    /// Saves the messages of a turn, starting the conversation (its key, then a header titled
-    /// with the first question) when there is none yet. Ends with the conversation id and the
-    /// new messages' ids. For an existing conversation, run [`EnsureKey`] first.
+    /// Saves the messages of a turn, each following the one before (the first follows the
+    /// conversation's heads as this client knows them), starting the conversation (its key,
+    /// then a header titled with the first question) when there is none yet. Ends with the
+    /// conversation id and the new messages' ids. For an existing conversation, run
+    /// [`EnsureKey`] first.
     pub fn save_turn(
         u: &mut Unlocked,
         conv: Option<&str>,
-        messages: &[(Role, &str, u64)],
+        messages: Vec<Message>,
     ) -> Result<Self, ClientError> {
         let mut requests = Vec::new();
-        let conv = match conv {
-            Some(c) => c.to_owned(),
+        let (conv, mut after) = match conv {
+            Some(c) => (
+                c.to_owned(),
+                u.history
+                    .get(c)
+                    .map(Conversation::heads)
+                    .unwrap_or_default(),
+            ),
             None => {
                 let question = messages
                     .iter()
-                    .find(|(role, _, _)| *role == Role::User)
-                    .map(|(_, text, _)| *text)
+                    .find(|m| m.role == Role::User)
+                    .map(|m| m.content.as_str())
                     .unwrap_or("");
-                let at = messages.first().map(|m| m.2).unwrap_or(0);
+                let at = messages.first().map(|m| m.created_at).unwrap_or(0);
                 let (conv, key) = u.vault.new_conversation()?;
                 requests.push(u.session.put(&key)?);
                 let header =
                     u.vault
                         .seal_header(&conv, &Header::new(&title_of(question), at), 0)?;
                 requests.push(u.session.put(&header)?);
-                conv
+                (conv, Vec::new())
             }
         };
         let mut ids = Vec::new();
-        for (role, content, created_at) in messages {
-            let message = Message {
-                role: *role,
-                content: (*content).to_owned(),
-                created_at: *created_at,
-            };
-            let (msg, sealed) = u.vault.seal_message(&conv, &message)?;
-            requests.push(u.session.put(&sealed)?);
-            ids.push(msg);
+        let mut entries = Vec::new();
+        for message in messages {
+            let (entry, sealed) = u.vault.seal_entry(&conv, after, Body::Message(message))?;
+            after = vec![entry.link().clone()];
+            ids.push(entry.msg().to_owned());
+            entries.push((u.session.put(&sealed)?, entry));
         }
-        Ok(requests
+        let mut writes = requests
             .into_iter()
-            .fold(Writes::new((conv, ids)), Writes::then))
+            .fold(Writes::new((conv.clone(), ids)), Writes::then);
+        for (request, entry) in entries {
+            let local = Local::Entry {
+                conv: conv.clone(),
+                entry,
+            };
+            writes.push(request, false, Some(local));
+        }
+        Ok(writes)
     }
 }
 
@@ -466,15 +604,40 @@ impl Writes<String> {
     }
 }
 
-/// Deletes one saved message (a regenerated answer replaces the old one); one already gone is
-/// not an error.
-pub fn delete_message(u: &Unlocked, conv: &str, msg: &str) -> Writes<()> {
-    let id = RecordName::Message {
+/// Deletes one message of a conversation this client has pulled (a regenerated answer
+/// replaces the old one): first a removal that names it joins the chain, so the gap its
+/// record leaves is accounted for on every device, then the record goes. One already removed
+/// is not an error (only its record is deleted, if still there).
+pub fn delete_message(u: &mut Unlocked, conv: &str, msg: &str) -> Result<Writes<()>, ClientError> {
+    let c = u
+        .history
+        .get(conv)
+        .ok_or_else(|| ClientError::NoConversation(conv.to_owned()))?;
+    let mut writes = Writes::new(());
+    if !c.is_removed(msg) {
+        let link = c
+            .entries
+            .get(msg)
+            .filter(|e| e.message().is_some())
+            .map(|e| e.link().clone())
+            .ok_or_else(|| ClientError::NoMessage(msg.to_owned()))?;
+        let removal = Body::Removal {
+            removes: vec![link],
+        };
+        let (entry, sealed) = u.vault.seal_entry(conv, c.heads(), removal)?;
+        let local = Local::Entry {
+            conv: conv.to_owned(),
+            entry,
+        };
+        writes.push(u.session.put(&sealed)?, false, Some(local));
+    }
+    let gone = Local::Gone {
         conv: conv.to_owned(),
         msg: msg.to_owned(),
-    }
-    .id();
-    Writes::new(()).then_gone(u.session.delete(routes::record(&id)))
+    };
+    let id = c.message_record(msg);
+    writes.push(u.session.delete(routes::record(&id)), true, Some(gone));
+    Ok(writes)
 }
 
 /// Crypto-shreds a conversation: its key, header and messages go in one call. Ends with the
@@ -510,16 +673,25 @@ impl VaultFlow for DeleteConversation {
 impl<T> VaultFlow for Writes<T> {
     type Output = T;
 
-    fn next(&mut self, _: &mut Unlocked, answer: Option<Answer>) -> Result<Step<T>, ClientError> {
-        if let Some(gone_ok) = self.waiting.take() {
+    fn next(&mut self, u: &mut Unlocked, answer: Option<Answer>) -> Result<Step<T>, ClientError> {
+        if let Some((gone_ok, then)) = self.waiting.take() {
             let resp = http(answer)?;
             if !(gone_ok && resp.is_not_found()) {
                 resp.success()?;
             }
+            if let Some(local) = then {
+                for id in u.history.record(local)? {
+                    u.vault.observe_removal(&id);
+                }
+            }
         }
         match self.queue.pop_front() {
-            Some((request, gone_ok)) => {
-                self.waiting = Some(gone_ok);
+            Some(Write {
+                request,
+                gone_ok,
+                then,
+            }) => {
+                self.waiting = Some((gone_ok, then));
                 Ok(Step::Send(request))
             }
             None => self

@@ -154,6 +154,8 @@ pub enum ClientError {
     WrongAccount,
     #[error("no conversation {0:?}")]
     NoConversation(String),
+    #[error("no message {0:?} in this conversation")]
+    NoMessage(String),
     #[error("conversation id {0:?} matches several conversations; give more characters")]
     Ambiguous(String),
     #[error(

@@ -10,7 +10,11 @@
 //! Key hierarchy: passkey PRF output ─HKDF→ KEK ┐
 //!                recovery code ─HKDF→ KEK ─────┴─wrap→ vault key ─wrap→ conversation keys
 //!                                                                   └─seal→ headers, messages
+//!
+//! Each conversation's messages form a hash chain ([`chain`]), so a message the server drops,
+//! withholds or reorders is caught by the next one a client holds.
 
+pub mod chain;
 mod keys;
 mod ledger;
 mod payload;
@@ -18,9 +22,10 @@ pub mod record;
 mod recovery;
 mod vault;
 
+pub use chain::{Body, ChainError, Entry, Link};
 pub use keys::{prf_salt, Kek};
 pub use ledger::Ledger;
-pub use payload::{Header, Message, Role};
+pub use payload::{Header, Incomplete, Message, Role};
 pub use recovery::{verifier_of, RecoveryCode, RecoveryCodeError};
 pub use vault::{new_id, passkey_wrap_id, Opened, RecordName, Sealed, Vault, RECOVERY_WRAP_ID};
 
@@ -34,6 +39,12 @@ pub enum VaultError {
     WrongKey,
     #[error("the server served record {id} at version {served}, older than version {seen} already seen: refusing a rollback")]
     Rollback { id: String, seen: u64, served: u64 },
+    #[error("the server served record {id} at version {version} again after a deletion of it was seen: refusing to undo a deletion")]
+    Undeleted { id: String, version: u64 },
+    #[error("the server served a deletion marker for record {id} at version {claimed}, but version {seen} was already seen: a deletion always comes after the version it deletes")]
+    StaleDeletion { id: String, seen: u64, claimed: u64 },
+    #[error(transparent)]
+    Chain(#[from] ChainError),
     #[error("record {0} is filed under the wrong kind or conversation")]
     Misfiled(String),
     #[error("record id {0:?} is not one Sotto writes")]

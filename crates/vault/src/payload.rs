@@ -5,7 +5,7 @@
 //! it was last set and [`Header::merge`] keeps the later one (ties broken by value), so two
 //! concurrent edits converge to the same header on every device whatever order they arrive in.
 //! Messages are immutable: each is its own record, written once, so concurrent appends from
-//! two devices never conflict.
+//! two devices never conflict; [`crate::chain`] links them into a per-conversation chain.
 
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
@@ -72,14 +72,42 @@ fn later<'a>(a: (&'a String, u64), b: (&'a String, u64)) -> (&'a String, u64) {
 
 pub use sotto_api::Role;
 
+/// Why a saved answer is not the whole answer the model would have given.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Incomplete {
+    /// Generation stopped at a length limit (the request's `max_tokens`, the enclave's cap, or
+    /// a full context) before the model ended its answer.
+    Length,
+    /// The stream stopped mid-answer: the user stopped it, or the connection broke.
+    Interrupted,
+}
+
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
 pub struct Message {
     #[zeroize(skip)]
     pub role: Role,
     pub content: String,
-    /// Milliseconds since the epoch on the writing device; orders the conversation, with the
-    /// message id breaking ties.
+    /// Milliseconds since the epoch on the writing device; orders concurrent messages of a
+    /// conversation (after the chain's own order, see [`crate::chain`]).
     pub created_at: u64,
+    /// Set on an answer that was cut short, so every device shows it as such; sealed with the
+    /// text, so the server can neither see nor change it.
+    #[zeroize(skip)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incomplete: Option<Incomplete>,
+}
+
+impl Message {
+    /// A whole message.
+    pub fn new(role: Role, content: &str, created_at: u64) -> Self {
+        Message {
+            role,
+            content: content.to_owned(),
+            created_at,
+            incomplete: None,
+        }
+    }
 }
 
 #[cfg(test)]

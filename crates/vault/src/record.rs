@@ -7,6 +7,11 @@
 //! to another id, account or kind, or serves at another version than the one it was written
 //! at, fails to open. Detecting an older version served in place of a newer one is the
 //! ledger's job (see [`crate::ledger`]).
+//!
+//! Format 2 is the first whose message records carry the conversation chain
+//! ([`crate::chain`]). Format 1 records (messages without a chain) are refused rather than
+//! read as unchained: nothing was ever released in format 1, so there is nothing to migrate,
+//! and a chain that old records could opt out of would protect nothing.
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -15,7 +20,7 @@ use zeroize::Zeroizing;
 use crate::keys::framed;
 use crate::VaultError;
 
-pub const FORMAT_V1: u8 = 1;
+pub const FORMAT_V2: u8 = 2;
 const NONCE_LEN: usize = 24;
 const MIN_PADDED: usize = 256;
 /// Largest plaintext a record may hold; conversations are split into message records long
@@ -58,7 +63,7 @@ pub struct Context<'a> {
 fn aad(ctx: &Context<'_>) -> Vec<u8> {
     framed(&[
         b"sotto/record",
-        &[FORMAT_V1],
+        &[FORMAT_V2],
         ctx.account.as_bytes(),
         ctx.id.as_bytes(),
         ctx.kind.as_str().as_bytes(),
@@ -100,7 +105,7 @@ pub fn seal(key: &[u8; 32], ctx: &Context<'_>, plaintext: &[u8]) -> Result<Vec<u
         )
         .map_err(|_| VaultError::TooLarge(plaintext.len()))?;
     let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
-    out.push(FORMAT_V1);
+    out.push(FORMAT_V2);
     out.extend_from_slice(&nonce);
     out.extend_from_slice(&ct);
     Ok(out)
@@ -112,7 +117,7 @@ pub fn open(
     sealed: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
     let (&format, rest) = sealed.split_first().ok_or(VaultError::Truncated)?;
-    if format != FORMAT_V1 {
+    if format != FORMAT_V2 {
         return Err(VaultError::UnknownFormat(format));
     }
     if rest.len() < NONCE_LEN + 16 {
@@ -205,6 +210,12 @@ mod tests {
             assert!(open(&k, &c, &t).is_err(), "flip at {i} accepted");
         }
         assert!(matches!(open(&k, &c, &[]), Err(VaultError::Truncated)));
+        let mut format_1 = sealed.clone();
+        format_1[0] = 1;
+        assert!(matches!(
+            open(&k, &c, &format_1),
+            Err(VaultError::UnknownFormat(1))
+        ));
         assert!(matches!(
             open(&k, &c, &sealed[..30]),
             Err(VaultError::Truncated)

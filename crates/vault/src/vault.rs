@@ -6,7 +6,8 @@
 //! - `wrap.recovery`: the vault key wrapped by the recovery code;
 //! - `ck.<conv>`: a conversation key wrapped by the vault key;
 //! - `ch.<conv>`: the conversation's header;
-//! - `m.<conv>.<msg>`: one message.
+//! - `m.<conv>.<msg>`: one entry of the conversation's chain: a message, or the removal of
+//!   messages the user deleted ([`crate::chain`]).
 //!
 //! `<conv>` and `<msg>` are 128-bit random hex ids; every record of a conversation is in group
 //! `<conv>`, so deleting the group removes its key and its records at once.
@@ -16,9 +17,10 @@ use std::collections::BTreeMap;
 use sotto_api::{PutRecord, RecordOut};
 use zeroize::Zeroizing;
 
+use crate::chain::{self, Body, ChainError, Entry, Link};
 use crate::keys::{ConversationKey, Kek, VaultKey};
 use crate::ledger::Ledger;
-use crate::payload::{Header, Message};
+use crate::payload::Header;
 use crate::record::{self, Context, Kind};
 use crate::recovery::RecoveryCode;
 use crate::VaultError;
@@ -147,13 +149,15 @@ pub enum Opened {
         conv: String,
         header: Header,
     },
-    Message {
+    /// An entry of a conversation's chain; whether the chain holds together is for the
+    /// holder of the whole conversation to check ([`chain::verify`]).
+    Entry {
         conv: String,
-        msg: String,
-        message: Message,
+        entry: Entry,
     },
-    /// A deletion marker: the server says this record is gone (it can always withhold data;
-    /// it cannot forge or replay it).
+    /// A deletion marker: the server says this record is gone. It carries no ciphertext, so
+    /// this is only the server's word: it can always withhold a record, and this is one more
+    /// way to. A message gone this way without a removal of the user's is a gap in its chain.
     Deleted {
         id: String,
         name: RecordName,
@@ -216,6 +220,13 @@ impl Vault {
 
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
+    }
+
+    /// A removal of the user's (an authenticated entry of the chain) names this message, and
+    /// its record is gone: the version authenticated may not be served again (it would be
+    /// refused as [`ChainError::Replayed`]).
+    pub fn observe_removal(&mut self, record_id: &str) {
+        self.ledger.observe_removal(record_id);
     }
 
     /// Continues from a ledger saved earlier, so rollbacks across restarts are caught too.
@@ -306,21 +317,25 @@ impl Vault {
         self.seal(key, name.id(), &name, expected_version, &json)
     }
 
-    /// Seals a new message; returns its message id with the record.
-    pub fn seal_message(
+    /// Seals a new entry of a conversation's chain, following `after` (the heads its writer
+    /// knows, [`chain::heads`]); returns the entry (to add to the writer's own chain once the
+    /// record is written) with the record.
+    pub fn seal_entry(
         &self,
         conv: &str,
-        message: &Message,
-    ) -> Result<(String, Sealed), VaultError> {
+        after: Vec<Link>,
+        body: Body,
+    ) -> Result<(Entry, Sealed), VaultError> {
         let key = self.conversation_key(conv)?;
         let msg = new_id()?;
         let name = RecordName::Message {
             conv: conv.to_owned(),
             msg: msg.clone(),
         };
-        let json = Zeroizing::new(serde_json::to_vec(message).map_err(|_| VaultError::Encode)?);
-        let sealed = self.seal(key, name.id(), &name, 0, &json)?;
-        Ok((msg, sealed))
+        let id = name.id();
+        let (entry, plaintext) = chain::new_entry(msg, &id, after, body)?;
+        let sealed = self.seal(key, id, &name, 0, &plaintext)?;
+        Ok((entry, sealed))
     }
 
     /// Authenticates and opens one record as the server served it. Conversation keys must be
@@ -331,7 +346,19 @@ impl Vault {
             return Err(VaultError::Misfiled(record.id.clone()));
         }
         let Some(sealed) = record.ciphertext.as_deref() else {
-            self.ledger.observe(&record.id, record.version)?;
+            // A marker's version is the server's word: the ledger records no number from it
+            // (see `crate::ledger`). Wrappings are the ledger's only through unlock, so their
+            // markers are left out like their records; a message's deletion is the user's
+            // removal in its chain ([`Self::observe_removal`]), so its marker is only checked.
+            match &name {
+                RecordName::RecoveryWrap | RecordName::PasskeyWrap { .. } => {}
+                RecordName::Message { .. } => {
+                    self.ledger.check_deletion(&record.id, record.version)?
+                }
+                RecordName::ConversationKey { .. } | RecordName::ConversationHeader { .. } => {
+                    self.ledger.observe_deletion(&record.id, record.version)?
+                }
+            }
             if let RecordName::ConversationKey { conv } = &name {
                 self.conversations.remove(conv);
             }
@@ -347,9 +374,14 @@ impl Vault {
             version: record.version,
         };
         let opened = match name {
-            RecordName::RecoveryWrap | RecordName::PasskeyWrap { .. } => Opened::Wrap {
-                id: record.id.clone(),
-            },
+            // Only a key-encryption key opens a wrapping, and the vault holds none here: the
+            // record is not authenticated, so it must not reach the ledger, where a huge
+            // version would make this device's next unlock refuse its own genuine wrapping.
+            RecordName::RecoveryWrap | RecordName::PasskeyWrap { .. } => {
+                return Ok(Opened::Wrap {
+                    id: record.id.clone(),
+                })
+            }
             RecordName::ConversationKey { conv } => {
                 let key = record::open(&self.key.0, &ctx, sealed)?;
                 self.conversations
@@ -365,15 +397,25 @@ impl Vault {
             }
             RecordName::Message { conv, msg } => {
                 let pt = record::open(self.conversation_key(&conv)?, &ctx, sealed)?;
-                let message = serde_json::from_slice(&pt).map_err(|_| VaultError::Decode {
-                    id: record.id.clone(),
-                })?;
-                Opened::Message { conv, msg, message }
+                let entry =
+                    chain::open_entry(msg, &record.id, &pt).ok_or_else(|| VaultError::Decode {
+                        id: record.id.clone(),
+                    })?;
+                Opened::Entry { conv, entry }
             }
         };
         // Only authenticated records move the ledger, so garbage cannot poison it.
-        self.ledger.observe(&record.id, record.version)?;
-        Ok(opened)
+        match (self.ledger.observe(&record.id, record.version), &opened) {
+            (Err(VaultError::Undeleted { .. }), Opened::Entry { conv, entry }) => {
+                Err(ChainError::Replayed {
+                    conv: conv.clone(),
+                    position: entry.position(),
+                }
+                .into())
+            }
+            (Err(e), _) => Err(e),
+            (Ok(()), _) => Ok(opened),
+        }
     }
 
     /// Opens a batch of changes (e.g. every page of a change feed, concatenated): only the

@@ -3,8 +3,8 @@
 
 use sotto_api::RecordOut;
 use sotto_vault::{
-    passkey_wrap_id, Header, Kek, Message, Opened, RecoveryCode, Role, Sealed, Vault, VaultError,
-    RECOVERY_WRAP_ID,
+    passkey_wrap_id, Body, ChainError, Entry, Header, Kek, Message, Opened, RecoveryCode, Role,
+    Sealed, Vault, VaultError, RECOVERY_WRAP_ID,
 };
 
 const ACCOUNT: &str = "6f1c0d5e-account-a";
@@ -20,11 +20,21 @@ fn stored(s: &Sealed, seq: u64) -> RecordOut {
     }
 }
 
-fn message(text: &str, at: u64) -> Message {
-    Message {
-        role: Role::User,
-        content: text.to_owned(),
-        created_at: at,
+fn message(text: &str, at: u64) -> Body {
+    Body::Message(Message::new(Role::User, text, at))
+}
+
+fn seal(v: &Vault, conv: &str, after: &[&Entry], text: &str, at: u64) -> (Entry, Sealed) {
+    let after = after.iter().map(|e| e.link().clone()).collect();
+    v.seal_entry(conv, after, message(text, at)).unwrap()
+}
+
+fn marker(of: &RecordOut, version: u64, seq: u64) -> RecordOut {
+    RecordOut {
+        version,
+        seq,
+        ciphertext: None,
+        ..of.clone()
     }
 }
 
@@ -50,7 +60,7 @@ fn passkeys_and_recovery_code_all_open_the_same_vault() {
     let mut v = Vault::unlock(ACCOUNT, &kek1, &w1).unwrap();
     let (conv, ck) = v.new_conversation().unwrap();
     let ck = stored(&ck, 3);
-    let (_, m) = v.seal_message(&conv, &message("hello", 5)).unwrap();
+    let (_, m) = seal(&v, &conv, &[], "hello", 5);
     let m = stored(&m, 4);
 
     // A second passkey: unwrap with the first, wrap for the second.
@@ -68,7 +78,7 @@ fn passkeys_and_recovery_code_all_open_the_same_vault() {
         let texts: Vec<String> = opened
             .into_iter()
             .filter_map(|(_, _, r)| match r.unwrap() {
-                Opened::Message { message, .. } => Some(message.content.clone()),
+                Opened::Entry { entry, .. } => Some(entry.message()?.content.clone()),
                 _ => None,
             })
             .collect();
@@ -105,8 +115,8 @@ fn the_server_cannot_move_replay_or_alter_records() {
     let (mut v, _) = Vault::create(ACCOUNT).unwrap();
     let (conv, ck) = v.new_conversation().unwrap();
     let ck = stored(&ck, 1);
-    let (_, m1) = v.seal_message(&conv, &message("first", 1)).unwrap();
-    let (_, m2) = v.seal_message(&conv, &message("second", 2)).unwrap();
+    let (e1, m1) = seal(&v, &conv, &[], "first", 1);
+    let (_, m2) = seal(&v, &conv, &[&e1], "second", 2);
     let (m1, m2) = (stored(&m1, 2), stored(&m2, 3));
     let h1 = stored(
         &v.seal_header(&conv, &Header::new("title v1", 1), 0)
@@ -197,26 +207,101 @@ fn a_record_from_another_account_is_refused() {
 fn deleting_a_conversation_key_shreds_the_conversation() {
     let (mut v, _) = Vault::create(ACCOUNT).unwrap();
     let (conv, ck) = v.new_conversation().unwrap();
-    let (_, m) = v.seal_message(&conv, &message("secret", 1)).unwrap();
+    let (_, m) = seal(&v, &conv, &[], "secret", 1);
     let m = stored(&m, 2);
-    let marker = RecordOut {
-        id: ck.id.clone(),
-        group: ck.put.group.clone(),
-        kind: ck.put.kind.clone(),
-        version: 2,
-        seq: 3,
-        ciphertext: None,
-    };
-    assert!(matches!(v.open(&marker).unwrap(), Opened::Deleted { .. }));
+    let ck = stored(&ck, 1);
+    v.open(&ck).unwrap();
+    assert!(matches!(
+        v.open(&marker(&ck, 2, 3)).unwrap(),
+        Opened::Deleted { .. }
+    ));
     assert!(matches!(
         v.open(&m),
         Err(VaultError::MissingConversationKey(c)) if c == conv
     ));
     // And the marker cannot be undone by replaying the old key record.
+    assert!(matches!(v.open(&ck), Err(VaultError::Undeleted { .. })));
+}
+
+#[test]
+fn markers_and_wrappings_in_the_feed_cannot_poison_the_ledger() {
+    let (mut v, code) = Vault::create(ACCOUNT).unwrap();
+    let (conv, ck) = v.new_conversation().unwrap();
+    let ck = stored(&ck, 1);
+    let h1 = stored(&v.seal_header(&conv, &Header::new("one", 1), 0).unwrap(), 2);
+    let wrap = stored(
+        &v.wrap_for(&code.kek(ACCOUNT), RECOVERY_WRAP_ID, 0).unwrap(),
+        3,
+    );
+    v.open(&ck).unwrap();
+    v.open(&h1).unwrap();
+    let huge = u64::MAX / 2;
+
+    // A wrapping served at a huge version (the vault cannot open it here) and its marker:
+    // nothing of either reaches the ledger.
+    let mut forged = wrap.clone();
+    forged.version = huge;
+    assert!(matches!(v.open(&forged).unwrap(), Opened::Wrap { .. }));
     assert!(matches!(
-        v.open(&stored(&ck, 1)),
-        Err(VaultError::Rollback { .. })
+        v.open(&marker(&wrap, huge, 4)).unwrap(),
+        Opened::Deleted { .. }
     ));
+    assert_eq!(v.ledger().seen(RECOVERY_WRAP_ID), None);
+
+    // A forged marker at a huge version deletes the header on this device, but the next
+    // genuine header (written by a device that never saw the marker) is accepted.
+    v.open(&marker(&h1, huge, 5)).unwrap();
+    assert_eq!(v.ledger().seen(&h1.id), Some(1));
+    let h2 = stored(&v.seal_header(&conv, &Header::new("two", 2), 1).unwrap(), 6);
+    assert!(matches!(v.open(&h2).unwrap(), Opened::Header { .. }));
+
+    // Nor can a marker hide a rollback: after v2, a marker then v1 is still refused, and a
+    // marker that is not above v2 is refused outright.
+    v.open(&marker(&h2, huge, 7)).unwrap();
+    assert!(matches!(
+        v.open(&h1),
+        Err(VaultError::Rollback {
+            seen: 2,
+            served: 1,
+            ..
+        })
+    ));
+    assert!(matches!(
+        v.open(&marker(&h2, 2, 8)),
+        Err(VaultError::StaleDeletion {
+            seen: 2,
+            claimed: 2,
+            ..
+        })
+    ));
+    // And the header it deleted does not come back.
+    assert!(matches!(v.open(&h2), Err(VaultError::Undeleted { .. })));
+}
+
+#[test]
+fn a_deleted_message_served_again_is_named_by_its_position() {
+    let (mut v, _) = Vault::create(ACCOUNT).unwrap();
+    let (conv, ck) = v.new_conversation().unwrap();
+    v.open(&stored(&ck, 1)).unwrap();
+    let (e1, m1) = seal(&v, &conv, &[], "first", 1);
+    let (_, m2) = seal(&v, &conv, &[&e1], "second", 2);
+    let m2 = stored(&m2, 3);
+    v.open(&stored(&m1, 2)).unwrap();
+    v.open(&m2).unwrap();
+    // A marker alone is the server's word: the record served again is taken back.
+    v.open(&marker(&m2, 2, 4)).unwrap();
+    v.open(&m2).unwrap();
+    // Once the user's removal accounts for the deletion, it is not.
+    v.open(&marker(&m2, 2, 5)).unwrap();
+    v.observe_removal(&m2.id);
+    let replayed = v.open(&m2).err().unwrap();
+    assert!(
+        matches!(
+            &replayed,
+            VaultError::Chain(ChainError::Replayed { conv: c, position: 1 }) if *c == conv
+        ),
+        "{replayed}"
+    );
 }
 
 #[test]

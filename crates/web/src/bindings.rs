@@ -332,7 +332,8 @@ impl Client {
         )))
     }
 
-    /// Saves `[{"role","content","created_at"}]` to `conv` (`undefined`: a new conversation);
+    /// Saves `[{"role","content","created_at","incomplete"?}]` to `conv` (`undefined`: a new
+    /// conversation; `incomplete`: `"length"` or `"interrupted"` for an answer cut short);
     /// ends with `saved_json()`.
     pub fn save_turn(&self, conv: Option<String>, messages_json: String) -> Result<Flow, JsError> {
         let messages_json = Zeroizing::new(messages_json);

@@ -471,7 +471,8 @@ impl ClientCore {
     }
 
     /// One conversation as pulled: its summary and `messages: [{"id", "message": {"role",
-    /// "content", "created_at"}}]` in order; `None` if the history has no such conversation.
+    /// "content", "created_at", "incomplete"?}}]` in order (`incomplete`: `"length"` or
+    /// `"interrupted"` on an answer cut short); `None` if the history has no such conversation.
     pub fn conversation_json(&self, conv: &str) -> Result<Option<Zeroizing<String>>, WebError> {
         self.with(|u| {
             u.history
@@ -480,8 +481,7 @@ impl ClientCore {
                     let opened = Opened {
                         summary: Summary::of(c),
                         messages: c
-                            .messages
-                            .iter()
+                            .messages()
                             .map(|(id, message)| Turn { id, message })
                             .collect(),
                     };
@@ -523,8 +523,9 @@ impl ClientCore {
         })
     }
 
-    /// Saves a turn's messages (`[{"role","content","created_at"}]`) to `conv`, or to a new
-    /// conversation titled with the first question; ends with [`FlowCore::saved_json`].
+    /// Saves a turn's messages (`[{"role","content","created_at","incomplete"?}]`) to `conv`,
+    /// or to a new conversation titled with the first question; ends with
+    /// [`FlowCore::saved_json`].
     pub fn save_turn(&self, conv: Option<&str>, messages_json: &str) -> Result<FlowCore, WebError> {
         let messages: Vec<Message> =
             serde_json::from_str(messages_json).map_err(json_quiet("messages JSON"))?;
@@ -537,9 +538,10 @@ impl ClientCore {
         Ok(self.on(flow, |(conv, ids)| Output::Saved { conv, ids }))
     }
 
-    /// Deletes one saved message (one already gone is not an error).
+    /// Deletes one saved message of a pulled conversation: a removal joins its chain, then the
+    /// record goes (one already removed is not an error).
     pub fn delete_message(&self, conv: &str, msg: &str) -> Result<FlowCore, WebError> {
-        let writes = self.with(|u| Ok(core::delete_message(u, conv, msg)))?;
+        let writes = self.with_mut(|u| Ok(core::delete_message(u, conv, msg)?))?;
         Ok(self.on(writes, |()| Output::Nothing))
     }
 
@@ -609,12 +611,8 @@ impl VaultFlow for SaveTurn {
         let writes = match self.writes.take() {
             Some(writes) => writes,
             None => {
-                let messages: Vec<_> = self
-                    .messages
-                    .iter()
-                    .map(|m| (m.role, m.content.as_str(), m.created_at))
-                    .collect();
-                Writes::save_turn(u, self.conv.as_deref(), &messages)?
+                let messages = std::mem::take(&mut self.messages);
+                Writes::save_turn(u, self.conv.as_deref(), messages)?
             }
         };
         self.writes.insert(writes).next(u, answer)

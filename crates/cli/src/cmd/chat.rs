@@ -1,14 +1,16 @@
 //! `sotto chat`: verify the enclave (hardware evidence, then the release log), then talk to the
 //! model over the encrypted channel, once or interactively, saving each turn to the encrypted
 //! history when signed in. The model's words are shown with control characters escaped: what
-//! it writes cannot drive the terminal.
+//! it writes cannot drive the terminal. An answer cut short (the enclave stopped at a length
+//! limit, or the stream broke mid-answer) is saved as far as it got, marked incomplete.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use sotto_channel::handshake::Expectations;
-use sotto_channel::messages::{GenParams, Role, WireMessage};
+use sotto_channel::messages::{GenParams, Role, Stats, WireMessage};
+use sotto_vault::Incomplete;
 use zeroize::Zeroizing;
 
 use super::{AnyError, ProfileArgs};
@@ -107,7 +109,7 @@ pub async fn run(args: Args) -> Result<ExitCode, AnyError> {
         let h = crate::history::sync(u).await?;
         let c = h.find(prefix)?;
         conversation = Some(c.id.clone());
-        for (_, m) in &c.messages {
+        for (_, m) in c.messages() {
             loaded.push(WireMessage {
                 role: m.role,
                 content: Zeroizing::new(m.content.clone()),
@@ -154,15 +156,20 @@ pub async fn run(args: Args) -> Result<ExitCode, AnyError> {
             content: Zeroizing::new(prompt),
         });
         let mut answer = Zeroizing::new(String::new());
-        conn.chat(&history, params, &mut |piece| {
-            answer.push_str(piece);
-            let _ = stdout.write_all(shown(piece).as_bytes());
-            let _ = stdout.flush();
-        })
-        .await?;
+        let result = conn
+            .chat(&history, params, &mut |piece| {
+                answer.push_str(piece);
+                let _ = stdout.write_all(shown(piece).as_bytes());
+                let _ = stdout.flush();
+            })
+            .await;
         println!();
         conn.close().await;
-        save_turn(&mut saver, &mut conversation, &history, &answer).await;
+        if let Some(cut) = ended(&result, &answer) {
+            say_cut(cut, args.max_tokens);
+            save_turn(&mut saver, &mut conversation, &history, &answer, cut).await;
+        }
+        result?;
         return Ok(ExitCode::SUCCESS);
     }
     let v = conn.verified();
@@ -208,21 +215,23 @@ pub async fn run(args: Args) -> Result<ExitCode, AnyError> {
             })
             .await;
         println!();
-        match result {
-            Ok(_) => {
-                save_turn(&mut saver, &mut conversation, &history, &answer).await;
-                history.push(WireMessage {
-                    role: Role::Assistant,
-                    content: answer,
-                });
-            }
-            // The session is still good: drop the turn that did not fit and let the user go on.
-            Err(e @ ClientError::ContextExceeded(_)) => {
+        // The session is still good: drop the turn that did not fit and let the user go on.
+        if let Err(e @ ClientError::ContextExceeded(_)) = &result {
+            if answer.is_empty() {
                 history.pop();
                 eprintln!("sotto: {e} (type /reset to start a new conversation)");
+                continue;
             }
-            Err(e) => return Err(e.into()),
         }
+        if let Some(cut) = ended(&result, &answer) {
+            say_cut(cut, args.max_tokens);
+            save_turn(&mut saver, &mut conversation, &history, &answer, cut).await;
+            history.push(WireMessage {
+                role: Role::Assistant,
+                content: answer,
+            });
+        }
+        result?;
     }
     conn.close().await;
     Ok(ExitCode::SUCCESS)
@@ -273,6 +282,31 @@ fn print_verified(v: &sotto_channel::Verified, log: &crate::transparency::Checke
     }
 }
 
+/// How an answer ended, when there is one to keep: `Some(None)` for a whole answer,
+/// `Some(Some(why))` for one cut short, `None` when nothing came.
+fn ended(result: &Result<Stats, ClientError>, answer: &str) -> Option<Option<Incomplete>> {
+    match result {
+        Ok(stats) if stats.stop.is_complete() => Some(None),
+        Ok(_) => Some(Some(Incomplete::Length)),
+        Err(_) if answer.is_empty() => None,
+        Err(_) => Some(Some(Incomplete::Interrupted)),
+    }
+}
+
+/// Tells the user an answer on screen is not the whole one.
+fn say_cut(cut: Option<Incomplete>, max_tokens: u32) {
+    match cut {
+        None => {}
+        Some(Incomplete::Length) => eprintln!(
+            "sotto: the answer stopped at the length limit (--max-tokens {max_tokens}, or the \
+             model's context); it is kept as incomplete"
+        ),
+        Some(Incomplete::Interrupted) => {
+            eprintln!("sotto: the answer was cut off mid-stream; it is kept as incomplete")
+        }
+    }
+}
+
 type Saver = Option<(Profile, crate::account::Unlocked)>;
 
 /// Unlocks the history when signed in (a conversation is then saved encrypted, turn by turn).
@@ -291,13 +325,14 @@ async fn open_saver(args: &Args) -> Result<Saver, AnyError> {
     }
 }
 
-/// Saves the last user message and the answer. A failure to save is reported, not fatal: the
-/// conversation on screen goes on.
+/// Saves the last user message and the answer (`incomplete` when it was cut short). A failure
+/// to save is reported, not fatal: the conversation on screen goes on.
 async fn save_turn(
     saver: &mut Saver,
     conversation: &mut Option<String>,
     history: &[WireMessage],
     answer: &str,
+    incomplete: Option<Incomplete>,
 ) {
     let Some((profile, u)) = saver.as_mut() else {
         return;
@@ -322,12 +357,48 @@ async fn save_turn(
         if let Some(last) = history.last().filter(|m| m.role == Role::User) {
             crate::history::append(u, &conv, sotto_vault::Role::User, &last.content).await?;
         }
-        crate::history::append(u, &conv, sotto_vault::Role::Assistant, answer).await?;
+        let mut message = sotto_vault::Message::new(
+            sotto_vault::Role::Assistant,
+            answer,
+            crate::account::now_ms(),
+        );
+        message.incomplete = incomplete;
+        crate::history::append_message(u, &conv, message).await?;
         u.save_ledger(profile)?;
         Ok(())
     }
     .await;
     if let Err(e) = result {
         eprintln!("sotto: this turn was not saved: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sotto_channel::messages::Stop;
+
+    use super::*;
+
+    #[test]
+    fn an_answer_cut_short_is_kept_as_incomplete() {
+        let stopped = |stop| {
+            Ok(Stats {
+                stop,
+                ..Stats::default()
+            })
+        };
+        assert_eq!(ended(&stopped(Stop::End), "all of it"), Some(None));
+        for stop in [Stop::MaxTokens, Stop::ContextFull] {
+            assert_eq!(
+                ended(&stopped(stop), "part of"),
+                Some(Some(Incomplete::Length))
+            );
+        }
+        let broke = || Err(ClientError::Closed("connection reset".into()));
+        assert_eq!(
+            ended(&broke(), "half an"),
+            Some(Some(Incomplete::Interrupted))
+        );
+        assert_eq!(ended(&broke(), ""), None, "nothing came, nothing to keep");
     }
 }

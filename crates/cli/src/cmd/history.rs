@@ -83,7 +83,7 @@ pub async fn run(args: Args) -> Result<ExitCode, AnyError> {
                     "{}  {}  ({} messages, {})",
                     &c.id[..12],
                     shown(&format!("{folder}{}", c.title())),
-                    c.messages.len(),
+                    c.messages().count(),
                     date(c.updated_at() / 1000)
                 );
             }

@@ -16,7 +16,7 @@ use sotto_api::{b64, routes};
 use sotto_client::{Method, Request};
 use sotto_server::{AccountsConfig, RateLimit, ServerConfig};
 use sotto_store::Store;
-use sotto_vault::{Role, VaultError};
+use sotto_vault::{ChainError, Incomplete, Message, Role, VaultError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -153,8 +153,7 @@ fn device() -> (tempfile::TempDir, Profile) {
 
 fn contents(h: &history::History, conv: &str) -> Vec<String> {
     h.conversations()[conv]
-        .messages
-        .iter()
+        .messages()
         .map(|(_, m)| m.content.clone())
         .collect()
 }
@@ -1018,6 +1017,232 @@ async fn tampered_records_are_refused() {
         history::sync(&mut u).await,
         Err(HistoryError::Refused(VaultError::Authentication { .. }))
     ));
+}
+
+/// Versions the server can forge without a key: a wrapping in the change feed (nothing opens
+/// it there) and a deletion marker (it has no ciphertext). The operator serves both at a huge
+/// version; the ledger, saved between runs, takes neither, so this device still unlocks, still
+/// takes the next genuine header, and still refuses a rollback behind a forged marker.
+#[tokio::test]
+async fn forged_versions_cannot_poison_the_ledger() {
+    let s = server(false).await;
+    let Backend::Sqlite { path } = &s.backend else {
+        unreachable!()
+    };
+    let (_d1, one) = device();
+    let (_d2, two) = device();
+    let (mut a, _) = account::create(&one, &s.url, "P", "one").await.unwrap();
+    account::add_passkey(&one, &two, &mut a, "two")
+        .await
+        .unwrap();
+    let conv = history::start(&mut a, "title one").await.unwrap();
+    let header = format!("ch.{conv}");
+    let db = rusqlite::Connection::open(path).unwrap();
+    let read = |id: &str| -> (Option<Vec<u8>>, i64) {
+        db.query_row(
+            "SELECT ciphertext, version FROM records WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+    };
+    let set = |id: &str, ct: Option<&[u8]>, version: i64| {
+        db.execute(
+            "UPDATE records SET ciphertext = ?1, version = ?2 WHERE id = ?3",
+            rusqlite::params![ct, version, id],
+        )
+        .unwrap();
+    };
+    let sync = |profile: &Profile| {
+        let profile = profile.clone();
+        async move {
+            let mut u = account::unlock(&profile).await.unwrap();
+            let h = history::sync(&mut u).await;
+            u.save_ledger(&profile).unwrap();
+            h
+        }
+    };
+    const HUGE: i64 = 1 << 62;
+
+    // Every wrapping served at a huge version while this device syncs (its unlock opened the
+    // genuine one first). Back to the truth, the next unlock must not call that a rollback.
+    let mut u = account::unlock(&one).await.unwrap();
+    let wraps: Vec<(String, i64)> = db
+        .prepare("SELECT id, version FROM records WHERE id LIKE 'wrap.%'")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(wraps.len(), 3, "two passkeys and the recovery code");
+    for (id, _) in &wraps {
+        db.execute(
+            "UPDATE records SET version = ?1 WHERE id = ?2",
+            rusqlite::params![HUGE, id],
+        )
+        .unwrap();
+    }
+    history::sync(&mut u).await.unwrap();
+    u.save_ledger(&one).unwrap();
+    for (id, v) in &wraps {
+        db.execute(
+            "UPDATE records SET version = ?1 WHERE id = ?2",
+            rusqlite::params![v, id],
+        )
+        .unwrap();
+    }
+    account::unlock(&one)
+        .await
+        .expect("the genuine wrapping still unlocks");
+
+    // The header served as a deletion marker at a huge version: this device takes the
+    // deletion, but another device's next genuine header (version 2) is accepted.
+    sync(&one).await.unwrap();
+    let (v1, _) = read(&header);
+    set(&header, None, HUGE);
+    let h = sync(&one).await.unwrap();
+    assert!(h.conversations()[&conv].header.is_none());
+    set(&header, v1.as_deref(), 1);
+    let mut b = account::login(&two, &s.url).await.unwrap();
+    history::edit_header(&mut b, &conv, Some("title two"), None)
+        .await
+        .unwrap();
+    let h = sync(&one).await.expect("the next genuine header is taken");
+    assert_eq!(h.conversations()[&conv].title(), "title two");
+
+    // Nor does a marker hide a rollback: after a forged marker, version 1 is still older than
+    // the version 2 seen, version 2 itself was seen deleted, and a marker not above version 2
+    // cannot be honest.
+    let (v2, _) = read(&header);
+    set(&header, None, HUGE);
+    sync(&one).await.unwrap();
+    /// What the server serves in the header's place, and the refusal it must meet.
+    type Case<'a> = (&'a str, Option<&'a [u8]>, i64, fn(&VaultError) -> bool);
+    let cases: [Case<'_>; 3] = [
+        ("the old header", v1.as_deref(), 1, |e| {
+            matches!(
+                e,
+                VaultError::Rollback {
+                    seen: 2,
+                    served: 1,
+                    ..
+                }
+            )
+        }),
+        ("the deleted header", v2.as_deref(), 2, |e| {
+            matches!(e, VaultError::Undeleted { version: 2, .. })
+        }),
+        ("a marker not above it", None, 2, |e| {
+            matches!(
+                e,
+                VaultError::StaleDeletion {
+                    seen: 2,
+                    claimed: 2,
+                    ..
+                }
+            )
+        }),
+    ];
+    for (what, ct, version, expected) in cases {
+        set(&header, ct, version);
+        match sync(&one).await {
+            Err(HistoryError::Refused(e)) => assert!(expected(&e), "{what}: unexpected {e}"),
+            Err(e) => panic!("{what}: unexpected error {e}"),
+            Ok(_) => panic!("{what}: accepted"),
+        }
+    }
+}
+
+/// The operator drops a message from the middle of a conversation: its row gone, or turned
+/// into a deletion marker that no removal of the user's accounts for. The message after it
+/// names the gap: the conversation and the position.
+#[tokio::test]
+async fn a_dropped_message_is_named_by_its_position() {
+    let s = server(false).await;
+    let Backend::Sqlite { path } = &s.backend else {
+        unreachable!()
+    };
+    let (_d, dev) = device();
+    let (mut u, _) = account::create(&dev, &s.url, "D", "cli").await.unwrap();
+    let conv = history::start(&mut u, "gaps").await.unwrap();
+    let mut ids = Vec::new();
+    for text in ["one", "two", "three"] {
+        let msg = history::append(&mut u, &conv, Role::User, text)
+            .await
+            .unwrap();
+        ids.push(format!("m.{conv}.{msg}"));
+    }
+    let db = rusqlite::Connection::open(path).unwrap();
+    let forge_marker = || {
+        db.execute(
+            "UPDATE records SET ciphertext = NULL, version = 2 WHERE id = ?1",
+            [&ids[1]],
+        )
+        .unwrap();
+    };
+    let drop_row = || {
+        db.execute("DELETE FROM records WHERE id = ?1", [&ids[1]])
+            .unwrap();
+    };
+    for (what, tamper) in [
+        ("a forged marker", &forge_marker as &dyn Fn()),
+        ("a dropped row", &drop_row),
+    ] {
+        tamper();
+        let mut fresh = account::unlock(&dev).await.unwrap();
+        match history::sync(&mut fresh).await {
+            Err(HistoryError::Refused(VaultError::Chain(e))) => {
+                assert_eq!(
+                    e,
+                    ChainError::Missing {
+                        conv: conv.clone(),
+                        position: 1
+                    },
+                    "{what}"
+                );
+                let said = e.to_string();
+                assert!(
+                    said.contains(&conv) && said.contains("position 1"),
+                    "{said}"
+                );
+            }
+            Err(e) => panic!("{what}: unexpected error {e}"),
+            Ok(_) => panic!("{what}: accepted"),
+        }
+    }
+}
+
+/// An answer cut short is saved marked incomplete; another device reads it so, and `sotto
+/// history show` (the Markdown export) and the JSON export say so.
+#[tokio::test]
+async fn a_truncated_answer_reads_back_as_incomplete_on_another_device() {
+    let s = server(false).await;
+    let (_d1, one) = device();
+    let (_d2, two) = device();
+    let (mut a, _) = account::create(&one, &s.url, "T", "one").await.unwrap();
+    account::add_passkey(&one, &two, &mut a, "two")
+        .await
+        .unwrap();
+    let conv = history::start(&mut a, "cut").await.unwrap();
+    history::append(&mut a, &conv, Role::User, "tell me everything")
+        .await
+        .unwrap();
+    let mut cut = Message::new(Role::Assistant, "Once upon a", 2);
+    cut.incomplete = Some(Incomplete::Length);
+    history::append_message(&mut a, &conv, cut).await.unwrap();
+
+    let mut b = account::login(&two, &s.url).await.unwrap();
+    let h = history::sync(&mut b).await.unwrap();
+    let c = &h.conversations()[&conv];
+    let read: Vec<Option<Incomplete>> = c.messages().map(|(_, m)| m.incomplete).collect();
+    assert_eq!(read, [None, Some(Incomplete::Length)]);
+    let shown = history::export_markdown(&[c]);
+    assert!(
+        shown.contains("**Sotto:** (incomplete: stopped at the length limit)"),
+        "{shown}"
+    );
+    let json = history::export_json(&[c]).unwrap();
+    assert!(json.contains(r#""incomplete": "length""#), "{json}");
 }
 
 // ---- Rate limits -----------------------------------------------------------------------

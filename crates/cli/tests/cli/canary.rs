@@ -194,6 +194,19 @@ async fn no_canary_reaches_the_server_its_logs_the_relay_or_the_enclave_logs() {
             "{canary} missing from the saved history"
         );
     }
+    // The tiny model never ends an answer within --max-tokens: the enclave says it stopped
+    // at the limit, and each answer was saved marked incomplete.
+    assert_eq!(
+        exported
+            .matches("**Sotto:** (incomplete: stopped at the length limit)")
+            .count(),
+        2,
+        "{exported}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("it is kept as incomplete"),
+        "the user was told"
+    );
 
     let _ = enclave.kill();
     let _ = server.kill();

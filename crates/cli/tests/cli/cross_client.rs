@@ -78,11 +78,10 @@ fn the_cli_and_the_browser_open_each_others_conversations() {
     let (title, said) = server.rt.block_on(async {
         let mut u = account::unlock(&profile).await.unwrap();
         let h = history::sync(&mut u).await.unwrap();
-        assert_eq!(h.get(&by_cli).unwrap().messages.len(), cli_words.len());
+        assert_eq!(h.get(&by_cli).unwrap().messages().count(), cli_words.len());
         let c = h.get(&by_web).expect("the browser's conversation");
         let said: Vec<(Role, String)> = c
-            .messages
-            .iter()
+            .messages()
             .map(|(_, m)| (m.role, m.content.to_string()))
             .collect();
         (c.title().to_owned(), said)

@@ -200,9 +200,8 @@ async fn kill_mid_write_loop_keeps_acknowledged_writes(store: Option<&str>) {
         .expect("the conversation survived");
     assert_eq!(c.title(), "durability");
     let stored: BTreeMap<&str, (&str, Role)> = c
-        .messages
-        .iter()
-        .map(|(id, m)| (id.as_str(), (m.content.as_str(), m.role)))
+        .messages()
+        .map(|(id, m)| (id, (m.content.as_str(), m.role)))
         .collect();
     for (id, content) in &acked {
         match stored.get(id.as_str()) {
@@ -240,19 +239,18 @@ async fn kill_mid_write_loop_keeps_acknowledged_writes(store: Option<&str>) {
         .conversations()
         .get(&conv)
         .expect("first conversation");
-    assert_eq!(c.messages.len(), stored.len() + 1);
+    assert_eq!(c.messages().count(), stored.len() + 1);
     assert!(c
-        .messages
-        .iter()
-        .any(|(id, m)| *id == after && m.content == "after the restart"));
+        .messages()
+        .any(|(id, m)| id == after && m.content == "after the restart"));
     let c2 = history
         .conversations()
         .get(&conv2)
         .expect("second conversation");
     assert_eq!(c2.title(), "second");
-    assert_eq!(c2.messages.len(), 1);
+    assert_eq!(c2.messages().count(), 1);
     assert_eq!(
-        c2.messages.first().map(|(_, m)| m.content.as_str()),
+        c2.messages().next().map(|(_, m)| m.content.as_str()),
         Some("hello again")
     );
 }
