@@ -10,14 +10,6 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_sotto");
 
-// Found at run time (cargo sets CARGO_MANIFEST_DIR for tests and examples), not baked in at
-// compile time: a target directory shared by checkouts at different paths would otherwise run
-// a binary that looks for the vectors where another checkout keeps them.
-fn vectors() -> String {
-    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo");
-    format!("{manifest}/../../../shared/vectors")
-}
-
 /// Inside the validity of every SEV-SNP certificate in the vectors (the VLEK is the
 /// shortest-lived: 2024-12-10 to 2025-12-10); the time the snp crate's own tests use.
 const AT_SNP: &str = "2025-06-01T00:00:00Z";
@@ -33,13 +25,10 @@ const AT_GPU: &str = "2024-06-01T00:00:00Z";
 /// The nonce of NVIDIA's published H100 report (vectors README).
 const GPU_NONCE: &str = "931d8dd0add203ac3d8b4fbde75e115278eefcdceac5b87671a748f32364dfcb";
 
+/// A vector's path as the binary takes it on its command line.
 fn vector(rel: &str) -> String {
-    format!("{}/{rel}", vectors())
-}
-
-fn vector_bytes(rel: &str) -> Vec<u8> {
-    let path = vector(rel);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"))
+    let path = sotto_testkit::vector(rel);
+    path.to_str().expect("a UTF-8 path").to_owned()
 }
 
 struct Run {
@@ -128,23 +117,10 @@ fn temp_file(dir: &Path, name: &str, contents: &[u8]) -> String {
     path.to_str().expect("utf-8 temp path").to_owned()
 }
 
-#[test]
-fn vectors_folder_resolves() {
-    let vectors = vectors();
-    let dir = Path::new(&vectors);
-    assert!(
-        dir.join("README.md").is_file(),
-        "{vectors} is not the vectors folder"
-    );
-    for sub in ["sev-snp", "tdx", "nvidia"] {
-        assert!(dir.join(sub).is_dir(), "{sub}");
-    }
-}
-
 // --- SEV-SNP ----------------------------------------------------------------------------
 
 fn milan_report() -> Vec<u8> {
-    let text: Vec<u8> = vector_bytes("sev-snp/report_milan.hex")
+    let text: Vec<u8> = sotto_testkit::read_vector("sev-snp/report_milan.hex")
         .into_iter()
         .filter(|b| !b.is_ascii_whitespace())
         .collect();
@@ -195,7 +171,7 @@ fn snp_milan_hex_report_accepted_with_and_without_chain() {
 
 #[test]
 fn snp_trustee_vcek_report_accepted() {
-    let raw = vector_bytes("sev-snp/trustee-report.bin");
+    let raw = sotto_testkit::read_vector("sev-snp/trustee-report.bin");
     let chain = vector("sev-snp/amd-milan-vcek-chain.pem");
     for extra in [
         vec!["--at", AT_SNP],
@@ -317,7 +293,7 @@ fn snp_expect_measurement_must_match() {
 
 #[test]
 fn snp_expect_report_data_must_match() {
-    let raw = vector_bytes("sev-snp/trustee-report.bin");
+    let raw = sotto_testkit::read_vector("sev-snp/trustee-report.bin");
     let right = hex::encode(&raw[0x50..0x90]);
     accepted(
         snp(
@@ -420,12 +396,12 @@ fn tdx(name: &str, extra: &[&str]) -> Run {
 
 /// MRTD of a v4 quote: header (48 bytes) + offset 136 in the TD report.
 fn v4_mrtd() -> String {
-    hex::encode(&vector_bytes("tdx/tdx_quote")[48 + 136..48 + 184])
+    hex::encode(&sotto_testkit::read_vector("tdx/tdx_quote")[48 + 136..48 + 184])
 }
 
 #[test]
 fn tdx_v4_quote_accepted_up_to_date() {
-    let raw = vector_bytes("tdx/tdx_quote");
+    let raw = sotto_testkit::read_vector("tdx/tdx_quote");
     let v = accepted(tdx("tdx_quote", &["--at", AT_TDX_V4]), Some(1_750_377_600));
     assert_eq!(v["quote_version"], 4);
     assert_eq!(v["tee_type"], "TDX");
@@ -606,7 +582,7 @@ fn gpu_h100_report_accepted_with_published_nonce() {
 #[test]
 fn gpu_binary_report_accepted_like_hex() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let text: Vec<u8> = vector_bytes("nvidia/hopperAttestationReport.txt")
+    let text: Vec<u8> = sotto_testkit::read_vector("nvidia/hopperAttestationReport.txt")
         .into_iter()
         .filter(|b| !b.is_ascii_whitespace())
         .collect();
@@ -907,7 +883,7 @@ fn endless_input_is_refused_after_a_bounded_read() {
 #[test]
 fn garbage_evidence_never_panics_or_passes() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let genuine = vector_bytes("sev-snp/trustee-report.bin");
+    let genuine = sotto_testkit::read_vector("sev-snp/trustee-report.bin");
     let mut garbage: Vec<(&str, Vec<u8>)> = vec![
         ("empty", Vec::new()),
         ("text", b"this is not evidence\n".to_vec()),
