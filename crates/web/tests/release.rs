@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{check, dev_log_listing, release, Enclave, Keys};
+use common::{check, dev_log_listing, release, Deployment, Enclave, Keys};
 use serde_json::Value;
 use sotto_channel::ChannelError;
 use sotto_release::{AdmitError, LogError};

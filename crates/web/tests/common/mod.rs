@@ -5,7 +5,6 @@
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -15,12 +14,8 @@ use sotto_channel::handshake::{AttestationPayload, ServerHandshake, StaticKey};
 use sotto_channel::manifest::{EngineManifest, Manifest, ModelManifest, MANIFEST_FORMAT};
 use sotto_channel::Session;
 use sotto_release::manifest::{Engine, Model, Platforms, Release, Simulated, Statement, FORMAT};
-use sotto_release::trust::{LogPin, Quorum, TrustFile, TRUST_FORMAT};
 use sotto_release::Trust;
-use sotto_tlog::merkle::{leaf_hash, root};
-use sotto_tlog::note::{Note, Signer, TYPE_COSIGNATURE_V1, TYPE_ED25519};
-use sotto_tlog::tile::{all_entry_bundles, encode_bundle, TILE_WIDTH};
-use sotto_tlog::Checkpoint;
+use sotto_tlog::note::Signer;
 use sotto_verify_core::UnixTime;
 use sotto_web::channel::ChannelCore;
 use sotto_web::release::LogCheckCore;
@@ -120,114 +115,41 @@ impl Enclave {
     }
 }
 
-/// The keys of one deployment's log: the log key, three witnesses, three release keys.
-pub struct Keys {
-    pub log: Signer,
-    pub witnesses: Vec<Signer>,
-    pub release: Vec<Signer>,
+pub use sotto_release::testing::{Keys, LogFiles as Files};
+
+/// How the web tests use a deployment's keys (sotto-release's fixtures): a development
+/// deployment, its trust file as the page receives it, statements signed by the first `n`
+/// release keys, and its log cosigned by the first `witnesses` witnesses `age` seconds ago.
+pub trait Deployment {
+    fn dev(seed: u8) -> Self;
+    fn trust_json(&self, dev: bool) -> String;
+    fn signed(&self, statement: &Statement, n: usize) -> Vec<u8>;
+    fn serve(&self, entries: &[Vec<u8>], witnesses: usize, age: u64) -> Files;
 }
 
-impl Keys {
-    pub fn new(origin: &str, seed: u8) -> Self {
-        Keys {
-            log: Signer::from_seed(origin, TYPE_ED25519, &[seed; 32]).unwrap(),
-            witnesses: (0..3u8)
-                .map(|i| {
-                    Signer::from_seed(
-                        &format!("witness{i}.example"),
-                        TYPE_COSIGNATURE_V1,
-                        &[seed.wrapping_add(10 + i); 32],
-                    )
-                    .unwrap()
-                })
-                .collect(),
-            release: (0..3u8)
-                .map(|i| {
-                    Signer::from_seed(
-                        &format!("release{i}.example"),
-                        TYPE_ED25519,
-                        &[seed.wrapping_add(20 + i); 32],
-                    )
-                    .unwrap()
-                })
-                .collect(),
-        }
+impl Deployment for Keys {
+    fn dev(seed: u8) -> Self {
+        Keys::new(&format!("dev.sotto.invalid/web-test-{seed}"), seed)
     }
 
-    /// A development deployment's keys (its origin under the reserved development prefix).
-    pub fn dev(seed: u8) -> Self {
-        Self::new(&format!("dev.sotto.invalid/web-test-{seed}"), seed)
-    }
-
-    pub fn trust_file(&self, dev: bool) -> TrustFile {
-        TrustFile {
-            format: TRUST_FORMAT.into(),
-            dev,
-            log: LogPin {
-                origin: self.log.name().into(),
-                vkey: self.log.verifier().to_vkey(),
-            },
-            witnesses: Quorum {
-                quorum: 2,
-                keys: self
-                    .witnesses
-                    .iter()
-                    .map(|w| w.verifier().to_vkey())
-                    .collect(),
-            },
-            release_keys: Quorum {
-                quorum: 2,
-                keys: self
-                    .release
-                    .iter()
-                    .map(|r| r.verifier().to_vkey())
-                    .collect(),
-            },
-            max_cosignature_age_secs: 3600,
-        }
-    }
-
-    pub fn trust_json(&self, dev: bool) -> String {
+    fn trust_json(&self, dev: bool) -> String {
         serde_json::to_string(&self.trust_file(dev)).unwrap()
     }
 
-    pub fn trust(&self, dev: bool) -> Trust {
-        Trust::from_file(self.trust_file(dev)).unwrap()
+    fn signed(&self, statement: &Statement, n: usize) -> Vec<u8> {
+        let by: Vec<&Signer> = self.release[..n].iter().collect();
+        sotto_release::testing::signed(statement, &by)
     }
 
-    /// A statement signed by the first `n` release keys.
-    pub fn signed(&self, statement: &Statement, n: usize) -> Vec<u8> {
-        let text = statement.to_text().unwrap();
-        let mut note = Note::new(text.clone()).unwrap();
-        for s in &self.release[..n] {
-            note.add_signature(s.sign(&text).unwrap());
-        }
-        note.to_bytes()
-    }
-
-    /// The files a log of `entries` serves: its checkpoint signed by the log key and cosigned
-    /// by the first `witnesses` witnesses `age` seconds ago, and its entry bundles.
-    pub fn serve(&self, entries: &[Vec<u8>], witnesses: usize, age: u64) -> Files {
-        let leaves: Vec<_> = entries.iter().map(|e| leaf_hash(e)).collect();
-        let cp = Checkpoint::new(self.log.name(), entries.len() as u64, root(&leaves));
-        let text = cp.to_text();
-        let mut note = Note::new(text.clone()).unwrap();
-        note.add_signature(self.log.sign(&text).unwrap());
-        for w in &self.witnesses[..witnesses] {
-            note.add_signature(w.cosign(&text, now().0 - age).unwrap());
-        }
-        let mut files = BTreeMap::new();
-        files.insert("checkpoint".to_string(), note.to_bytes());
-        for tile in all_entry_bundles(entries.len() as u64) {
-            let start = (tile.index * TILE_WIDTH) as usize;
-            let bundle = encode_bundle(&entries[start..start + usize::from(tile.width)]).unwrap();
-            files.insert(tile.path(), bundle);
-        }
-        files
+    fn serve(&self, entries: &[Vec<u8>], witnesses: usize, age: u64) -> Files {
+        let at = now().0 - age;
+        let cosigs: Vec<(&Signer, u64)> = self.witnesses[..witnesses]
+            .iter()
+            .map(|w| (w, at))
+            .collect();
+        sotto_release::testing::log_files(entries, &self.log, &cosigs)
     }
 }
-
-pub type Files = BTreeMap<String, Vec<u8>>;
 
 /// The release of the test enclave's build, listing `measurement` for the simulated platform.
 pub fn release(measurement: &str) -> Statement {
