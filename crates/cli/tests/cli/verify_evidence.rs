@@ -142,18 +142,27 @@ fn snp(report: &str, cert: &str, extra: &[&str]) -> Run {
     sotto(&args)
 }
 
+/// The verdicts on an SEV-SNP report and its signing key, once with the host's chain file and
+/// once without (the verifier then uses its pinned chain).
+fn accepted_with_and_without_chain(report: &str, cert: &str, chain: &str) -> Vec<Value> {
+    let chain = vector(chain);
+    [
+        vec!["--at", AT_SNP],
+        vec!["--at", AT_SNP, "--chain", &chain],
+    ]
+    .iter()
+    .map(|extra| accepted(snp(report, cert, extra), Some(AT_SNP_UNIX)))
+    .collect()
+}
+
 #[test]
 fn snp_milan_hex_report_accepted_with_and_without_chain() {
     let raw = milan_report();
-    let chain = vector("sev-snp/amd-milan-vcek-chain.pem");
-    for extra in [
-        vec!["--at", AT_SNP],
-        vec!["--at", AT_SNP, "--chain", &chain],
-    ] {
-        let v = accepted(
-            snp("report_milan.hex", "vcek_milan.der", &extra),
-            Some(AT_SNP_UNIX),
-        );
+    for v in accepted_with_and_without_chain(
+        "report_milan.hex",
+        "vcek_milan.der",
+        "sev-snp/amd-milan-vcek-chain.pem",
+    ) {
         assert_eq!(v["platform"], "sev-snp");
         assert_eq!(v["product"], "milan");
         assert_eq!(v["key_kind"], "vcek");
@@ -172,15 +181,11 @@ fn snp_milan_hex_report_accepted_with_and_without_chain() {
 #[test]
 fn snp_trustee_vcek_report_accepted() {
     let raw = sotto_testkit::read_vector("sev-snp/trustee-report.bin");
-    let chain = vector("sev-snp/amd-milan-vcek-chain.pem");
-    for extra in [
-        vec!["--at", AT_SNP],
-        vec!["--at", AT_SNP, "--chain", &chain],
-    ] {
-        let v = accepted(
-            snp("trustee-report.bin", "trustee-vcek.der", &extra),
-            Some(AT_SNP_UNIX),
-        );
+    for v in accepted_with_and_without_chain(
+        "trustee-report.bin",
+        "trustee-vcek.der",
+        "sev-snp/amd-milan-vcek-chain.pem",
+    ) {
         assert_eq!(v["platform"], "sev-snp");
         assert_eq!(v["product"], "milan");
         assert_eq!(v["key_kind"], "vcek");
@@ -191,15 +196,11 @@ fn snp_trustee_vcek_report_accepted() {
 
 #[test]
 fn snp_trustee_vlek_report_accepted_with_and_without_chain() {
-    let chain = vector("sev-snp/amd-milan-vlek-chain.pem");
-    for extra in [
-        vec!["--at", AT_SNP],
-        vec!["--at", AT_SNP, "--chain", &chain],
-    ] {
-        let v = accepted(
-            snp("trustee-vlek-report.bin", "trustee-vlek.der", &extra),
-            Some(AT_SNP_UNIX),
-        );
+    for v in accepted_with_and_without_chain(
+        "trustee-vlek-report.bin",
+        "trustee-vlek.der",
+        "sev-snp/amd-milan-vlek-chain.pem",
+    ) {
         assert_eq!(v["platform"], "sev-snp");
         assert_eq!(v["key_kind"], "vlek");
         assert_eq!(v["report_version"], 3);
