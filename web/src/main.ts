@@ -188,6 +188,13 @@ async function connection(): Promise<Connection> {
   return state.conn;
 }
 
+/** How a streamed answer ended: `cut` when the enclave stopped it at a length limit. */
+interface Outcome {
+  ok: boolean;
+  why?: string;
+  cut?: boolean;
+}
+
 /** Streams an answer to the transcript (after `question`, when given) and saves the turn; a
  *  regenerated answer replaces `replacing`. A failure before any token puts things back. */
 async function generate(question: string | null, replacing: Turn | null): Promise<void> {
@@ -214,7 +221,7 @@ async function generate(question: string | null, replacing: Turn | null): Promis
     renderMessage(answerEl.body, answer);
     answerEl.box.scrollIntoView({ block: "end" });
   };
-  const outcome = await new Promise<{ ok: boolean; why?: string; cut?: boolean }>((resolve) => {
+  const outcome = await new Promise<Outcome>((resolve) => {
     el("stop").onclick = () => conn.close();
     conn.send(
       state.transcript.map((t) => ({ role: t.message.role, content: t.message.content })),
@@ -232,7 +239,7 @@ async function generate(question: string | null, replacing: Turn | null): Promis
         error: (why) => resolve({ ok: false, why }),
       },
     );
-  }).catch((e: unknown) => ({ ok: false, why: describe(e) }));
+  }).catch((e: unknown): Outcome => ({ ok: false, why: describe(e) }));
   // The turn stays in progress (no pulls, no switching) until it is saved; only Stop is moot.
   el<HTMLButtonElement>("stop").disabled = true;
   paint();
