@@ -231,7 +231,8 @@ pub struct Broken {
 /// are not shown.
 ///
 /// Every link must name an entry held at that position with that digest, or a message a held
-/// removal names with the same link; the earliest position that fails is reported.
+/// removal names with the same link. Entries are checked in position order, so of several
+/// gaps the first one is named.
 pub fn verify<'a>(
     conv: &str,
     entries: &'a BTreeMap<String, Entry>,
