@@ -2,8 +2,6 @@
 //! a software passkey: what every client (CLI, browser, proxy) runs. Being sans-I/O, a flow
 //! can be paused between steps, which is how races with another device are set up exactly.
 
-use std::net::SocketAddr;
-
 use sotto_api::{routes, RecordOut};
 use sotto_authenticator::Keyring;
 use sotto_client::{
@@ -11,36 +9,11 @@ use sotto_client::{
     NewPasskey, Prf, Pull, Recover, Request, Response, RotateRecovery, SignIn, SignUp, SignedIn,
     Step, Unlock, Unlocked, VaultFlow, Writes,
 };
-use sotto_server::{AccountsConfig, RateLimit, ServerConfig};
-use sotto_vault::{RecordName, Role};
+use sotto_server::testing::TestServer;
+use sotto_vault::{Message, RecordName, Role};
 
-struct Server {
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-async fn server() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let spec = format!("sqlite:{}", dir.path().join("accounts.sqlite").display());
-    let store = sotto_store::open(&spec).await.expect("store opens");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://localhost:{}", listener.local_addr().unwrap().port());
-    let mut accounts = AccountsConfig::new(store, "localhost", &url);
-    accounts.auth_rate = RateLimit {
-        per_minute: 100_000,
-        burst: 100_000,
-    };
-    let mut config = ServerConfig::new(SocketAddr::from(([127, 0, 0, 1], 9)));
-    config.accounts = Some(accounts);
-    let app = sotto_server::router(config).expect("router");
-    tokio::spawn(async move {
-        let _ = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await;
-    });
-    Server { url, _dir: dir }
+async fn server() -> TestServer {
+    sotto_server::testing::spawn().await
 }
 
 /// One device: an HTTP connection to the server and a passkey file's worth of credentials.
@@ -53,7 +26,7 @@ struct Device {
 }
 
 impl Device {
-    fn new(server: &Server) -> Self {
+    fn new(server: &TestServer) -> Self {
         Device {
             url: server.url.clone(),
             http: reqwest::Client::new(),
@@ -153,9 +126,15 @@ impl Device {
 
 fn texts(u: &Unlocked, conv: &str) -> Vec<String> {
     u.history.conversations()[conv]
-        .messages
-        .iter()
+        .messages()
         .map(|(_, m)| m.content.clone())
+        .collect()
+}
+
+fn turn(messages: &[(Role, &str, u64)]) -> Vec<Message> {
+    messages
+        .iter()
+        .map(|&(role, text, at)| Message::new(role, text, at))
         .collect()
 }
 
@@ -170,11 +149,11 @@ async fn two_devices_fold_each_others_changes_and_every_deletion_marker() {
     let mut a = signed_up.unlocked;
     let code = signed_up.recovery_code.to_text();
 
-    let turn = [
+    let first = turn(&[
         (Role::User, "first question", 10),
         (Role::Assistant, "first answer", 11),
-    ];
-    let writes = Writes::save_turn(&mut a, None, &turn).unwrap();
+    ]);
+    let writes = Writes::save_turn(&mut a, None, first).unwrap();
     let (conv, ids) = laptop.on(&mut a, writes).await.unwrap();
     assert_eq!(ids.len(), 2);
 
@@ -195,16 +174,18 @@ async fn two_devices_fold_each_others_changes_and_every_deletion_marker() {
         "nothing new"
     );
 
-    // Incremental: one message added, one deleted, the header renamed.
-    let more = Writes::save_turn(&mut a, Some(&conv), &[(Role::User, "second question", 12)]);
+    // Incremental: one message added, one deleted (its removal, then its record), the header
+    // renamed.
+    let more = turn(&[(Role::User, "second question", 12)]);
+    let more = Writes::save_turn(&mut a, Some(&conv), more);
     laptop.on(&mut a, more.unwrap()).await.unwrap();
     for _ in 0..2 {
-        let delete = delete_message(&a, &conv, &ids[1]);
+        let delete = delete_message(&mut a, &conv, &ids[1]).unwrap();
         laptop.on(&mut a, delete).await.unwrap();
     }
     let edit = EditHeader::new(&conv, Some("renamed"), None, 20);
     laptop.on(&mut a, edit).await.unwrap();
-    assert_eq!(phone.on(&mut b, Pull::new()).await.unwrap(), 3);
+    assert_eq!(phone.on(&mut b, Pull::new()).await.unwrap(), 4);
     assert_eq!(texts(&b, &conv), ["first question", "second question"]);
     assert_eq!(b.history.conversations()[&conv].title(), "renamed");
 
