@@ -2,141 +2,14 @@
 //! a software passkey: what every client (CLI, browser, proxy) runs. Being sans-I/O, a flow
 //! can be paused between steps, which is how races with another device are set up exactly.
 
+use crate::{server, texts, turn, Device};
 use sotto_api::{routes, RecordOut};
-use sotto_authenticator::Keyring;
 use sotto_client::{
-    delete_message, Answer, Assertion, ClientError, DeleteConversation, EditHeader, Flow, Method,
-    NewPasskey, Prf, Pull, Recover, Request, Response, RotateRecovery, SignIn, SignUp, SignedIn,
-    Step, Unlock, Unlocked, VaultFlow, Writes,
+    delete_message, Answer, ClientError, DeleteConversation, EditHeader, Flow, Method, Pull,
+    Recover, Request, Response, RotateRecovery, SignIn, SignUp, SignedIn, Step, Unlock, VaultFlow,
+    Writes,
 };
-use sotto_server::testing::TestServer;
-use sotto_vault::{Message, RecordName, Role};
-
-async fn server() -> TestServer {
-    sotto_server::testing::spawn().await
-}
-
-/// One device: an HTTP connection to the server and a passkey file's worth of credentials.
-struct Device {
-    url: String,
-    http: reqwest::Client,
-    keyring: Keyring,
-    /// Answer passkey assertions without a PRF output, like a passkey provider without PRF.
-    no_prf: bool,
-}
-
-impl Device {
-    fn new(server: &TestServer) -> Self {
-        Device {
-            url: server.url.clone(),
-            http: reqwest::Client::new(),
-            keyring: Keyring::new(),
-            no_prf: false,
-        }
-    }
-
-    async fn send(&self, req: Request) -> Response {
-        let method = match req.method {
-            Method::Get => reqwest::Method::GET,
-            Method::Put => reqwest::Method::PUT,
-            Method::Post => reqwest::Method::POST,
-            Method::Delete => reqwest::Method::DELETE,
-        };
-        let mut r = self
-            .http
-            .request(method, format!("{}{}", self.url, req.path));
-        if let Some(t) = &req.bearer {
-            r = r.bearer_auth(t.expose());
-        }
-        if let Some(body) = req.body {
-            r = r.header("content-type", "application/json").body(body);
-        }
-        let resp = r.send().await.expect("the server answers");
-        let status = resp.status().as_u16();
-        Response::new(status, resp.bytes().await.unwrap().to_vec())
-    }
-
-    async fn carry<T>(&mut self, step: Step<T>) -> Answer {
-        match step {
-            Step::Send(req) => Answer::Http(self.send(req).await),
-            Step::CreatePasskey(p) => {
-                let reg = self
-                    .keyring
-                    .register(&self.url, p.options, &p.salt, "test", 1)
-                    .await
-                    .unwrap();
-                let prf = match reg.prf {
-                    Some(prf) => *prf.as_bytes(),
-                    None => *self
-                        .keyring
-                        .prf("localhost", &reg.credential_id, &p.salt)
-                        .await
-                        .unwrap()
-                        .as_bytes(),
-                };
-                Answer::Created(NewPasskey {
-                    credential: reg.response,
-                    credential_id: reg.credential_id,
-                    prf: Prf::new(prf),
-                })
-            }
-            Step::GetPasskey(p) => {
-                let a = self
-                    .keyring
-                    .authenticate(&self.url, p.options, &p.salt, None)
-                    .await
-                    .unwrap();
-                Answer::Asserted(Assertion {
-                    credential: a.response,
-                    credential_id: a.credential_id,
-                    prf: a
-                        .prf
-                        .filter(|_| !self.no_prf)
-                        .map(|p| Prf::new(*p.as_bytes())),
-                })
-            }
-            Step::Done(_) => panic!("a finished flow has nothing to carry"),
-        }
-    }
-
-    async fn run<F: Flow>(&mut self, mut flow: F) -> Result<F::Output, ClientError> {
-        let mut answer = None;
-        loop {
-            match flow.next(answer.take())? {
-                Step::Done(out) => return Ok(out),
-                step => answer = Some(self.carry(step).await),
-            }
-        }
-    }
-
-    async fn on<F: VaultFlow>(
-        &mut self,
-        u: &mut Unlocked,
-        mut flow: F,
-    ) -> Result<F::Output, ClientError> {
-        let mut answer = None;
-        loop {
-            match flow.next(u, answer.take())? {
-                Step::Done(out) => return Ok(out),
-                step => answer = Some(self.carry(step).await),
-            }
-        }
-    }
-}
-
-fn texts(u: &Unlocked, conv: &str) -> Vec<String> {
-    u.history.conversations()[conv]
-        .messages()
-        .map(|(_, m)| m.content.clone())
-        .collect()
-}
-
-fn turn(messages: &[(Role, &str, u64)]) -> Vec<Message> {
-    messages
-        .iter()
-        .map(|&(role, text, at)| Message::new(role, text, at))
-        .collect()
-}
+use sotto_vault::{RecordName, Role};
 
 #[tokio::test]
 async fn two_devices_fold_each_others_changes_and_every_deletion_marker() {
