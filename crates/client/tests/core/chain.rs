@@ -5,11 +5,9 @@
 //! deletion is refused, naming the conversation and the position; concurrent appends fork
 //! and join; an answer cut short reads back as incomplete on another device.
 
-use crate::{server, texts, turn, Device};
+use crate::{server, signed_up, texts, turn, Device};
 use sotto_api::{routes, RecordOut};
-use sotto_client::{
-    delete_message, ClientError, Method, Pull, Recover, Request, SignUp, Unlocked, Writes,
-};
+use sotto_client::{delete_message, ClientError, Method, Pull, Recover, Request, Unlocked, Writes};
 use sotto_server::testing::TestServer;
 use sotto_vault::{ChainError, Incomplete, RecordName, Role, VaultError};
 
@@ -35,13 +33,7 @@ fn chain_error(e: ClientError) -> (String, ChainError) {
 #[tokio::test]
 async fn a_dropped_reordered_or_replayed_message_is_named() {
     let s = server().await;
-    let mut laptop = Device::new(&s);
-    let signed_up = laptop
-        .run(SignUp::new("Ada", "laptop").unwrap().bearer())
-        .await
-        .unwrap();
-    let mut a = signed_up.unlocked;
-    let code = signed_up.recovery_code.to_text();
+    let (mut laptop, mut a, code) = signed_up(&s, "laptop").await;
     let first = turn(&[(Role::User, "q1", 10), (Role::Assistant, "a1", 11)]);
     let writes = Writes::save_turn(&mut a, None, first).unwrap();
     let (conv, mut ids) = laptop.on(&mut a, writes).await.unwrap();
@@ -158,13 +150,7 @@ fn raw_get(u: &Unlocked, id: &str) -> Request {
 #[tokio::test]
 async fn concurrent_appends_fork_and_the_next_message_joins_them() {
     let s = server().await;
-    let mut laptop = Device::new(&s);
-    let signed_up = laptop
-        .run(SignUp::new("Ada", "laptop").unwrap().bearer())
-        .await
-        .unwrap();
-    let mut a = signed_up.unlocked;
-    let code = signed_up.recovery_code.to_text();
+    let (mut laptop, mut a, code) = signed_up(&s, "laptop").await;
     let writes = Writes::save_turn(&mut a, None, turn(&[(Role::User, "q", 10)])).unwrap();
     let (conv, _) = laptop.on(&mut a, writes).await.unwrap();
     let (mut phone, mut b) = second_device(&s, &code, "phone").await;
@@ -208,12 +194,7 @@ async fn concurrent_appends_fork_and_the_next_message_joins_them() {
 #[tokio::test]
 async fn a_truncated_answer_is_saved_and_read_back_as_incomplete() {
     let s = server().await;
-    let mut laptop = Device::new(&s);
-    let signed_up = laptop
-        .run(SignUp::new("Ada", "laptop").unwrap().bearer())
-        .await
-        .unwrap();
-    let mut a = signed_up.unlocked;
+    let (mut laptop, mut a, code) = signed_up(&s, "laptop").await;
     let mut cut = turn(&[
         (Role::User, "tell me everything", 10),
         (Role::Assistant, "Once upon a", 11),
@@ -227,7 +208,6 @@ async fn a_truncated_answer_is_saved_and_read_back_as_incomplete() {
     let writes = Writes::save_turn(&mut a, None, cut).unwrap();
     let (conv, _) = laptop.on(&mut a, writes).await.unwrap();
 
-    let code = signed_up.recovery_code.to_text();
     let (mut phone, mut b) = second_device(&s, &code, "phone").await;
     phone.on(&mut b, Pull::new()).await.unwrap();
     let read: Vec<(String, Option<Incomplete>)> = b.history.conversations()[&conv]

@@ -2,7 +2,7 @@
 //! a software passkey: what every client (CLI, browser, proxy) runs. Being sans-I/O, a flow
 //! can be paused between steps, which is how races with another device are set up exactly.
 
-use crate::{server, texts, turn, Device};
+use crate::{server, signed_up, texts, turn, Device};
 use sotto_api::{routes, RecordOut};
 use sotto_client::{
     delete_message, Answer, ClientError, DeleteConversation, EditHeader, Flow, Method, Pull,
@@ -14,13 +14,7 @@ use sotto_vault::{RecordName, Role};
 #[tokio::test]
 async fn two_devices_fold_each_others_changes_and_every_deletion_marker() {
     let s = server().await;
-    let mut laptop = Device::new(&s);
-    let signed_up = laptop
-        .run(SignUp::new("Ada", "laptop").unwrap().bearer())
-        .await
-        .unwrap();
-    let mut a = signed_up.unlocked;
-    let code = signed_up.recovery_code.to_text();
+    let (mut laptop, mut a, code) = signed_up(&s, "laptop").await;
 
     let first = turn(&[
         (Role::User, "first question", 10),
@@ -89,14 +83,8 @@ async fn two_devices_fold_each_others_changes_and_every_deletion_marker() {
 #[tokio::test]
 async fn a_header_edit_that_loses_a_race_rereads_merges_and_keeps_both_fields() {
     let s = server().await;
-    let mut laptop = Device::new(&s);
-    let signed_up = laptop
-        .run(SignUp::new("Ada", "laptop").unwrap().bearer())
-        .await
-        .unwrap();
-    let mut a = signed_up.unlocked;
+    let (mut laptop, mut a, code) = signed_up(&s, "laptop").await;
     let mut phone = Device::new(&s);
-    let code = signed_up.recovery_code.to_text();
     let mut b = phone
         .run(Recover::new(&code, "phone").unwrap().bearer())
         .await
@@ -174,21 +162,14 @@ async fn a_passkey_without_prf_signs_in_locked_and_the_recovery_code_unlocks() {
 #[tokio::test]
 async fn a_rotated_recovery_code_replaces_the_old_one() {
     let s = server().await;
-    let mut dev = Device::new(&s);
-    let signed_up = dev
-        .run(SignUp::new("Ada", "laptop").unwrap().bearer())
-        .await
-        .unwrap();
-    let mut u = signed_up.unlocked;
+    let (mut dev, mut u, code) = signed_up(&s, "laptop").await;
     let new = dev
         .on(&mut u, RotateRecovery::new().unwrap())
         .await
         .unwrap();
 
     let mut other = Device::new(&s);
-    let old = Recover::new(&signed_up.recovery_code.to_text(), "x")
-        .unwrap()
-        .bearer();
+    let old = Recover::new(&code, "x").unwrap().bearer();
     let err = other.run(old).await.err().unwrap();
     assert_eq!(err.status(), Some(401), "{err}");
     let r = other
@@ -204,12 +185,7 @@ async fn a_rotated_recovery_code_replaces_the_old_one() {
 #[tokio::test]
 async fn a_refused_rotation_says_the_old_code_still_works() {
     let s = server().await;
-    let mut dev = Device::new(&s);
-    let signed_up = dev
-        .run(SignUp::new("Ada", "laptop").unwrap().bearer())
-        .await
-        .unwrap();
-    let mut u = signed_up.unlocked;
+    let (mut dev, mut u, code) = signed_up(&s, "laptop").await;
     let mut slow = RotateRecovery::new().unwrap();
     let mut step = slow.next(&mut u, None).unwrap();
     while !matches!(&step, Step::Send(r) if r.method == Method::Put && r.path == routes::RECOVERY) {
@@ -234,7 +210,7 @@ async fn a_refused_rotation_says_the_old_code_still_works() {
         .await
         .unwrap();
     assert_eq!(r.session.account_id, u.session.account_id);
-    let first = Recover::new(&signed_up.recovery_code.to_text(), "y").unwrap();
+    let first = Recover::new(&code, "y").unwrap();
     assert_eq!(
         other.run(first.bearer()).await.err().unwrap().status(),
         Some(401)

@@ -8,11 +8,12 @@ mod flows;
 use sotto_api::Changes;
 use sotto_authenticator::Keyring;
 use sotto_client::{
-    Answer, Assertion, ClientError, Flow, Method, NewPasskey, Prf, Pull, Request, Response, Step,
-    Unlocked, VaultFlow,
+    Answer, Assertion, ClientError, Flow, Method, NewPasskey, Prf, Pull, Request, Response, SignUp,
+    Step, Unlocked, VaultFlow,
 };
 use sotto_server::testing::TestServer;
 use sotto_vault::{Message, Role};
+use zeroize::Zeroizing;
 
 pub async fn server() -> TestServer {
     sotto_server::testing::spawn().await
@@ -148,6 +149,18 @@ impl Device {
             }
         }
     }
+}
+
+/// A new device that signs up (display name "Ada", this passkey name) and stays signed in:
+/// the device, its unlocked history and the recovery code shown at sign-up.
+pub async fn signed_up(s: &TestServer, passkey: &str) -> (Device, Unlocked, Zeroizing<String>) {
+    let mut device = Device::new(s);
+    let done = device
+        .run(SignUp::new("Ada", passkey).unwrap().bearer())
+        .await
+        .unwrap();
+    let code = done.recovery_code.to_text();
+    (device, done.unlocked, code)
 }
 
 pub fn texts(u: &Unlocked, conv: &str) -> Vec<String> {
