@@ -149,21 +149,12 @@ pub async fn run(args: Args) -> Result<ExitCode, AnyError> {
             content: Zeroizing::new(system),
         });
     }
-    let mut stdout = std::io::stdout();
     if let Some(prompt) = args.prompt {
         history.push(WireMessage {
             role: Role::User,
             content: Zeroizing::new(prompt),
         });
-        let mut answer = Zeroizing::new(String::new());
-        let result = conn
-            .chat(&history, params, &mut |piece| {
-                answer.push_str(piece);
-                let _ = stdout.write_all(shown(piece).as_bytes());
-                let _ = stdout.flush();
-            })
-            .await;
-        println!();
+        let (result, answer) = stream(&mut conn, &history, params).await;
         conn.close().await;
         if let Some(cut) = ended(&result, &answer) {
             say_cut(cut, args.max_tokens);
@@ -206,15 +197,7 @@ pub async fn run(args: Args) -> Result<ExitCode, AnyError> {
             role: Role::User,
             content: Zeroizing::new(line.trim().to_string()),
         });
-        let mut answer = Zeroizing::new(String::new());
-        let result = conn
-            .chat(&history, params, &mut |piece| {
-                answer.push_str(piece);
-                let _ = stdout.write_all(shown(piece).as_bytes());
-                let _ = stdout.flush();
-            })
-            .await;
-        println!();
+        let (result, answer) = stream(&mut conn, &history, params).await;
         // The session is still good: drop the turn that did not fit and let the user go on.
         if let Err(e @ ClientError::ContextExceeded(_)) = &result {
             if answer.is_empty() {
@@ -284,6 +267,26 @@ fn print_verified(v: &sotto_channel::Verified, log: &crate::transparency::Checke
 
 /// How an answer ended, when there is one to keep: `Some(None)` for a whole answer,
 /// `Some(Some(why))` for one cut short, `None` when nothing came.
+/// Asks for the next answer and shows it as it streams, escaped; returns how the stream ended
+/// and what arrived of the answer (all of it, or the part before a failure).
+async fn stream(
+    conn: &mut Connection,
+    history: &[WireMessage],
+    params: GenParams,
+) -> (Result<Stats, ClientError>, Zeroizing<String>) {
+    let mut stdout = std::io::stdout();
+    let mut answer = Zeroizing::new(String::new());
+    let result = conn
+        .chat(history, params, &mut |piece| {
+            answer.push_str(piece);
+            let _ = stdout.write_all(shown(piece).as_bytes());
+            let _ = stdout.flush();
+        })
+        .await;
+    println!();
+    (result, answer)
+}
+
 fn ended(result: &Result<Stats, ClientError>, answer: &str) -> Option<Option<Incomplete>> {
     match result {
         Ok(stats) if stats.stop.is_complete() => Some(None),
