@@ -78,11 +78,25 @@ fn pull(
     browser.run(server, client.pull())?.count()
 }
 
-fn question_and_answer(q: &str, a: &str, at: u64) -> Value {
-    json!([
+/// Saves a new conversation of one question, created at `at`, and its answer.
+fn start(
+    server: &mut Server,
+    browser: &mut Browser,
+    client: &ClientCore,
+    q: &str,
+    a: &str,
+    at: u64,
+) -> (String, Vec<String>) {
+    let turn = json!([
         {"role": "user", "content": q, "created_at": at},
         {"role": "assistant", "content": a, "created_at": at + 1},
-    ])
+    ]);
+    save(server, browser, client, None, turn)
+}
+
+/// Runs a flow that ends signed in and unlocked, and takes its client.
+fn open(server: &mut Server, browser: &mut Browser, flow: FlowCore) -> ClientCore {
+    browser.run(server, flow).unwrap().take_client().unwrap()
 }
 
 #[test]
@@ -98,12 +112,13 @@ fn sign_up_saves_turns_and_a_passkey_sign_in_opens_them_again() {
         uuid::Uuid::from_slice(&id).unwrap().to_string()
     );
     assert_eq!(client.credential_id().unwrap(), a.passkey());
-    let (conv, ids) = save(
+    let (conv, ids) = start(
         &mut server,
         &mut a,
         &client,
-        None,
-        question_and_answer("Where to eat in Lyon?", "Les Halles.", 1_000),
+        "Where to eat in Lyon?",
+        "Les Halles.",
+        1_000,
     );
     assert_eq!(ids.len(), 2);
     save(
@@ -153,13 +168,7 @@ fn sign_up_saves_turns_and_a_passkey_sign_in_opens_them_again() {
 fn the_recovery_code_registers_a_new_browsers_passkey_and_can_be_replaced() {
     let (mut server, mut a) = (Server::start(), Browser::new());
     let (client, code) = sign_up(&mut server, &mut a);
-    let (conv, _) = save(
-        &mut server,
-        &mut a,
-        &client,
-        None,
-        question_and_answer("hello", "hi", 10),
-    );
+    let (conv, _) = start(&mut server, &mut a, &client, "hello", "hi", 10);
 
     // A typo is caught by the checksum before anything is sent.
     let mut typo: Vec<char> = code.chars().collect();
@@ -172,13 +181,8 @@ fn the_recovery_code_registers_a_new_browsers_passkey_and_can_be_replaced() {
     assert_eq!(server.bodies.len(), sent);
 
     let mut b = Browser::new();
-    let mut done = b
-        .run(
-            &mut server,
-            FlowCore::recover(&code.to_lowercase(), "Browser B").unwrap(),
-        )
-        .unwrap();
-    let on_b = done.take_client().unwrap();
+    let recover = FlowCore::recover(&code.to_lowercase(), "Browser B").unwrap();
+    let on_b = open(&mut server, &mut b, recover);
     assert_eq!(on_b.credential_id().unwrap(), b.passkey());
     pull(&mut server, &mut b, &on_b).unwrap();
     assert_eq!(said(&on_b, &conv), ["hello", "hi"]);
@@ -213,10 +217,11 @@ fn the_recovery_code_registers_a_new_browsers_passkey_and_can_be_replaced() {
             .contains("does not belong to any account"),
         "{refused}"
     );
-    let mut done = c
-        .run(&mut server, FlowCore::recover(&new_code, "C").unwrap())
-        .unwrap();
-    let on_c = done.take_client().unwrap();
+    let on_c = open(
+        &mut server,
+        &mut c,
+        FlowCore::recover(&new_code, "C").unwrap(),
+    );
     pull(&mut server, &mut c, &on_c).unwrap();
     assert_eq!(said(&on_c, &conv), ["hello", "hi"]);
 
@@ -246,13 +251,7 @@ fn the_recovery_code_registers_a_new_browsers_passkey_and_can_be_replaced() {
 fn a_passkey_without_prf_signs_in_locked_and_the_recovery_code_unlocks() {
     let (mut server, mut a) = (Server::start(), Browser::new());
     let (client, code) = sign_up(&mut server, &mut a);
-    let (conv, _) = save(
-        &mut server,
-        &mut a,
-        &client,
-        None,
-        question_and_answer("q", "a", 10),
-    );
+    let (conv, _) = start(&mut server, &mut a, &client, "q", "a", 10);
     // A new code, so there is a valid code that is not this account's.
     let other = sign_up(&mut server, &mut Browser::new()).1;
 
@@ -279,13 +278,8 @@ fn a_passkey_without_prf_signs_in_locked_and_the_recovery_code_unlocks() {
         FlowCore::unlock_with_recovery(&locked, "not a code"),
         Err(WebError::RecoveryCode(_))
     ));
-    let mut done = e
-        .run(
-            &mut server,
-            FlowCore::unlock_with_recovery(&locked, &code).unwrap(),
-        )
-        .unwrap();
-    let on_e = done.take_client().unwrap();
+    let unlock = FlowCore::unlock_with_recovery(&locked, &code).unwrap();
+    let on_e = open(&mut server, &mut e, unlock);
     assert_eq!(on_e.credential_id().unwrap(), a.passkey());
     pull(&mut server, &mut e, &on_e).unwrap();
     assert_eq!(said(&on_e, &conv), ["q", "a"]);
@@ -341,39 +335,17 @@ fn answers_that_do_not_fit_the_step_are_refused_and_spend_the_flow() {
 fn tampered_moved_and_rolled_back_records_are_refused() {
     let (mut server, mut a) = (Server::start(), Browser::new());
     let (client, _) = sign_up(&mut server, &mut a);
-    let (conv, ids) = save(
-        &mut server,
-        &mut a,
-        &client,
-        None,
-        question_and_answer("hi", "hello", 10),
-    );
+    let (conv, ids) = start(&mut server, &mut a, &client, "hi", "hello", 10);
     let msg_id = format!("m.{conv}.{}", ids[1]);
-    let db = server.db();
-    let ciphertext = |id: &str| -> Vec<u8> {
-        db.query_row("SELECT ciphertext FROM records WHERE id = ?1", [id], |r| {
-            r.get(0)
-        })
-        .unwrap()
-    };
-    let set = |id: &str, ct: &[u8], version: i64| {
-        db.execute(
-            "UPDATE records SET ciphertext = ?1, version = ?2 WHERE id = ?3",
-            rusqlite::params![ct, version, id],
-        )
-        .unwrap();
-    };
-    let original = ciphertext(&msg_id);
+    let records = server.test.records();
+    let original = records.ciphertext(&msg_id);
     // Each case reads with a new browser session that pulls from the start.
-    let fresh = |server: &mut Server, a: &mut Browser| {
-        let mut done = a.run(server, FlowCore::sign_in()).unwrap();
-        done.take_client().unwrap()
-    };
+    let fresh = |server: &mut Server, a: &mut Browser| open(server, a, FlowCore::sign_in());
 
     // A flipped ciphertext byte: the whole pull is refused, naming the record.
     let mut flipped = original.clone();
     flipped[40] ^= 1;
-    set(&msg_id, &flipped, 1);
+    records.set(&msg_id, Some(&flipped), 1);
     let reader = fresh(&mut server, &mut a);
     let refused = pull(&mut server, &mut a, &reader).err().unwrap();
     assert!(
@@ -386,35 +358,28 @@ fn tampered_moved_and_rolled_back_records_are_refused() {
         conversations(&reader).is_empty(),
         "nothing of a refused pull is kept"
     );
-    set(&msg_id, &original, 1);
+    records.set(&msg_id, Some(&original), 1);
 
     // The same message served under another message id.
     let moved = format!("m.{conv}.{}", "ab".repeat(16));
-    db.execute(
-        "INSERT INTO records (account, id, grp, kind, version, seq, ciphertext) \
-         SELECT account, ?1, grp, kind, version, (SELECT MAX(seq) + 1 FROM records), ciphertext \
-         FROM records WHERE id = ?2",
-        [&moved, &msg_id],
-    )
-    .unwrap();
+    records.copy(&msg_id, &moved);
     let reader = fresh(&mut server, &mut a);
     let refused = pull(&mut server, &mut a, &reader).err().unwrap();
     assert!(
         matches!(refused, WebError::Client(ClientError::Refused { ref id, .. }) if *id == moved),
         "{refused}"
     );
-    db.execute("DELETE FROM records WHERE id = ?1", [&moved])
-        .unwrap();
+    records.delete(&moved);
 
     // Header v2 seen and remembered; a later client that restores the ledger refuses v1.
     let header_id = format!("ch.{conv}");
-    let header_v1 = ciphertext(&header_id);
+    let header_v1 = records.ciphertext(&header_id);
     a.run(&mut server, client.edit_header(&conv, Some("v2"), None, 20))
         .unwrap();
     let seen = a.sign_in(&mut server);
     assert_eq!(conversations(&seen)[0]["title"], "v2");
     let ledger = seen.ledger_json().unwrap();
-    set(&header_id, &header_v1, 1);
+    records.set(&header_id, Some(&header_v1), 1);
     let later = fresh(&mut server, &mut a);
     later.restore_ledger(&ledger).unwrap();
     let refused = pull(&mut server, &mut a, &later).err().unwrap();
@@ -442,13 +407,7 @@ fn tampered_moved_and_rolled_back_records_are_refused() {
 fn header_edits_racing_another_device_merge_and_deletions_reach_it() {
     let (mut server, mut a) = (Server::start(), Browser::new());
     let (client, _) = sign_up(&mut server, &mut a);
-    let (conv, ids) = save(
-        &mut server,
-        &mut a,
-        &client,
-        None,
-        question_and_answer("draft", "ok", 100),
-    );
+    let (conv, ids) = start(&mut server, &mut a, &client, "draft", "ok", 100);
     let mut b = a.synced();
     let other = b.sign_in(&mut server);
 
@@ -533,13 +492,7 @@ fn signing_out_wipes_the_keys_under_a_running_flow_and_deleting_the_account_leav
     ));
 
     let client = a.sign_in(&mut server);
-    save(
-        &mut server,
-        &mut a,
-        &client,
-        None,
-        question_and_answer("q", "a", 1),
-    );
+    start(&mut server, &mut a, &client, "q", "a", 1);
     a.run(&mut server, client.delete_account().unwrap())
         .unwrap();
     for table in ["accounts", "credentials", "sessions", "records"] {

@@ -14,7 +14,8 @@ use sotto::history::{self, HistoryError};
 use sotto::local::Profile;
 use sotto_api::{b64, routes};
 use sotto_client::{Method, Request};
-use sotto_server::{AccountsConfig, RateLimit, ServerConfig};
+use sotto_server::testing::{self, Records};
+use sotto_server::RateLimit;
 use sotto_store::Store;
 use sotto_vault::{ChainError, Incomplete, Message, Role, VaultError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -75,6 +76,16 @@ struct Server {
     _dir: tempfile::TempDir,
 }
 
+impl Server {
+    /// The store's record rows, for the tests that play an operator editing them.
+    fn records(&self) -> Records {
+        match &self.backend {
+            Backend::Sqlite { path } => Records::open(path),
+            Backend::Postgres(_) => panic!("the tampering tests edit a SQLite store"),
+        }
+    }
+}
+
 async fn server(pg: bool) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let backend = if pg {
@@ -92,13 +103,7 @@ async fn server(pg: bool) -> Server {
     let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = proxy.local_addr().unwrap().port();
     let origin = format!("http://localhost:{port}");
-    let mut accounts = AccountsConfig::new(store.clone(), "localhost", &origin);
-    accounts.auth_rate = RateLimit {
-        per_minute: 100_000,
-        burst: 100_000,
-    };
-    let mut config = ServerConfig::new(SocketAddr::from(([127, 0, 0, 1], 9)));
-    config.accounts = Some(accounts);
+    let config = testing::accounts_config(store.clone(), &origin, testing::UNLIMITED);
     tokio::spawn(sotto_server::serve(listener, config));
     let wire = Arc::new(Mutex::new(Vec::new()));
     tokio::spawn(record_proxy(proxy, server_addr, wire.clone()));
@@ -863,9 +868,6 @@ async fn deletion_shreds(s: Server) {
 #[tokio::test]
 async fn tampered_records_are_refused() {
     let s = server(false).await;
-    let Backend::Sqlite { path } = &s.backend else {
-        unreachable!()
-    };
     let (_d, dev) = device();
     let (mut u, _) = account::create(&dev, &s.url, "T", "cli").await.unwrap();
     let conv = history::start(&mut u, "title one").await.unwrap();
@@ -888,21 +890,9 @@ async fn tampered_records_are_refused() {
     history::sync(&mut u).await.unwrap();
     u.save_ledger(&dev).unwrap();
 
-    let db = rusqlite::Connection::open(path).unwrap();
-    let ct = |id: &str| -> Vec<u8> {
-        db.query_row("SELECT ciphertext FROM records WHERE id = ?1", [id], |r| {
-            r.get(0)
-        })
-        .unwrap()
-    };
-    let set = |id: &str, ct: &[u8], version: i64| {
-        db.execute(
-            "UPDATE records SET ciphertext = ?1, version = ?2 WHERE id = ?3",
-            rusqlite::params![ct, version, id],
-        )
-        .unwrap();
-    };
-    let (ct1, ct2) = (ct(&m1), ct(&m2));
+    let records = s.records();
+    let (ct1, ct2) = (records.ciphertext(&m1), records.ciphertext(&m2));
+    let set = |id: &str, ct: &[u8], version: i64| records.set(id, Some(ct), version);
 
     // Each tampering on its own, undone before the next; every one fails the sync.
     type Case<'a> = (
@@ -958,17 +948,11 @@ async fn tampered_records_are_refused() {
         ),
         (
             "a message relabelled as another kind",
-            Box::new(|| {
-                db.execute(
-                    "UPDATE records SET kind = 'conv-header' WHERE id = ?1",
-                    [&m2],
-                )
-                .unwrap();
-            }),
+            Box::new(|| records.set_kind(&m2, "conv-header")),
             Box::new(|e| matches!(e, VaultError::Misfiled(_))),
         ),
     ];
-    let header_ct = ct(&format!("ch.{conv}"));
+    let header_ct = records.ciphertext(&format!("ch.{conv}"));
     for (what, tamper, expected) in cases {
         tamper();
         let mut fresh = account::unlock(&dev).await.unwrap();
@@ -979,8 +963,7 @@ async fn tampered_records_are_refused() {
         }
         set(&m2, &ct2, 1);
         set(&format!("ch.{conv}"), &header_ct, 2);
-        db.execute("UPDATE records SET kind = 'msg' WHERE id = ?1", [&m2])
-            .unwrap();
+        records.set_kind(&m2, "msg");
     }
     // Untampered again: accepted.
     let mut fresh = account::unlock(&dev).await.unwrap();
@@ -997,8 +980,8 @@ async fn tampered_records_are_refused() {
             .await
             .unwrap()
     );
-    let vck = ct(&format!("ck.{vconv}"));
-    let vm = ct(&vmsg);
+    let vck = records.ciphertext(&format!("ck.{vconv}"));
+    let vm = records.ciphertext(&vmsg);
     let mut u = account::unlock(&dev).await.unwrap();
     let fake = sotto_api::PutRecord {
         group: Some(vconv.clone()),
@@ -1026,9 +1009,6 @@ async fn tampered_records_are_refused() {
 #[tokio::test]
 async fn forged_versions_cannot_poison_the_ledger() {
     let s = server(false).await;
-    let Backend::Sqlite { path } = &s.backend else {
-        unreachable!()
-    };
     let (_d1, one) = device();
     let (_d2, two) = device();
     let (mut a, _) = account::create(&one, &s.url, "P", "one").await.unwrap();
@@ -1037,22 +1017,7 @@ async fn forged_versions_cannot_poison_the_ledger() {
         .unwrap();
     let conv = history::start(&mut a, "title one").await.unwrap();
     let header = format!("ch.{conv}");
-    let db = rusqlite::Connection::open(path).unwrap();
-    let read = |id: &str| -> (Option<Vec<u8>>, i64) {
-        db.query_row(
-            "SELECT ciphertext, version FROM records WHERE id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap()
-    };
-    let set = |id: &str, ct: Option<&[u8]>, version: i64| {
-        db.execute(
-            "UPDATE records SET ciphertext = ?1, version = ?2 WHERE id = ?3",
-            rusqlite::params![ct, version, id],
-        )
-        .unwrap();
-    };
+    let records = s.records();
     let sync = |profile: &Profile| {
         let profile = profile.clone();
         async move {
@@ -1067,29 +1032,15 @@ async fn forged_versions_cannot_poison_the_ledger() {
     // Every wrapping served at a huge version while this device syncs (its unlock opened the
     // genuine one first). Back to the truth, the next unlock must not call that a rollback.
     let mut u = account::unlock(&one).await.unwrap();
-    let wraps: Vec<(String, i64)> = db
-        .prepare("SELECT id, version FROM records WHERE id LIKE 'wrap.%'")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let wraps = records.versions("wrap.");
     assert_eq!(wraps.len(), 3, "two passkeys and the recovery code");
     for (id, _) in &wraps {
-        db.execute(
-            "UPDATE records SET version = ?1 WHERE id = ?2",
-            rusqlite::params![HUGE, id],
-        )
-        .unwrap();
+        records.set_version(id, HUGE);
     }
     history::sync(&mut u).await.unwrap();
     u.save_ledger(&one).unwrap();
     for (id, v) in &wraps {
-        db.execute(
-            "UPDATE records SET version = ?1 WHERE id = ?2",
-            rusqlite::params![v, id],
-        )
-        .unwrap();
+        records.set_version(id, *v);
     }
     account::unlock(&one)
         .await
@@ -1098,11 +1049,11 @@ async fn forged_versions_cannot_poison_the_ledger() {
     // The header served as a deletion marker at a huge version: this device takes the
     // deletion, but another device's next genuine header (version 2) is accepted.
     sync(&one).await.unwrap();
-    let (v1, _) = read(&header);
-    set(&header, None, HUGE);
+    let (v1, _) = records.get(&header);
+    records.set(&header, None, HUGE);
     let h = sync(&one).await.unwrap();
     assert!(h.conversations()[&conv].header.is_none());
-    set(&header, v1.as_deref(), 1);
+    records.set(&header, v1.as_deref(), 1);
     let mut b = account::login(&two, &s.url).await.unwrap();
     history::edit_header(&mut b, &conv, Some("title two"), None)
         .await
@@ -1113,8 +1064,8 @@ async fn forged_versions_cannot_poison_the_ledger() {
     // Nor does a marker hide a rollback: after a forged marker, version 1 is still older than
     // the version 2 seen, version 2 itself was seen deleted, and a marker not above version 2
     // cannot be honest.
-    let (v2, _) = read(&header);
-    set(&header, None, HUGE);
+    let (v2, _) = records.get(&header);
+    records.set(&header, None, HUGE);
     sync(&one).await.unwrap();
     /// What the server serves in the header's place, and the refusal it must meet.
     type Case<'a> = (&'a str, Option<&'a [u8]>, i64, fn(&VaultError) -> bool);
@@ -1144,7 +1095,7 @@ async fn forged_versions_cannot_poison_the_ledger() {
         }),
     ];
     for (what, ct, version, expected) in cases {
-        set(&header, ct, version);
+        records.set(&header, ct, version);
         match sync(&one).await {
             Err(HistoryError::Refused(e)) => assert!(expected(&e), "{what}: unexpected {e}"),
             Err(e) => panic!("{what}: unexpected error {e}"),
@@ -1159,9 +1110,6 @@ async fn forged_versions_cannot_poison_the_ledger() {
 #[tokio::test]
 async fn a_dropped_message_is_named_by_its_position() {
     let s = server(false).await;
-    let Backend::Sqlite { path } = &s.backend else {
-        unreachable!()
-    };
     let (_d, dev) = device();
     let (mut u, _) = account::create(&dev, &s.url, "D", "cli").await.unwrap();
     let conv = history::start(&mut u, "gaps").await.unwrap();
@@ -1172,18 +1120,9 @@ async fn a_dropped_message_is_named_by_its_position() {
             .unwrap();
         ids.push(format!("m.{conv}.{msg}"));
     }
-    let db = rusqlite::Connection::open(path).unwrap();
-    let forge_marker = || {
-        db.execute(
-            "UPDATE records SET ciphertext = NULL, version = 2 WHERE id = ?1",
-            [&ids[1]],
-        )
-        .unwrap();
-    };
-    let drop_row = || {
-        db.execute("DELETE FROM records WHERE id = ?1", [&ids[1]])
-            .unwrap();
-    };
+    let records = s.records();
+    let forge_marker = || records.set(&ids[1], None, 2);
+    let drop_row = || records.delete(&ids[1]);
     for (what, tamper) in [
         ("a forged marker", &forge_marker as &dyn Fn()),
         ("a dropped row", &drop_row),
@@ -1256,14 +1195,14 @@ async fn sign_in_attempts_are_rate_limited() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let url = format!("http://localhost:{port}");
-    let mut accounts = AccountsConfig::new(store, "localhost", &url);
-    accounts.auth_rate = RateLimit {
+    let auth_rate = RateLimit {
         per_minute: 1,
         burst: 3,
     };
-    let mut config = ServerConfig::new(SocketAddr::from(([127, 0, 0, 1], 9)));
-    config.accounts = Some(accounts);
-    tokio::spawn(sotto_server::serve(listener, config));
+    tokio::spawn(sotto_server::serve(
+        listener,
+        testing::accounts_config(store, &url, auth_rate),
+    ));
     let api = ApiClient::new(&url).unwrap();
     for _ in 0..3 {
         api.sign_in_start().await.unwrap();
