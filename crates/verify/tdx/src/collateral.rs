@@ -23,12 +23,27 @@ pub const MAX_COLLATERAL_LEN: usize = 1024 * 1024;
 pub struct Collateral {
     pub(crate) root_ca_crl: Crl,
     pub(crate) pck_crl: Crl,
-    pub(crate) tcb_info_chain: Vec<Cert>,
-    pub(crate) tcb_info: String,
-    pub(crate) tcb_info_signature: [u8; 64],
-    pub(crate) qe_identity_chain: Vec<Cert>,
-    pub(crate) qe_identity: String,
-    pub(crate) qe_identity_signature: [u8; 64],
+    pub(crate) tcb_info: SignedJson,
+    pub(crate) qe_identity: SignedJson,
+}
+
+/// A collateral document as Intel signed it: the exact JSON bytes, the raw P-256 signature over
+/// them and the chain of the certificate that made it.
+#[derive(Clone, Debug)]
+pub(crate) struct SignedJson {
+    pub(crate) chain: Vec<Cert>,
+    pub(crate) json: String,
+    pub(crate) signature: [u8; 64],
+}
+
+/// The validity fields every signed collateral document carries, read from its JSON beside the
+/// document's own type.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Issuance {
+    pub(crate) issue_date: String,
+    pub(crate) next_update: String,
+    pub(crate) tcb_evaluation_data_number: u32,
 }
 
 /// The JSON envelope. `pck_crl_issuer_chain` (and `pck_certificate_chain` where present) are
@@ -58,28 +73,41 @@ impl Collateral {
                 .map_err(|e| TdxError::CollateralParse(format!("{name}: hex: {e}")))?;
             Crl::from_der(&der).map_err(|e| TdxError::CollateralParse(format!("{name}: {e}")))
         };
-        let chain = |name: &str, pem: &str| {
-            Cert::from_pem_chain(pem.as_bytes())
-                .map_err(|e| TdxError::CollateralParse(format!("{name}: {e}")))
-        };
         Ok(Collateral {
             root_ca_crl: crl("root_ca_crl", &raw.root_ca_crl)?,
             pck_crl: crl("pck_crl", &raw.pck_crl)?,
-            tcb_info_chain: chain("tcb_info_issuer_chain", &raw.tcb_info_issuer_chain)?,
-            tcb_info_signature: signature("tcb_info_signature", &raw.tcb_info_signature)?,
-            tcb_info: raw.tcb_info,
-            qe_identity_chain: chain("qe_identity_issuer_chain", &raw.qe_identity_issuer_chain)?,
-            qe_identity_signature: signature("qe_identity_signature", &raw.qe_identity_signature)?,
-            qe_identity: raw.qe_identity,
+            tcb_info: SignedJson::decode(
+                "tcb_info",
+                &raw.tcb_info_issuer_chain,
+                raw.tcb_info,
+                &raw.tcb_info_signature,
+            )?,
+            qe_identity: SignedJson::decode(
+                "qe_identity",
+                &raw.qe_identity_issuer_chain,
+                raw.qe_identity,
+                &raw.qe_identity_signature,
+            )?,
         })
     }
 }
 
-fn signature(name: &str, hex_sig: &str) -> Result<[u8; 64], TdxError> {
-    let mut out = [0u8; 64];
-    hex::decode_to_slice(hex_sig, &mut out)
-        .map_err(|e| TdxError::CollateralParse(format!("{name}: expected 64 bytes hex: {e}")))?;
-    Ok(out)
+impl SignedJson {
+    /// Decodes the envelope's `{name}_issuer_chain` (PEM) and `{name}_signature` (hex) beside
+    /// the document `{name}` itself.
+    fn decode(name: &str, chain_pem: &str, json: String, hex_sig: &str) -> Result<Self, TdxError> {
+        let chain = Cert::from_pem_chain(chain_pem.as_bytes())
+            .map_err(|e| TdxError::CollateralParse(format!("{name}_issuer_chain: {e}")))?;
+        let mut signature = [0u8; 64];
+        hex::decode_to_slice(hex_sig, &mut signature).map_err(|e| {
+            TdxError::CollateralParse(format!("{name}_signature: expected 64 bytes hex: {e}"))
+        })?;
+        Ok(SignedJson {
+            chain,
+            json,
+            signature,
+        })
+    }
 }
 
 /// Intel's TCB info for TDX (`id` "TDX", version 3).
@@ -199,6 +227,13 @@ impl QeIdentity {
         let id: QeIdentity = document(json, "qe_identity")?;
         expect_identity("qe_identity", (&id.id, id.version), ("TD_QE", 2))?;
         Ok(id)
+    }
+}
+
+impl Issuance {
+    /// Reads the validity fields of the signed collateral document `name`.
+    pub(crate) fn parse(json: &[u8], name: &str) -> Result<Issuance, TdxError> {
+        document(json, name)
     }
 }
 

@@ -33,6 +33,7 @@ use sotto_verify_core::x509::{Cert, CertError, HashAlg};
 pub use sotto_verify_core::{ChainCache, UnixTime};
 
 pub use collateral::{Collateral, QeIdentity, TcbInfo, MAX_COLLATERAL_LEN};
+use collateral::{Issuance, SignedJson};
 pub use pck::PckPlatform;
 pub use policy::{TdxPolicy, TdxVerdict};
 pub use quote::{BodyKind, Quote, TdReport, MAX_QUOTE_LEN};
@@ -222,21 +223,100 @@ fn split_chain<'a>(chain: &'a [Cert], root: &Cert) -> Option<(&'a Cert, &'a [Cer
     chain.split_first()
 }
 
-fn check_window(
-    issue: &str,
-    next: &str,
+/// The two documents Intel's TCB signing certificate signs, for the names and errors by which
+/// their checks differ.
+#[derive(Clone, Copy)]
+enum Document {
+    QeIdentity,
+    TcbInfo,
+}
+
+impl Document {
+    /// The name errors give the document, and the envelope's name for its JSON.
+    fn names(self) -> (&'static str, &'static str) {
+        match self {
+            Document::QeIdentity => ("QE identity", "qe_identity"),
+            Document::TcbInfo => ("TCB info", "tcb_info"),
+        }
+    }
+
+    /// The verdict's checks [`verified_document`] passes: signature, validity, evaluation
+    /// data number.
+    fn checks(self) -> [&'static str; 3] {
+        match self {
+            Document::QeIdentity => [
+                "qe_identity_signature",
+                "qe_identity_validity",
+                "qe_identity_evaluation_data_number",
+            ],
+            Document::TcbInfo => [
+                "tcb_info_signature",
+                "tcb_info_validity",
+                "tcb_info_evaluation_data_number",
+            ],
+        }
+    }
+
+    fn bad_signature(self) -> TdxError {
+        match self {
+            Document::QeIdentity => TdxError::QeIdentitySignature,
+            Document::TcbInfo => TdxError::TcbInfoSignature,
+        }
+    }
+
+    fn not_yet_valid(self, issue_date: u64, at: UnixTime) -> TdxError {
+        let at = at.0;
+        match self {
+            Document::QeIdentity => TdxError::QeIdentityNotYetValid { issue_date, at },
+            Document::TcbInfo => TdxError::TcbInfoNotYetValid { issue_date, at },
+        }
+    }
+
+    fn expired(self, next_update: u64, at: UnixTime) -> TdxError {
+        let at = at.0;
+        match self {
+            Document::QeIdentity => TdxError::QeIdentityExpired { next_update, at },
+            Document::TcbInfo => TdxError::TcbInfoExpired { next_update, at },
+        }
+    }
+}
+
+/// What a TCB signing certificate must chain to, and when.
+struct TcbSignerAnchor<'a> {
+    root: &'a Cert,
+    root_crl: &'a Crl,
     at: UnixTime,
-    not_yet: impl Fn(u64) -> TdxError,
-    expired: impl Fn(u64) -> TdxError,
-) -> Result<(), TdxError> {
-    let (issue, next) = (collateral::parse_utc(issue)?, collateral::parse_utc(next)?);
-    if at.0 < issue {
-        return Err(not_yet(issue));
+}
+
+/// Verifies `signed` as the document `doc` and parses it: signed by Intel's TCB signing
+/// certificate, then (once its bytes are proven Intel's) current at `at` and no older than
+/// the policy's evaluation data number.
+fn verified_document<T>(
+    doc: Document,
+    signed: &SignedJson,
+    parse: fn(&[u8]) -> Result<T, TdxError>,
+    anchor: &TcbSignerAnchor<'_>,
+    policy: &TdxPolicy,
+    cache: &mut ChainCache,
+) -> Result<T, TdxError> {
+    let (name, json_name) = doc.names();
+    let signer = tcb_signer(&signed.chain, anchor, name, cache)?;
+    let json = signed.json.as_bytes();
+    if !verify_raw_sig(signer, json, &signed.signature, cache) {
+        return Err(doc.bad_signature());
     }
-    if at.0 > next {
-        return Err(expired(next));
+    let document = parse(json)?;
+    let issuance = Issuance::parse(json, json_name)?;
+    let issue = collateral::parse_utc(&issuance.issue_date)?;
+    let next = collateral::parse_utc(&issuance.next_update)?;
+    if anchor.at.0 < issue {
+        return Err(doc.not_yet_valid(issue, anchor.at));
     }
-    Ok(())
+    if anchor.at.0 > next {
+        return Err(doc.expired(next, anchor.at));
+    }
+    check_evaluation_number(policy, name, issuance.tcb_evaluation_data_number)?;
+    Ok(document)
 }
 
 /// Verifies the signer of TCB info or QE identity and returns it. It must be Intel's TCB
@@ -246,12 +326,11 @@ fn check_window(
 /// Platform or Processor CA's, must never vouch for TCB levels.
 fn tcb_signer<'a>(
     chain: &'a [Cert],
-    root: &Cert,
-    root_crl: &Crl,
-    at: UnixTime,
+    anchor: &TcbSignerAnchor<'_>,
     collateral: &'static str,
     cache: &mut ChainCache,
 ) -> Result<&'a Cert, TdxError> {
+    let &TcbSignerAnchor { root, root_crl, at } = anchor;
     let (leaf, intermediates) = split_chain(chain, root).ok_or(TdxError::TcbSigningChain {
         collateral,
         error: CertError::EmptyPem,
@@ -381,82 +460,33 @@ fn verify_with_root(
     checks.push("quote_signature");
 
     // 3a. QE identity.
-    let qe_signer = tcb_signer(
-        &collateral.qe_identity_chain,
+    let signer = TcbSignerAnchor {
         root,
-        &collateral.root_ca_crl,
+        root_crl: &collateral.root_ca_crl,
         at,
-        "QE identity",
-        cache,
-    )?;
-    if !verify_raw_sig(
-        qe_signer,
-        collateral.qe_identity.as_bytes(),
-        &collateral.qe_identity_signature,
-        cache,
-    ) {
-        return Err(TdxError::QeIdentitySignature);
-    }
-    checks.push("qe_identity_signature");
-    let qe_identity = QeIdentity::parse(collateral.qe_identity.as_bytes())?;
-    check_window(
-        &qe_identity.issue_date,
-        &qe_identity.next_update,
-        at,
-        |issue_date| TdxError::QeIdentityNotYetValid {
-            issue_date,
-            at: at.0,
-        },
-        |next_update| TdxError::QeIdentityExpired {
-            next_update,
-            at: at.0,
-        },
-    )?;
-    checks.push("qe_identity_validity");
-    check_evaluation_number(
+    };
+    let qe_identity = verified_document(
+        Document::QeIdentity,
+        &collateral.qe_identity,
+        QeIdentity::parse,
+        &signer,
         policy,
-        "QE identity",
-        qe_identity.tcb_evaluation_data_number,
+        cache,
     )?;
-    checks.push("qe_identity_evaluation_data_number");
+    checks.extend(Document::QeIdentity.checks());
     let qe_level = tcb::check_qe_identity(&qe_identity, &sig.qe_report)?;
     checks.push("qe_identity_match");
 
     // 3b. TCB info and the TCB evaluation.
-    let tcb_signer = tcb_signer(
-        &collateral.tcb_info_chain,
-        root,
-        &collateral.root_ca_crl,
-        at,
-        "TCB info",
+    let tcb_info = verified_document(
+        Document::TcbInfo,
+        &collateral.tcb_info,
+        TcbInfo::parse,
+        &signer,
+        policy,
         cache,
     )?;
-    if !verify_raw_sig(
-        tcb_signer,
-        collateral.tcb_info.as_bytes(),
-        &collateral.tcb_info_signature,
-        cache,
-    ) {
-        return Err(TdxError::TcbInfoSignature);
-    }
-    checks.push("tcb_info_signature");
-    let tcb_info = TcbInfo::parse(collateral.tcb_info.as_bytes())?;
-    check_window(
-        &tcb_info.issue_date,
-        &tcb_info.next_update,
-        at,
-        |issue_date| TdxError::TcbInfoNotYetValid {
-            issue_date,
-            at: at.0,
-        },
-        |next_update| TdxError::TcbInfoExpired {
-            next_update,
-            at: at.0,
-        },
-    )?;
-    checks.push("tcb_info_validity");
-    check_evaluation_number(policy, "TCB info", tcb_info.tcb_evaluation_data_number)?;
-    checks.push("tcb_info_evaluation_data_number");
+    checks.extend(Document::TcbInfo.checks());
     let platform = PckPlatform::from_cert(pck)?;
     let tcb_fmspc: [u8; 6] = collateral::hex_field("tcb_info fmspc", &tcb_info.fmspc)?;
     if platform.fmspc != tcb_fmspc {
