@@ -37,94 +37,74 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>, ParseError> {
     hex::decode(compact).map_err(|e| ParseError::Hex(e.to_string()))
 }
 
+/// Defines a flags word's bits as `bool` accessors, one `name = bit` per line.
+macro_rules! flag_accessors {
+    ($($name:ident = $bit:literal;)*) => {
+        $(
+            pub fn $name(self) -> bool {
+                self.0 & (1 << $bit) != 0
+            }
+        )*
+    };
+}
+
+/// Defines [`GuestPolicy`]'s flags once: each flag's mask constant, its accessor and its
+/// field in [`PolicyBits`], which [`GuestPolicy::decoded`] fills.
+macro_rules! guest_policy_flags {
+    ($($mask:ident = $bit:literal => $name:ident;)*) => {
+        impl GuestPolicy {
+            $( pub const $mask: u64 = 1 << $bit; )*
+
+            flag_accessors! { $( $name = $bit; )* }
+
+            /// The decoded bits, for JSON output.
+            pub fn decoded(self) -> PolicyBits {
+                PolicyBits {
+                    raw: self.0,
+                    abi_major: self.abi_major(),
+                    abi_minor: self.abi_minor(),
+                    $( $name: self.$name(), )*
+                }
+            }
+        }
+
+        /// [`GuestPolicy`] decoded.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+        pub struct PolicyBits {
+            pub raw: u64,
+            pub abi_major: u8,
+            pub abi_minor: u8,
+            $( pub $name: bool, )*
+        }
+    };
+}
+
 /// The guest policy the guest owner set at launch (bits per the ABI specification).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GuestPolicy(pub u64);
 
 impl GuestPolicy {
-    pub const SMT: u64 = 1 << 16;
     /// Must be one in every valid policy.
     pub const RESERVED_ONE: u64 = 1 << 17;
-    pub const MIGRATE_MA: u64 = 1 << 18;
-    pub const DEBUG: u64 = 1 << 19;
-    pub const SINGLE_SOCKET: u64 = 1 << 20;
-    pub const CXL_ALLOW: u64 = 1 << 21;
-    pub const MEM_AES_256_XTS: u64 = 1 << 22;
-    pub const RAPL_DIS: u64 = 1 << 23;
-    pub const CIPHERTEXT_HIDING: u64 = 1 << 24;
-    pub const PAGE_SWAP_DISABLE: u64 = 1 << 25;
 
-    fn bit(self, mask: u64) -> bool {
-        self.0 & mask != 0
-    }
     pub fn abi_minor(self) -> u8 {
         self.0.to_le_bytes()[0]
     }
     pub fn abi_major(self) -> u8 {
         self.0.to_le_bytes()[1]
     }
-    pub fn smt_allowed(self) -> bool {
-        self.bit(Self::SMT)
-    }
-    pub fn migrate_ma(self) -> bool {
-        self.bit(Self::MIGRATE_MA)
-    }
-    pub fn debug(self) -> bool {
-        self.bit(Self::DEBUG)
-    }
-    pub fn single_socket(self) -> bool {
-        self.bit(Self::SINGLE_SOCKET)
-    }
-    pub fn cxl_allow(self) -> bool {
-        self.bit(Self::CXL_ALLOW)
-    }
-    pub fn mem_aes_256_xts(self) -> bool {
-        self.bit(Self::MEM_AES_256_XTS)
-    }
-    pub fn rapl_dis(self) -> bool {
-        self.bit(Self::RAPL_DIS)
-    }
-    pub fn ciphertext_hiding(self) -> bool {
-        self.bit(Self::CIPHERTEXT_HIDING)
-    }
-    pub fn page_swap_disable(self) -> bool {
-        self.bit(Self::PAGE_SWAP_DISABLE)
-    }
-
-    /// The decoded bits, for JSON output.
-    pub fn decoded(self) -> PolicyBits {
-        PolicyBits {
-            raw: self.0,
-            abi_major: self.abi_major(),
-            abi_minor: self.abi_minor(),
-            smt_allowed: self.smt_allowed(),
-            migrate_ma: self.migrate_ma(),
-            debug: self.debug(),
-            single_socket: self.single_socket(),
-            cxl_allow: self.cxl_allow(),
-            mem_aes_256_xts: self.mem_aes_256_xts(),
-            rapl_dis: self.rapl_dis(),
-            ciphertext_hiding: self.ciphertext_hiding(),
-            page_swap_disable: self.page_swap_disable(),
-        }
-    }
 }
 
-/// [`GuestPolicy`] decoded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub struct PolicyBits {
-    pub raw: u64,
-    pub abi_major: u8,
-    pub abi_minor: u8,
-    pub smt_allowed: bool,
-    pub migrate_ma: bool,
-    pub debug: bool,
-    pub single_socket: bool,
-    pub cxl_allow: bool,
-    pub mem_aes_256_xts: bool,
-    pub rapl_dis: bool,
-    pub ciphertext_hiding: bool,
-    pub page_swap_disable: bool,
+guest_policy_flags! {
+    SMT = 16 => smt_allowed;
+    MIGRATE_MA = 18 => migrate_ma;
+    DEBUG = 19 => debug;
+    SINGLE_SOCKET = 20 => single_socket;
+    CXL_ALLOW = 21 => cxl_allow;
+    MEM_AES_256_XTS = 22 => mem_aes_256_xts;
+    RAPL_DIS = 23 => rapl_dis;
+    CIPHERTEXT_HIDING = 24 => ciphertext_hiding;
+    PAGE_SWAP_DISABLE = 25 => page_swap_disable;
 }
 
 /// PLATFORM_INFO: how the host platform was configured when the report was made.
@@ -132,29 +112,14 @@ pub struct PolicyBits {
 pub struct PlatformInfo(pub u64);
 
 impl PlatformInfo {
-    fn bit(self, n: u32) -> bool {
-        self.0 & (1 << n) != 0
-    }
-    pub fn smt_enabled(self) -> bool {
-        self.bit(0)
-    }
-    pub fn tsme_enabled(self) -> bool {
-        self.bit(1)
-    }
-    pub fn ecc_enabled(self) -> bool {
-        self.bit(2)
-    }
-    pub fn rapl_disabled(self) -> bool {
-        self.bit(3)
-    }
-    pub fn ciphertext_hiding_enabled(self) -> bool {
-        self.bit(4)
-    }
-    pub fn alias_check_complete(self) -> bool {
-        self.bit(5)
-    }
-    pub fn tio_enabled(self) -> bool {
-        self.bit(7)
+    flag_accessors! {
+        smt_enabled = 0;
+        tsme_enabled = 1;
+        ecc_enabled = 2;
+        rapl_disabled = 3;
+        ciphertext_hiding_enabled = 4;
+        alias_check_complete = 5;
+        tio_enabled = 7;
     }
 }
 
