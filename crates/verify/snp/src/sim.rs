@@ -124,14 +124,7 @@ impl SimAuthority {
             &root_key,
         )?;
         let chip_der = issue(&intermediate, &chip, &chip_key, vcek, &intermediate_key)?;
-        Ok(SimAuthority {
-            chip_key,
-            root_der,
-            intermediate_der,
-            chip_der,
-            chip_id,
-            tcb,
-        })
+        Self::assemble(chip_key, [root_der, intermediate_der, chip_der])
     }
 
     /// The development root a client must be configured with to accept this authority.
@@ -237,10 +230,17 @@ impl SimAuthority {
         if !rest.is_empty() {
             return Err(SimError::Malformed("trailing bytes"));
         }
-        let [root_der, intermediate_der, chip_der]: [Vec<u8>; 3] = ders
+        let ders: [Vec<u8>; 3] = ders
             .try_into()
             .map_err(|_| SimError::Malformed("certificate count"))?;
+        Self::assemble(chip_key, ders)
+    }
 
+    /// An authority from its chip key and `[root, intermediate, chip]` certificates, once the
+    /// chain links up and the key matches the chip certificate; the chip id and TCB are the
+    /// chip certificate's.
+    fn assemble(chip_key: SigningKey, ders: [Vec<u8>; 3]) -> Result<SimAuthority, SimError> {
+        let [root_der, intermediate_der, chip_der] = ders;
         let root = Cert::from_der(&root_der).map_err(SimError::Cert)?;
         let intermediate = Cert::from_der(&intermediate_der).map_err(SimError::Cert)?;
         let chip = Cert::from_der(&chip_der).map_err(SimError::Cert)?;
@@ -473,7 +473,7 @@ pub mod forge {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{verify, SnpAnchor, SnpError, SnpPolicy};
+    use crate::{verify, SnpAnchor, SnpError, SnpPolicy, SnpVerdict};
     use rand_chacha::rand_core::SeedableRng;
     use rand_chacha::ChaCha20Rng;
 
@@ -494,14 +494,23 @@ mod tests {
         SimAuthority::generate(&mut rng, NOW, [0x5a; 64], tcb()).unwrap()
     }
 
+    /// Verifies `evidence` under the default policy, anchored in `sim`'s root.
+    fn verify_under(
+        sim: &SimAuthority,
+        evidence: &SnpEvidence,
+        at: UnixTime,
+    ) -> Result<SnpVerdict, SnpError> {
+        let anchor = SnpAnchor::Simulated {
+            root_der: sim.root_der().to_vec(),
+        };
+        verify(evidence, &anchor, &SnpPolicy::default(), at)
+    }
+
     #[test]
     fn generate_sign_verify_round_trip() {
         let sim = authority();
         let report = sim.issue_report([1; 48], [2; 64]).unwrap();
-        let anchor = SnpAnchor::Simulated {
-            root_der: sim.root_der().to_vec(),
-        };
-        let verdict = verify(&sim.evidence(&report), &anchor, &SnpPolicy::default(), NOW).unwrap();
+        let verdict = verify_under(&sim, &sim.evidence(&report), NOW).unwrap();
         assert_eq!(verdict.platform, "simulated");
         assert_eq!(verdict.product, Product::Simulated);
         assert_eq!(verdict.measurement, [1; 48]);
@@ -519,16 +528,7 @@ mod tests {
         assert_eq!(restored.chip_id(), sim.chip_id());
         assert_eq!(restored.tcb(), sim.tcb());
         let report = restored.issue_report([3; 48], [4; 64]).unwrap();
-        let anchor = SnpAnchor::Simulated {
-            root_der: sim.root_der().to_vec(),
-        };
-        assert!(verify(
-            &restored.evidence(&report),
-            &anchor,
-            &SnpPolicy::default(),
-            NOW
-        )
-        .is_ok());
+        assert!(verify_under(&sim, &restored.evidence(&report), NOW).is_ok());
     }
 
     #[test]
@@ -558,16 +558,8 @@ mod tests {
     fn certificates_expire_after_ten_years() {
         let sim = authority();
         let report = sim.issue_report([1; 48], [2; 64]).unwrap();
-        let anchor = SnpAnchor::Simulated {
-            root_der: sim.root_der().to_vec(),
-        };
         let later = UnixTime(NOW.0 + VALIDITY_SECS + 1);
-        let err = verify(
-            &sim.evidence(&report),
-            &anchor,
-            &SnpPolicy::default(),
-            later,
-        );
+        let err = verify_under(&sim, &sim.evidence(&report), later);
         assert!(matches!(
             err,
             Err(SnpError::Chain(CertError::Expired { .. }))
