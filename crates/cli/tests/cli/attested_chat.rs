@@ -1,7 +1,7 @@
 //! A full attested chat over real sockets (client -> server relay -> tap -> enclave), and the
 //! client's refusals.
 
-use crate::common::{stack, TapMode};
+use crate::common::{connect, evidence_refusal, stack, TapMode};
 use sotto::client::{now, ClientError, Connection};
 use sotto_channel::handshake::Expectations;
 use sotto_channel::messages::{GenParams, Role, Stop, WireMessage};
@@ -74,23 +74,8 @@ async fn full_chat_streams_and_keeps_context_on_the_client() {
 async fn simulated_enclave_refused_without_explicit_consent_and_nothing_sent() {
     let s = stack(TapMode::Pass).await;
     let strict = sotto_verify::Policy::default();
-    let err = Connection::open(
-        &s.url,
-        &strict,
-        &s.releases,
-        &Expectations::default(),
-        now(),
-    )
-    .await
-    .err()
-    .expect("refused");
-    assert!(
-        matches!(
-            err,
-            ClientError::Channel(ChannelError::Evidence(VerifyError::SimulatedNotAllowed))
-        ),
-        "{err}"
-    );
+    let err = evidence_refusal(connect(&s.url, &strict, &s.releases).await);
+    assert!(matches!(err, VerifyError::SimulatedNotAllowed), "{err}");
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert_eq!(
         s.tap.up_frames.load(std::sync::atomic::Ordering::SeqCst),
@@ -159,28 +144,17 @@ async fn measurement_pinning_accepts_the_published_value_and_refuses_another() {
 
     let mut pinned = s.policy.clone();
     pinned.snp.allowed_measurements = vec![measurement];
-    Connection::open(
-        &s.url,
-        &pinned,
-        &s.releases,
-        &Expectations::default(),
-        now(),
-    )
-    .await
-    .expect("the pinned build is accepted");
+    connect(&s.url, &pinned, &s.releases)
+        .await
+        .expect("the pinned build is accepted");
 
     let mut other = s.policy.clone();
     other.snp.allowed_measurements = vec![[0x5a; 48]];
-    let err = Connection::open(&s.url, &other, &s.releases, &Expectations::default(), now())
-        .await
-        .err()
-        .expect("refused");
+    let err = evidence_refusal(connect(&s.url, &other, &s.releases).await);
     assert!(
         matches!(
             err,
-            ClientError::Channel(ChannelError::Evidence(VerifyError::Snp(
-                sotto_verify_snp::SnpError::MeasurementNotAllowed(_)
-            )))
+            VerifyError::Snp(sotto_verify_snp::SnpError::MeasurementNotAllowed(_))
         ),
         "{err}"
     );

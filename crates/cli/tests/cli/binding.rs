@@ -9,14 +9,14 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crate::common::{sim_platform, start_server, tiny_model};
-use sotto::client::{now, ClientError, Connection};
+use crate::common::{sim_platform, start_server};
+use sotto::client::{now, ClientError};
 use sotto_attester::{Attester, GpuConfig};
 use sotto_channel::binding::{manifest_digest, report_data};
 use sotto_channel::frame::{self, Decoder};
-use sotto_channel::handshake::{AttestationPayload, ClientHandshake, Expectations, StaticKey};
+use sotto_channel::handshake::{AttestationPayload, ClientHandshake, StaticKey};
 use sotto_channel::manifest::{EngineManifest, Manifest, ModelManifest, MANIFEST_FORMAT};
-use sotto_channel::{ChannelError, ServerHandshake};
+use sotto_channel::ServerHandshake;
 use sotto_release::ReleaseSet;
 use sotto_verify::{CpuEvidence, VerifyError};
 use sotto_verify_snp::SnpError;
@@ -133,15 +133,9 @@ async fn attempt(
 ) -> (Result<(), ClientError>, usize) {
     let (addr, after) = hostile_enclave(key, make).await;
     let url = start_server(addr).await;
-    let result = Connection::open(
-        &url,
-        &f.policy,
-        &f.releases,
-        &Expectations::default(),
-        now(),
-    )
-    .await
-    .map(|_| ());
+    let result = common::connect(&url, &f.policy, &f.releases)
+        .await
+        .map(|_| ());
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     (result, after.load(Ordering::SeqCst))
 }
@@ -156,17 +150,12 @@ fn payload(attester: &Attester, manifest_bytes: Vec<u8>, rd: [u8; 64]) -> Vec<u8
     .unwrap()
 }
 
-fn assert_report_data_refused(result: Result<(), ClientError>) {
-    let err = result.expect_err("refused");
-    assert!(
-        matches!(
-            err,
-            ClientError::Channel(ChannelError::Evidence(VerifyError::Snp(
-                SnpError::ReportDataMismatch
-            )))
-        ),
-        "{err}"
-    );
+/// The check of the SNP evidence that refused a connection.
+fn snp_refusal<T>(opened: Result<T, ClientError>) -> SnpError {
+    match common::evidence_refusal(opened) {
+        VerifyError::Snp(e) => e,
+        e => panic!("refused by another check: {e}"),
+    }
 }
 
 /// A payload whose evidence commits to `key`, the digest of `attested` and the nonce that
@@ -204,41 +193,42 @@ async fn honest_binding_is_accepted_so_the_refusals_below_are_meaningful() {
     result.expect("a correctly bound simulated enclave is accepted");
 }
 
+/// Genuine evidence that commits to something other than this handshake: each field of the
+/// report data in turn.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn evidence_bound_to_another_static_key_is_refused_before_sending() {
+async fn evidence_bound_to_another_key_manifest_or_handshake_is_refused_before_sending() {
     let f = fixture();
-    let key = StaticKey::generate().unwrap();
-    let other = StaticKey::generate().unwrap();
-    let m = manifest(&"11".repeat(32));
-    let make = bound(&f, &other, m.clone(), &m, the_clients);
-    let (result, sent) = attempt(&f, key, make).await;
-    assert_report_data_refused(result);
-    assert_eq!(sent, 0);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn evidence_bound_to_another_manifest_is_refused_before_sending() {
-    let f = fixture();
-    let key = StaticKey::generate().unwrap();
     let shown = manifest(&"11".repeat(32));
-    let attested = manifest(&"22".repeat(32));
-    let make = bound(&f, &key, shown, &attested, the_clients);
-    let (result, sent) = attempt(&f, key, make).await;
-    assert_report_data_refused(result);
-    assert_eq!(sent, 0);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn evidence_made_for_another_handshake_is_refused_before_sending() {
-    // Genuine evidence for this key and manifest, made earlier over another nonce (what a thief
-    // of the static key and of evidence it once saw would replay): stale, so refused.
-    let f = fixture();
-    let key = StaticKey::generate().unwrap();
-    let m = manifest(&"11".repeat(32));
-    let make = bound(&f, &key, m.clone(), &m, |_| [0; 32]);
-    let (result, sent) = attempt(&f, key, make).await;
-    assert_report_data_refused(result);
-    assert_eq!(sent, 0);
+    let other_manifest = manifest(&"22".repeat(32));
+    let other_key = StaticKey::generate().unwrap();
+    /// What the evidence commits to: a key (`None`: the enclave's own), a manifest, and the
+    /// nonce it picks from the client's.
+    type Case<'a> = (
+        &'a str,
+        Option<&'a StaticKey>,
+        &'a [u8],
+        fn(&[u8; 32]) -> [u8; 32],
+    );
+    let cases: [Case<'_>; 3] = [
+        ("another static key", Some(&other_key), &shown, the_clients),
+        ("another manifest", None, &other_manifest, the_clients),
+        // Made earlier over another nonce: what a thief of the static key and of evidence it
+        // once saw would replay. Stale, so refused.
+        ("another handshake", None, &shown, |_| [0; 32]),
+    ];
+    for (what, committed_key, attested, nonce_of) in cases {
+        let key = StaticKey::generate().unwrap();
+        let make = bound(
+            &f,
+            committed_key.unwrap_or(&key),
+            shown.clone(),
+            attested,
+            nonce_of,
+        );
+        let (result, sent) = attempt(&f, key, make).await;
+        assert_eq!(snp_refusal(result), SnpError::ReportDataMismatch, "{what}");
+        assert_eq!(sent, 0, "{what}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -263,16 +253,7 @@ async fn tampered_evidence_signature_is_refused_before_sending() {
         .unwrap()
     });
     let (result, sent) = attempt(&f, key, make).await;
-    let err = result.expect_err("refused");
-    assert!(
-        matches!(
-            err,
-            ClientError::Channel(ChannelError::Evidence(VerifyError::Snp(
-                SnpError::SignatureInvalid
-            )))
-        ),
-        "{err}"
-    );
+    assert_eq!(snp_refusal(result), SnpError::SignatureInvalid);
     assert_eq!(sent, 0);
 }
 
@@ -280,12 +261,7 @@ async fn tampered_evidence_signature_is_refused_before_sending() {
 async fn relay_that_swaps_in_its_own_handshake_key_is_refused_before_sending() {
     // A genuine enclave behind the attacker.
     let dir = tempfile::tempdir().unwrap();
-    let model = tiny_model(dir.path());
-    let d = dir.path().to_path_buf();
-    let enclave = tokio::task::spawn_blocking(move || common::boot(&d, &model))
-        .await
-        .unwrap();
-    let genuine = common::start_enclave(enclave).await;
+    let genuine = common::start_enclave(common::boot_tiny(dir.path()).await).await;
 
     // The attacker obtains the genuine attestation payload by handshaking with it...
     let mut stream = TcpStream::connect(genuine).await.unwrap();
@@ -308,25 +284,8 @@ async fn relay_that_swaps_in_its_own_handshake_key_is_refused_before_sending() {
         hostile_enclave(attacker_key, Arc::new(move |_| genuine_payload.clone())).await;
     let url = start_server(addr).await;
     let policy = common::policy(dir.path());
-    let err = Connection::open(
-        &url,
-        &policy,
-        &ReleaseSet::default(),
-        &Expectations::default(),
-        now(),
-    )
-    .await
-    .err()
-    .expect("refused");
-    assert!(
-        matches!(
-            err,
-            ClientError::Channel(ChannelError::Evidence(VerifyError::Snp(
-                SnpError::ReportDataMismatch
-            )))
-        ),
-        "{err}"
-    );
+    let opened = common::connect(&url, &policy, &ReleaseSet::default()).await;
+    assert_eq!(snp_refusal(opened), SnpError::ReportDataMismatch);
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert_eq!(after.load(Ordering::SeqCst), 0);
 }

@@ -8,11 +8,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use sotto::client::{ClientError, Connection};
 use sotto_attester::{Attester, GpuConfig, PlatformConfig};
 use sotto_channel::frame::{self, Decoder};
+use sotto_channel::ChannelError;
 use sotto_enclave::{Enclave, EnclaveConfig};
 use sotto_engine::EngineConfig;
 use sotto_server::ServerConfig;
+use sotto_verify::VerifyError;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -46,6 +49,29 @@ pub fn boot(data_dir: &Path, model: &Path) -> Enclave {
         max_concurrent: 4,
     };
     Enclave::boot(config, sotto::client::now(), &mut |_, _, _| {}).expect("enclave boots")
+}
+
+/// Boots an enclave on a tiny model written to `data_dir`, off the runtime's threads: loading
+/// the model blocks.
+pub async fn boot_tiny(data_dir: &Path) -> Enclave {
+    let model = tiny_model(data_dir);
+    let dir = data_dir.to_path_buf();
+    tokio::task::spawn_blocking(move || boot(&dir, &model))
+        .await
+        .unwrap()
+}
+
+/// The release of `enclave`'s build (with `web`, a browser client, if any), as `sotto up` logs it.
+pub fn release_of(
+    enclave: &Enclave,
+    web: Option<sotto_release::manifest::WebBundle>,
+) -> sotto_release::Release {
+    let measurement = sotto::stack::simulated_measurement(enclave).expect("simulated");
+    sotto::devlog::release_of(&sotto::devlog::EnclaveRelease {
+        manifest: enclave.manifest(),
+        measurement: &measurement,
+        web,
+    })
 }
 
 /// The simulated platform's root, as a client would pin it.
@@ -182,13 +208,7 @@ pub async fn start_server_with_log(enclave_addr: SocketAddr, log_dir: Option<Pat
 
 /// A development release log (as `sotto up` runs it) that lists `enclave`'s build.
 pub async fn dev_log(data_dir: &Path, enclave: &Enclave) -> sotto::devlog::DevLog {
-    let measurement = sotto::stack::simulated_measurement(enclave).expect("simulated");
-    let release = sotto::devlog::release_of(&sotto::devlog::EnclaveRelease {
-        manifest: enclave.manifest(),
-        measurement: &measurement,
-        web: None,
-    });
-    sotto::devlog::DevLog::start(data_dir, release)
+    sotto::devlog::DevLog::start(data_dir, release_of(enclave, None))
         .await
         .expect("development log")
 }
@@ -228,11 +248,7 @@ pub struct Stack {
 
 pub async fn stack(mode: TapMode) -> Stack {
     let data_dir = tempfile::tempdir().unwrap();
-    let model = tiny_model(data_dir.path());
-    let dir = data_dir.path().to_path_buf();
-    let enclave = tokio::task::spawn_blocking(move || boot(&dir, &model))
-        .await
-        .unwrap();
+    let enclave = boot_tiny(data_dir.path()).await;
     let log = dev_log(data_dir.path(), &enclave).await;
     let enclave_addr = start_enclave(enclave).await;
     let tap = Tap::start(enclave_addr, mode).await;
@@ -251,16 +267,35 @@ pub async fn stack(mode: TapMode) -> Stack {
 
 impl Stack {
     /// A client connection as `sotto chat` opens one: the stack's pinned root and its logged
-    /// releases, no further expectations.
-    pub async fn connect(&self) -> Result<sotto::client::Connection, sotto::client::ClientError> {
-        sotto::client::Connection::open(
-            &self.url,
-            &self.policy,
-            &self.releases,
-            &sotto_channel::handshake::Expectations::default(),
-            sotto::client::now(),
-        )
-        .await
+    /// releases.
+    pub async fn connect(&self) -> Result<Connection, ClientError> {
+        connect(&self.url, &self.policy, &self.releases).await
+    }
+}
+
+/// A client connection to the server at `url` under `policy` and `releases`, with no further
+/// expectations.
+pub async fn connect(
+    url: &str,
+    policy: &sotto_verify::Policy,
+    releases: &sotto_release::ReleaseSet,
+) -> Result<Connection, ClientError> {
+    Connection::open(
+        url,
+        policy,
+        releases,
+        &sotto_channel::handshake::Expectations::default(),
+        sotto::client::now(),
+    )
+    .await
+}
+
+/// The check of the enclave's evidence that refused a connection.
+pub fn evidence_refusal<T>(opened: Result<T, ClientError>) -> VerifyError {
+    match opened {
+        Err(ClientError::Channel(ChannelError::Evidence(e))) => e,
+        Err(e) => panic!("refused, but not for its evidence: {e}"),
+        Ok(_) => panic!("accepted"),
     }
 }
 

@@ -9,7 +9,7 @@ use crate::common;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
-use crate::common::{boot, start_enclave, start_server_with_log, tiny_model, Tap, TapMode};
+use crate::common::{start_enclave, start_server_with_log, Tap, TapMode};
 use sotto::client::{now, ClientError, Connection};
 use sotto::local::Profile;
 use sotto::transparency::{self, TransparencyError};
@@ -139,17 +139,8 @@ struct Enclave {
 
 async fn enclave() -> Enclave {
     let dir = tempfile::tempdir().unwrap();
-    let model = tiny_model(dir.path());
-    let d = dir.path().to_path_buf();
-    let enclave = tokio::task::spawn_blocking(move || boot(&d, &model))
-        .await
-        .unwrap();
-    let measurement = sotto::stack::simulated_measurement(&enclave).unwrap();
-    let release = sotto::devlog::release_of(&sotto::devlog::EnclaveRelease {
-        manifest: enclave.manifest(),
-        measurement: &measurement,
-        web: None,
-    });
+    let enclave = common::boot_tiny(dir.path()).await;
+    let release = common::release_of(&enclave, None);
     let addr = start_enclave(enclave).await;
     let tap = Tap::start(addr, TapMode::Pass).await;
     let policy = common::policy(dir.path());

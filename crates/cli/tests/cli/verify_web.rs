@@ -5,9 +5,10 @@
 use crate::common;
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
 use std::sync::Arc;
 
+use sotto::devlog::DevLog;
 use sotto_server::{Bundle, ServerConfig};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sotto");
@@ -36,14 +37,23 @@ async fn serve(web: &Path, log: &Path) -> String {
     format!("http://{addr}")
 }
 
-fn verify(url: &str, trust: &Path, config: &Path) -> std::process::Output {
+/// `sotto verify web` against a server serving the bundle in `web` and the log `log`.
+async fn verify(web: &Path, log: &DevLog, config: &Path) -> Output {
+    let url = serve(web, &log.public_dir).await;
     Command::new(BIN)
-        .args(["verify", "web", url, "--trust"])
-        .arg(trust)
+        .args(["verify", "web", &url, "--trust"])
+        .arg(&log.trust_path)
         .arg("--config-dir")
         .arg(config)
         .output()
         .unwrap()
+}
+
+/// What `sotto verify web` said when it failed the served client (exit 1).
+fn refusal(out: &Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    err
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -55,24 +65,12 @@ async fn the_served_client_must_be_a_logged_release() {
         r#"const w = new URL("sotto_web_bg.wasm", import.meta.url);"#,
     );
     let bundle = Bundle::load(&web).unwrap();
-    let model = common::tiny_model(dir.path());
-    let d = dir.path().to_path_buf();
-    let enclave = tokio::task::spawn_blocking(move || common::boot(&d, &model))
-        .await
-        .unwrap();
-    let measurement = sotto::stack::simulated_measurement(&enclave).unwrap();
-    let release = sotto::devlog::release_of(&sotto::devlog::EnclaveRelease {
-        manifest: enclave.manifest(),
-        measurement: &measurement,
-        web: Some(bundle.release()),
-    });
-    let log = sotto::devlog::DevLog::start(dir.path(), release)
-        .await
-        .unwrap();
+    let enclave = common::boot_tiny(dir.path()).await;
+    let release = common::release_of(&enclave, Some(bundle.release()));
+    let log = DevLog::start(dir.path(), release).await.unwrap();
     let client = dir.path().join("client");
 
-    let url = serve(&web, &log.public_dir).await;
-    let ok = verify(&url, &log.trust_path, &client);
+    let ok = verify(&web, &log, &client).await;
     let out = String::from_utf8_lossy(&ok.stdout);
     assert!(
         ok.status.success(),
@@ -90,10 +88,7 @@ async fn the_served_client_must_be_a_logged_release() {
         &tampered,
         r#"const w = new URL("sotto_web_bg.wasm", import.meta.url)!"#,
     );
-    let url = serve(&tampered, &log.public_dir).await;
-    let bad = verify(&url, &log.trust_path, &client);
-    let err = String::from_utf8_lossy(&bad.stderr);
-    assert_eq!(bad.status.code(), Some(1), "{err}");
+    let err = refusal(&verify(&tampered, &log, &client).await);
     assert!(
         err.contains("app.js differs from every logged release"),
         "{err}"
@@ -106,10 +101,7 @@ async fn the_served_client_must_be_a_logged_release() {
         r#"const w = new URL("sotto_web_bg.wasm", import.meta.url); import("./more.js");"#,
     );
     std::fs::write(extra.join("more.js"), "steal()").unwrap();
-    let url = serve(&extra, &log.public_dir).await;
-    let bad = verify(&url, &log.trust_path, &client);
-    let err = String::from_utf8_lossy(&bad.stderr);
-    assert_eq!(bad.status.code(), Some(1), "{err}");
+    let err = refusal(&verify(&extra, &log, &client).await);
     assert!(
         err.contains("differs") || err.contains("not a file of release"),
         "{err}"
