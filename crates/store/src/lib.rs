@@ -13,9 +13,10 @@
 //! (`tests/conformance.rs`) that runs against both: [`sqlite::SqliteStore`] (embedded, the
 //! default) and [`postgres::PostgresStore`] (to scale out). [`open`] picks one from a spec.
 //! What the contract decides is written once for both: the record rules (versions, markers,
-//! quotas, the last credential) in `rules`, the schema and its migrations in `schema`, and the
-//! row conversions and error context in `driver`; each backend holds only its SQL and how it
-//! talks to its database.
+//! quotas, the last credential) in `rules`, the schema and its migrations in `schema`, the
+//! row conversions and error context in `driver`, and the operations whose steps are the same
+//! on both (creating an account, deleting a credential, writing, deleting and paging records)
+//! in `ops`; each backend holds only its SQL and how it talks to its database.
 //!
 //! # The contract both backends keep
 //!
@@ -78,6 +79,7 @@ use async_trait::async_trait;
 use sotto_api::{Changes, PutResult, Quota, RecordOut, Usage};
 
 mod driver;
+mod ops;
 pub mod postgres;
 mod rules;
 mod schema;

@@ -29,7 +29,8 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 use crate::driver::{self, failed, to_db, ColumnType, Columns, Context, Failure, Fallible};
-use crate::rules::{self, AccountState, Existing, Planned};
+use crate::ops::{self, AccountSql, NewAccount, RecordSql};
+use crate::rules::{AccountState, Existing, Planned};
 use crate::schema::{self, CURRENT_VERSION, RECORD_VERSION};
 use crate::{AccountId, AccountRow, CredentialRow, RecordWrite, Result, Store, StoreError};
 
@@ -227,125 +228,211 @@ async fn query<T>(
     rows.iter().map(decode).collect()
 }
 
-/// Locks the account row for the rest of the transaction and reads its write state.
-async fn lock_account(tx: &Transaction<'_>, account: AccountId) -> Fallible<AccountState> {
-    let sql = "SELECT seq, used_bytes, used_records FROM accounts WHERE id = $1 FOR NO KEY UPDATE";
-    query_opt(tx, sql, &[&&account.0[..]], driver::account_state)
-        .await?
-        .ok_or(StoreError::NoAccount.into())
+/// The statements of the shared record operations, on a pooled connection or in a
+/// transaction.
+struct Statements<'a, C>(&'a C);
+
+impl<C: GenericClient + Sync> AccountSql for Statements<'_, C> {
+    async fn credential_in_use(&self, credential_id: &[u8]) -> Fallible<bool> {
+        let sql = "SELECT 1 FROM credentials WHERE credential_id = $1";
+        Ok(query_opt(self.0, sql, &[&credential_id], |_| Ok(()))
+            .await?
+            .is_some())
+    }
+
+    /// The unique constraint decides races between transactions.
+    async fn insert_account(&self, account: &NewAccount<'_>) -> Fallible<()> {
+        self.0
+            .execute(
+                "INSERT INTO accounts (id, created_at, recovery_lookup, recovery_verifier)
+                 VALUES ($1, $2, $3, $4)",
+                &[
+                    &&account.id.0[..],
+                    &account.created_at,
+                    &&account.recovery_lookup[..],
+                    &&account.recovery_verifier[..],
+                ],
+            )
+            .await
+            .map_err(constraint_error)
+            .map(drop)
+    }
+
+    async fn insert_credential(&self, account: AccountId, cred: &CredentialRow) -> Fallible<()> {
+        let (created_at, last_used_at) = driver::credential_times(cred)?;
+        self.0
+            .execute(
+                "INSERT INTO credentials (credential_id, account, passkey, name, created_at, last_used_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    &cred.credential_id,
+                    &&account.0[..],
+                    &cred.passkey,
+                    &cred.name,
+                    &created_at,
+                    &last_used_at,
+                ],
+            )
+            .await
+            .map_err(constraint_error)
+            .map(drop)
+    }
+
+    /// Takes the account row lock first, which serializes deletions, so the counts stay true
+    /// until commit.
+    async fn credential_counts(
+        &self,
+        account: AccountId,
+        credential_id: &[u8],
+    ) -> Fallible<(i64, i64)> {
+        let sql = "SELECT 1 FROM accounts WHERE id = $1 FOR NO KEY UPDATE";
+        if query_opt(self.0, sql, &[&&account.0[..]], |_| Ok(()))
+            .await?
+            .is_none()
+        {
+            return Ok((0, 0));
+        }
+        let counts = self
+            .0
+            .query_one(
+                "SELECT count(*), count(*) FILTER (WHERE credential_id = $2)
+                 FROM credentials WHERE account = $1",
+                &[&&account.0[..], &credential_id],
+            )
+            .await?;
+        Ok((counts.value(0)?, counts.value(1)?))
+    }
+
+    async fn remove_credential(&self, account: AccountId, credential_id: &[u8]) -> Fallible<()> {
+        for sql in [
+            "DELETE FROM sessions WHERE account = $1 AND credential_id = $2",
+            "DELETE FROM credentials WHERE account = $1 AND credential_id = $2",
+        ] {
+            execute(self.0, sql, &[&&account.0[..], &credential_id]).await?;
+        }
+        Ok(())
+    }
 }
 
-async fn save_account_state(
-    tx: &Transaction<'_>,
-    account: AccountId,
-    state: AccountState,
-) -> Fallible<()> {
-    let [seq, bytes, records] = driver::account_state_columns(state)?;
-    execute(
-        tx,
-        "UPDATE accounts SET seq = $2, used_bytes = $3, used_records = $4 WHERE id = $1",
-        &[&&account.0[..], &seq, &bytes, &records],
-    )
-    .await
-    .map(drop)
-}
+impl<C: GenericClient + Sync> RecordSql for Statements<'_, C> {
+    /// Locks the account row for the rest of the transaction.
+    async fn account_state(&self, account: AccountId) -> Fallible<AccountState> {
+        let sql =
+            "SELECT seq, used_bytes, used_records FROM accounts WHERE id = $1 FOR NO KEY UPDATE";
+        query_opt(self.0, sql, &[&&account.0[..]], driver::account_state)
+            .await?
+            .ok_or(StoreError::NoAccount.into())
+    }
 
-async fn existing_record(
-    tx: &Transaction<'_>,
-    account: AccountId,
-    id: &str,
-) -> Fallible<Option<Existing>> {
-    query_opt(
-        tx,
-        "SELECT version, octet_length(ciphertext)::bigint FROM records
-         WHERE account = $1 AND id = $2",
-        &[&&account.0[..], &id],
-        driver::existing,
-    )
-    .await
-}
+    async fn save_account_state(&self, account: AccountId, state: AccountState) -> Fallible<()> {
+        let [seq, bytes, records] = driver::account_state_columns(state)?;
+        execute(
+            self.0,
+            "UPDATE accounts SET seq = $2, used_bytes = $3, used_records = $4 WHERE id = $1",
+            &[&&account.0[..], &seq, &bytes, &records],
+        )
+        .await
+        .map(drop)
+    }
 
-async fn write_marker(
-    tx: &Transaction<'_>,
-    account: AccountId,
-    id: &str,
-    planned: &Planned,
-) -> Fallible<()> {
-    let [version, seq] = driver::planned_columns(planned)?;
-    execute(
-        tx,
-        "UPDATE records SET ciphertext = NULL, version = $3, seq = $4
-         WHERE account = $1 AND id = $2",
-        &[&&account.0[..], &id, &version, &seq],
-    )
-    .await
-    .map(drop)
-}
+    async fn existing_record(&self, account: AccountId, id: &str) -> Fallible<Option<Existing>> {
+        query_opt(
+            self.0,
+            "SELECT version, octet_length(ciphertext)::bigint FROM records
+             WHERE account = $1 AND id = $2",
+            &[&&account.0[..], &id],
+            driver::existing,
+        )
+        .await
+    }
 
-/// `put_record` inside a write transaction.
-async fn put(
-    tx: &Transaction<'_>,
-    account: AccountId,
-    write: &RecordWrite<'_>,
-    quota: Quota,
-) -> Fallible<PutResult> {
-    let state = lock_account(tx, account).await?;
-    let existing = existing_record(tx, account, write.id).await?;
-    let planned = rules::plan_put(
-        existing,
-        write.expected_version,
-        write.ciphertext.len(),
-        state,
-        quota,
-    )?;
-    save_account_state(tx, account, planned.account).await?;
-    let [version, seq] = driver::planned_columns(&planned)?;
-    execute(
-        tx,
-        "INSERT INTO records (account, id, grp, kind, version, seq, ciphertext)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
-         ON CONFLICT (account, id) DO UPDATE SET grp = excluded.grp,
-            kind = excluded.kind, version = excluded.version, seq = excluded.seq,
-            ciphertext = excluded.ciphertext",
-        &[
-            &&account.0[..],
-            &write.id,
-            &write.group,
-            &write.kind,
-            &version,
-            &seq,
-            &write.ciphertext,
-        ],
-    )
-    .await?;
-    Ok(PutResult {
-        version: planned.version,
-        seq: planned.account.seq,
-    })
-}
-
-async fn insert_credential(
-    client: &impl GenericClient,
-    account: AccountId,
-    cred: &CredentialRow,
-) -> Fallible<()> {
-    let (created_at, last_used_at) = driver::credential_times(cred)?;
-    client
-        .execute(
-            "INSERT INTO credentials (credential_id, account, passkey, name, created_at, last_used_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+    async fn write_record(
+        &self,
+        account: AccountId,
+        write: &RecordWrite<'_>,
+        planned: &Planned,
+    ) -> Fallible<()> {
+        let [version, seq] = driver::planned_columns(planned)?;
+        execute(
+            self.0,
+            "INSERT INTO records (account, id, grp, kind, version, seq, ciphertext)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (account, id) DO UPDATE SET grp = excluded.grp,
+                kind = excluded.kind, version = excluded.version, seq = excluded.seq,
+                ciphertext = excluded.ciphertext",
             &[
-                &cred.credential_id,
                 &&account.0[..],
-                &cred.passkey,
-                &cred.name,
-                &created_at,
-                &last_used_at,
+                &write.id,
+                &write.group,
+                &write.kind,
+                &version,
+                &seq,
+                &write.ciphertext,
             ],
         )
         .await
-        .map_err(constraint_error)
         .map(drop)
+    }
+
+    async fn write_marker(&self, account: AccountId, id: &str, planned: &Planned) -> Fallible<()> {
+        let [version, seq] = driver::planned_columns(planned)?;
+        execute(
+            self.0,
+            "UPDATE records SET ciphertext = NULL, version = $3, seq = $4
+             WHERE account = $1 AND id = $2",
+            &[&&account.0[..], &id, &version, &seq],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn live_members(
+        &self,
+        account: AccountId,
+        group: &str,
+    ) -> Fallible<Vec<(String, Existing)>> {
+        query(
+            self.0,
+            "SELECT version, octet_length(ciphertext)::bigint, id FROM records
+             WHERE account = $1 AND grp = $2 AND ciphertext IS NOT NULL
+             ORDER BY seq",
+            &[&&account.0[..], &group],
+            driver::group_member,
+        )
+        .await
+    }
+
+    async fn change_sizes(
+        &self,
+        account: AccountId,
+        cursor: i64,
+        rows: i64,
+    ) -> Fallible<Vec<(u64, u64)>> {
+        query(
+            self.0,
+            "SELECT seq, coalesce(octet_length(ciphertext), 0)::bigint FROM records
+             WHERE account = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            &[&&account.0[..], &cursor, &rows],
+            driver::seq_and_size,
+        )
+        .await
+    }
+
+    async fn change_records(
+        &self,
+        account: AccountId,
+        cursor: i64,
+        end: i64,
+    ) -> Fallible<Vec<RecordOut>> {
+        query(
+            self.0,
+            "SELECT id, grp, kind, version, seq, ciphertext FROM records
+             WHERE account = $1 AND seq > $2 AND seq <= $3 ORDER BY seq",
+            &[&&account.0[..], &cursor, &end],
+            driver::record,
+        )
+        .await
+    }
 }
 
 #[async_trait]
@@ -358,32 +445,14 @@ impl Store for PostgresStore {
         recovery_lookup: [u8; 32],
         recovery_verifier: [u8; 32],
     ) -> Result<()> {
-        let now = to_db(now, "creation time")?;
+        let account = NewAccount {
+            id,
+            created_at: to_db(now, "creation time")?,
+            recovery_lookup: &recovery_lookup,
+            recovery_verifier: &recovery_verifier,
+        };
         self.write("create_account", async |tx| {
-            // The credential is checked first so both backends report the same error when both
-            // values are taken; the unique constraints still decide races between transactions.
-            let taken = tx
-                .query_opt(
-                    "SELECT 1 FROM credentials WHERE credential_id = $1",
-                    &[&first.credential_id],
-                )
-                .await?;
-            if taken.is_some() {
-                return Err(StoreError::DuplicateCredential.into());
-            }
-            tx.execute(
-                "INSERT INTO accounts (id, created_at, recovery_lookup, recovery_verifier)
-                 VALUES ($1, $2, $3, $4)",
-                &[
-                    &&id.0[..],
-                    &now,
-                    &&recovery_lookup[..],
-                    &&recovery_verifier[..],
-                ],
-            )
-            .await
-            .map_err(constraint_error)?;
-            insert_credential(tx, id, &first).await
+            ops::create_account(&Statements(tx), account, &first).await
         })
         .await
     }
@@ -428,7 +497,7 @@ impl Store for PostgresStore {
 
     async fn add_credential(&self, account: AccountId, cred: CredentialRow) -> Result<()> {
         self.call("add_credential", async |client| {
-            insert_credential(client, account, &cred).await
+            Statements(client).insert_credential(account, &cred).await
         })
         .await
     }
@@ -470,34 +539,7 @@ impl Store for PostgresStore {
 
     async fn delete_credential(&self, account: AccountId, credential_id: &[u8]) -> Result<bool> {
         self.write("delete_credential", async |tx| {
-            // The account row lock serializes deletions, so the count below stays true until
-            // commit.
-            let locked = tx
-                .query_opt(
-                    "SELECT 1 FROM accounts WHERE id = $1 FOR NO KEY UPDATE",
-                    &[&&account.0[..]],
-                )
-                .await?;
-            if locked.is_none() {
-                return Ok(false);
-            }
-            let counts = tx
-                .query_one(
-                    "SELECT count(*), count(*) FILTER (WHERE credential_id = $2)
-                     FROM credentials WHERE account = $1",
-                    &[&&account.0[..], &credential_id],
-                )
-                .await?;
-            if !rules::may_delete_credential(counts.value(0)?, counts.value(1)?)? {
-                return Ok(false);
-            }
-            for sql in [
-                "DELETE FROM sessions WHERE account = $1 AND credential_id = $2",
-                "DELETE FROM credentials WHERE account = $1 AND credential_id = $2",
-            ] {
-                execute(tx, sql, &[&&account.0[..], &credential_id]).await?;
-            }
-            Ok(true)
+            ops::delete_credential(&Statements(tx), account, credential_id).await
         })
         .await
     }
@@ -523,7 +565,7 @@ impl Store for PostgresStore {
             if updated == 0 {
                 return Err(StoreError::NoAccount.into());
             }
-            put(tx, account, &wrap, quota).await
+            ops::put(&Statements(tx), account, &wrap, quota).await
         })
         .await
     }
@@ -602,7 +644,7 @@ impl Store for PostgresStore {
         quota: Quota,
     ) -> Result<PutResult> {
         self.write("put_record", async |tx| {
-            put(tx, account, &write, quota).await
+            ops::put(&Statements(tx), account, &write, quota).await
         })
         .await
     }
@@ -628,39 +670,14 @@ impl Store for PostgresStore {
         expected_version: Option<u64>,
     ) -> Result<bool> {
         self.write("delete_record", async |tx| {
-            let state = lock_account(tx, account).await?;
-            let existing = existing_record(tx, account, id).await?;
-            let Some(planned) = rules::plan_delete(existing, expected_version, state)? else {
-                return Ok(false);
-            };
-            write_marker(tx, account, id, &planned).await?;
-            save_account_state(tx, account, planned.account).await?;
-            Ok(true)
+            ops::delete(&Statements(tx), account, id, expected_version).await
         })
         .await
     }
 
     async fn delete_group(&self, account: AccountId, group: &str) -> Result<u64> {
         self.write("delete_group", async |tx| {
-            let state = lock_account(tx, account).await?;
-            let live = query(
-                tx,
-                "SELECT version, octet_length(ciphertext)::bigint, id FROM records
-                 WHERE account = $1 AND grp = $2 AND ciphertext IS NOT NULL
-                 ORDER BY seq",
-                &[&&account.0[..], &group],
-                driver::group_member,
-            )
-            .await?;
-            let markers = rules::plan_group_delete(live, state)?;
-            let Some((_, last)) = markers.last() else {
-                return Ok(0);
-            };
-            for (id, planned) in &markers {
-                write_marker(tx, account, id, planned).await?;
-            }
-            save_account_state(tx, account, last.account).await?;
-            Ok(markers.len() as u64)
+            ops::delete_group(&Statements(tx), account, group).await
         })
         .await
     }
@@ -672,38 +689,8 @@ impl Store for PostgresStore {
         limit: u32,
         max_bytes: u64,
     ) -> Result<Changes> {
-        let cursor = to_db(since, "cursor")?;
-        let rows = i64::from(limit) + 1;
         self.call("changes", async |client| {
-            // Sizes first, so no more ciphertext than one page holds is ever fetched. A change
-            // in the range rewritten in between moves past it and comes on a later page.
-            let sizes = query(
-                client,
-                "SELECT seq, coalesce(octet_length(ciphertext), 0)::bigint FROM records
-                 WHERE account = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-                &[&&account.0[..], &cursor, &rows],
-                driver::seq_and_size,
-            )
-            .await?;
-            let (end, more) = rules::page_end(&sizes, limit, max_bytes);
-            let records = match end {
-                None => Vec::new(),
-                Some(end) => {
-                    query(
-                        client,
-                        "SELECT id, grp, kind, version, seq, ciphertext FROM records
-                         WHERE account = $1 AND seq > $2 AND seq <= $3 ORDER BY seq",
-                        &[&&account.0[..], &cursor, &to_db(end, "cursor")?],
-                        driver::record,
-                    )
-                    .await?
-                }
-            };
-            Ok(Changes {
-                records,
-                next: end.unwrap_or(since),
-                more,
-            })
+            ops::changes(&Statements(client), account, since, limit, max_bytes).await
         })
         .await
     }

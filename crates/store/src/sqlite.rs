@@ -12,9 +12,12 @@
 //! wrote; values read back are still range-checked rather than assumed.
 
 use std::fs::{self, OpenOptions};
+use std::future::Future;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
+use std::pin::pin;
 use std::sync::{Arc, Mutex};
+use std::task::{self, Poll, Waker};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -22,7 +25,8 @@ use rusqlite::{params, Connection, OpenFlags, Params, Row, TransactionBehavior};
 use sotto_api::{Changes, PutResult, Quota, RecordOut};
 
 use crate::driver::{self, failed, to_db, ColumnType, Columns, Context, Failure, Fallible};
-use crate::rules::{self, AccountState, Existing, Planned};
+use crate::ops::{self, AccountSql, NewAccount, RecordSql};
+use crate::rules::{AccountState, Existing, Planned};
 use crate::schema::{self, CURRENT_VERSION, RECORD_VERSION};
 use crate::{AccountId, AccountRow, CredentialRow, RecordWrite, Result, Store, StoreError};
 
@@ -255,49 +259,196 @@ fn require_account(conn: &Connection, account: AccountId) -> Fallible<()> {
     }
 }
 
-/// The account's write state, or `NoAccount`.
-fn account_state(conn: &Connection, account: AccountId) -> Fallible<AccountState> {
-    let sql = "SELECT seq, used_bytes, used_records FROM accounts WHERE id = ?1";
-    query_opt(conn, sql, [&account.0[..]], |row| {
-        driver::account_state(row)
-    })?
-    .ok_or(StoreError::NoAccount.into())
+impl AccountSql for Connection {
+    async fn credential_in_use(&self, credential_id: &[u8]) -> Fallible<bool> {
+        exists(self, CREDENTIAL_IN_USE, credential_id)
+    }
+
+    async fn insert_account(&self, account: &NewAccount<'_>) -> Fallible<()> {
+        let lookup_taken = "SELECT 1 FROM accounts WHERE recovery_lookup = ?1";
+        if exists(self, lookup_taken, account.recovery_lookup)? {
+            return Err(StoreError::DuplicateRecovery.into());
+        }
+        if account_exists(self, account.id)? {
+            return Err(failed("the account id is taken"));
+        }
+        execute(
+            self,
+            "INSERT INTO accounts (id, created_at, recovery_lookup, recovery_verifier)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![
+                &account.id.0[..],
+                account.created_at,
+                &account.recovery_lookup[..],
+                &account.recovery_verifier[..]
+            ],
+        )
+        .map(drop)
+    }
+
+    async fn insert_credential(&self, account: AccountId, cred: &CredentialRow) -> Fallible<()> {
+        let (created_at, last_used_at) = driver::credential_times(cred)?;
+        execute(
+            self,
+            "INSERT INTO credentials (credential_id, account, passkey, name, created_at, last_used_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                cred.credential_id,
+                &account.0[..],
+                cred.passkey,
+                cred.name,
+                created_at,
+                last_used_at
+            ],
+        )
+        .map(drop)
+    }
+
+    async fn credential_counts(
+        &self,
+        account: AccountId,
+        credential_id: &[u8],
+    ) -> Fallible<(i64, i64)> {
+        Ok(self.query_row(
+            "SELECT count(*), coalesce(sum(credential_id = ?2), 0)
+             FROM credentials WHERE account = ?1",
+            params![&account.0[..], credential_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?)
+    }
+
+    async fn remove_credential(&self, account: AccountId, credential_id: &[u8]) -> Fallible<()> {
+        for sql in [
+            "DELETE FROM sessions WHERE account = ?1 AND credential_id = ?2",
+            "DELETE FROM credentials WHERE account = ?1 AND credential_id = ?2",
+        ] {
+            execute(self, sql, params![&account.0[..], credential_id])?;
+        }
+        Ok(())
+    }
 }
 
-fn save_account_state(conn: &Connection, account: AccountId, state: AccountState) -> Fallible<()> {
-    let [seq, bytes, records] = driver::account_state_columns(state)?;
-    execute(
-        conn,
-        "UPDATE accounts SET seq = ?2, used_bytes = ?3, used_records = ?4 WHERE id = ?1",
-        params![&account.0[..], seq, bytes, records],
-    )
-    .map(drop)
+/// SQLite's statements are synchronous and its write transactions are immediate: the whole
+/// file is write-locked from their start.
+impl RecordSql for Connection {
+    async fn account_state(&self, account: AccountId) -> Fallible<AccountState> {
+        let sql = "SELECT seq, used_bytes, used_records FROM accounts WHERE id = ?1";
+        query_opt(self, sql, [&account.0[..]], |row| {
+            driver::account_state(row)
+        })?
+        .ok_or(StoreError::NoAccount.into())
+    }
+
+    async fn save_account_state(&self, account: AccountId, state: AccountState) -> Fallible<()> {
+        let [seq, bytes, records] = driver::account_state_columns(state)?;
+        execute(
+            self,
+            "UPDATE accounts SET seq = ?2, used_bytes = ?3, used_records = ?4 WHERE id = ?1",
+            params![&account.0[..], seq, bytes, records],
+        )
+        .map(drop)
+    }
+
+    async fn existing_record(&self, account: AccountId, id: &str) -> Fallible<Option<Existing>> {
+        query_opt(
+            self,
+            "SELECT version, length(ciphertext) FROM records WHERE account = ?1 AND id = ?2",
+            params![&account.0[..], id],
+            |row| driver::existing(row),
+        )
+    }
+
+    async fn write_record(
+        &self,
+        account: AccountId,
+        write: &RecordWrite<'_>,
+        planned: &Planned,
+    ) -> Fallible<()> {
+        let [version, seq] = driver::planned_columns(planned)?;
+        execute(
+            self,
+            "INSERT INTO records (account, id, grp, kind, version, seq, ciphertext)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (account, id) DO UPDATE SET grp = excluded.grp,
+                kind = excluded.kind, version = excluded.version, seq = excluded.seq,
+                ciphertext = excluded.ciphertext",
+            params![
+                &account.0[..],
+                write.id,
+                write.group,
+                write.kind,
+                version,
+                seq,
+                write.ciphertext
+            ],
+        )
+        .map(drop)
+    }
+
+    async fn write_marker(&self, account: AccountId, id: &str, planned: &Planned) -> Fallible<()> {
+        let [version, seq] = driver::planned_columns(planned)?;
+        execute(
+            self,
+            "UPDATE records SET ciphertext = NULL, version = ?3, seq = ?4
+             WHERE account = ?1 AND id = ?2",
+            params![&account.0[..], id, version, seq],
+        )
+        .map(drop)
+    }
+
+    async fn live_members(
+        &self,
+        account: AccountId,
+        group: &str,
+    ) -> Fallible<Vec<(String, Existing)>> {
+        query(
+            self,
+            "SELECT version, length(ciphertext), id FROM records
+             WHERE account = ?1 AND grp = ?2 AND ciphertext IS NOT NULL
+             ORDER BY seq",
+            params![&account.0[..], group],
+            |row| driver::group_member(row),
+        )
+    }
+
+    async fn change_sizes(
+        &self,
+        account: AccountId,
+        cursor: i64,
+        rows: i64,
+    ) -> Fallible<Vec<(u64, u64)>> {
+        query(
+            self,
+            "SELECT seq, coalesce(length(ciphertext), 0) FROM records
+             WHERE account = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            params![&account.0[..], cursor, rows],
+            |row| driver::seq_and_size(row),
+        )
+    }
+
+    async fn change_records(
+        &self,
+        account: AccountId,
+        cursor: i64,
+        end: i64,
+    ) -> Fallible<Vec<RecordOut>> {
+        query(
+            self,
+            "SELECT id, grp, kind, version, seq, ciphertext FROM records
+             WHERE account = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq",
+            params![&account.0[..], cursor, end],
+            |row| driver::record(row),
+        )
+    }
 }
 
-fn existing_record(conn: &Connection, account: AccountId, id: &str) -> Fallible<Option<Existing>> {
-    query_opt(
-        conn,
-        "SELECT version, length(ciphertext) FROM records WHERE account = ?1 AND id = ?2",
-        params![&account.0[..], id],
-        |row| driver::existing(row),
-    )
-}
-
-/// Turns a live record into a deletion marker: the ciphertext is overwritten with NULL.
-fn write_marker(
-    conn: &Connection,
-    account: AccountId,
-    id: &str,
-    planned: &Planned,
-) -> Fallible<()> {
-    let [version, seq] = driver::planned_columns(planned)?;
-    execute(
-        conn,
-        "UPDATE records SET ciphertext = NULL, version = ?3, seq = ?4
-         WHERE account = ?1 AND id = ?2",
-        params![&account.0[..], id, version, seq],
-    )
-    .map(drop)
+/// Runs one of the shared operations on this thread. Every statement it awaits is SQLite's
+/// synchronous work, so it is finished at the first poll.
+fn run<T>(op: impl Future<Output = Fallible<T>>) -> Fallible<T> {
+    match pin!(op).poll(&mut task::Context::from_waker(Waker::noop())) {
+        Poll::Ready(out) => out,
+        Poll::Pending => Err(failed("an SQLite statement did not complete synchronously")),
+    }
 }
 
 /// Copies the log into the database and truncates it, so pages that held deleted ciphertext
@@ -332,54 +483,17 @@ impl OwnedWrite {
             ciphertext: write.ciphertext.to_vec(),
         }
     }
-}
 
-/// `put_record` inside a write transaction.
-fn put(tx: &Connection, account: AccountId, w: &OwnedWrite, quota: Quota) -> Fallible<PutResult> {
-    let state = account_state(tx, account)?;
-    let existing = existing_record(tx, account, &w.id)?;
-    let planned = rules::plan_put(existing, w.expected, w.ciphertext.len(), state, quota)?;
-    save_account_state(tx, account, planned.account)?;
-    let [version, seq] = driver::planned_columns(&planned)?;
-    execute(
-        tx,
-        "INSERT INTO records (account, id, grp, kind, version, seq, ciphertext)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-         ON CONFLICT (account, id) DO UPDATE SET grp = excluded.grp,
-            kind = excluded.kind, version = excluded.version, seq = excluded.seq,
-            ciphertext = excluded.ciphertext",
-        params![
-            &account.0[..],
-            w.id,
-            w.group,
-            w.kind,
-            version,
-            seq,
-            w.ciphertext
-        ],
-    )?;
-    Ok(PutResult {
-        version: planned.version,
-        seq: planned.account.seq,
-    })
-}
-
-fn insert_credential(conn: &Connection, account: AccountId, cred: &CredentialRow) -> Fallible<()> {
-    let (created_at, last_used_at) = driver::credential_times(cred)?;
-    execute(
-        conn,
-        "INSERT INTO credentials (credential_id, account, passkey, name, created_at, last_used_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
-            cred.credential_id,
-            &account.0[..],
-            cred.passkey,
-            cred.name,
-            created_at,
-            last_used_at
-        ],
-    )
-    .map(drop)
+    /// The write borrowed back, on the blocking thread.
+    fn view(&self) -> RecordWrite<'_> {
+        RecordWrite {
+            id: &self.id,
+            group: self.group.as_deref(),
+            kind: &self.kind,
+            expected_version: self.expected,
+            ciphertext: &self.ciphertext,
+        }
+    }
 }
 
 #[async_trait]
@@ -393,24 +507,13 @@ impl Store for SqliteStore {
         recovery_verifier: [u8; 32],
     ) -> Result<()> {
         self.write("create_account", move |tx| {
-            let now = to_db(now, "creation time")?;
-            if exists(tx, CREDENTIAL_IN_USE, &first.credential_id)? {
-                return Err(StoreError::DuplicateCredential.into());
-            }
-            let lookup_taken = "SELECT 1 FROM accounts WHERE recovery_lookup = ?1";
-            if exists(tx, lookup_taken, &recovery_lookup)? {
-                return Err(StoreError::DuplicateRecovery.into());
-            }
-            if account_exists(tx, id)? {
-                return Err(failed("the account id is taken"));
-            }
-            execute(
-                tx,
-                "INSERT INTO accounts (id, created_at, recovery_lookup, recovery_verifier)
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![&id.0[..], now, &recovery_lookup[..], &recovery_verifier[..]],
-            )?;
-            insert_credential(tx, id, &first)
+            let account = NewAccount {
+                id,
+                created_at: to_db(now, "creation time")?,
+                recovery_lookup: &recovery_lookup,
+                recovery_verifier: &recovery_verifier,
+            };
+            run(ops::create_account(tx, account, &first))
         })
         .await
     }
@@ -450,7 +553,7 @@ impl Store for SqliteStore {
             if exists(tx, CREDENTIAL_IN_USE, &cred.credential_id)? {
                 return Err(StoreError::DuplicateCredential.into());
             }
-            insert_credential(tx, account, &cred)
+            run(tx.insert_credential(account, &cred))
         })
         .await
     }
@@ -496,22 +599,7 @@ impl Store for SqliteStore {
     async fn delete_credential(&self, account: AccountId, credential_id: &[u8]) -> Result<bool> {
         let credential_id = credential_id.to_vec();
         self.write("delete_credential", move |tx| {
-            let (count, matching) = tx.query_row(
-                "SELECT count(*), coalesce(sum(credential_id = ?2), 0)
-                 FROM credentials WHERE account = ?1",
-                params![&account.0[..], credential_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            if !rules::may_delete_credential(count, matching)? {
-                return Ok(false);
-            }
-            for sql in [
-                "DELETE FROM sessions WHERE account = ?1 AND credential_id = ?2",
-                "DELETE FROM credentials WHERE account = ?1 AND credential_id = ?2",
-            ] {
-                execute(tx, sql, params![&account.0[..], credential_id])?;
-            }
-            Ok(true)
+            run(ops::delete_credential(tx, account, &credential_id))
         })
         .await
     }
@@ -538,7 +626,7 @@ impl Store for SqliteStore {
                 "UPDATE accounts SET recovery_lookup = ?2, recovery_verifier = ?3 WHERE id = ?1",
                 params![&account.0[..], &lookup[..], &verifier[..]],
             )?;
-            put(tx, account, &wrap, quota)
+            run(ops::put(tx, account, &wrap.view(), quota))
         })
         .await
     }
@@ -615,8 +703,10 @@ impl Store for SqliteStore {
         quota: Quota,
     ) -> Result<PutResult> {
         let write = OwnedWrite::of(&write);
-        self.write("put_record", move |tx| put(tx, account, &write, quota))
-            .await
+        self.write("put_record", move |tx| {
+            run(ops::put(tx, account, &write.view(), quota))
+        })
+        .await
     }
 
     async fn get_record(&self, account: AccountId, id: &str) -> Result<Option<RecordOut>> {
@@ -641,14 +731,7 @@ impl Store for SqliteStore {
     ) -> Result<bool> {
         let id = id.to_owned();
         self.delete("delete_record", move |tx| {
-            let state = account_state(tx, account)?;
-            let existing = existing_record(tx, account, &id)?;
-            let Some(planned) = rules::plan_delete(existing, expected_version, state)? else {
-                return Ok(false);
-            };
-            write_marker(tx, account, &id, &planned)?;
-            save_account_state(tx, account, planned.account)?;
-            Ok(true)
+            run(ops::delete(tx, account, &id, expected_version))
         })
         .await
     }
@@ -656,24 +739,7 @@ impl Store for SqliteStore {
     async fn delete_group(&self, account: AccountId, group: &str) -> Result<u64> {
         let group = group.to_owned();
         self.delete("delete_group", move |tx| {
-            let state = account_state(tx, account)?;
-            let live = query(
-                tx,
-                "SELECT version, length(ciphertext), id FROM records
-                 WHERE account = ?1 AND grp = ?2 AND ciphertext IS NOT NULL
-                 ORDER BY seq",
-                params![&account.0[..], group],
-                |row| driver::group_member(row),
-            )?;
-            let markers = rules::plan_group_delete(live, state)?;
-            let Some((_, last)) = markers.last() else {
-                return Ok(0);
-            };
-            for (id, planned) in &markers {
-                write_marker(tx, account, id, planned)?;
-            }
-            save_account_state(tx, account, last.account)?;
-            Ok(markers.len() as u64)
+            run(ops::delete_group(tx, account, &group))
         })
         .await
     }
@@ -686,30 +752,7 @@ impl Store for SqliteStore {
         max_bytes: u64,
     ) -> Result<Changes> {
         self.call("changes", move |conn| {
-            let cursor = to_db(since, "cursor")?;
-            let sizes = query(
-                conn,
-                "SELECT seq, coalesce(length(ciphertext), 0) FROM records
-                 WHERE account = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-                params![&account.0[..], cursor, i64::from(limit) + 1],
-                |row| driver::seq_and_size(row),
-            )?;
-            let (end, more) = rules::page_end(&sizes, limit, max_bytes);
-            let records = match end {
-                None => Vec::new(),
-                Some(end) => query(
-                    conn,
-                    "SELECT id, grp, kind, version, seq, ciphertext FROM records
-                     WHERE account = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq",
-                    params![&account.0[..], cursor, to_db(end, "cursor")?],
-                    |row| driver::record(row),
-                )?,
-            };
-            Ok(Changes {
-                records,
-                next: end.unwrap_or(since),
-                more,
-            })
+            run(ops::changes(conn, account, since, limit, max_bytes))
         })
         .await
     }

@@ -1,0 +1,193 @@
+//! The operations both backends carry out the same way, written once over the few statements
+//! each backend supplies ([`AccountSql`], [`RecordSql`]). A backend runs them inside its own
+//! transaction (or, for the change feed, its own connection) and states only the SQL.
+//!
+//! The statements are `async` because PostgreSQL's driver is; SQLite's are synchronous work on
+//! a blocking thread, so its implementation never waits and the backend drives these futures
+//! to completion in one poll.
+
+use sotto_api::{Changes, PutResult, Quota, RecordOut};
+
+use crate::driver::{to_db, Fallible};
+use crate::rules::{self, AccountState, Existing, Planned};
+use crate::{AccountId, CredentialRow, RecordWrite, StoreError};
+
+/// An account row to insert, its creation time as stored.
+pub(crate) struct NewAccount<'a> {
+    pub id: AccountId,
+    pub created_at: i64,
+    pub recovery_lookup: &'a [u8; 32],
+    pub recovery_verifier: &'a [u8; 32],
+}
+
+/// The statements on accounts and credentials that the operations below use.
+pub(crate) trait AccountSql {
+    async fn credential_in_use(&self, credential_id: &[u8]) -> Fallible<bool>;
+    /// `DuplicateRecovery` when another account has the recovery lookup.
+    async fn insert_account(&self, account: &NewAccount<'_>) -> Fallible<()>;
+    async fn insert_credential(&self, account: AccountId, cred: &CredentialRow) -> Fallible<()>;
+    /// How many credentials the account has, and how many of them have the id; inside a
+    /// write transaction, no other writer of the account gets past this until it ends.
+    async fn credential_counts(
+        &self,
+        account: AccountId,
+        credential_id: &[u8],
+    ) -> Fallible<(i64, i64)>;
+    /// Deletes the credential and the sessions opened with it.
+    async fn remove_credential(&self, account: AccountId, credential_id: &[u8]) -> Fallible<()>;
+}
+
+/// The statements on records and the account's write state that the operations below use.
+pub(crate) trait RecordSql {
+    /// The account's write state, or `NoAccount`; inside a write transaction, no other writer
+    /// of the account gets past this until the transaction ends.
+    async fn account_state(&self, account: AccountId) -> Fallible<AccountState>;
+    async fn save_account_state(&self, account: AccountId, state: AccountState) -> Fallible<()>;
+    async fn existing_record(&self, account: AccountId, id: &str) -> Fallible<Option<Existing>>;
+    /// Inserts or overwrites the record as `planned`.
+    async fn write_record(
+        &self,
+        account: AccountId,
+        write: &RecordWrite<'_>,
+        planned: &Planned,
+    ) -> Fallible<()>;
+    /// Turns a live record into a deletion marker: its ciphertext is overwritten with NULL.
+    async fn write_marker(&self, account: AccountId, id: &str, planned: &Planned) -> Fallible<()>;
+    /// The group's live records (id and row), in sequence order.
+    async fn live_members(
+        &self,
+        account: AccountId,
+        group: &str,
+    ) -> Fallible<Vec<(String, Existing)>>;
+    /// `seq` and ciphertext length (0 for a marker) of at most `rows` changes after `cursor`.
+    async fn change_sizes(
+        &self,
+        account: AccountId,
+        cursor: i64,
+        rows: i64,
+    ) -> Fallible<Vec<(u64, u64)>>;
+    /// The changes after `cursor` up to `end`, in sequence order.
+    async fn change_records(
+        &self,
+        account: AccountId,
+        cursor: i64,
+        end: i64,
+    ) -> Fallible<Vec<RecordOut>>;
+}
+
+/// `create_account` inside a write transaction. The credential is checked first, so both
+/// backends report the same error when both values are taken.
+pub(crate) async fn create_account(
+    tx: &impl AccountSql,
+    account: NewAccount<'_>,
+    first: &CredentialRow,
+) -> Fallible<()> {
+    if tx.credential_in_use(&first.credential_id).await? {
+        return Err(StoreError::DuplicateCredential.into());
+    }
+    tx.insert_account(&account).await?;
+    tx.insert_credential(account.id, first).await
+}
+
+/// `delete_credential` inside a write transaction.
+pub(crate) async fn delete_credential(
+    tx: &impl AccountSql,
+    account: AccountId,
+    credential_id: &[u8],
+) -> Fallible<bool> {
+    let (count, matching) = tx.credential_counts(account, credential_id).await?;
+    if !rules::may_delete_credential(count, matching)? {
+        return Ok(false);
+    }
+    tx.remove_credential(account, credential_id).await?;
+    Ok(true)
+}
+
+/// `put_record` inside a write transaction.
+pub(crate) async fn put(
+    tx: &impl RecordSql,
+    account: AccountId,
+    write: &RecordWrite<'_>,
+    quota: Quota,
+) -> Fallible<PutResult> {
+    let state = tx.account_state(account).await?;
+    let existing = tx.existing_record(account, write.id).await?;
+    let planned = rules::plan_put(
+        existing,
+        write.expected_version,
+        write.ciphertext.len(),
+        state,
+        quota,
+    )?;
+    tx.save_account_state(account, planned.account).await?;
+    tx.write_record(account, write, &planned).await?;
+    Ok(PutResult {
+        version: planned.version,
+        seq: planned.account.seq,
+    })
+}
+
+/// `delete_record` inside a write transaction.
+pub(crate) async fn delete(
+    tx: &impl RecordSql,
+    account: AccountId,
+    id: &str,
+    expected_version: Option<u64>,
+) -> Fallible<bool> {
+    let state = tx.account_state(account).await?;
+    let existing = tx.existing_record(account, id).await?;
+    let Some(planned) = rules::plan_delete(existing, expected_version, state)? else {
+        return Ok(false);
+    };
+    tx.write_marker(account, id, &planned).await?;
+    tx.save_account_state(account, planned.account).await?;
+    Ok(true)
+}
+
+/// `delete_group` inside a write transaction.
+pub(crate) async fn delete_group(
+    tx: &impl RecordSql,
+    account: AccountId,
+    group: &str,
+) -> Fallible<u64> {
+    let state = tx.account_state(account).await?;
+    let live = tx.live_members(account, group).await?;
+    let markers = rules::plan_group_delete(live, state)?;
+    let Some((_, last)) = markers.last() else {
+        return Ok(0);
+    };
+    for (id, planned) in &markers {
+        tx.write_marker(account, id, planned).await?;
+    }
+    tx.save_account_state(account, last.account).await?;
+    Ok(markers.len() as u64)
+}
+
+/// One page of the change feed.
+pub(crate) async fn changes(
+    conn: &impl RecordSql,
+    account: AccountId,
+    since: u64,
+    limit: u32,
+    max_bytes: u64,
+) -> Fallible<Changes> {
+    let cursor = to_db(since, "cursor")?;
+    // Sizes first, so no more ciphertext than one page holds is ever fetched. A change in the
+    // range rewritten in between moves past it and comes on a later page.
+    let sizes = conn
+        .change_sizes(account, cursor, i64::from(limit) + 1)
+        .await?;
+    let (end, more) = rules::page_end(&sizes, limit, max_bytes);
+    let records = match end {
+        None => Vec::new(),
+        Some(end) => {
+            conn.change_records(account, cursor, to_db(end, "cursor")?)
+                .await?
+        }
+    };
+    Ok(Changes {
+        records,
+        next: end.unwrap_or(since),
+        more,
+    })
+}
