@@ -559,81 +559,41 @@ pub(crate) mod tests {
         ));
     }
 
+    /// Asserts that the standard image, changed by the builder calls given, fails to parse
+    /// with an [`OvmfError`] matching the variant and field pattern (a macro, as a pattern
+    /// cannot be an argument).
+    macro_rules! assert_refused {
+        ($($change:ident($($arg:expr),*)).+ => $variant:ident $($fields:tt)*) => {{
+            let image = ImageBuilder::amd_sev()$(.$change($($arg),*))+.build();
+            let err = Ovmf::parse(&image).unwrap_err();
+            assert!(matches!(err, OvmfError::$variant $($fields)*), "{err:?}");
+        }};
+    }
+
     #[test]
     fn refuses_metadata_outside_the_image() {
-        let image = ImageBuilder::amd_sev().metadata_offset(u32::MAX).build();
-        assert!(matches!(
-            Ovmf::parse(&image).unwrap_err(),
-            OvmfError::MetadataOutsideImage { .. }
-        ));
+        assert_refused!(metadata_offset(u32::MAX) => MetadataOutsideImage { .. });
         // Offset 8 from the end: the 16-byte header would run past it.
-        let image = ImageBuilder::amd_sev().metadata_offset(8).build();
-        assert!(matches!(
-            Ovmf::parse(&image).unwrap_err(),
-            OvmfError::MetadataOutsideImage { offset: 8, .. }
-        ));
+        assert_refused!(metadata_offset(8) => MetadataOutsideImage { offset: 8, .. });
     }
 
     #[test]
     fn refuses_bad_metadata_headers() {
-        let image = ImageBuilder::amd_sev().metadata_signature(*b"ASEX").build();
-        assert_eq!(
-            Ovmf::parse(&image).unwrap_err(),
-            OvmfError::BadMetadataSignature { found: *b"ASEX" }
-        );
-        let image = ImageBuilder::amd_sev().metadata_version(2).build();
-        assert_eq!(
-            Ovmf::parse(&image).unwrap_err(),
-            OvmfError::UnsupportedMetadataVersion(2)
-        );
-        let image = ImageBuilder::amd_sev().metadata_count(7).build();
-        assert!(matches!(
-            Ovmf::parse(&image).unwrap_err(),
-            OvmfError::MetadataTruncated { sections: 7, .. }
-        ));
-        let image = ImageBuilder::amd_sev().metadata_count(u32::MAX).build();
-        assert!(matches!(
-            Ovmf::parse(&image).unwrap_err(),
-            OvmfError::MetadataTruncated { .. }
-        ));
+        const ASEX: [u8; 4] = *b"ASEX";
+        assert_refused!(metadata_signature(ASEX) => BadMetadataSignature { found: ASEX });
+        assert_refused!(metadata_version(2) => UnsupportedMetadataVersion(2));
+        assert_refused!(metadata_count(7) => MetadataTruncated { sections: 7, .. });
+        assert_refused!(metadata_count(u32::MAX) => MetadataTruncated { .. });
         // A size that agrees with the count but runs past the end of the image.
-        let image = ImageBuilder::amd_sev().metadata_size(0x7000_0000).build();
-        assert!(matches!(
-            Ovmf::parse(&image).unwrap_err(),
-            OvmfError::MetadataTruncated { .. }
-        ));
+        assert_refused!(metadata_size(0x7000_0000) => MetadataTruncated { .. });
     }
 
     #[test]
     fn refuses_bad_sections() {
-        let image = ImageBuilder::amd_sev()
-            .section(0x90_0000, 0x1000, 9)
-            .build();
-        assert_eq!(
-            Ovmf::parse(&image).unwrap_err(),
-            OvmfError::UnknownSectionType { index: 6, raw: 9 }
-        );
-        let image = ImageBuilder::amd_sev()
-            .section(0x90_0010, 0x1000, 1)
-            .build();
-        assert!(matches!(
-            Ovmf::parse(&image).unwrap_err(),
-            OvmfError::UnalignedSection { index: 6, .. }
-        ));
-        let image = ImageBuilder::amd_sev()
-            .section(0x90_0000, 0x1001, 1)
-            .build();
-        assert!(matches!(
-            Ovmf::parse(&image).unwrap_err(),
-            OvmfError::SectionNotPageMultiple { index: 6, .. }
-        ));
-        let image = ImageBuilder::amd_sev()
-            .section(0xffff_f000, 0x2000, 4)
-            .build();
-        assert!(matches!(
-            Ovmf::parse(&image).unwrap_err(),
-            OvmfError::SectionPastFourGib { index: 6, .. }
-        ));
+        assert_refused!(section(0x90_0000, 0x1000, 9) => UnknownSectionType { index: 6, raw: 9 });
+        assert_refused!(section(0x90_0010, 0x1000, 1) => UnalignedSection { index: 6, .. });
+        assert_refused!(section(0x90_0000, 0x1001, 1) => SectionNotPageMultiple { index: 6, .. });
+        assert_refused!(section(0xffff_f000, 0x2000, 4) => SectionPastFourGib { index: 6, .. });
         // The secrets and CPUID pages are one page whatever size they declare.
         let image = ImageBuilder::amd_sev().section(0x90_0000, 0x123, 2).build();
         assert!(Ovmf::parse(&image).is_ok());
