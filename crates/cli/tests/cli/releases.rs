@@ -152,28 +152,46 @@ async fn enclave() -> Enclave {
     }
 }
 
-fn statement(r: &Release) -> Statement {
-    Statement::Release(Box::new(r.clone()))
+impl Enclave {
+    /// The real server in front of this enclave, serving the log in `log_dir`.
+    async fn serve(&self, log_dir: &Path) -> String {
+        start_server_with_log(self.tap.addr, Some(log_dir.to_path_buf())).await
+    }
+
+    /// A log (its key from `seed`) listing this enclave's release, signed by both release keys.
+    fn published(&self, seed: u8) -> TestLog {
+        let mut log = TestLog::new(self.dir.path(), seed);
+        log.publish(&statement(&self.release), &[0, 1]);
+        log
+    }
+
+    /// What `sotto chat` does before sending: attest, check the log, admit. Every attempt is
+    /// the same client, remembering the log it saw.
+    async fn connect(&self, url: &str, trust: &Trust) -> Result<Connection, String> {
+        let pending = Connection::attest(url, &self.policy, &Expectations::default(), now())
+            .await
+            .map_err(|e| e.to_string())?;
+        let profile = Profile::new(Some(self.dir.path().join("c")));
+        let checked = transparency::check(url, trust, &profile, now().0)
+            .await
+            .map_err(|e| e.to_string())?;
+        pending
+            .admit(&checked.releases)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Connects to `url` trusting `trust`, and asserts the refusal says `expect`.
+    async fn assert_refused(&self, url: &str, trust: &Trust, expect: &str) {
+        match self.connect(url, trust).await {
+            Ok(_) => panic!("admitted, expected a refusal containing {expect:?}"),
+            Err(e) => assert!(e.contains(expect), "{e:?} does not say {expect:?}"),
+        }
+    }
 }
 
-/// What `sotto chat` does before sending: attest, check the log, admit.
-async fn connect(
-    url: &str,
-    e: &Enclave,
-    trust: &Trust,
-    profile: &Path,
-) -> Result<Connection, String> {
-    let pending = Connection::attest(url, &e.policy, &Expectations::default(), now())
-        .await
-        .map_err(|e| e.to_string())?;
-    let profile = Profile::new(Some(profile.to_path_buf()));
-    let checked = transparency::check(url, trust, &profile, now().0)
-        .await
-        .map_err(|e| e.to_string())?;
-    pending
-        .admit(&checked.releases)
-        .await
-        .map_err(|e| e.to_string())
+fn statement(r: &Release) -> Statement {
+    Statement::Release(Box::new(r.clone()))
 }
 
 /// Waits for the tap to settle, then asserts that each of the client's `attempts` sent its
@@ -187,22 +205,12 @@ async fn nothing_sent(e: &Enclave, attempts: usize) {
     );
 }
 
-fn assert_refused(result: Result<Connection, String>, expect: &str) {
-    match result {
-        Ok(_) => panic!("admitted, expected a refusal containing {expect:?}"),
-        Err(e) => assert!(e.contains(expect), "{e:?} does not say {expect:?}"),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_logged_release_admits_and_the_chat_works() {
     let e = enclave().await;
-    let mut log = TestLog::new(e.dir.path(), 1);
-    log.publish(&statement(&e.release), &[0, 1]);
-    let url = start_server_with_log(e.tap.addr, Some(log.dir.clone())).await;
-    let mut conn = connect(&url, &e, &log.trust(), &e.dir.path().join("client"))
-        .await
-        .expect("admitted");
+    let log = e.published(1);
+    let url = e.serve(&log.dir).await;
+    let mut conn = e.connect(&url, &log.trust()).await.expect("admitted");
     assert_eq!(conn.verified().release.index, 0);
     let msg = sotto_channel::messages::WireMessage {
         role: sotto_channel::messages::Role::User,
@@ -224,11 +232,13 @@ async fn a_measurement_no_logged_release_lists_is_refused() {
     let mut other = e.release.clone();
     other.platforms.simulated.as_mut().unwrap().measurements = vec!["ab".repeat(48)];
     log.publish(&statement(&other), &[0, 1]);
-    let url = start_server_with_log(e.tap.addr, Some(log.dir.clone())).await;
-    assert_refused(
-        connect(&url, &e, &log.trust(), &e.dir.path().join("c")).await,
+    let url = e.serve(&log.dir).await;
+    e.assert_refused(
+        &url,
+        &log.trust(),
         "no release in the log lists this enclave's simulated measurement",
-    );
+    )
+    .await;
     nothing_sent(&e, 1).await;
 }
 
@@ -248,11 +258,9 @@ async fn a_revoked_release_is_refused() {
         }),
         &[0, 1],
     );
-    let url = start_server_with_log(e.tap.addr, Some(log.dir.clone())).await;
-    assert_refused(
-        connect(&url, &e, &log.trust(), &e.dir.path().join("c")).await,
-        "was revoked: test revocation",
-    );
+    let url = e.serve(&log.dir).await;
+    e.assert_refused(&url, &log.trust(), "was revoked: test revocation")
+        .await;
     nothing_sent(&e, 1).await;
 }
 
@@ -261,72 +269,67 @@ async fn a_release_below_the_quorum_and_a_model_the_release_does_not_list_are_re
     let e = enclave().await;
     let mut log = TestLog::new(e.dir.path(), 4);
     log.publish(&statement(&e.release), &[1]);
-    let url = start_server_with_log(e.tap.addr, Some(log.dir.clone())).await;
-    assert_refused(
-        connect(&url, &e, &log.trust(), &e.dir.path().join("c")).await,
+    let url = e.serve(&log.dir).await;
+    e.assert_refused(
+        &url,
+        &log.trust(),
         "signed by 1 of the 2 release keys required",
-    );
+    )
+    .await;
     let mut other_model = e.release.clone();
     other_model.models[0].sha256 = "00".repeat(32);
     log.publish(&statement(&other_model), &[0, 1]);
-    assert_refused(
-        connect(&url, &e, &log.trust(), &e.dir.path().join("c")).await,
-        "which its release 0.1.0 does not list",
-    );
+    e.assert_refused(&url, &log.trust(), "which its release 0.1.0 does not list")
+        .await;
     nothing_sent(&e, 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_log_signature_is_refused() {
     let e = enclave().await;
-    let mut log = TestLog::new(e.dir.path(), 5);
-    log.publish(&statement(&e.release), &[0, 1]);
+    let log = e.published(5);
     let cp = log.dir.join("checkpoint");
     let mut bytes = std::fs::read(&cp).unwrap();
     // The tree size line: a checkpoint for 2 entries the log key never signed.
     let at = bytes.iter().position(|&b| b == b'\n').unwrap() + 1;
     bytes[at] = b'2';
     std::fs::write(&cp, bytes).unwrap();
-    let url = start_server_with_log(e.tap.addr, Some(log.dir.clone())).await;
-    assert_refused(
-        connect(&url, &e, &log.trust(), &e.dir.path().join("c")).await,
-        "not signed by the pinned log key",
-    );
+    let url = e.serve(&log.dir).await;
+    e.assert_refused(&url, &log.trust(), "not signed by the pinned log key")
+        .await;
     nothing_sent(&e, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_few_and_stale_cosignatures_are_refused() {
     let e = enclave().await;
-    let mut log = TestLog::new(e.dir.path(), 6);
-    log.publish(&statement(&e.release), &[0, 1]);
+    let mut log = e.published(6);
     log.cosign(now().0, 1);
-    let url = start_server_with_log(e.tap.addr, Some(log.dir.clone())).await;
-    let profile = e.dir.path().join("c");
-    assert_refused(
-        connect(&url, &e, &log.trust(), &profile).await,
+    let url = e.serve(&log.dir).await;
+    e.assert_refused(
+        &url,
+        &log.trust(),
         "1 valid witness cosignatures, fewer than the quorum of 2",
-    );
+    )
+    .await;
     log.cosign(now().0 - 7200, 2);
-    assert_refused(
-        connect(&url, &e, &log.trust(), &profile).await,
+    e.assert_refused(
+        &url,
+        &log.trust(),
         "only 0 of the witness cosignatures are fresh",
-    );
+    )
+    .await;
     nothing_sent(&e, 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_split_view_and_a_rollback_are_refused() {
     let e = enclave().await;
-    let profile = e.dir.path().join("c");
     // The client sees log A with the release and one more entry...
-    let mut a = TestLog::new(e.dir.path(), 7);
-    a.publish(&statement(&e.release), &[0, 1]);
+    let mut a = e.published(7);
     a.publish(&statement(&e.release), &[0]);
-    let url_a = start_server_with_log(e.tap.addr, Some(a.dir.clone())).await;
-    connect(&url_a, &e, &a.trust(), &profile)
-        .await
-        .expect("first view");
+    let url_a = e.serve(&a.dir).await;
+    e.connect(&url_a, &a.trust()).await.expect("first view");
     // ...then the same log key shows it another tree of the same size (a split view)...
     let fork_dir = e.dir.path().join("fork");
     let mut fork = Log::create(&fork_dir, &a.log_key).unwrap();
@@ -340,30 +343,31 @@ async fn a_split_view_and_a_rollback_are_refused() {
     )
     .unwrap();
     cosign_all(&mut fork, &a.witnesses);
-    let url_fork = start_server_with_log(e.tap.addr, Some(fork_dir.clone())).await;
-    assert_refused(
-        connect(&url_fork, &e, &a.trust(), &profile).await,
-        "split view",
-    );
+    let url_fork = e.serve(&fork_dir).await;
+    e.assert_refused(&url_fork, &a.trust(), "split view").await;
     // ...or a tree of a different history that is larger (inconsistent)...
     fork.append(&a.log_key, &[b"third".to_vec()]).unwrap();
     cosign_all(&mut fork, &a.witnesses);
-    assert_refused(
-        connect(&url_fork, &e, &a.trust(), &profile).await,
+    e.assert_refused(
+        &url_fork,
+        &a.trust(),
         "does not extend the tree of size 2 this client saw before",
-    );
+    )
+    .await;
     // ...or an older, smaller tree (a rollback).
     let old_dir = e.dir.path().join("old");
     let mut old = Log::create(&old_dir, &a.log_key).unwrap();
     old.append(&a.log_key, &[first.to_bytes()]).unwrap();
     cosign_all(&mut old, &a.witnesses);
-    let url_old = start_server_with_log(e.tap.addr, Some(old_dir)).await;
-    assert_refused(
-        connect(&url_old, &e, &a.trust(), &profile).await,
+    let url_old = e.serve(&old_dir).await;
+    e.assert_refused(
+        &url_old,
+        &a.trust(),
         "rolled back: its tree has size 1, this client saw size 2 before",
-    );
+    )
+    .await;
     // The client still trusts what it saw: log A admits it again.
-    connect(&url_a, &e, &a.trust(), &profile)
+    e.connect(&url_a, &a.trust())
         .await
         .expect("the view it saw is still good");
 }
@@ -371,40 +375,35 @@ async fn a_split_view_and_a_rollback_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entries_that_do_not_hash_to_the_signed_root_are_refused() {
     let e = enclave().await;
-    let mut log = TestLog::new(e.dir.path(), 8);
-    log.publish(&statement(&e.release), &[0, 1]);
+    let log = e.published(8);
     let bundle = log.dir.join("tile/entries/000.p/1");
     let mut bytes = std::fs::read(&bundle).unwrap();
     let i = bytes.len() - 40;
     bytes[i] ^= 1;
     std::fs::write(&bundle, bytes).unwrap();
-    let url = start_server_with_log(e.tap.addr, Some(log.dir.clone())).await;
-    assert_refused(
-        connect(&url, &e, &log.trust(), &e.dir.path().join("c")).await,
-        "do not hash to its signed root",
-    );
+    let url = e.serve(&log.dir).await;
+    e.assert_refused(&url, &log.trust(), "do not hash to its signed root")
+        .await;
     nothing_sent(&e, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_trusting_another_stacks_log_is_refused() {
     let e = enclave().await;
-    let mut ours = TestLog::new(e.dir.path(), 9);
-    ours.publish(&statement(&e.release), &[0, 1]);
+    let ours = e.published(9);
     let theirs = TestLog::new(e.dir.path(), 10);
-    let url = start_server_with_log(e.tap.addr, Some(ours.dir.clone())).await;
-    let err = connect(&url, &e, &theirs.trust(), &e.dir.path().join("c"))
-        .await
-        .err()
-        .expect("refused");
-    assert!(err.contains("not the log this client trusts"), "{err}");
+    let url = e.serve(&ours.dir).await;
+    e.assert_refused(&url, &theirs.trust(), "not the log this client trusts")
+        .await;
     nothing_sent(&e, 1).await;
     // A server without any log: the client cannot check, so it sends nothing.
     let bare = common::start_server(e.tap.addr).await;
-    assert_refused(
-        connect(&bare, &e, &ours.trust(), &e.dir.path().join("c")).await,
+    e.assert_refused(
+        &bare,
+        &ours.trust(),
         "cannot fetch the release log's checkpoint",
-    );
+    )
+    .await;
 }
 
 #[test]
