@@ -151,27 +151,14 @@ pub fn verify_inclusion(
     if proof.len() > MAX_PROOF_HASHES {
         return Err(ProofError::WrongLength);
     }
-    let (mut fnode, mut snode) = (index, size - 1);
     let mut r = *leaf;
-    for p in proof {
-        if snode == 0 {
-            return Err(ProofError::WrongLength);
-        }
-        if fnode & 1 == 1 || fnode == snode {
-            r = node_hash(p, &r);
-            while fnode & 1 == 0 && fnode != 0 {
-                fnode >>= 1;
-                snode >>= 1;
-            }
+    walk_proof(index, size - 1, proof, |p, left| {
+        r = if left {
+            node_hash(p, &r)
         } else {
-            r = node_hash(&r, p);
-        }
-        fnode >>= 1;
-        snode >>= 1;
-    }
-    if snode != 0 {
-        return Err(ProofError::WrongLength);
-    }
+            node_hash(&r, p)
+        };
+    })?;
     if &r != root {
         return Err(ProofError::RootMismatch);
     }
@@ -217,31 +204,49 @@ pub fn verify_consistency(
         snode >>= 1;
     }
     let (mut fr, mut sr) = (path[0], path[0]);
-    for c in &path[1..] {
+    walk_proof(fnode, snode, &path[1..], |c, left| {
+        if left {
+            fr = node_hash(c, &fr);
+            sr = node_hash(c, &sr);
+        } else {
+            sr = node_hash(&sr, c);
+        }
+    })?;
+    if &fr != old_root {
+        return Err(ProofError::OldRootMismatch);
+    }
+    if &sr != new_root {
+        return Err(ProofError::RootMismatch);
+    }
+    Ok(())
+}
+
+/// Walks a proof up from node `fnode` of a tree whose last node at that level is `snode`
+/// (RFC 9162 §2.1.3.2 and §2.1.4.2 share this loop), telling `step` for each proof hash whether
+/// it is the left sibling. The proof must end exactly at the root.
+fn walk_proof(
+    mut fnode: u64,
+    mut snode: u64,
+    proof: &[Hash],
+    mut step: impl FnMut(&Hash, bool),
+) -> Result<(), ProofError> {
+    for p in proof {
         if snode == 0 {
             return Err(ProofError::WrongLength);
         }
-        if fnode & 1 == 1 || fnode == snode {
-            fr = node_hash(c, &fr);
-            sr = node_hash(c, &sr);
+        let left = fnode & 1 == 1 || fnode == snode;
+        step(p, left);
+        if left {
             while fnode & 1 == 0 && fnode != 0 {
                 fnode >>= 1;
                 snode >>= 1;
             }
-        } else {
-            sr = node_hash(&sr, c);
         }
         fnode >>= 1;
         snode >>= 1;
     }
     if snode != 0 {
         return Err(ProofError::WrongLength);
-    }
-    if &fr != old_root {
-        return Err(ProofError::OldRootMismatch);
-    }
-    if &sr != new_root {
-        return Err(ProofError::RootMismatch);
     }
     Ok(())
 }
