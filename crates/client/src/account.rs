@@ -108,6 +108,56 @@ fn passkey_request(started: &CeremonyStarted, name: Option<&str>) -> PasskeyRequ
     }
 }
 
+/// A passkey ceremony the server opened: its id, and the relying party the passkey is for.
+struct Ceremony {
+    id: String,
+    rp_id: String,
+}
+
+/// The server's answer to a ceremony's start: the ceremony, and what to ask the authenticator
+/// (`name`: of the passkey to create; `None` to assert one).
+fn ceremony(
+    answer: Option<Answer>,
+    name: Option<&str>,
+) -> Result<(Ceremony, PasskeyRequest), ClientError> {
+    let started: CeremonyStarted = http(answer)?.json()?;
+    let rp_id = rp_id_of(&started.options)?;
+    let request = passkey_request(&started, name);
+    let ceremony = Ceremony {
+        id: started.ceremony_id,
+        rp_id,
+    };
+    Ok((ceremony, request))
+}
+
+/// The passkey the authenticator created for a registration, and the body that finishes the
+/// registration with it.
+fn registered(
+    answer: Option<Answer>,
+    ceremony_id: String,
+    passkey_name: &str,
+    recovery: Option<RecoveryVerifier>,
+    bearer: bool,
+) -> Result<(NewPasskey, RegisterFinish), ClientError> {
+    let passkey = created(answer)?;
+    let body = RegisterFinish {
+        ceremony_id,
+        credential: passkey.credential.clone(),
+        passkey_name: passkey_name.to_owned(),
+        recovery,
+        bearer,
+    };
+    Ok((passkey, body))
+}
+
+/// What the server keeps to check a recovery code.
+fn recovery_verifier(code: &RecoveryCode) -> RecoveryVerifier {
+    RecoveryVerifier {
+        lookup: code.lookup(),
+        verifier: code.verifier(),
+    }
+}
+
 // ---- Sign-up -------------------------------------------------------------------------------
 
 /// A new account: a passkey, a vault key wrapped for it and for a new recovery code, and the
@@ -123,10 +173,7 @@ pub struct SignUp {
 enum SignUpState {
     Start,
     Started,
-    Creating {
-        ceremony: String,
-        rp_id: String,
-    },
+    Creating(Ceremony),
     Finishing {
         rp_id: String,
         passkey: NewPasskey,
@@ -193,28 +240,23 @@ impl Flow for SignUp {
                 )?))
             }
             SignUpState::Started => {
-                let started: CeremonyStarted = http(answer)?.json()?;
-                let rp_id = rp_id_of(&started.options)?;
-                let step = passkey_request(&started, Some(&self.passkey_name));
-                self.state = SignUpState::Creating {
-                    ceremony: started.ceremony_id,
-                    rp_id,
-                };
+                let (ceremony, step) = ceremony(answer, Some(&self.passkey_name))?;
+                self.state = SignUpState::Creating(ceremony);
                 Ok(Step::CreatePasskey(step))
             }
-            SignUpState::Creating { ceremony, rp_id } => {
-                let passkey = created(answer)?;
-                let body = RegisterFinish {
-                    ceremony_id: ceremony,
-                    credential: passkey.credential.clone(),
-                    passkey_name: self.passkey_name.clone(),
-                    recovery: Some(RecoveryVerifier {
-                        lookup: code.lookup(),
-                        verifier: code.verifier(),
-                    }),
-                    bearer: self.bearer,
+            SignUpState::Creating(ceremony) => {
+                let recovery = Some(recovery_verifier(code));
+                let (passkey, body) = registered(
+                    answer,
+                    ceremony.id,
+                    &self.passkey_name,
+                    recovery,
+                    self.bearer,
+                )?;
+                self.state = SignUpState::Finishing {
+                    rp_id: ceremony.rp_id,
+                    passkey,
                 };
-                self.state = SignUpState::Finishing { rp_id, passkey };
                 Ok(Step::Send(Request::json(
                     Method::Post,
                     routes::REGISTER_FINISH,
@@ -291,10 +333,7 @@ pub struct SignIn {
 enum SignInState {
     Start,
     Started,
-    Asserting {
-        ceremony: String,
-        rp_id: String,
-    },
+    Asserting(Ceremony),
     Finishing {
         rp_id: String,
         credential_id: Vec<u8>,
@@ -338,24 +377,19 @@ impl Flow for SignIn {
                 )))
             }
             SignInState::Started => {
-                let started: CeremonyStarted = http(answer)?.json()?;
-                let rp_id = rp_id_of(&started.options)?;
-                let step = passkey_request(&started, None);
-                self.state = SignInState::Asserting {
-                    ceremony: started.ceremony_id,
-                    rp_id,
-                };
+                let (ceremony, step) = ceremony(answer, None)?;
+                self.state = SignInState::Asserting(ceremony);
                 Ok(Step::GetPasskey(step))
             }
-            SignInState::Asserting { ceremony, rp_id } => {
+            SignInState::Asserting(ceremony) => {
                 let a = asserted(answer)?;
                 let body = SignInFinish {
-                    ceremony_id: ceremony,
+                    ceremony_id: ceremony.id,
                     credential: a.credential,
                     bearer: self.bearer,
                 };
                 self.state = SignInState::Finishing {
-                    rp_id,
+                    rp_id: ceremony.rp_id,
                     credential_id: a.credential_id,
                     prf: a.prf,
                 };
@@ -707,7 +741,7 @@ enum AddState {
     Confirming(StepUp),
     Start(Proof),
     Started,
-    Creating { ceremony: String, rp_id: String },
+    Creating(Ceremony),
     Finishing { rp_id: String, passkey: NewPasskey },
     Wrapping { added: AddedPasskey },
     Spent,
@@ -758,28 +792,20 @@ impl VaultFlow for AddPasskey {
                 )?))
             }
             AddState::Started => {
-                let started: CeremonyStarted = http(answer)?.json()?;
-                let rp_id = rp_id_of(&started.options)?;
-                let step = passkey_request(&started, Some(&self.passkey_name));
-                self.state = AddState::Creating {
-                    ceremony: started.ceremony_id,
-                    rp_id,
-                };
+                let (ceremony, step) = ceremony(answer, Some(&self.passkey_name))?;
+                self.state = AddState::Creating(ceremony);
                 Ok(Step::CreatePasskey(step))
             }
-            AddState::Creating { ceremony, rp_id } => {
-                let passkey = created(answer)?;
-                let body = RegisterFinish {
-                    ceremony_id: ceremony,
-                    credential: passkey.credential.clone(),
-                    passkey_name: self.passkey_name.clone(),
-                    recovery: None,
-                    bearer: false,
-                };
+            AddState::Creating(ceremony) => {
+                let (passkey, body) =
+                    registered(answer, ceremony.id, &self.passkey_name, None, false)?;
                 let req = u
                     .session
                     .json(Method::Post, routes::PASSKEY_FINISH, &body)?;
-                self.state = AddState::Finishing { rp_id, passkey };
+                self.state = AddState::Finishing {
+                    rp_id: ceremony.rp_id,
+                    passkey,
+                };
                 Ok(Step::Send(req))
             }
             AddState::Finishing { rp_id, passkey } => {
@@ -870,10 +896,7 @@ impl VaultFlow for RotateRecovery {
                 let wrap = u.vault.wrap_for(&kek, RECOVERY_WRAP_ID, current)?;
                 let body = NewRecovery {
                     reauth: proof.body().reauth,
-                    verifier: RecoveryVerifier {
-                        lookup: code.lookup(),
-                        verifier: code.verifier(),
-                    },
+                    verifier: recovery_verifier(code),
                     wrap: wrap.put,
                 };
                 self.state = RotateState::Rotating;
