@@ -415,6 +415,16 @@ mod tests {
             .collect()
     }
 
+    /// The `ChainError` variant named, for [`CONV`] at `position`.
+    macro_rules! broken_at {
+        ($variant:ident, $position:expr) => {
+            ChainError::$variant {
+                conv: CONV.into(),
+                position: $position,
+            }
+        };
+    }
+
     fn error(entries: &BTreeMap<String, Entry>) -> ChainError {
         match verify(CONV, entries) {
             Ok(_) => panic!("accepted"),
@@ -449,13 +459,7 @@ mod tests {
         for gone in ["l", "p"] {
             let mut dropped = e.clone();
             dropped.remove(gone);
-            assert_eq!(
-                error(&dropped),
-                ChainError::Missing {
-                    conv: CONV.into(),
-                    position: 1
-                }
-            );
+            assert_eq!(error(&dropped), broken_at!(Missing, 1));
         }
     }
 
@@ -467,13 +471,7 @@ mod tests {
             last = vec![add(&mut e, m, last, said(m, i as u64))];
         }
         e.remove("b");
-        assert_eq!(
-            error(&e),
-            ChainError::Missing {
-                conv: CONV.into(),
-                position: 1
-            }
-        );
+        assert_eq!(error(&e), broken_at!(Missing, 1));
         // The last message withheld leaves nothing to notice: the one gap a chain cannot see.
         let mut tail = BTreeMap::new();
         let a = add(&mut tail, "a", vec![], said("a", 1));
@@ -496,13 +494,7 @@ mod tests {
         assert_eq!(texts(&e), ["question", "new answer"]);
         // Without the removal, the deleted message is a gap.
         e.remove("r");
-        assert_eq!(
-            error(&e),
-            ChainError::Missing {
-                conv: CONV.into(),
-                position: 1
-            }
-        );
+        assert_eq!(error(&e), broken_at!(Missing, 1));
     }
 
     #[test]
@@ -516,13 +508,7 @@ mod tests {
             removes: vec![wrong],
         };
         add(&mut e, "r", vec![a], removal);
-        assert_eq!(
-            error(&e),
-            ChainError::Substituted {
-                conv: CONV.into(),
-                position: 1
-            }
-        );
+        assert_eq!(error(&e), broken_at!(Substituted, 1));
     }
 
     #[test]
@@ -535,37 +521,19 @@ mod tests {
         misplaced.position = 5;
         let mut bad = e.clone();
         add(&mut bad, "x", vec![misplaced], said("x", 3));
-        assert_eq!(
-            error(&bad),
-            ChainError::OutOfOrder {
-                conv: CONV.into(),
-                position: 5
-            }
-        );
+        assert_eq!(error(&bad), broken_at!(OutOfOrder, 5));
         // A link to the right id and position with another message's digest.
         let mut swapped = a.clone();
         swapped.digest = b.digest;
         let mut bad = e.clone();
         add(&mut bad, "y", vec![swapped], said("y", 3));
-        assert_eq!(
-            error(&bad),
-            ChainError::Substituted {
-                conv: CONV.into(),
-                position: 0
-            }
-        );
+        assert_eq!(error(&bad), broken_at!(Substituted, 0));
         // An entry whose own position does not follow its links.
         let mut bad = e.clone();
         let (mut entry, _) = new_entry("z".into(), "m.c0nv.z", vec![b], said("z", 3)).unwrap();
         entry.link.position = 1;
         bad.insert("z".into(), entry);
-        assert_eq!(
-            error(&bad),
-            ChainError::OutOfOrder {
-                conv: CONV.into(),
-                position: 1
-            }
-        );
+        assert_eq!(error(&bad), broken_at!(OutOfOrder, 1));
     }
 
     #[test]

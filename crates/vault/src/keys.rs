@@ -46,16 +46,24 @@ pub(crate) fn derive(ikm: &[u8], info: &[&[u8]]) -> Zeroizing<[u8; 32]> {
 /// The root key of an account's history. Never leaves a client unwrapped.
 pub struct VaultKey(pub(crate) Zeroizing<[u8; 32]>);
 
-impl VaultKey {
-    pub fn generate() -> Result<Self, VaultError> {
-        random32().map(VaultKey)
-    }
+/// The constructors the 32-byte secret key types share: fresh randomness, or exactly 32 bytes
+/// unwrapped from storage.
+macro_rules! key_constructors {
+    ($key:ident) => {
+        impl $key {
+            pub fn generate() -> Result<Self, VaultError> {
+                random32().map($key)
+            }
 
-    pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Self, VaultError> {
-        let arr: [u8; 32] = bytes.try_into().map_err(|_| VaultError::BadKeyLength)?;
-        Ok(VaultKey(Zeroizing::new(arr)))
-    }
+            pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Self, VaultError> {
+                let arr: [u8; 32] = bytes.try_into().map_err(|_| VaultError::BadKeyLength)?;
+                Ok($key(Zeroizing::new(arr)))
+            }
+        }
+    };
 }
+
+key_constructors!(VaultKey);
 
 /// A key-encryption key: unwraps the vault key and nothing else.
 pub struct Kek(pub(crate) Zeroizing<[u8; 32]>);
@@ -75,16 +83,7 @@ impl Kek {
 /// conversation (crypto-shredding), even in backups that kept the ciphertext.
 pub struct ConversationKey(pub(crate) Zeroizing<[u8; 32]>);
 
-impl ConversationKey {
-    pub fn generate() -> Result<Self, VaultError> {
-        random32().map(ConversationKey)
-    }
-
-    pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Self, VaultError> {
-        let arr: [u8; 32] = bytes.try_into().map_err(|_| VaultError::BadKeyLength)?;
-        Ok(ConversationKey(Zeroizing::new(arr)))
-    }
-}
+key_constructors!(ConversationKey);
 
 #[cfg(test)]
 mod tests {

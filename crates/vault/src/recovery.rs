@@ -41,6 +41,23 @@ fn checksum(secret: &[u8]) -> [u8; CHECK_LEN] {
     c
 }
 
+/// Regroups a bit string, most significant bit first, from values of `from` bits into values
+/// of `to` bits (both at most 8) passed to `emit`. Leftover bits are dropped: the code's 160
+/// bits fill whole bytes and whole base32 characters alike.
+fn regroup_bits(values: &[u8], from: u32, to: u32, mut emit: impl FnMut(u8)) {
+    let mut acc: u64 = 0;
+    let mut bits = 0;
+    for &v in values {
+        acc = (acc << from) | u64::from(v);
+        bits += from;
+        while bits >= to {
+            bits -= to;
+            // Masked to `to` bits, at most 8, so the cast keeps every bit.
+            emit(((acc >> bits) & ((1 << to) - 1)) as u8);
+        }
+    }
+}
+
 impl RecoveryCode {
     pub fn generate() -> Result<Self, VaultError> {
         let mut s = Zeroizing::new([0u8; SECRET_LEN]);
@@ -54,21 +71,14 @@ impl RecoveryCode {
         bytes.extend_from_slice(self.0.as_ref());
         bytes.extend_from_slice(&checksum(self.0.as_ref()));
         let mut out = Zeroizing::new(String::with_capacity(CODE_CHARS + CODE_CHARS / 4));
-        let mut acc: u64 = 0;
-        let mut bits = 0;
         let mut n = 0;
-        for &b in bytes.iter() {
-            acc = (acc << 8) | u64::from(b);
-            bits += 8;
-            while bits >= 5 {
-                bits -= 5;
-                if n > 0 && n % 4 == 0 {
-                    out.push('-');
-                }
-                out.push(char::from(ALPHABET[((acc >> bits) & 31) as usize]));
-                n += 1;
+        regroup_bits(&bytes, 8, 5, |v| {
+            if n > 0 && n % 4 == 0 {
+                out.push('-');
             }
-        }
+            out.push(char::from(ALPHABET[usize::from(v)]));
+            n += 1;
+        });
         out
     }
 
@@ -92,16 +102,7 @@ impl RecoveryCode {
             return Err(RecoveryCodeError::Length(values.len()));
         }
         let mut bytes = Zeroizing::new(Vec::with_capacity(SECRET_LEN + CHECK_LEN));
-        let mut acc: u64 = 0;
-        let mut bits = 0;
-        for &v in values.iter() {
-            acc = (acc << 5) | u64::from(v);
-            bits += 5;
-            if bits >= 8 {
-                bits -= 8;
-                bytes.push(((acc >> bits) & 0xff) as u8);
-            }
-        }
+        regroup_bits(&values, 5, 8, |b| bytes.push(b));
         let (secret, check) = bytes.split_at(SECRET_LEN);
         if checksum(secret) != check {
             return Err(RecoveryCodeError::Checksum);
