@@ -79,6 +79,18 @@ pub struct Assertion {
     pub prf: Option<PrfOutput>,
 }
 
+/// Runs the client's ceremony `$call` (`register` or `authenticate`) on `$authenticator` and
+/// turns a failure into the keyring's error, with the store's reason when it refused. A macro,
+/// as the client's type cannot be named here (it involves a crate this one does not use).
+macro_rules! client_ceremony {
+    ($authenticator:ident.$call:ident($origin_url:expr, $request:expr), $origin:expr, $rp_id:expr) => {{
+        let mut client = Client::new($authenticator).allows_insecure_localhost(true);
+        let result = client.$call($origin_url, $request, DefaultClientData).await;
+        let refusal = client.authenticator_mut().store_mut().refusal.take();
+        result.map_err(|e| client_error(e, $origin, $rp_id, refusal))
+    }};
+}
+
 impl Keyring {
     /// Create a new credential for the relying party whose `CredentialCreationOptions` JSON
     /// (`{"publicKey": {...}}`, as webauthn-rs's `CreationChallengeResponse` serializes) is
@@ -97,11 +109,7 @@ impl Keyring {
     ) -> Result<Registration> {
         let origin_url = parse_origin(origin)?;
         let request: webauthn::CredentialCreationOptions =
-            serde_json::from_value(with_prf(options, prf_salt)?).map_err(|e| {
-                Error::InvalidOptions {
-                    reason: format!("CredentialCreationOptions: {e}"),
-                }
-            })?;
+            with_prf(options, prf_salt, "CredentialCreationOptions")?;
         let rp_id = rp_id_or_host(request.public_key.rp.id.as_deref(), &origin_url);
         // The passkey authenticator (0.6) goes on to create a credential when one in the
         // exclude list exists, so the exclusion is enforced here.
@@ -116,18 +124,10 @@ impl Keyring {
             }
         }
 
-        let store = KeyringStore {
-            credentials: &mut self.credentials,
-            new_credential: Some(NewCredential { label, created_at }),
-            only: None,
-            refusal: None,
-        };
-        let mut client = Client::new(authenticator(store)?).allows_insecure_localhost(true);
-        let result = client
-            .register(&origin_url, request, DefaultClientData)
-            .await;
-        let refusal = client.authenticator_mut().store_mut().refusal.take();
-        let created = result.map_err(|e| client_error(e, origin, &rp_id, refusal))?;
+        let new_credential = NewCredential { label, created_at };
+        let authenticator = authenticator(&mut self.credentials, Some(new_credential), None)?;
+        let created =
+            client_ceremony!(authenticator.register(&origin_url, request), origin, &rp_id)?;
 
         let prf = prf_first(created.client_extension_results.prf.as_ref())?;
         let mut extensions = Map::new();
@@ -202,26 +202,16 @@ impl Keyring {
     ) -> Result<Assertion> {
         let origin_url = parse_origin(origin)?;
         let request: webauthn::CredentialRequestOptions =
-            serde_json::from_value(with_prf(options, prf_salt)?).map_err(|e| {
-                Error::InvalidOptions {
-                    reason: format!("CredentialRequestOptions: {e}"),
-                }
-            })?;
+            with_prf(options, prf_salt, "CredentialRequestOptions")?;
         let rp_id = rp_id_or_host(request.public_key.rp_id.as_deref(), &origin_url);
         self.check_known(&rp_id, credential_id)?;
 
-        let store = KeyringStore {
-            credentials: &mut self.credentials,
-            new_credential: None,
-            only: credential_id,
-            refusal: None,
-        };
-        let mut client = Client::new(authenticator(store)?).allows_insecure_localhost(true);
-        let result = client
-            .authenticate(&origin_url, request, DefaultClientData)
-            .await;
-        let refusal = client.authenticator_mut().store_mut().refusal.take();
-        let asserted = result.map_err(|e| client_error(e, origin, &rp_id, refusal))?;
+        let authenticator = authenticator(&mut self.credentials, None, credential_id)?;
+        let asserted = client_ceremony!(
+            authenticator.authenticate(&origin_url, request),
+            origin,
+            &rp_id
+        )?;
 
         let prf = prf_first(asserted.client_extension_results.prf.as_ref())?;
         let user_handle = asserted
@@ -289,13 +279,7 @@ impl Keyring {
             pin_auth: None,
             pin_protocol: None,
         };
-        let store = KeyringStore {
-            credentials: &mut self.credentials,
-            new_credential: None,
-            only: Some(credential_id),
-            refusal: None,
-        };
-        let mut authenticator = authenticator(store)?;
+        let mut authenticator = authenticator(&mut self.credentials, None, Some(credential_id))?;
         let response =
             authenticator
                 .get_assertion(request)
@@ -369,8 +353,13 @@ fn rp_id_or_host(rp_id: Option<&str>, origin: &Url) -> String {
 }
 
 /// Put `{"prf": {"eval": {"first": salt}}}` into `publicKey.extensions`, replacing any PRF
-/// input the relying party sent: the salt is the caller's to choose.
-fn with_prf(mut options: Value, salt: &[u8; PRF_LEN]) -> Result<Value> {
+/// input the relying party sent (the salt is the caller's to choose), and read the options as
+/// the `what` they must be.
+fn with_prf<T: serde::de::DeserializeOwned>(
+    mut options: Value,
+    salt: &[u8; PRF_LEN],
+    what: &str,
+) -> Result<T> {
     let public_key = options
         .get_mut("publicKey")
         .and_then(Value::as_object_mut)
@@ -390,7 +379,9 @@ fn with_prf(mut options: Value, salt: &[u8; PRF_LEN]) -> Result<Value> {
         })?;
     extensions.remove("prfAlreadyHashed");
     extensions.insert("prf".into(), json!({ "eval": { "first": b64(salt) } }));
-    Ok(options)
+    serde_json::from_value(options).map_err(|e| Error::InvalidOptions {
+        reason: format!("{what}: {e}"),
+    })
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -445,10 +436,19 @@ fn client_error(error: WebauthnError, origin: &str, rp_id: &str, refusal: Option
 
 /// Build the authenticator the ceremonies use: ES256 only (the keyring promises P-256 keys),
 /// a signature counter, 32-byte credential ids, and hmac-secret (PRF) including evaluation
-/// at creation time. Seeds are only the "with UV" kind because UV is always reported.
-fn authenticator(
-    store: KeyringStore<'_>,
-) -> Result<Authenticator<KeyringStore<'_>, KeyringHolder, RustCryptoBackend>> {
+/// at creation time. Seeds are only the "with UV" kind because UV is always reported. It holds
+/// the keyring's `credentials` for one ceremony (see [`KeyringStore`] for the other two).
+fn authenticator<'a>(
+    credentials: &'a mut Vec<Credential>,
+    new_credential: Option<NewCredential<'a>>,
+    only: Option<&'a [u8]>,
+) -> Result<Authenticator<KeyringStore<'a>, KeyringHolder, RustCryptoBackend>> {
+    let store = KeyringStore {
+        credentials,
+        new_credential,
+        only,
+        refusal: None,
+    };
     let mut authenticator =
         Authenticator::new(Aaguid::new_empty(), store, KeyringHolder, RustCryptoBackend)
             .hmac_secret(HmacSecretConfig::new_with_uv_only().enable_on_make_credential())
