@@ -59,15 +59,21 @@ enum Ceremony {
         account: Uuid,
         state: PasskeyRegistration,
     },
-    AddPasskey {
-        session: [u8; 32],
-        state: PasskeyRegistration,
-    },
     SignIn {
         state: DiscoverableAuthentication,
     },
-    Reauth {
+    /// Opened by a signed-in session, which alone may finish it.
+    Own {
         session: [u8; 32],
+        step: OwnStep,
+    },
+}
+
+enum OwnStep {
+    AddPasskey {
+        state: PasskeyRegistration,
+    },
+    Reauth {
         operation: Sensitive,
         state: PasskeyAuthentication,
     },
@@ -156,16 +162,25 @@ impl Accounts {
         }
     }
 
-    fn begin(&self, ceremony: Ceremony, owner: Owner) -> Result<String, Failure> {
-        let id = random_token()?;
+    /// Opens a ceremony, answering with its id and the `options` for the authenticator.
+    fn begin(
+        &self,
+        ceremony: Ceremony,
+        owner: Owner,
+        options: serde_json::Value,
+    ) -> Result<Json<CeremonyStarted>, Failure> {
+        let ceremony_id = random_token()?;
         let mut table = self.ceremonies.lock().map_err(|_| Failure::Internal)?;
         table
-            .insert(token_hash(&id), owner, ceremony, Instant::now())
+            .insert(token_hash(&ceremony_id), owner, ceremony, Instant::now())
             .map_err(|full| match full {
                 Full::Net => Failure::RateLimited,
                 Full::Table => Failure::Busy,
             })?;
-        Ok(id)
+        Ok(Json(CeremonyStarted {
+            ceremony_id,
+            options,
+        }))
     }
 
     fn take(&self, id: &str) -> Result<(Ceremony, Owner), Failure> {
@@ -173,6 +188,42 @@ impl Accounts {
         table
             .take(&token_hash(id), Instant::now())
             .ok_or_else(expired)
+    }
+
+    /// Opens a ceremony that only this session may finish ([`Accounts::take_own`]).
+    fn begin_own(
+        &self,
+        auth: &Authed,
+        step: OwnStep,
+        options: serde_json::Value,
+    ) -> Result<Json<CeremonyStarted>, Failure> {
+        let ceremony = Ceremony::Own {
+            session: auth.token_hash,
+            step,
+        };
+        self.begin(ceremony, Owner::Account(auth.account), options)
+    }
+
+    /// Takes a ceremony that this session opened. `pick` takes what the caller needs from it
+    /// when it is of the kind the caller finishes; else the error is `not_kind`.
+    fn take_own<T>(
+        &self,
+        auth: &Authed,
+        id: &str,
+        not_kind: &'static str,
+        pick: impl FnOnce(OwnStep) -> Option<T>,
+    ) -> Result<T, Failure> {
+        let (ceremony, owner) = self.take(id)?;
+        let (Ceremony::Own { session, step }, Owner::Account(account)) = (ceremony, owner) else {
+            return Err(Failure::WebAuthn(not_kind));
+        };
+        let picked = pick(step).ok_or(Failure::WebAuthn(not_kind))?;
+        if account != auth.account || !bool::from(session.ct_eq(&auth.token_hash)) {
+            return Err(Failure::WebAuthn(
+                "that ceremony belongs to another session",
+            ));
+        }
+        Ok(picked)
     }
 
     fn limit(&self, ip: IpAddr) -> Result<(), Failure> {
@@ -445,14 +496,11 @@ pub(crate) async fn register_start(
         name
     };
     let (options, state) = a.creation_options(account, &name, Vec::new())?;
-    let ceremony_id = a.begin(
+    a.begin(
         Ceremony::NewAccount { account, state },
         Owner::Net(Net::of(ip)),
-    )?;
-    Ok(Json(CeremonyStarted {
-        ceremony_id,
         options,
-    }))
+    )
 }
 
 pub(crate) async fn register_finish(
@@ -489,11 +537,7 @@ pub(crate) async fn sign_in_start(
         .start_discoverable_authentication()
         .map_err(|_| Failure::Internal)?;
     let options = serde_json::to_value(rcr).map_err(|_| Failure::Internal)?;
-    let ceremony_id = a.begin(Ceremony::SignIn { state }, Owner::Net(Net::of(ip)))?;
-    Ok(Json(CeremonyStarted {
-        ceremony_id,
-        options,
-    }))
+    a.begin(Ceremony::SignIn { state }, Owner::Net(Net::of(ip)), options)
 }
 
 pub(crate) async fn sign_in_finish(
@@ -612,18 +656,7 @@ pub(crate) async fn reauth_start(
         .start_passkey_authentication(&passkeys)
         .map_err(|_| Failure::WebAuthn("this account has no passkey to confirm with"))?;
     let options = serde_json::to_value(rcr).map_err(|_| Failure::Internal)?;
-    let ceremony_id = a.begin(
-        Ceremony::Reauth {
-            session: auth.token_hash,
-            operation,
-            state,
-        },
-        Owner::Account(auth.account),
-    )?;
-    Ok(Json(CeremonyStarted {
-        ceremony_id,
-        options,
-    }))
+    a.begin_own(&auth, OwnStep::Reauth { operation, state }, options)
 }
 
 pub(crate) async fn reauth_finish(
@@ -631,22 +664,11 @@ pub(crate) async fn reauth_finish(
     auth: Authed,
     Body(req): Body<ReauthFinish>,
 ) -> Result<Json<Reauthed>, Failure> {
-    let (
-        Ceremony::Reauth {
-            session,
-            operation,
-            state,
-        },
-        Owner::Account(account),
-    ) = a.take(&req.ceremony_id)?
-    else {
-        return Err(Failure::WebAuthn("that ceremony is not a confirmation"));
-    };
-    if account != auth.account || !bool::from(session.ct_eq(&auth.token_hash)) {
-        return Err(Failure::WebAuthn(
-            "that ceremony belongs to another session",
-        ));
-    }
+    let not_kind = "that ceremony is not a confirmation";
+    let (operation, state) = a.take_own(&auth, &req.ceremony_id, not_kind, |step| match step {
+        OwnStep::Reauth { operation, state } => Some((operation, state)),
+        OwnStep::AddPasskey { .. } => None,
+    })?;
     let cred: PublicKeyCredential = serde_json::from_value(req.credential)
         .map_err(|_| Failure::BadRequest("the passkey response is malformed"))?;
     let result = a
@@ -659,15 +681,15 @@ pub(crate) async fn reauth_finish(
         ));
     }
     if let Some((_, mut passkey)) = a
-        .passkeys(account)
+        .passkeys(auth.account)
         .await?
         .into_iter()
         .find(|(row, _)| row.credential_id == result.cred_id().as_slice())
     {
         passkey.update_credential(&result);
-        a.touch(account, &passkey).await?;
+        a.touch(auth.account, &passkey).await?;
     }
-    let reauth = a.issue_proof(account, session, operation)?;
+    let reauth = a.issue_proof(auth.account, auth.token_hash, operation)?;
     Ok(Json(Reauthed {
         reauth,
         expires_in: PROOF_TTL.as_secs(),
@@ -738,17 +760,7 @@ pub(crate) async fn add_passkey_start(
     }
     let (options, state) =
         a.creation_options(Uuid::from_bytes(auth.account.0), "Sotto", existing)?;
-    let ceremony_id = a.begin(
-        Ceremony::AddPasskey {
-            session: auth.token_hash,
-            state,
-        },
-        Owner::Account(auth.account),
-    )?;
-    Ok(Json(CeremonyStarted {
-        ceremony_id,
-        options,
-    }))
+    a.begin_own(&auth, OwnStep::AddPasskey { state }, options)
 }
 
 pub(crate) async fn add_passkey_finish(
@@ -756,16 +768,11 @@ pub(crate) async fn add_passkey_finish(
     auth: Authed,
     Body(req): Body<RegisterFinish>,
 ) -> Result<Json<PasskeyInfo>, Failure> {
-    let (Ceremony::AddPasskey { session, state }, Owner::Account(account)) =
-        a.take(&req.ceremony_id)?
-    else {
-        return Err(Failure::WebAuthn("that ceremony is not adding a passkey"));
-    };
-    if account != auth.account || !bool::from(session.ct_eq(&auth.token_hash)) {
-        return Err(Failure::WebAuthn(
-            "that ceremony belongs to another session",
-        ));
-    }
+    let not_kind = "that ceremony is not adding a passkey";
+    let state = a.take_own(&auth, &req.ceremony_id, not_kind, |step| match step {
+        OwnStep::AddPasskey { state } => Some(state),
+        OwnStep::Reauth { .. } => None,
+    })?;
     let passkey = a.finish_registration(req.credential, &state)?;
     let row = row_for(&passkey, &req.passkey_name, now_secs())?;
     a.store.add_credential(auth.account, row.clone()).await?;
