@@ -6,17 +6,13 @@
 //! certificate the caller has already verified; only then do [`Crl::is_revoked`] answers mean
 //! anything.
 
-use const_oid::ObjectIdentifier;
 use der::{Decode, Encode};
 use sha2::{Digest, Sha256};
 use x509_cert::crl::CertificateList;
 
 use crate::cache::{ChainCache, Link, Signed};
-use crate::x509::{Cert, CertError, HashAlg};
+use crate::x509::{ecdsa_hash, Cert, CertError};
 use crate::UnixTime;
-
-const ECDSA_WITH_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
-const ECDSA_WITH_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
 
 /// Why a CRL was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -101,13 +97,8 @@ impl Crl {
             .as_bytes()
             .ok_or(CrlError::BadSignature(CertError::MalformedSignature))?;
         let alg = self.crl.signature_algorithm.oid;
-        let hash = if alg == ECDSA_WITH_SHA256 {
-            HashAlg::Sha256
-        } else if alg == ECDSA_WITH_SHA384 {
-            HashAlg::Sha384
-        } else {
-            return Err(CrlError::UnsupportedSignatureAlgorithm(alg.to_string()));
-        };
+        let hash = ecdsa_hash(alg)
+            .ok_or_else(|| CrlError::UnsupportedSignatureAlgorithm(alg.to_string()))?;
         issuer
             .public_key()
             .and_then(|key| key.verify_ecdsa_der(hash, &tbs, sig))

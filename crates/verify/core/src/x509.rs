@@ -147,23 +147,7 @@ impl PublicKey {
         msg: &[u8],
         sig_der: &[u8],
     ) -> Result<(), CertError> {
-        use ecdsa::signature::hazmat::PrehashVerifier;
-        let prehash = hash.digest(msg);
-        match self {
-            PublicKey::P256(k) => {
-                let sig = p256::ecdsa::Signature::from_der(sig_der)
-                    .map_err(|_| CertError::MalformedSignature)?;
-                k.verify_prehash(&prehash, &sig)
-                    .map_err(|_| CertError::BadDataSignature)
-            }
-            PublicKey::P384(k) => {
-                let sig = p384::ecdsa::Signature::from_der(sig_der)
-                    .map_err(|_| CertError::MalformedSignature)?;
-                k.verify_prehash(&prehash, &sig)
-                    .map_err(|_| CertError::BadDataSignature)
-            }
-            PublicKey::Rsa(_) => Err(CertError::UnsupportedKey("RSA key used for ECDSA".into())),
-        }
+        self.verify_ecdsa(hash, msg, EcdsaSig::Der(sig_der))
     }
 
     /// Verifies a fixed-size big-endian `r || s` ECDSA signature over `msg` hashed with `hash`.
@@ -174,27 +158,31 @@ impl PublicKey {
         r: &[u8],
         s: &[u8],
     ) -> Result<(), CertError> {
+        self.verify_ecdsa(hash, msg, EcdsaSig::Raw { r, s })
+    }
+
+    fn verify_ecdsa(&self, hash: HashAlg, msg: &[u8], sig: EcdsaSig<'_>) -> Result<(), CertError> {
         use ecdsa::signature::hazmat::PrehashVerifier;
         let prehash = hash.digest(msg);
+        // The same steps for the curve crate `$curve` with `$len`-byte scalars: a macro, as the
+        // generic form needs the curve crates' long typenum bounds spelled out.
+        macro_rules! verify_on {
+            ($curve:ident, $len:literal, $key:expr) => {{
+                let sig = match sig {
+                    EcdsaSig::Der(der) => $curve::ecdsa::Signature::from_der(der),
+                    EcdsaSig::Raw { r, s } => $curve::ecdsa::Signature::from_scalars(
+                        $curve::FieldBytes::from(fixed::<$len>(r)?),
+                        $curve::FieldBytes::from(fixed::<$len>(s)?),
+                    ),
+                }
+                .map_err(|_| CertError::MalformedSignature)?;
+                $key.verify_prehash(&prehash, &sig)
+                    .map_err(|_| CertError::BadDataSignature)
+            }};
+        }
         match self {
-            PublicKey::P256(k) => {
-                let sig = p256::ecdsa::Signature::from_scalars(
-                    p256::FieldBytes::from(fixed::<32>(r)?),
-                    p256::FieldBytes::from(fixed::<32>(s)?),
-                )
-                .map_err(|_| CertError::MalformedSignature)?;
-                k.verify_prehash(&prehash, &sig)
-                    .map_err(|_| CertError::BadDataSignature)
-            }
-            PublicKey::P384(k) => {
-                let sig = p384::ecdsa::Signature::from_scalars(
-                    p384::FieldBytes::from(fixed::<48>(r)?),
-                    p384::FieldBytes::from(fixed::<48>(s)?),
-                )
-                .map_err(|_| CertError::MalformedSignature)?;
-                k.verify_prehash(&prehash, &sig)
-                    .map_err(|_| CertError::BadDataSignature)
-            }
+            PublicKey::P256(k) => verify_on!(p256, 32, k),
+            PublicKey::P384(k) => verify_on!(p384, 48, k),
             PublicKey::Rsa(_) => Err(CertError::UnsupportedKey("RSA key used for ECDSA".into())),
         }
     }
@@ -211,6 +199,24 @@ impl PublicKey {
             HashAlg::Sha384 => rsa::pss::VerifyingKey::<Sha384>::new(k.clone()).verify(msg, &sig),
         }
         .map_err(|_| CertError::BadDataSignature)
+    }
+}
+
+/// An ECDSA signature as it arrives: DER, or big-endian `r` and `s`.
+#[derive(Clone, Copy)]
+enum EcdsaSig<'a> {
+    Der(&'a [u8]),
+    Raw { r: &'a [u8], s: &'a [u8] },
+}
+
+/// The hash of an ECDSA signature algorithm (certificates' and CRLs'); `None` for any other.
+pub(crate) fn ecdsa_hash(alg: ObjectIdentifier) -> Option<HashAlg> {
+    if alg == ECDSA_WITH_SHA256 {
+        Some(HashAlg::Sha256)
+    } else if alg == ECDSA_WITH_SHA384 {
+        Some(HashAlg::Sha384)
+    } else {
+        None
     }
 }
 
@@ -332,27 +338,25 @@ impl Cert {
     pub fn basic_constraints(
         &self,
     ) -> Result<Option<x509_cert::ext::pkix::BasicConstraints>, CertError> {
-        self.unique_extension(BASIC_CONSTRAINTS, "basicConstraints")?
-            .map(|v| {
-                x509_cert::ext::pkix::BasicConstraints::from_der(v).map_err(|_| {
-                    CertError::MalformedExtension {
-                        subject: self.subject(),
-                        extension: "basicConstraints",
-                    }
-                })
-            })
-            .transpose()
+        self.decoded_extension(BASIC_CONSTRAINTS, "basicConstraints")
     }
 
     /// The keyUsage extension, if present; refused when malformed or repeated.
     pub fn key_usage(&self) -> Result<Option<x509_cert::ext::pkix::KeyUsage>, CertError> {
-        self.unique_extension(KEY_USAGE, "keyUsage")?
+        self.decoded_extension(KEY_USAGE, "keyUsage")
+    }
+
+    /// Extension `oid` decoded as `T`, if present; refused when malformed or repeated.
+    fn decoded_extension<'a, T: Decode<'a>>(
+        &'a self,
+        oid: ObjectIdentifier,
+        name: &'static str,
+    ) -> Result<Option<T>, CertError> {
+        self.unique_extension(oid, name)?
             .map(|v| {
-                x509_cert::ext::pkix::KeyUsage::from_der(v).map_err(|_| {
-                    CertError::MalformedExtension {
-                        subject: self.subject(),
-                        extension: "keyUsage",
-                    }
+                T::from_der(v).map_err(|_| CertError::MalformedExtension {
+                    subject: self.subject(),
+                    extension: name,
                 })
             })
             .transpose()
@@ -548,12 +552,8 @@ impl Cert {
         let bad = |_| CertError::BadSignature {
             subject: self.subject(),
         };
-        if alg == ECDSA_WITH_SHA256 {
-            key.verify_ecdsa_der(HashAlg::Sha256, &tbs, sig)
-                .map_err(bad)
-        } else if alg == ECDSA_WITH_SHA384 {
-            key.verify_ecdsa_der(HashAlg::Sha384, &tbs, sig)
-                .map_err(bad)
+        if let Some(hash) = ecdsa_hash(alg) {
+            key.verify_ecdsa_der(hash, &tbs, sig).map_err(bad)
         } else if alg == RSASSA_PSS {
             // AMD's ARK/ASK/VCEK use PSS with SHA-384 and a 48-byte salt; the parameters are
             // pinned here rather than read from the certificate.
