@@ -863,6 +863,15 @@ async fn deletion_shreds(s: Server) {
 
 // ---- A hostile server ------------------------------------------------------------------
 
+/// What refused a sync that `what` (a tampering) made fail.
+fn refusal<T>(what: &str, synced: Result<T, HistoryError>) -> VaultError {
+    match synced {
+        Err(HistoryError::Refused(e)) => e,
+        Err(e) => panic!("{what}: unexpected error {e}"),
+        Ok(_) => panic!("{what}: accepted"),
+    }
+}
+
 /// The server's operator edits the SQLite database directly: moves a ciphertext to another
 /// record, relabels a kind, serves an old version again, flips a byte. The client refuses each.
 #[tokio::test]
@@ -956,11 +965,8 @@ async fn tampered_records_are_refused() {
     for (what, tamper, expected) in cases {
         tamper();
         let mut fresh = account::unlock(&dev).await.unwrap();
-        match history::sync(&mut fresh).await {
-            Err(HistoryError::Refused(e)) => assert!(expected(&e), "{what}: unexpected {e}"),
-            Err(e) => panic!("{what}: unexpected error {e}"),
-            Ok(_) => panic!("{what}: accepted"),
-        }
+        let e = refusal(what, history::sync(&mut fresh).await);
+        assert!(expected(&e), "{what}: unexpected {e}");
         set(&m2, &ct2, 1);
         set(&format!("ch.{conv}"), &header_ct, 2);
         records.set_kind(&m2, "msg");
@@ -1096,11 +1102,8 @@ async fn forged_versions_cannot_poison_the_ledger() {
     ];
     for (what, ct, version, expected) in cases {
         records.set(&header, ct, version);
-        match sync(&one).await {
-            Err(HistoryError::Refused(e)) => assert!(expected(&e), "{what}: unexpected {e}"),
-            Err(e) => panic!("{what}: unexpected error {e}"),
-            Ok(_) => panic!("{what}: accepted"),
-        }
+        let e = refusal(what, sync(&one).await);
+        assert!(expected(&e), "{what}: unexpected {e}");
     }
 }
 
@@ -1129,8 +1132,8 @@ async fn a_dropped_message_is_named_by_its_position() {
     ] {
         tamper();
         let mut fresh = account::unlock(&dev).await.unwrap();
-        match history::sync(&mut fresh).await {
-            Err(HistoryError::Refused(VaultError::Chain(e))) => {
+        match refusal(what, history::sync(&mut fresh).await) {
+            VaultError::Chain(e) => {
                 assert_eq!(
                     e,
                     ChainError::Missing {
@@ -1145,8 +1148,7 @@ async fn a_dropped_message_is_named_by_its_position() {
                     "{said}"
                 );
             }
-            Err(e) => panic!("{what}: unexpected error {e}"),
-            Ok(_) => panic!("{what}: accepted"),
+            e => panic!("{what}: unexpected {e}"),
         }
     }
 }

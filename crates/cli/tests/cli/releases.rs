@@ -7,7 +7,7 @@
 use crate::common;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::common::{start_enclave, start_server_with_log, Tap, TapMode};
 use sotto::client::{now, ClientError, Connection};
@@ -135,6 +135,9 @@ struct Enclave {
     tap: Tap,
     release: Release,
     policy: sotto_verify::Policy,
+    /// Connections attempted: each may send its handshake hello, and nothing else unless
+    /// admitted.
+    attempts: AtomicUsize,
 }
 
 async fn enclave() -> Enclave {
@@ -149,6 +152,7 @@ async fn enclave() -> Enclave {
         tap,
         release,
         policy,
+        attempts: AtomicUsize::new(0),
     }
 }
 
@@ -165,14 +169,15 @@ impl Enclave {
         log
     }
 
-    /// What `sotto chat` does before sending: attest, check the log, admit. Every attempt is
-    /// the same client, remembering the log it saw.
-    async fn connect(&self, url: &str, trust: &Trust) -> Result<Connection, String> {
+    /// What `sotto chat` does before sending: attest, check the log, admit, trusting `log`'s
+    /// keys. Every attempt is the same client, remembering the log it saw.
+    async fn connect(&self, url: &str, log: &TestLog) -> Result<Connection, String> {
+        self.attempts.fetch_add(1, Ordering::SeqCst);
         let pending = Connection::attest(url, &self.policy, &Expectations::default(), now())
             .await
             .map_err(|e| e.to_string())?;
         let profile = Profile::new(Some(self.dir.path().join("c")));
-        let checked = transparency::check(url, trust, &profile, now().0)
+        let checked = transparency::check(url, &log.trust(), &profile, now().0)
             .await
             .map_err(|e| e.to_string())?;
         pending
@@ -181,12 +186,20 @@ impl Enclave {
             .map_err(|e| e.to_string())
     }
 
-    /// Connects to `url` trusting `trust`, and asserts the refusal says `expect`.
-    async fn assert_refused(&self, url: &str, trust: &Trust, expect: &str) {
-        match self.connect(url, trust).await {
+    /// Connects to `url` trusting `log`, and asserts the refusal says `expect` and came
+    /// before anything but the handshake hello left the client: once the tap has settled, it
+    /// has seen one frame from each attempt so far.
+    async fn assert_refused(&self, url: &str, log: &TestLog, expect: &str) {
+        match self.connect(url, log).await {
             Ok(_) => panic!("admitted, expected a refusal containing {expect:?}"),
             Err(e) => assert!(e.contains(expect), "{e:?} does not say {expect:?}"),
         }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert_eq!(
+            self.tap.up_frames.load(Ordering::SeqCst),
+            self.attempts.load(Ordering::SeqCst),
+            "only the Noise hello may leave the client"
+        );
     }
 }
 
@@ -194,23 +207,12 @@ fn statement(r: &Release) -> Statement {
     Statement::Release(Box::new(r.clone()))
 }
 
-/// Waits for the tap to settle, then asserts that each of the client's `attempts` sent its
-/// handshake hello to the enclave and nothing else.
-async fn nothing_sent(e: &Enclave, attempts: usize) {
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    assert_eq!(
-        e.tap.up_frames.load(Ordering::SeqCst),
-        attempts,
-        "only the Noise hello may leave the client"
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_logged_release_admits_and_the_chat_works() {
     let e = enclave().await;
     let log = e.published(1);
     let url = e.serve(&log.dir).await;
-    let mut conn = e.connect(&url, &log.trust()).await.expect("admitted");
+    let mut conn = e.connect(&url, &log).await.expect("admitted");
     assert_eq!(conn.verified().release.index, 0);
     let msg = sotto_channel::messages::WireMessage {
         role: sotto_channel::messages::Role::User,
@@ -235,11 +237,10 @@ async fn a_measurement_no_logged_release_lists_is_refused() {
     let url = e.serve(&log.dir).await;
     e.assert_refused(
         &url,
-        &log.trust(),
+        &log,
         "no release in the log lists this enclave's simulated measurement",
     )
     .await;
-    nothing_sent(&e, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -259,9 +260,8 @@ async fn a_revoked_release_is_refused() {
         &[0, 1],
     );
     let url = e.serve(&log.dir).await;
-    e.assert_refused(&url, &log.trust(), "was revoked: test revocation")
+    e.assert_refused(&url, &log, "was revoked: test revocation")
         .await;
-    nothing_sent(&e, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -270,34 +270,50 @@ async fn a_release_below_the_quorum_and_a_model_the_release_does_not_list_are_re
     let mut log = TestLog::new(e.dir.path(), 4);
     log.publish(&statement(&e.release), &[1]);
     let url = e.serve(&log.dir).await;
-    e.assert_refused(
-        &url,
-        &log.trust(),
-        "signed by 1 of the 2 release keys required",
-    )
-    .await;
+    e.assert_refused(&url, &log, "signed by 1 of the 2 release keys required")
+        .await;
     let mut other_model = e.release.clone();
     other_model.models[0].sha256 = "00".repeat(32);
     log.publish(&statement(&other_model), &[0, 1]);
-    e.assert_refused(&url, &log.trust(), "which its release 0.1.0 does not list")
+    e.assert_refused(&url, &log, "which its release 0.1.0 does not list")
         .await;
-    nothing_sent(&e, 2).await;
 }
 
+/// A genuine log with one file altered where the server reads it: the checkpoint's tree size
+/// (a checkpoint for 2 entries the log key never signed), or a byte of an entry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_bad_log_signature_is_refused() {
+async fn a_log_altered_where_it_is_served_is_refused() {
     let e = enclave().await;
-    let log = e.published(5);
-    let cp = log.dir.join("checkpoint");
-    let mut bytes = std::fs::read(&cp).unwrap();
-    // The tree size line: a checkpoint for 2 entries the log key never signed.
-    let at = bytes.iter().position(|&b| b == b'\n').unwrap() + 1;
-    bytes[at] = b'2';
-    std::fs::write(&cp, bytes).unwrap();
-    let url = e.serve(&log.dir).await;
-    e.assert_refused(&url, &log.trust(), "not signed by the pinned log key")
-        .await;
-    nothing_sent(&e, 1).await;
+    type Alteration = (u8, &'static str, fn(&mut Vec<u8>), &'static str);
+    let cases: [Alteration; 2] = [
+        (
+            5,
+            "checkpoint",
+            |b| {
+                let size = b.iter().position(|&c| c == b'\n').unwrap() + 1;
+                b[size] = b'2';
+            },
+            "not signed by the pinned log key",
+        ),
+        (
+            8,
+            "tile/entries/000.p/1",
+            |b| {
+                let i = b.len() - 40;
+                b[i] ^= 1;
+            },
+            "do not hash to its signed root",
+        ),
+    ];
+    for (seed, file, alter, expect) in cases {
+        let log = e.published(seed);
+        let path = log.dir.join(file);
+        let mut bytes = std::fs::read(&path).unwrap();
+        alter(&mut bytes);
+        std::fs::write(&path, bytes).unwrap();
+        let url = e.serve(&log.dir).await;
+        e.assert_refused(&url, &log, expect).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -308,18 +324,13 @@ async fn too_few_and_stale_cosignatures_are_refused() {
     let url = e.serve(&log.dir).await;
     e.assert_refused(
         &url,
-        &log.trust(),
+        &log,
         "1 valid witness cosignatures, fewer than the quorum of 2",
     )
     .await;
     log.cosign(now().0 - 7200, 2);
-    e.assert_refused(
-        &url,
-        &log.trust(),
-        "only 0 of the witness cosignatures are fresh",
-    )
-    .await;
-    nothing_sent(&e, 2).await;
+    e.assert_refused(&url, &log, "only 0 of the witness cosignatures are fresh")
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -329,7 +340,7 @@ async fn a_split_view_and_a_rollback_are_refused() {
     let mut a = e.published(7);
     a.publish(&statement(&e.release), &[0]);
     let url_a = e.serve(&a.dir).await;
-    e.connect(&url_a, &a.trust()).await.expect("first view");
+    e.connect(&url_a, &a).await.expect("first view");
     // ...then the same log key shows it another tree of the same size (a split view)...
     let fork_dir = e.dir.path().join("fork");
     let mut fork = Log::create(&fork_dir, &a.log_key).unwrap();
@@ -344,13 +355,13 @@ async fn a_split_view_and_a_rollback_are_refused() {
     .unwrap();
     cosign_all(&mut fork, &a.witnesses);
     let url_fork = e.serve(&fork_dir).await;
-    e.assert_refused(&url_fork, &a.trust(), "split view").await;
+    e.assert_refused(&url_fork, &a, "split view").await;
     // ...or a tree of a different history that is larger (inconsistent)...
     fork.append(&a.log_key, &[b"third".to_vec()]).unwrap();
     cosign_all(&mut fork, &a.witnesses);
     e.assert_refused(
         &url_fork,
-        &a.trust(),
+        &a,
         "does not extend the tree of size 2 this client saw before",
     )
     .await;
@@ -362,29 +373,14 @@ async fn a_split_view_and_a_rollback_are_refused() {
     let url_old = e.serve(&old_dir).await;
     e.assert_refused(
         &url_old,
-        &a.trust(),
+        &a,
         "rolled back: its tree has size 1, this client saw size 2 before",
     )
     .await;
     // The client still trusts what it saw: log A admits it again.
-    e.connect(&url_a, &a.trust())
+    e.connect(&url_a, &a)
         .await
         .expect("the view it saw is still good");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn entries_that_do_not_hash_to_the_signed_root_are_refused() {
-    let e = enclave().await;
-    let log = e.published(8);
-    let bundle = log.dir.join("tile/entries/000.p/1");
-    let mut bytes = std::fs::read(&bundle).unwrap();
-    let i = bytes.len() - 40;
-    bytes[i] ^= 1;
-    std::fs::write(&bundle, bytes).unwrap();
-    let url = e.serve(&log.dir).await;
-    e.assert_refused(&url, &log.trust(), "do not hash to its signed root")
-        .await;
-    nothing_sent(&e, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -393,17 +389,12 @@ async fn a_client_trusting_another_stacks_log_is_refused() {
     let ours = e.published(9);
     let theirs = TestLog::new(e.dir.path(), 10);
     let url = e.serve(&ours.dir).await;
-    e.assert_refused(&url, &theirs.trust(), "not the log this client trusts")
+    e.assert_refused(&url, &theirs, "not the log this client trusts")
         .await;
-    nothing_sent(&e, 1).await;
     // A server without any log: the client cannot check, so it sends nothing.
     let bare = common::start_server(e.tap.addr).await;
-    e.assert_refused(
-        &bare,
-        &ours.trust(),
-        "cannot fetch the release log's checkpoint",
-    )
-    .await;
+    e.assert_refused(&bare, &ours, "cannot fetch the release log's checkpoint")
+        .await;
 }
 
 #[test]
