@@ -18,6 +18,7 @@
 //! `eval "$(bash scripts/postgres env)"` first.
 
 use std::error::Error;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -283,48 +284,33 @@ enum Op {
     Get,
 }
 
-/// Runs `count` operations per client on `clients` clients at once; returns the elapsed time.
-/// Record ids are `<prefix>.<client>.<n>`; gets read back what the puts wrote.
-async fn run_store(
-    store: &Arc<dyn Store>,
-    accounts: &[AccountId],
+/// Runs `count` operations per client on `clients` clients at once, each as `one` does it;
+/// returns the elapsed time. Record ids are `<prefix>.<client>.<n>`; gets read back what the
+/// puts wrote.
+async fn run<C, F, Fut>(
+    clients: &[C],
     op: Op,
     prefix: &str,
     count: usize,
     puts_per_client: usize,
-) -> Result<Duration, AnyError> {
+    one: F,
+) -> Result<Duration, AnyError>
+where
+    C: Clone + Send + 'static,
+    F: Fn(C, Op, String) -> Fut + Copy + Send + 'static,
+    Fut: Future<Output = Result<(), AnyError>> + Send,
+{
     let start = Instant::now();
     let mut tasks = Vec::new();
-    for (c, &account) in accounts.iter().enumerate() {
-        let (store, prefix) = (store.clone(), prefix.to_owned());
+    for (c, client) in clients.iter().enumerate() {
+        let (client, prefix) = (client.clone(), prefix.to_owned());
         tasks.push(tokio::spawn(async move {
             for n in 0..count {
-                match op {
-                    Op::Put => {
-                        let id = format!("{prefix}.{c}.{n}");
-                        let put = put_of(&id);
-                        store
-                            .put_record(
-                                account,
-                                RecordWrite {
-                                    id: &id,
-                                    group: None,
-                                    kind: &put.kind,
-                                    expected_version: 0,
-                                    ciphertext: &put.ciphertext,
-                                },
-                                QUOTA,
-                            )
-                            .await?;
-                    }
-                    Op::Get => {
-                        let id = format!("{prefix}.{c}.{}", n % puts_per_client.max(1));
-                        let got = store.get_record(account, &id).await?;
-                        if got.and_then(|r| r.ciphertext).map(|b| b.len()) != Some(BODY) {
-                            return Err(format!("store get {id}: missing or wrong size").into());
-                        }
-                    }
-                }
+                let n = match op {
+                    Op::Put => n,
+                    Op::Get => n % puts_per_client.max(1),
+                };
+                one(client.clone(), op, format!("{prefix}.{c}.{n}")).await?;
             }
             Ok::<(), AnyError>(())
         }));
@@ -335,40 +321,48 @@ async fn run_store(
     Ok(start.elapsed())
 }
 
-async fn run_http(
-    clients: &[Arc<ApiClient>],
+/// One operation straight on the store, as `account`.
+async fn store_op(
+    (store, account): (Arc<dyn Store>, AccountId),
     op: Op,
-    prefix: &str,
-    count: usize,
-    puts_per_client: usize,
-) -> Result<Duration, AnyError> {
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for (c, api) in clients.iter().enumerate() {
-        let (api, prefix) = (api.clone(), prefix.to_owned());
-        tasks.push(tokio::spawn(async move {
-            for n in 0..count {
-                match op {
-                    Op::Put => {
-                        let id = format!("{prefix}.{c}.{n}");
-                        api.put(&id, &put_of(&id)).await?;
-                    }
-                    Op::Get => {
-                        let id = format!("{prefix}.{c}.{}", n % puts_per_client.max(1));
-                        let got = api.get(&id).await?;
-                        if got.ciphertext.map(|b| b.len()) != Some(BODY) {
-                            return Err(format!("HTTP get {id}: wrong size").into());
-                        }
-                    }
-                }
+    id: String,
+) -> Result<(), AnyError> {
+    match op {
+        Op::Put => {
+            let put = put_of(&id);
+            let write = RecordWrite {
+                id: &id,
+                group: None,
+                kind: &put.kind,
+                expected_version: 0,
+                ciphertext: &put.ciphertext,
+            };
+            store.put_record(account, write, QUOTA).await?;
+        }
+        Op::Get => {
+            let got = store.get_record(account, &id).await?;
+            if got.and_then(|r| r.ciphertext).map(|b| b.len()) != Some(BODY) {
+                return Err(format!("store get {id}: missing or wrong size").into());
             }
-            Ok::<(), AnyError>(())
-        }));
+        }
     }
-    for t in tasks {
-        t.await??;
+    Ok(())
+}
+
+/// One operation through the server's API.
+async fn http_op(api: Arc<ApiClient>, op: Op, id: String) -> Result<(), AnyError> {
+    match op {
+        Op::Put => {
+            api.put(&id, &put_of(&id)).await?;
+        }
+        Op::Get => {
+            let got = api.get(&id).await?;
+            if got.ciphertext.map(|b| b.len()) != Some(BODY) {
+                return Err(format!("HTTP get {id}: wrong size").into());
+            }
+        }
     }
-    Ok(start.elapsed())
+    Ok(())
 }
 
 struct Row {
@@ -388,7 +382,8 @@ async fn bench_throughput(
     for _ in 0..CLIENTS {
         accounts.push(new_account(url).await?);
     }
-    let ids: Vec<AccountId> = accounts.iter().map(|a| a.id).collect();
+    let direct: Vec<(Arc<dyn Store>, AccountId)> =
+        accounts.iter().map(|a| (store.clone(), a.id)).collect();
     let clients: Vec<Arc<ApiClient>> = accounts
         .iter()
         .map(|a| {
@@ -399,7 +394,7 @@ async fn bench_throughput(
             })
         })
         .collect::<Result<_, _>>()?;
-    let one_id = ids.get(..1).unwrap_or_default();
+    let one_direct = direct.get(..1).unwrap_or_default();
     let one_client = clients.get(..1).unwrap_or_default();
 
     let cases: [(&'static str, Op, usize, usize, &str, usize); 4] = [
@@ -431,10 +426,10 @@ async fn bench_throughput(
     ];
     let mut rows = Vec::new();
     for (what, op, n_clients, count, prefix, puts) in cases {
-        let (ids, clients) = if n_clients == 1 {
-            (one_id, one_client)
+        let (direct, clients) = if n_clients == 1 {
+            (one_direct, one_client)
         } else {
-            (ids.as_slice(), clients.as_slice())
+            (direct.as_slice(), clients.as_slice())
         };
         // The machine is shared and fsync times wander: the two paths take turns, alternating
         // which goes first, and each reports its median. Puts write fresh ids each turn; gets
@@ -447,11 +442,11 @@ async fn bench_throughput(
             };
             let (s, h) = (format!("s{records}"), format!("h{records}"));
             if turn % 2 == 0 {
-                store_times.push(run_store(&store, ids, op, &s, count, puts).await?);
-                http_times.push(run_http(clients, op, &h, count, puts).await?);
+                store_times.push(run(direct, op, &s, count, puts, store_op).await?);
+                http_times.push(run(clients, op, &h, count, puts, http_op).await?);
             } else {
-                http_times.push(run_http(clients, op, &h, count, puts).await?);
-                store_times.push(run_store(&store, ids, op, &s, count, puts).await?);
+                http_times.push(run(clients, op, &h, count, puts, http_op).await?);
+                store_times.push(run(direct, op, &s, count, puts, store_op).await?);
             }
         }
         rows.push(Row {

@@ -115,16 +115,21 @@ impl<K: Hash + Eq + Copy> Limiter<K> {
 mod tests {
     use super::*;
 
+    /// One request a second, `burst` at once.
+    fn per_second(burst: u32, t: Instant) -> Limiter<u32> {
+        Limiter::new(
+            RateLimit {
+                per_minute: 60,
+                burst,
+            },
+            t,
+        )
+    }
+
     #[test]
     fn bursts_then_refills_per_key() {
         let t = Instant::now();
-        let l = Limiter::new(
-            RateLimit {
-                per_minute: 60,
-                burst: 3,
-            },
-            t,
-        );
+        let l = per_second(3, t);
         let (a, b) = (1u32, 2u32);
         assert!((0..3).all(|_| l.allow(a, t)));
         assert!(!l.allow(a, t));
@@ -136,13 +141,7 @@ mod tests {
     #[test]
     fn idle_keys_are_forgotten_without_losing_a_limit() {
         let t = Instant::now();
-        let l = Limiter::new(
-            RateLimit {
-                per_minute: 60,
-                burst: 2,
-            },
-            t,
-        );
+        let l = per_second(2, t);
         // Refill takes two seconds. A thousand one-off keys, then two periods of one key only.
         for k in 0..1000u32 {
             assert!(l.allow(k, t));

@@ -272,11 +272,12 @@ mod tests {
         assert_eq!(parse_u64("0X1F"), Ok(0x1f));
         assert_eq!(parse_u64("33"), Ok(33));
         assert_eq!(parse_u64("0"), Ok(0));
-        assert!(parse_u64("021").is_err());
-        assert!(parse_u64("0xZZ").is_err());
-        assert!(parse_u64("").is_err());
-        assert!(parse_u32("0x1_0000_0000").is_err());
-        assert!(parse_u32("0x100000000").is_err());
+        for bad in ["021", "0xZZ", ""] {
+            assert!(parse_u64(bad).is_err(), "{bad:?}");
+        }
+        for too_big in ["0x1_0000_0000", "0x100000000"] {
+            assert!(parse_u32(too_big).is_err(), "{too_big}");
+        }
     }
 
     #[test]
@@ -298,13 +299,17 @@ mod tests {
         assert_eq!(vmm(&a).unwrap(), Vmm::Ec2);
         let a = args("--ovmf x --vcpus 1 --vcpu-type epyc").unwrap();
         assert!(matches!(vmm(&a), Err(MeasureError::Cpu(_))));
-        // One way to name the vCPU at a time; the family needs the model and stepping.
-        assert!(args("--ovmf x --vcpus 1 --vcpu-type EPYC --vcpu-sig 1").is_err());
-        assert!(args("--ovmf x --vcpus 1 --vcpu-family 25").is_err());
-        // --initrd and --append only with --kernel.
-        assert!(args("--ovmf x --vcpus 1 --vcpu-sig 1 --append ro").is_err());
-        assert!(args("--ovmf x --vcpus 1 --vcpu-sig 1 --initrd i").is_err());
-        assert!(args("--ovmf x --vcpus 1 --vcpu-sig 1 --vmm-type kvm").is_err());
+        for refused in [
+            // One way to name the vCPU at a time; the family needs the model and stepping.
+            "--ovmf x --vcpus 1 --vcpu-type EPYC --vcpu-sig 1",
+            "--ovmf x --vcpus 1 --vcpu-family 25",
+            // --initrd and --append only with --kernel.
+            "--ovmf x --vcpus 1 --vcpu-sig 1 --append ro",
+            "--ovmf x --vcpus 1 --vcpu-sig 1 --initrd i",
+            "--ovmf x --vcpus 1 --vcpu-sig 1 --vmm-type kvm",
+        ] {
+            assert!(args(refused).is_err(), "{refused}");
+        }
     }
 
     #[test]
