@@ -3,6 +3,7 @@
 //! with one stderr line naming the failed check, exit 2 for usage or unreadable input).
 //! Every run passes `--at`, so no result depends on today's date.
 
+use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Command;
 
@@ -38,7 +39,7 @@ struct Run {
 }
 
 /// Runs `sotto verify evidence <args>`.
-fn sotto(args: &[&str]) -> Run {
+fn sotto<S: AsRef<OsStr>>(args: &[S]) -> Run {
     let out = Command::new(BIN)
         .args(["verify", "evidence"])
         .args(args)
@@ -49,6 +50,17 @@ fn sotto(args: &[&str]) -> Run {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+/// Runs `sotto verify evidence --platform <platform>` on the vectors `inputs` (each after its
+/// flag), then `extra`.
+fn on_platform(platform: &str, inputs: [(&str, String); 2], extra: &[&str]) -> Run {
+    let mut args = vec!["--platform".to_owned(), platform.to_owned()];
+    for (flag, rel) in inputs {
+        args.extend([flag.to_owned(), vector(&rel)]);
+    }
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
+    sotto(&args)
 }
 
 /// Exit 0, nothing on stderr, and a JSON verdict that says so; returns the verdict.
@@ -137,18 +149,11 @@ fn milan_report() -> Vec<u8> {
 }
 
 fn snp(report: &str, cert: &str, extra: &[&str]) -> Run {
-    let report = vector(&format!("sev-snp/{report}"));
-    let cert = vector(&format!("sev-snp/{cert}"));
-    let mut args = vec![
-        "--platform",
-        "sev-snp",
-        "--report",
-        &report,
-        "--cert",
-        &cert,
+    let inputs = [
+        ("--report", format!("sev-snp/{report}")),
+        ("--cert", format!("sev-snp/{cert}")),
     ];
-    args.extend_from_slice(extra);
-    sotto(&args)
+    on_platform("sev-snp", inputs, extra)
 }
 
 /// The verdicts on a Milan SEV-SNP report and its signing key of `key_kind` (`vcek` or
@@ -345,18 +350,11 @@ fn snp_expectations_that_match_are_accepted() {
 // --- TDX --------------------------------------------------------------------------------
 
 fn tdx(name: &str, extra: &[&str]) -> Run {
-    let quote = vector(&format!("tdx/{name}"));
-    let collateral = vector(&format!("tdx/{name}_collateral.json"));
-    let mut args = vec![
-        "--platform",
-        "tdx",
-        "--quote",
-        &quote,
-        "--collateral",
-        &collateral,
+    let inputs = [
+        ("--quote", format!("tdx/{name}")),
+        ("--collateral", format!("tdx/{name}_collateral.json")),
     ];
-    args.extend_from_slice(extra);
-    sotto(&args)
+    on_platform("tdx", inputs, extra)
 }
 
 /// MRTD of a v4 quote: header (48 bytes) + offset 136 in the TD report.
@@ -508,20 +506,11 @@ fn tdx_quote_with_another_quotes_collateral_is_refused() {
 // --- NVIDIA -----------------------------------------------------------------------------
 
 fn gpu(nonce: &str, extra: &[&str]) -> Run {
-    let report = vector("nvidia/hopperAttestationReport.txt");
-    let certs = vector("nvidia/hopperCertChain.txt");
-    let mut args = vec![
-        "--platform",
-        "nvidia",
-        "--report",
-        &report,
-        "--certs",
-        &certs,
-        "--nonce",
-        nonce,
+    let inputs = [
+        ("--report", "nvidia/hopperAttestationReport.txt".to_owned()),
+        ("--certs", "nvidia/hopperCertChain.txt".to_owned()),
     ];
-    args.extend_from_slice(extra);
-    sotto(&args)
+    on_platform("nvidia", inputs, &[&["--nonce", nonce], extra].concat())
 }
 
 #[test]
