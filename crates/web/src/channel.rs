@@ -213,25 +213,35 @@ impl ChannelCore {
         e
     }
 
+    /// Takes the state a step starts from. `pick` returns what the step needs of it, or hands
+    /// the state back, kept as it was, with why the step cannot start there. A closed channel
+    /// stays closed and says why; while the step runs, the channel reads as closed by
+    /// `interrupted`.
+    fn take<T>(
+        &mut self,
+        interrupted: &str,
+        pick: impl FnOnce(State) -> Result<T, (State, &'static str)>,
+    ) -> Result<T, WebError> {
+        match std::mem::replace(&mut self.state, State::Closed(interrupted.into())) {
+            State::Closed(why) => {
+                self.state = State::Closed(why.clone());
+                Err(WebError::Closed(why))
+            }
+            state => pick(state).map_err(|(state, wrong)| {
+                self.state = state;
+                WebError::State(wrong)
+            }),
+        }
+    }
+
     /// Reads the enclave's answer and verifies its evidence, binding and manifest as of `at`.
     /// Returns the summary JSON; the channel is then attested but cannot seal until
     /// [`Self::admit`]. On any failure the channel is closed.
     pub fn finish(&mut self, response: &[u8], at: UnixTime) -> Result<String, WebError> {
-        let handshake = match std::mem::replace(
-            &mut self.state,
-            State::Closed("the handshake was interrupted".into()),
-        ) {
-            State::AwaitingResponse(h) => h,
-            State::Closed(why) => {
-                let e = WebError::Closed(why.clone());
-                self.state = State::Closed(why);
-                return Err(e);
-            }
-            other => {
-                self.state = other;
-                return Err(WebError::State("the handshake has already been finished"));
-            }
-        };
+        let handshake = self.take("the handshake was interrupted", |state| match state {
+            State::AwaitingResponse(h) => Ok(h),
+            other => Err((other, "the handshake has already been finished")),
+        })?;
         let attested = handshake
             .read_response(response)
             .and_then(|pending| pending.verify(&self.policy, &self.expect, at))
@@ -253,27 +263,14 @@ impl ChannelCore {
     /// summary JSON, now with the admitted release and the log. On any failure (the log not
     /// checked, no release listing this build) the channel is closed.
     pub fn admit(&mut self, log: &LogCheckCore) -> Result<String, WebError> {
-        let attested = match std::mem::replace(
-            &mut self.state,
-            State::Closed("the admission was interrupted".into()),
-        ) {
-            State::Attested(a) => a,
-            State::Closed(why) => {
-                let e = WebError::Closed(why.clone());
-                self.state = State::Closed(why);
-                return Err(e);
-            }
-            State::AwaitingResponse(h) => {
-                self.state = State::AwaitingResponse(h);
-                return Err(WebError::State(
-                    "the enclave's evidence has not been verified: finish() must succeed before admit()",
-                ));
-            }
-            open @ State::Open(_) => {
-                self.state = open;
-                return Err(WebError::State("the enclave has already been admitted"));
-            }
-        };
+        let attested = self.take("the admission was interrupted", |state| match state {
+            State::Attested(a) => Ok(a),
+            open @ State::Open(_) => Err((open, "the enclave has already been admitted")),
+            other => Err((
+                other,
+                "the enclave's evidence has not been verified: finish() must succeed before admit()",
+            )),
+        })?;
         let checked = log.checked().map_err(|e| self.close(e))?;
         let (session, verified) = attested
             .admit(&checked.releases)
