@@ -156,24 +156,27 @@ fn snp(report: &str, cert: &str, extra: &[&str]) -> Run {
     on_platform("sev-snp", inputs, extra)
 }
 
+/// The verdict on an SEV-SNP report and its signing key, verified at `AT_SNP` with `extra`.
+fn snp_accepted(report: &str, cert: &str, extra: &[&str]) -> Value {
+    let at = [&["--at", AT_SNP], extra].concat();
+    accepted(snp(report, cert, &at), Some(AT_SNP_UNIX))
+}
+
 /// The verdicts on a Milan SEV-SNP report and its signing key of `key_kind` (`vcek` or
 /// `vlek`), once with the host's chain file for that kind and once without (the verifier then
 /// uses its pinned chain); each names the platform, the product and the kind of key.
 fn accepted_with_and_without_chain(report: &str, cert: &str, key_kind: &str) -> Vec<Value> {
     let chain = vector(&format!("sev-snp/amd-milan-{key_kind}-chain.pem"));
-    [
-        vec!["--at", AT_SNP],
-        vec!["--at", AT_SNP, "--chain", &chain],
-    ]
-    .iter()
-    .map(|extra| {
-        let v = accepted(snp(report, cert, extra), Some(AT_SNP_UNIX));
-        assert_eq!(v["platform"], "sev-snp");
-        assert_eq!(v["product"], "milan");
-        assert_eq!(v["key_kind"], key_kind);
-        v
-    })
-    .collect()
+    [vec![], vec!["--chain", &chain]]
+        .iter()
+        .map(|extra| {
+            let v = snp_accepted(report, cert, extra);
+            assert_eq!(v["platform"], "sev-snp");
+            assert_eq!(v["product"], "milan");
+            assert_eq!(v["key_kind"], key_kind);
+            v
+        })
+        .collect()
 }
 
 #[test]
@@ -295,25 +298,19 @@ fn snp_evidence_is_refused_naming_the_failed_check() {
 fn snp_expectations_that_match_are_accepted() {
     let raw = milan_report();
     let measurement = hex::encode(&raw[0x90..0xC0]);
-    let v = accepted(
-        snp(
-            "report_milan.hex",
-            "vcek_milan.der",
-            &["--at", AT_SNP, "--expect-measurement", &measurement],
-        ),
-        Some(AT_SNP_UNIX),
+    let v = snp_accepted(
+        "report_milan.hex",
+        "vcek_milan.der",
+        &["--expect-measurement", &measurement],
     );
     assert!(has_check(&v, "measurement-allowed"));
 
     let trustee = sotto_testkit::read_vector("sev-snp/trustee-report.bin");
     let report_data = hex::encode(&trustee[0x50..0x90]);
-    accepted(
-        snp(
-            "trustee-report.bin",
-            "trustee-vcek.der",
-            &["--at", AT_SNP, "--expect-report-data", &report_data],
-        ),
-        Some(AT_SNP_UNIX),
+    snp_accepted(
+        "trustee-report.bin",
+        "trustee-vcek.der",
+        &["--expect-report-data", &report_data],
     );
 
     let dir = tempfile::tempdir().expect("tempdir");
@@ -325,14 +322,7 @@ fn snp_expectations_that_match_are_accepted() {
         hex::encode(&raw[0x50..0x90]),
     );
     let exact = temp_file(dir.path(), "exact.json", exact.as_bytes());
-    let v = accepted(
-        snp(
-            "report_milan.hex",
-            "vcek_milan.der",
-            &["--at", AT_SNP, "--policy", &exact],
-        ),
-        Some(AT_SNP_UNIX),
-    );
+    let v = snp_accepted("report_milan.hex", "vcek_milan.der", &["--policy", &exact]);
     for check in ["vmpl", "minimum-tcb", "measurement-allowed", "report-data"] {
         assert!(has_check(&v, check), "{check}");
     }
