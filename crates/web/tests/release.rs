@@ -4,10 +4,10 @@
 
 mod common;
 
-use common::{check, dev_log_listing, release, Deployment, Enclave, Keys};
+use common::{check, dev_log_listing, release, Deployment, Enclave, Files, Keys};
 use serde_json::Value;
 use sotto_channel::ChannelError;
-use sotto_release::{AdmitError, LogError};
+use sotto_release::{AdmitError, LogError, Trust};
 use sotto_web::channel::ChannelCore;
 use sotto_web::release::{select_trust, CompiledTrust, LogCheckCore};
 use sotto_web::WebError;
@@ -19,6 +19,15 @@ fn attested(enclave: &Enclave) -> ChannelCore {
     let (reply, _) = enclave.respond(client.hello());
     client.finish(&reply, common::now()).unwrap();
     client
+}
+
+/// What the log check of `files` (trusting `trust`, after `state`) refused.
+fn log_refusal(trust: Trust, state: &str, files: &Files) -> LogError {
+    match check(trust, state, files) {
+        Err(WebError::Log(e)) => e,
+        Err(e) => panic!("refused, but not by the log: {e}"),
+        Ok(_) => panic!("the log check passed"),
+    }
 }
 
 #[test]
@@ -162,31 +171,25 @@ fn the_log_check_remembers_the_tree_and_refuses_split_views_and_rollbacks() {
 
     // The same size with another root: a split view.
     let other = keys.serve(std::slice::from_ref(&e1), 2, 60);
-    let err = check(trust(), &state1, &other).err().unwrap();
+    let err = log_refusal(trust(), &state1, &other);
+    assert!(matches!(err, LogError::SplitView { size: 1 }), "{err}");
+    let shown = WebError::from(err).to_string();
     assert!(
-        matches!(err, WebError::Log(LogError::SplitView { size: 1 })),
-        "{err}"
-    );
-    assert!(
-        err.to_string()
-            .starts_with("the release log cannot be trusted: split view"),
-        "{err}"
+        shown.starts_with("the release log cannot be trusted: split view"),
+        "{shown}"
     );
     // A smaller tree than seen before: rolled back.
-    let err = check(trust(), &state2, &one).err().unwrap();
+    let err = log_refusal(trust(), &state2, &one);
     assert!(
-        matches!(err, WebError::Log(LogError::RolledBack { seen: 2, now: 1 })),
+        matches!(err, LogError::RolledBack { seen: 2, now: 1 }),
         "{err}"
     );
     assert!(err.to_string().contains("rolled back"), "{err}");
     // A grown tree that rewrote the first entry does not extend the one seen.
     let rewritten = keys.serve(&[e1.clone(), e0.clone()], 2, 60);
-    let err = check(trust(), &state1, &rewritten).err().unwrap();
+    let err = log_refusal(trust(), &state1, &rewritten);
     assert!(
-        matches!(
-            err,
-            WebError::Log(LogError::Inconsistent { seen: 1, now: 2 })
-        ),
+        matches!(err, LogError::Inconsistent { seen: 1, now: 2 }),
         "{err}"
     );
 
@@ -203,46 +206,24 @@ fn the_log_check_remembers_the_tree_and_refuses_split_views_and_rollbacks() {
 #[test]
 fn the_log_check_refuses_another_log_and_missing_or_stale_witnesses() {
     let keys = Keys::dev(7);
-    let entry = keys.signed(&release(&"01".repeat(48)), 2);
+    let entry = [keys.signed(&release(&"01".repeat(48)), 2)];
     // A server whose log has other keys: refused, naming both logs.
-    let theirs = Keys::dev(8);
-    let files = theirs.serve(std::slice::from_ref(&entry), 2, 60);
-    let err = check(keys.trust(true), "", &files).err().unwrap();
-    assert!(
-        matches!(err, WebError::Log(LogError::OtherLog { .. })),
-        "{err}"
-    );
+    let err = log_refusal(keys.trust(true), "", &Keys::dev(8).serve(&entry, 2, 60));
+    assert!(matches!(err, LogError::OtherLog { .. }), "{err}");
     let text = err.to_string();
     assert!(
         text.contains("dev.sotto.invalid/web-test-8")
             && text.contains("dev.sotto.invalid/web-test-7"),
         "{text}"
     );
-    let err = check(
-        keys.trust(true),
-        "",
-        &keys.serve(std::slice::from_ref(&entry), 1, 60),
-    )
-    .err()
-    .unwrap();
+    // One of the two witnesses, and both but two hours ago.
+    let err = log_refusal(keys.trust(true), "", &keys.serve(&entry, 1, 60));
     assert!(
-        matches!(
-            err,
-            WebError::Log(LogError::TooFewCosignatures { have: 1, need: 2 })
-        ),
+        matches!(err, LogError::TooFewCosignatures { have: 1, need: 2 }),
         "{err}"
     );
-    let err = check(
-        keys.trust(true),
-        "",
-        &keys.serve(std::slice::from_ref(&entry), 2, 7200),
-    )
-    .err()
-    .unwrap();
-    assert!(
-        matches!(err, WebError::Log(LogError::StaleCosignatures { .. })),
-        "{err}"
-    );
+    let err = log_refusal(keys.trust(true), "", &keys.serve(&entry, 2, 7200));
+    assert!(matches!(err, LogError::StaleCosignatures { .. }), "{err}");
 }
 
 #[test]
