@@ -62,9 +62,9 @@ const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 /** A bundle built with SOTTO_WEB_ALLOW_SIMULATED=0, as a deployment ships it (optional). */
 const strictDist = process.env.SOTTO_STRICT_DIST;
 const artifacts = join(repo, "artifacts/web");
-/** The client's Noise NX hello: its ephemeral key and the fresh 32-byte nonce the enclave's
- *  evidence must commit to. */
-const HELLO_BYTES = 64;
+/** The client's hybrid Noise NX hello: its ephemeral X25519 key and, encrypted, the fresh 32-byte
+ *  nonce the enclave's evidence must commit to and an ML-KEM-768 encapsulation key. */
+const HELLO_BYTES = 1264;
 mkdirSync(artifacts, { recursive: true });
 for (const f of readdirSync(artifacts)) if (f.startsWith("failure-")) rmSync(join(artifacts, f));
 const work = mkdtempSync(join(tmpdir(), "sotto-e2e-"));

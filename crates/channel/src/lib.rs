@@ -5,24 +5,25 @@
 //! network edges feed bytes in and take bytes out.
 //!
 //! Trust: everything that arrives here came through the untrusted relay. A client learns the
-//! enclave's static key from the Noise NX handshake and may only obtain a [`Session`] after the
-//! evidence in the handshake payload has been verified and shown to commit to that key and to
-//! the manifest (see [`binding`]), and that a release in a verified transparency log lists the
-//! measured build (`sotto-release`); the type system makes "send before verify"
-//! unrepresentable.
+//! enclave's static key from the hybrid (X25519 + ML-KEM-768) Noise NX handshake and may only
+//! obtain a [`Session`] after the evidence in the handshake payload has been verified and shown
+//! to commit to that key and to the manifest (see [`binding`]), and that a release in a verified
+//! transparency log lists the measured build (`sotto-release`); the type system makes "send
+//! before verify" unrepresentable.
 
 pub mod binding;
 pub mod frame;
 pub mod handshake;
 pub mod manifest;
 pub mod messages;
+pub mod pq;
 pub mod transport;
 
 pub use handshake::{
     AttestationPayload, Attested, ClientHandshake, ClientHello, Expectations, PendingSession,
     ServerHandshake, ServerHello, StaticKey, Verified,
 };
-pub use transport::Session;
+pub use transport::{Padding, Session};
 
 /// Everything that can end a channel. None of these carries payload bytes.
 #[derive(Debug, thiserror::Error)]

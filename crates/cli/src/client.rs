@@ -30,6 +30,12 @@ pub enum ClientError {
     Connect(String),
     #[error("the connection closed: {0}")]
     Closed(String),
+    #[error(
+        "the enclave closed the connection without answering the handshake ({0}): it may speak \
+         a protocol older than {protocol}, or it could not attest",
+        protocol = String::from_utf8_lossy(sotto_channel::handshake::PROLOGUE)
+    )]
+    Unanswered(String),
     #[error("timed out waiting for the enclave")]
     Timeout,
     #[error("{0}")]
@@ -148,7 +154,10 @@ impl Connection {
         ws.send(Message::Binary(hello.0.into()))
             .await
             .map_err(|e| ClientError::Closed(e.to_string()))?;
-        let reply = next_binary(&mut ws).await?;
+        let reply = next_binary(&mut ws).await.map_err(|e| match e {
+            ClientError::Closed(why) => ClientError::Unanswered(why),
+            e => e,
+        })?;
         let attested = handshake
             .read_response(&reply)
             .and_then(|pending| pending.verify(policy, expect, at));

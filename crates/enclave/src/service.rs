@@ -3,6 +3,11 @@
 //! Connections arrive from the untrusted relay. Every read is bounded in size and time, any
 //! framing or decryption failure ends that session only, and a failing session never affects
 //! another.
+//!
+//! What the relay may learn from the shape of an answer is bounded here ([`Shaping`]): the
+//! pieces the engine produces within one tick travel as one message, and every message is
+//! padded to a bucket, so the frames show how long an answer took and roughly how long it was,
+//! never the length of a token (the token-length attack of Weiss et al., USENIX Security 2024).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -12,7 +17,7 @@ use sotto_channel::frame::{self, Decoder};
 use sotto_channel::messages::{
     ClientMessage, ErrorKind, GenParams, Role, ServerMessage, Stats, Stop, WireMessage,
 };
-use sotto_channel::{ChannelError, ServerHandshake, Session};
+use sotto_channel::{ChannelError, Padding, ServerHandshake, Session};
 use sotto_engine::{ChatMessage, EngineError, StopReason};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -28,15 +33,47 @@ const MAX_TOKENS_CAP: u32 = 8192;
 
 static SESSIONS: AtomicU64 = AtomicU64::new(0);
 
+/// How the enclave shapes the messages it sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shaping {
+    pub padding: Padding,
+    /// Pieces of an answer produced within this long of the first travel together.
+    pub tick: Duration,
+}
+
+impl Shaping {
+    /// Padded, and a message at most every 50 ms: a 30-60 token/s model puts 2-3 tokens in a
+    /// message, and the first piece waits at most one tick (docs/BENCHMARKS.md).
+    pub const DEFAULT: Shaping = Shaping {
+        padding: Padding::Buckets,
+        tick: Duration::from_millis(50),
+    };
+    /// A message per piece, unpadded: only to measure what shaping costs and to show, in a
+    /// test, what it hides. No command of the `sotto` binary serves this way.
+    pub const UNSHAPED: Shaping = Shaping {
+        padding: Padding::Off,
+        tick: Duration::ZERO,
+    };
+}
+
 /// Serves connections until the listener fails. Each connection is independent.
 pub async fn serve(enclave: Arc<Enclave>, listener: TcpListener) -> std::io::Result<()> {
+    serve_shaped(enclave, listener, Shaping::DEFAULT).await
+}
+
+/// [`serve`] with the given [`Shaping`].
+pub async fn serve_shaped(
+    enclave: Arc<Enclave>,
+    listener: TcpListener,
+    shaping: Shaping,
+) -> std::io::Result<()> {
     loop {
         let (stream, _) = listener.accept().await?;
         let enclave = enclave.clone();
         let id = SESSIONS.fetch_add(1, Ordering::Relaxed) + 1;
         tokio::spawn(async move {
             let started = Instant::now();
-            match handle(enclave, stream, id).await {
+            match handle(enclave, stream, id, shaping).await {
                 Ok(requests) => info!(
                     session = id,
                     requests,
@@ -107,7 +144,12 @@ impl Conn {
     }
 }
 
-async fn handle(enclave: Arc<Enclave>, stream: TcpStream, id: u64) -> Result<u64, SessionError> {
+async fn handle(
+    enclave: Arc<Enclave>,
+    stream: TcpStream,
+    id: u64,
+    shaping: Shaping,
+) -> Result<u64, SessionError> {
     stream.set_nodelay(true)?;
     let mut conn = Conn {
         stream,
@@ -126,6 +168,7 @@ async fn handle(enclave: Arc<Enclave>, stream: TcpStream, id: u64) -> Result<u64
         .map_err(|e| SessionError::Attest(format!("the attestation task failed: {e}")))?
         .map_err(|e| SessionError::Attest(e.to_string()))?;
     let (reply, mut session) = hello.respond(&payload)?;
+    session.set_padding(shaping.padding);
     conn.write_frame(&reply).await?;
     info!(session = id, "handshake answered");
 
@@ -153,7 +196,16 @@ async fn handle(enclave: Arc<Enclave>, stream: TcpStream, id: u64) -> Result<u64
         requests += 1;
         match request {
             ClientMessage::Chat { messages, params } => {
-                chat(&enclave, &mut conn, &mut session, id, messages, params).await?
+                chat(
+                    &enclave,
+                    &mut conn,
+                    &mut session,
+                    id,
+                    shaping.tick,
+                    messages,
+                    params,
+                )
+                .await?;
             }
         }
     }
@@ -172,11 +224,35 @@ enum Event {
     Finished(Result<sotto_engine::GenStats, EngineError>),
 }
 
+/// `first` and the pieces that follow it within `tick`, as one text, and the event that ended
+/// the wait early (the end of generation), if any.
+async fn gather(
+    rx: &mut mpsc::Receiver<Event>,
+    first: zeroize::Zeroizing<String>,
+    tick: Duration,
+) -> (zeroize::Zeroizing<String>, Option<Event>) {
+    if tick.is_zero() {
+        return (first, None);
+    }
+    // Reserved up front: a String that grows leaves its old buffer behind unzeroed.
+    let mut text = zeroize::Zeroizing::new(String::with_capacity(first.len().max(1024)));
+    text.push_str(&first);
+    let deadline = tokio::time::Instant::now() + tick;
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(Event::Piece(p))) => text.push_str(&p),
+            Ok(other) => return (text, other),
+            Err(_) => return (text, None),
+        }
+    }
+}
+
 async fn chat(
     enclave: &Enclave,
     conn: &mut Conn,
     session: &mut Session,
     id: u64,
+    tick: Duration,
     messages: Vec<WireMessage>,
     params: GenParams,
 ) -> Result<(), SessionError> {
@@ -216,10 +292,19 @@ async fn chat(
         let _ = tx.blocking_send(Event::Finished(result));
     });
     let mut outcome = Ok(());
-    while let Some(event) = rx.recv().await {
+    let mut held = None;
+    loop {
+        let Some(event) = (match held.take() {
+            Some(event) => Some(event),
+            None => rx.recv().await,
+        }) else {
+            break;
+        };
         match event {
-            Event::Piece(p) => {
-                if let Err(e) = conn.send(session, &ServerMessage::Token(p)).await {
+            Event::Piece(first) => {
+                let (text, after) = gather(&mut rx, first, tick).await;
+                held = after;
+                if let Err(e) = conn.send(session, &ServerMessage::Token(text)).await {
                     // Dropping the receiver makes the engine stop at its next token.
                     outcome = Err(e);
                     break;

@@ -15,3 +15,4 @@ mod robustness;
 mod up;
 mod verify_evidence;
 mod verify_web;
+mod wire;
