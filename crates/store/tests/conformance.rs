@@ -327,10 +327,17 @@ fn conflict<T: Debug>(outcome: Result<T, StoreError>) -> (u64, u64) {
     }
 }
 
-/// Which limit refused a write; any other outcome fails the test.
-fn refused<T: Debug>(outcome: Result<T, StoreError>) -> &'static str {
-    match outcome {
-        Err(StoreError::QuotaExceeded(limit)) => limit,
+/// A write that `quota`'s `limit` ("bytes" or "records") must refuse; any other outcome fails
+/// the test.
+async fn refused_within(
+    s: &dyn Store,
+    id: AccountId,
+    w: RecordWrite<'_>,
+    quota: Quota,
+    limit: &str,
+) {
+    match s.put_record(id, w, quota).await {
+        Err(StoreError::QuotaExceeded(refused)) => assert_eq!(refused, limit),
         other => panic!("expected a quota refusal, got {other:?}"),
     }
 }
@@ -879,10 +886,7 @@ async fn quota_records(s: &dyn Store) {
     };
     put_within(s, id, write("a", 0, b"aa"), two).await;
     put_within(s, id, write("b", 0, b"bb"), two).await;
-    assert_eq!(
-        refused(s.put_record(id, write("c", 0, b"cc"), two).await),
-        "records"
-    );
+    refused_within(s, id, write("c", 0, b"cc"), two, "records").await;
     assert_eq!(s.get_record(id, "c").await.unwrap(), None);
     // Overwrites do not add a record.
     put_within(s, id, write("a", 1, b"aaa"), two).await;
@@ -892,10 +896,7 @@ async fn quota_records(s: &dyn Store) {
     assert_eq!(usage(s, id).await, used(3, 1));
     put_within(s, id, write("c", 0, b"cc"), two).await;
     // Reviving a marker counts as a record again.
-    assert_eq!(
-        refused(s.put_record(id, write("b", 2, b"bb"), two).await),
-        "records"
-    );
+    refused_within(s, id, write("b", 2, b"bb"), two, "records").await;
     assert_eq!(usage(s, id).await, used(5, 2));
     // A failed put consumed no sequence number: 1 a, 2 b, 3 a, 4 b deleted, 5 c.
     assert_eq!(put(s, id, write("d", 0, b"")).await.seq, 6);
@@ -908,17 +909,11 @@ async fn quota_bytes(s: &dyn Store) {
         max_records: 100,
     };
     put_within(s, id, write("a", 0, &[1; 60]), hundred).await;
-    assert_eq!(
-        refused(s.put_record(id, write("b", 0, &[2; 41]), hundred).await),
-        "bytes"
-    );
+    refused_within(s, id, write("b", 0, &[2; 41]), hundred, "bytes").await;
     put_within(s, id, write("b", 0, &[2; 40]), hundred).await;
     assert_eq!(usage(s, id).await, used(100, 2));
     // Growing an existing record counts only the difference.
-    assert_eq!(
-        refused(s.put_record(id, write("a", 1, &[1; 61]), hundred).await),
-        "bytes"
-    );
+    refused_within(s, id, write("a", 1, &[1; 61]), hundred, "bytes").await;
     put_within(s, id, write("a", 1, &[1; 10]), hundred).await;
     assert_eq!(usage(s, id).await, used(50, 2));
 
@@ -928,10 +923,7 @@ async fn quota_bytes(s: &dyn Store) {
         max_records: 100,
     };
     put_within(s, id, write("b", 1, &[2; 30]), tiny).await;
-    assert_eq!(
-        refused(s.put_record(id, write("b", 2, &[2; 31]), tiny).await),
-        "bytes"
-    );
+    refused_within(s, id, write("b", 2, &[2; 31]), tiny, "bytes").await;
     assert_eq!(usage(s, id).await, used(40, 2));
 
     assert!(s.delete_record(id, "b", None).await.unwrap());
