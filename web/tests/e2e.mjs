@@ -130,6 +130,20 @@ function start(args, pattern, timeoutMs) {
   });
 }
 
+const serverPattern = /server listening on http:\/\/127\.0\.0\.1:(\d+)/;
+
+/** Starts `sotto server` on a loopback port in front of `enclaveAddr`, serving the web client
+ *  in `webDir`, with `flags` (where it keeps its data, collateral and log); resolves with its
+ *  port and the origin pages load it from. */
+async function startServer(enclaveAddr, webDir, flags) {
+  const port = await start(
+    ["server", "--enclave", enclaveAddr, "--web-dir", webDir, ...flags, "--listen", "127.0.0.1:0"],
+    serverPattern,
+    60_000,
+  );
+  return { port, origin: `http://localhost:${port}` };
+}
+
 /** A TCP tap in front of the enclave, where a hostile server sits: with `tamper.on`, it flips
  *  one byte in the middle of the enclave's first frame (the handshake answer carrying the
  *  evidence) on each new connection; with `tamper.delayMs`, it holds each frame back that long
@@ -228,6 +242,22 @@ async function browser(name, origin, { prf = true } = {}) {
   return { context, page, cdp, authenticatorId };
 }
 
+/** A fresh browser (see `browser`) that has loaded `origin`'s client, recording what it sends
+ *  into `sent` and the URLs it asks for into `urls`. */
+async function opened(name, origin, sent, urls, options) {
+  const b = await browser(name, origin, options);
+  record(b.page, sent, urls);
+  await b.page.goto(`${origin}/`);
+  await b.page.waitForSelector("body[data-ready=true]");
+  return b;
+}
+
+/** The URLs of `urls` that are neither `server` (see `startServer`) nor its WebSocket. */
+const elsewhere = (urls, server) =>
+  urls.filter(
+    (u) => !u.startsWith(server.origin) && !u.startsWith(`ws://localhost:${server.port}/`),
+  );
+
 /** Everything a page sends (request bodies and WebSocket frames) and every URL it asks for. */
 function record(page, sent, urls) {
   page.on("request", (r) => {
@@ -256,6 +286,12 @@ const ledgerCount = (page) =>
   );
 const texts = (page, selector) => page.$$eval(selector, (els) => els.map((e) => e.textContent));
 const statusText = (page) => page.textContent("#status");
+
+/** The titles in the page's conversation list, once it lists any. */
+async function titles(page) {
+  await page.waitForSelector("#conversations button.conv", { timeout: 30_000 });
+  return texts(page, "#conversations button.conv");
+}
 
 /** Sends a prompt and waits for the whole answer to be saved; returns its text. */
 async function chat(page, prompt) {
@@ -419,33 +455,28 @@ async function main() {
     return dir;
   };
   const trustOf = (dataDir) => JSON.parse(readFileSync(join(dataDir, "trust.json"), "utf8"));
-  const serverPattern = /server listening on http:\/\/127\.0\.0\.1:(\d+)/;
+  /** The flags of a server that serves this stack's log and collateral (its trust.json too). */
+  const thisStacksLog = [
+    "--collateral-dir",
+    join(serverDir, "collateral"),
+    "--log-dir",
+    join(serverDir, "log", "public"),
+  ];
   // Three browsers sign up, in and recover a dozen times within seconds, all from 127.0.0.1:
   // more than the default per-address burst allows.
-  const port = await start(
-    [
-      "server",
-      "--enclave",
-      hostile.addr,
-      "--web-dir",
-      dist,
-      "--data-dir",
-      serverDir,
-      "--collateral-dir",
-      collateralFor(serverDir),
-      "--dev-release",
-      releaseFile,
-      "--listen",
-      "127.0.0.1:0",
-      "--auth-burst",
-      "100",
-    ],
-    serverPattern,
-    60_000,
-  );
+  const server = await startServer(hostile.addr, dist, [
+    "--data-dir",
+    serverDir,
+    "--collateral-dir",
+    collateralFor(serverDir),
+    "--dev-release",
+    releaseFile,
+    "--auth-burst",
+    "100",
+  ]);
   const thisLog = trustOf(serverDir).log.origin;
   assert.ok(thisLog.startsWith("dev.sotto.invalid/"), `a development log: ${thisLog}`);
-  const origin = `http://localhost:${port}`;
+  const { origin } = server;
   const url = `${origin}/`;
   console.log(`stack up in ${Date.now() - t0} ms at ${url}`);
 
@@ -718,12 +749,7 @@ async function main() {
 
   step("Reload: the vault locks; the passkey unlocks it again");
   const reopen = async (page, why) => {
-    await page.waitForSelector("#conversations button.conv", { timeout: 30_000 });
-    assert.deepEqual(
-      await texts(page, "#conversations button.conv"),
-      [renamed],
-      `${why}: the list decrypts`,
-    );
+    assert.deepEqual(await titles(page), [renamed], `${why}: the list decrypts`);
     await page.click("#conversations button.conv");
     assert.deepEqual(
       await texts(page, ".msg"),
@@ -938,12 +964,7 @@ async function main() {
   await shot(b.page, "8-tampered-history-refused.png");
   sql(`UPDATE records SET ciphertext = X'${original}' WHERE id = '${victim}'`);
   await signIn(b.page);
-  await b.page.waitForSelector("#conversations button.conv");
-  assert.deepEqual(
-    await texts(b.page, "#conversations button.conv"),
-    [byB],
-    "the untampered history opens again",
-  );
+  assert.deepEqual(await titles(b.page), [byB], "the untampered history opens again");
 
   step("B makes a new recovery code: the old one stops working, the new one opens the history");
   await b.page.click("#manage-passkeys");
@@ -969,12 +990,7 @@ async function main() {
   );
   await a.page.fill("#recover-code", newCode);
   await a.page.click("#recover");
-  await a.page.waitForSelector("#conversations button.conv", { timeout: 30_000 });
-  assert.deepEqual(
-    await texts(a.page, "#conversations button.conv"),
-    [byB],
-    "the new code unlocks the history",
-  );
+  assert.deepEqual(await titles(a.page), [byB], "the new code unlocks the history");
   await a.page.click("#signout");
   await a.page.waitForSelector("#welcome:not([hidden])");
 
@@ -1001,12 +1017,7 @@ async function main() {
   assert.equal(await e.page.isVisible("#app"), false, "the replaced recovery code does not unlock");
   await e.page.fill("#unlock-code", newCode);
   await e.page.click("#unlock-form button");
-  await e.page.waitForSelector("#conversations button.conv", { timeout: 30_000 });
-  assert.deepEqual(
-    await texts(e.page, "#conversations button.conv"),
-    [byB],
-    "unlocked with the recovery code",
-  );
+  assert.deepEqual(await titles(e.page), [byB], "unlocked with the recovery code");
 
   step("B deletes the account: nothing of it is left on the server");
   await b.page.click("#manage-passkeys");
@@ -1042,10 +1053,7 @@ async function main() {
   }
 
   step("Device C: an authenticator without PRF is refused plainly, before any account exists");
-  const c = await browser("c", origin, { prf: false });
-  record(c.page, sent, urls);
-  await c.page.goto(url);
-  await c.page.waitForSelector("body[data-ready=true]");
+  const c = await opened("c", origin, sent, urls, { prf: false });
   await c.page.click("#signup");
   await c.page.waitForSelector("#status.error", { timeout: 30_000 });
   assert.match(await c.page.textContent("#status"), /does not support the PRF extension/);
@@ -1063,33 +1071,18 @@ async function main() {
   writeFileSync(otherRelease, `${JSON.stringify(statement)}\n`);
   const otherDir = join(work, "server-other");
   const otherTap = await tap(enclave);
-  const otherPort = await start(
-    [
-      "server",
-      "--enclave",
-      otherTap.addr,
-      "--web-dir",
-      dist,
-      "--data-dir",
-      otherDir,
-      "--collateral-dir",
-      collateralFor(otherDir),
-      "--dev-release",
-      otherRelease,
-      "--listen",
-      "127.0.0.1:0",
-    ],
-    serverPattern,
-    60_000,
-  );
+  const otherServer = await startServer(otherTap.addr, dist, [
+    "--data-dir",
+    otherDir,
+    "--collateral-dir",
+    collateralFor(otherDir),
+    "--dev-release",
+    otherRelease,
+  ]);
   const otherLog = trustOf(otherDir).log.origin;
   assert.notEqual(otherLog, thisLog, "the second stack's log has its own keys");
-  const otherOrigin = `http://localhost:${otherPort}`;
   const otherUrls = [];
-  const f = await browser("f", otherOrigin);
-  record(f.page, sent, otherUrls);
-  await f.page.goto(`${otherOrigin}/`);
-  await f.page.waitForSelector("body[data-ready=true]");
+  const f = await opened("f", otherServer.origin, sent, otherUrls);
   // A database from before the log store existed (version 1: ledgers only) is upgraded in place.
   await f.page.evaluate(
     () =>
@@ -1146,12 +1139,7 @@ async function main() {
     { version: 2, old: "{}", ledgers: 2, logs: [otherLog] },
     "the upgrade kept the old ledger; the verified log was stored though its release was refused",
   );
-  assert.deepEqual(
-    otherUrls.filter(
-      (u) => !u.startsWith(otherOrigin) && !u.startsWith(`ws://localhost:${otherPort}/`),
-    ),
-    [],
-  );
+  assert.deepEqual(elsewhere(otherUrls, otherServer), []);
 
   step(
     "A bundle built with another stack's trust.json (SOTTO_WEB_TRUST) refuses this stack's log, naming both",
@@ -1167,31 +1155,13 @@ async function main() {
   assert.notEqual(bundleDigest(pinnedDist), bundleDigest(dist), "the pinned bundle differs");
   const pinnedTap = await tap(enclave);
   // This stack's log and collateral, its trust.json included: the pinned bundle must ignore it.
-  const pinnedPort = await start(
-    [
-      "server",
-      "--enclave",
-      pinnedTap.addr,
-      "--web-dir",
-      pinnedDist,
-      "--data-dir",
-      join(work, "server-pinned"),
-      "--collateral-dir",
-      join(serverDir, "collateral"),
-      "--log-dir",
-      join(serverDir, "log", "public"),
-      "--listen",
-      "127.0.0.1:0",
-    ],
-    serverPattern,
-    60_000,
-  );
-  const pinnedOrigin = `http://localhost:${pinnedPort}`;
+  const pinnedServer = await startServer(pinnedTap.addr, pinnedDist, [
+    "--data-dir",
+    join(work, "server-pinned"),
+    ...thisStacksLog,
+  ]);
   const pinnedUrls = [];
-  const g = await browser("g", pinnedOrigin);
-  record(g.page, sent, pinnedUrls);
-  await g.page.goto(`${pinnedOrigin}/`);
-  await g.page.waitForSelector("body[data-ready=true]");
+  const g = await opened("g", pinnedServer.origin, sent, pinnedUrls);
   await signUp(g.page);
   const otherDeployment = await expectRefusal(
     g.page,
@@ -1204,50 +1174,27 @@ async function main() {
   );
   await shot(g.page, "13-pinned-client-refuses-another-log.png");
   assert.ok(
-    pinnedUrls.includes(`${pinnedOrigin}/log/checkpoint`),
+    pinnedUrls.includes(`${pinnedServer.origin}/log/checkpoint`),
     "the pinned bundle read the checkpoint",
   );
   assert.ok(
     !pinnedUrls.some((u) => u.includes("/log/tile/")),
     "and nothing more of a log it does not trust",
   );
-  assert.deepEqual(
-    pinnedUrls.filter(
-      (u) => !u.startsWith(pinnedOrigin) && !u.startsWith(`ws://localhost:${pinnedPort}/`),
-    ),
-    [],
-  );
+  assert.deepEqual(elsewhere(pinnedUrls, pinnedServer), []);
 
   if (strictDist) {
     step(
       "The client a deployment ships (built without the simulated platform) refuses this enclave",
     );
     // It serves this stack's log too: the evidence is refused first, before any log check.
-    const strictPort = await start(
-      [
-        "server",
-        "--enclave",
-        enclave,
-        "--web-dir",
-        strictDist,
-        "--data-dir",
-        join(work, "server-strict"),
-        "--collateral-dir",
-        join(serverDir, "collateral"),
-        "--log-dir",
-        join(serverDir, "log", "public"),
-        "--listen",
-        "127.0.0.1:0",
-      ],
-      serverPattern,
-      60_000,
-    );
-    const strictOrigin = `http://localhost:${strictPort}`;
+    const strictServer = await startServer(enclave, strictDist, [
+      "--data-dir",
+      join(work, "server-strict"),
+      ...thisStacksLog,
+    ]);
     const strictUrls = [];
-    const d = await browser("d", strictOrigin);
-    record(d.page, sent, strictUrls);
-    await d.page.goto(`${strictOrigin}/`);
-    await d.page.waitForSelector("body[data-ready=true]");
+    const d = await opened("d", strictServer.origin, sent, strictUrls);
     await signUp(d.page);
     await d.page.fill("#prompt", `Not for a simulated enclave ${canaries[0]}`);
     await d.page.click("#send");
@@ -1269,12 +1216,7 @@ async function main() {
       !strictUrls.some((u) => u.includes("/log/")),
       "the evidence was refused before any log check",
     );
-    assert.deepEqual(
-      strictUrls.filter(
-        (u) => !u.startsWith(strictOrigin) && !u.startsWith(`ws://localhost:${strictPort}/`),
-      ),
-      [],
-    );
+    assert.deepEqual(elsewhere(strictUrls, strictServer), []);
   }
 
   step("The canaries and the recovery code never left the pages in the clear; no other origin");
@@ -1292,10 +1234,7 @@ async function main() {
     sent.some((s) => s.what.startsWith("PUT /v1/records/m.")),
     "messages were written",
   );
-  const foreign = urls.filter(
-    (u) =>
-      !u.startsWith(origin) && !u.startsWith(`ws://localhost:${port}/`) && !u.startsWith("data:"),
-  );
+  const foreign = elsewhere(urls, server).filter((u) => !u.startsWith("data:"));
   assert.deepEqual(foreign, [], "no request to any other origin");
   // Nor anything the stack stored or logged: the server's and the enclave's data dirs (the
   // account database, keys, logs) and every line both processes printed.
