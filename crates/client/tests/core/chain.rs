@@ -6,7 +6,7 @@
 //! and join; an answer cut short reads back as incomplete on another device.
 
 use crate::{server, signed_up, texts, turn, Device};
-use sotto_api::{routes, RecordOut};
+use sotto_api::{routes, Changes, RecordOut};
 use sotto_client::{delete_message, ClientError, Method, Pull, Recover, Request, Unlocked, Writes};
 use sotto_server::testing::TestServer;
 use sotto_vault::{ChainError, Incomplete, RecordName, Role, VaultError};
@@ -20,13 +20,25 @@ async fn second_device(s: &TestServer, code: &str, name: &str) -> (Device, Unloc
     (dev, u)
 }
 
-fn chain_error(e: ClientError) -> (String, ChainError) {
-    match e {
-        ClientError::Refused {
+/// A change feed edit: the server leaves out record `id`.
+fn without(id: &str) -> impl FnMut(&mut Changes) + '_ {
+    move |page| page.records.retain(|r| r.id != id)
+}
+
+/// What refused a pull whose change feed `edit` rewrote: the refused record's id and the break
+/// in its conversation's chain.
+async fn chain_refusal(
+    dev: &mut Device,
+    u: &mut Unlocked,
+    edit: impl FnMut(&mut Changes),
+) -> (String, ChainError) {
+    match dev.pull_through(u, edit).await {
+        Err(ClientError::Refused {
             id,
             reason: VaultError::Chain(c),
-        } => (id, c),
-        e => panic!("not a chain refusal: {e}"),
+        }) => (id, c),
+        Err(e) => panic!("not a chain refusal: {e}"),
+        Ok(_) => panic!("the pull was accepted"),
     }
 }
 
@@ -56,12 +68,8 @@ async fn a_dropped_reordered_or_replayed_message_is_named() {
     // and nothing of the refused pull is kept.
     let (mut phone, mut b) = second_device(&s, &code, "phone").await;
     let dropped = record(1);
-    let refused = phone
-        .pull_through(&mut b, |page| page.records.retain(|r| r.id != dropped))
-        .await
-        .err()
-        .unwrap();
-    assert_eq!(chain_error(refused), (record(2), at(1)));
+    let refused = chain_refusal(&mut phone, &mut b, without(&dropped)).await;
+    assert_eq!(refused, (record(2), at(1)));
     assert!(b.history.conversations().is_empty());
 
     // Reordered: served newest first, the conversation reads in its own order; served with
@@ -73,27 +81,20 @@ async fn a_dropped_reordered_or_replayed_message_is_named() {
     assert_eq!(texts(&b, &conv), ["q1", "a1", "q2", "a2"]);
     let (mut tablet, mut t) = second_device(&s, &code, "tablet").await;
     let held_back = record(1);
-    let refused = tablet
-        .pull_through(&mut t, |page| page.records.retain(|r| r.id != held_back))
-        .await
-        .err()
-        .unwrap();
-    assert_eq!(chain_error(refused).1, at(1));
+    let refused = chain_refusal(&mut tablet, &mut t, without(&held_back)).await;
+    assert_eq!(refused.1, at(1));
 
     // Forged deletion: the server turns the second question into a marker, which no removal
     // of the user's accounts for.
     let forged = record(2);
-    let refused = tablet
-        .pull_through(&mut t, |page| {
-            for r in page.records.iter_mut().filter(|r| r.id == forged) {
-                r.ciphertext = None;
-                r.version += 1;
-            }
-        })
-        .await
-        .err()
-        .unwrap();
-    assert_eq!(chain_error(refused), (record(3), at(2)));
+    let refused = chain_refusal(&mut tablet, &mut t, |page| {
+        for r in page.records.iter_mut().filter(|r| r.id == forged) {
+            r.ciphertext = None;
+            r.version += 1;
+        }
+    })
+    .await;
+    assert_eq!(refused, (record(3), at(2)));
     // Served honestly again, the same device takes the whole conversation: the forged marker
     // left nothing behind.
     tablet.on(&mut t, Pull::new()).await.unwrap();
@@ -112,13 +113,12 @@ async fn a_dropped_reordered_or_replayed_message_is_named() {
         seq: 1_000,
         ..old_answer.clone()
     };
-    let refused = phone
-        .pull_through(&mut b, |page| page.records.push(replayed.clone()))
-        .await
-        .err()
-        .unwrap();
+    let refused = chain_refusal(&mut phone, &mut b, |page| {
+        page.records.push(replayed.clone())
+    })
+    .await;
     assert_eq!(
-        chain_error(refused),
+        refused,
         (
             record(1),
             ChainError::Replayed {
@@ -177,13 +177,9 @@ async fn concurrent_appends_fork_and_the_next_message_joins_them() {
         msg: laptop_ids[0].clone(),
     }
     .id();
-    let refused = tablet
-        .pull_through(&mut t, |page| page.records.retain(|r| r.id != dropped))
-        .await
-        .err()
-        .unwrap();
+    let refused = chain_refusal(&mut tablet, &mut t, without(&dropped)).await;
     assert_eq!(
-        chain_error(refused).1,
+        refused.1,
         ChainError::Missing {
             conv: conv.clone(),
             position: 1
