@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
+use crate::common;
 use reqwest::StatusCode;
 use sotto::account::{self, AccountError, Unlocked};
 use sotto::api::{ApiClient, ApiClientError};
@@ -55,11 +56,7 @@ impl Backend {
                     .arg(&db.url)
                     .output()
                     .expect("pg_dump runs");
-                assert!(
-                    out.status.success(),
-                    "pg_dump failed: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
+                common::succeeded("pg_dump", &out);
                 out.stdout
             }
         }
@@ -1293,12 +1290,7 @@ async fn concurrent_cli_processes_share_one_passkey_file() {
         })
         .collect();
     for out in futures_util::future::join_all(logins).await {
-        let out = out.unwrap().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::succeeded("sotto account login", &out.unwrap().unwrap());
     }
     account::login(&d, &s.url)
         .await
@@ -1325,12 +1317,7 @@ async fn escape_sequences_from_the_server_are_shown_escaped() {
             .env("SOTTO_CONFIG_DIR", &d.dir)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        String::from_utf8(common::succeeded("sotto", &out).to_vec()).unwrap()
     };
     let prefix = &conv[..12];
     for shown in [

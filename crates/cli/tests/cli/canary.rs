@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-use crate::common::{tiny_model, Tap, TapMode};
+use crate::common::{self, tiny_model, Tap, TapMode};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sotto");
 
@@ -135,11 +135,7 @@ async fn no_canary_reaches_the_server_its_logs_the_relay_or_the_enclave_logs() {
         .env_remove("SOTTO_CONFIG_DIR")
         .output()
         .unwrap();
-    assert!(
-        created.status.success(),
-        "account create failed: {}",
-        String::from_utf8_lossy(&created.stderr)
-    );
+    common::succeeded("account create", &created);
     let root = enclave_dir.join("collateral").join("simulated-root.der");
     let mut chat = Command::new(BIN)
         .args([
@@ -173,12 +169,7 @@ async fn no_canary_reaches_the_server_its_logs_the_relay_or_the_enclave_logs() {
         .await
         .unwrap()
         .unwrap();
-    let answers = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "chat failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let answers = String::from_utf8_lossy(common::succeeded("chat", &out)).to_string();
 
     // The history holds the conversation, readable on the client only.
     let exported = Command::new(BIN)

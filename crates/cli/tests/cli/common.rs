@@ -21,6 +21,16 @@ use tokio::net::{TcpListener, TcpStream};
 
 pub const MEASUREMENT_INPUT: &[u8] = b"sotto-enclave test build";
 
+/// The stdout of a command that must have succeeded; `what` names it when it did not.
+pub fn succeeded<'a>(what: &str, out: &'a std::process::Output) -> &'a [u8] {
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    &out.stdout
+}
+
 pub fn tiny_model(dir: &Path) -> PathBuf {
     let path = dir.join("tiny.gguf");
     sotto_testkit::write_tiny_qwen2_gguf(&path, 7).expect("write tiny model");

@@ -34,11 +34,7 @@ fn go_checker(dir: &Path) -> std::path::PathBuf {
                  (scripts/test-deps)"
             )
         });
-    assert!(
-        out.status.success(),
-        "go build failed (scripts/test-deps installs Go and x/mod): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::succeeded("go build (scripts/test-deps installs Go and x/mod)", &out);
     exe
 }
 

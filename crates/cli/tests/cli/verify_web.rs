@@ -71,12 +71,7 @@ async fn the_served_client_must_be_a_logged_release() {
     let client = dir.path().join("client");
 
     let ok = verify(&web, &log, &client).await;
-    let out = String::from_utf8_lossy(&ok.stdout);
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
+    let out = String::from_utf8_lossy(common::succeeded("sotto verify web", &ok));
     assert!(
         out.contains("the 4 files served are exactly release 0.1.0's"),
         "{out}"
