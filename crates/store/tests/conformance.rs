@@ -310,6 +310,14 @@ fn used(bytes: u64, records: u64) -> Usage {
     Usage { bytes, records }
 }
 
+/// The account a recovery lookup finds, if any.
+async fn recovery_owner(s: &dyn Store, lookup: &[u8; 32]) -> Option<AccountId> {
+    s.find_recovery(lookup)
+        .await
+        .unwrap()
+        .map(|(account, _)| account)
+}
+
 /// A write under [`ROOMY`], which must succeed.
 async fn put(s: &dyn Store, id: AccountId, w: RecordWrite<'_>) -> PutResult {
     put_within(s, id, w, ROOMY).await
@@ -431,7 +439,7 @@ async fn recovery_values(s: &dyn Store) {
         .await
         .unwrap();
     assert_eq!((wrapped.version, wrapped.seq), (1, 1));
-    assert_eq!(s.find_recovery(&lookup).await.unwrap(), None);
+    assert_eq!(recovery_owner(s, &lookup).await, None);
     assert_eq!(
         s.find_recovery(&new_lookup).await.unwrap(),
         Some((id, new_verifier))
@@ -455,13 +463,7 @@ async fn recovery_values(s: &dyn Store) {
             .await,
         Err(StoreError::DuplicateRecovery)
     ));
-    assert_eq!(
-        s.find_recovery(&other_lookup)
-            .await
-            .unwrap()
-            .map(|(a, _)| a),
-        Some(other)
-    );
+    assert_eq!(recovery_owner(s, &other_lookup).await, Some(other));
     assert_eq!(s.find_recovery(&bytes32(9)).await.unwrap(), None);
 }
 
@@ -500,7 +502,7 @@ async fn rotation_is_all_or_nothing(s: &dyn Store) {
     for (what, outcome) in refusals {
         assert!(outcome.is_err(), "{what}: accepted");
         assert_eq!(
-            s.find_recovery(&old_lookup).await.unwrap().map(|(a, _)| a),
+            recovery_owner(s, &old_lookup).await,
             Some(id),
             "{what}: the old code no longer finds the account"
         );
@@ -511,13 +513,7 @@ async fn rotation_is_all_or_nothing(s: &dyn Store) {
             "{what}: the old wrapping changed"
         );
     }
-    assert_eq!(
-        s.find_recovery(&other_lookup)
-            .await
-            .unwrap()
-            .map(|(a, _)| a),
-        Some(other)
-    );
+    assert_eq!(recovery_owner(s, &other_lookup).await, Some(other));
     assert_eq!(usage(s, id).await, used(12, 1));
 }
 
@@ -600,7 +596,7 @@ async fn duplicates_leave_nothing_behind(s: &dyn Store) {
         Err(StoreError::DuplicateCredential)
     ));
     assert_eq!(s.account(b).await.unwrap(), None);
-    assert_eq!(s.find_recovery(&b_lookup).await.unwrap(), None);
+    assert_eq!(recovery_owner(s, &b_lookup).await, None);
 
     // Recovery lookup already in use: the credential is not registered either.
     let c = new_id();
@@ -983,10 +979,7 @@ async fn account_isolation(s: &dyn Store) {
     s.rotate_recovery(b, bytes32(6), bytes32(7), wrap(0, b"b's"), ROOMY)
         .await
         .unwrap();
-    assert_eq!(
-        s.find_recovery(&a_lookup).await.unwrap().map(|(x, _)| x),
-        Some(a)
-    );
+    assert_eq!(recovery_owner(s, &a_lookup).await, Some(a));
 
     // Deleting B leaves A whole.
     s.delete_account(b).await.unwrap();
@@ -1029,7 +1022,7 @@ async fn delete_account_removes_every_row(h: &Harness) {
         before,
         "the other account must be untouched"
     );
-    assert_eq!(s.find_recovery(&a_lookup).await.unwrap(), None);
+    assert_eq!(recovery_owner(s, &a_lookup).await, None);
     assert!(matches!(
         s.delete_account(a).await,
         Err(StoreError::NoAccount)
