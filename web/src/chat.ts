@@ -100,7 +100,10 @@ export class Connection {
         ws.onerror = () => reject(new Error("cannot reach the enclave relay"));
         ws.onclose = (ev) =>
           reject(
-            new Error(`the relay closed before the enclave answered (${ev.code} ${ev.reason})`),
+            new Error(
+              `the relay closed before the enclave answered (${ev.code} ${ev.reason}): the ` +
+                "enclave may speak an older protocol than this page, or could not attest",
+            ),
           );
       });
       const t0 = performance.now();
