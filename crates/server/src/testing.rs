@@ -123,10 +123,7 @@ impl Records {
     }
 
     pub fn delete(&self, id: &str) {
-        self.update(
-            "DELETE FROM records WHERE id = ?1",
-            rusqlite::params![id],
-        );
+        self.update("DELETE FROM records WHERE id = ?1", rusqlite::params![id]);
     }
 
     /// The id and version of every record whose id starts with `prefix`.
@@ -145,7 +142,10 @@ impl Records {
     /// Runs a statement that must change at least one row: a tamper that touched nothing
     /// would let the test pass without testing anything.
     fn update(&self, sql: &str, params: impl rusqlite::Params) {
-        let changed = self.0.execute(sql, params).expect("the records table writes");
+        let changed = self
+            .0
+            .execute(sql, params)
+            .expect("the records table writes");
         assert!(changed > 0, "no record row changed: {sql}");
     }
 }
