@@ -46,6 +46,10 @@ enum Command {
         #[command(subcommand)]
         command: cmd::release::ReleaseCommand,
     },
+    /// Run an independent hop in front of a server: clients chatting through it (`chat
+    /// --via`) show the server the hop's address, not theirs.
+    #[cfg(feature = "hop")]
+    Hop(cmd::hop::Args),
     /// Run a transparency-log witness (C2SP tlog-witness): anyone can, for any log.
     Witness {
         #[command(subcommand)]
@@ -94,6 +98,8 @@ async fn run(command: Command) -> Result<ExitCode, cmd::AnyError> {
         Command::Verify { command } => cmd::verify::run(command).await,
         Command::Release { command } => cmd::release::run(command).await,
         Command::Witness { command } => cmd::witness::run(command).await,
+        #[cfg(feature = "hop")]
+        Command::Hop(args) => cmd::hop::run(args).await,
         #[cfg(feature = "stack")]
         Command::Model { command } => cmd::model::run(command).await,
     }

@@ -23,6 +23,11 @@ pub struct Args {
     /// The server's URL, e.g. http://localhost:8080.
     #[arg(long, default_value = "http://localhost:8080")]
     server: String,
+    /// Reach the enclave through an independent hop (`sotto hop`) at this URL, so the server
+    /// sees the hop's address instead of yours. Accounts, history and the release log still
+    /// go to the server directly.
+    #[arg(long)]
+    via: Option<String>,
     /// Do not save this conversation, even when signed in.
     #[arg(long)]
     no_save: bool,
@@ -117,7 +122,8 @@ pub async fn run(args: Args) -> Result<ExitCode, AnyError> {
         }
     }
     // The evidence first (a simulated or forged enclave is refused for that), then the log.
-    let pending = Connection::attest(&args.server, &policy, &expect, now()).await?;
+    let relay = args.via.as_deref().unwrap_or(&args.server);
+    let pending = Connection::attest(relay, &policy, &expect, now()).await?;
     let trust = crate::transparency::resolve(
         args.trust.as_deref(),
         args.insecure_simulated,

@@ -2,7 +2,7 @@
 //! in the library modules beside this one and in the Sotto crates; a command parses, calls and
 //! prints. The development stack's commands (`up`, `enclave`, `server`, `model`) exist only
 //! with the `stack` feature, so the user's client builds without llama.cpp, PostgreSQL or the
-//! server.
+//! server; `hop`, with the `hop` feature.
 
 pub mod account;
 pub mod chat;
@@ -13,6 +13,8 @@ pub mod witness;
 
 #[cfg(feature = "stack")]
 pub mod enclave;
+#[cfg(feature = "hop")]
+pub mod hop;
 #[cfg(feature = "stack")]
 pub mod model;
 #[cfg(feature = "stack")]

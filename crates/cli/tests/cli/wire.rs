@@ -1,7 +1,8 @@
 //! What the wire carries: the WebSocket bytes between the client and the server, recorded by a
 //! TCP proxy in between, for a 64-token answer from an enclave that shapes its messages
-//! (padding to buckets, pieces coalesced on a tick) and from one that does not; and what a
-//! client says to an enclave of the previous protocol.
+//! (padding to buckets, pieces coalesced on a tick) and from one that does not; a chat through
+//! an independent hop (`sotto hop`); and what a client says to an enclave of the previous
+//! protocol.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -218,4 +219,98 @@ async fn an_enclave_of_the_previous_protocol_is_named_not_waited_for() {
     assert!(matches!(err, ClientError::Unanswered(_)), "{err}");
     assert!(err.to_string().contains("sotto/channel/v3"), "{err}");
     assert_eq!(*hellos.lock().unwrap(), [HELLO_LEN]);
+}
+
+/// Serves a hop in front of the server at `server_url`; returns the hop's URL.
+async fn start_hop(server_url: &str) -> String {
+    let upstream = sotto::client::relay_url(server_url).unwrap();
+    let router = sotto_hop::router(sotto_hop::HopConfig::new(upstream)).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    url
+}
+
+/// A chat through a hop works; between the hop and the server there is no trace of the
+/// user's request headers or of the conversation, only the channel's encrypted messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_through_a_hop_shows_the_server_nothing_of_the_client() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let dir = tempfile::tempdir().unwrap();
+    let enclave = boot_tiny(dir.path()).await;
+    let log = dev_log(dir.path(), &enclave).await;
+    let enclave_addr = crate::common::start_enclave(enclave).await;
+    let url = start_server_with_log(enclave_addr, Some(log.public_dir.clone())).await;
+    let found = releases(&url, &log.trust, &dir.path().join("client")).await;
+    let server: SocketAddr = url.trim_start_matches("http://").parse().unwrap();
+    let (to_server, upstream) = recorder(server).await;
+    let hop = start_hop(&to_server).await;
+
+    // What a browser would send the hop: a cookie, its Origin, a forwarded-for header.
+    let mut request = sotto::client::relay_url(&hop)
+        .unwrap()
+        .into_client_request()
+        .unwrap();
+    for (name, value) in [
+        ("cookie", "__Host-sotto-session=SESSION-CANARY"),
+        ("origin", "https://user.example"),
+        ("x-forwarded-for", "203.0.113.7"),
+        ("user-agent", "UA-CANARY"),
+    ] {
+        request.headers_mut().insert(name, value.parse().unwrap());
+    }
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let (_, hello) = sotto_channel::ClientHandshake::start().unwrap();
+    ws.send(Message::Binary(hello.0.into())).await.unwrap();
+    let answer = ws.next().await.unwrap().unwrap();
+    assert!(
+        answer.len() > sotto_channel::pq::CIPHERTEXT_LEN,
+        "the enclave answered"
+    );
+    drop(ws);
+
+    let mut conn = connect(&hop, &policy(dir.path()), &found).await.unwrap();
+    let canary = "HOP-CANARY-7d1f";
+    let question = WireMessage {
+        role: Role::User,
+        content: Zeroizing::new(format!("remember {canary}")),
+    };
+    let mut answer = String::new();
+    conn.chat(&[question], GenParams::default(), &mut |p| {
+        answer.push_str(p)
+    })
+    .await
+    .unwrap();
+    assert!(!answer.is_empty());
+    conn.close().await;
+
+    let upstream = upstream.lock().unwrap();
+    assert_eq!(
+        upstream.len(),
+        2,
+        "the hop opened one upstream connection per client"
+    );
+    for rec in upstream.iter() {
+        let rec = rec.lock().unwrap();
+        let head_end = rec.up.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8_lossy(&rec.up[..head_end]).to_lowercase();
+        for absent in [
+            "cookie",
+            "origin",
+            "x-forwarded-for",
+            "203.0.113.7",
+            "ua-canary",
+        ] {
+            assert!(
+                !head.contains(absent),
+                "{absent} reached the server: {head}"
+            );
+        }
+        for bytes in [&rec.up, &rec.down] {
+            assert!(!bytes.windows(canary.len()).any(|w| w == canary.as_bytes()));
+        }
+    }
 }
