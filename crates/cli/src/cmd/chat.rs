@@ -5,17 +5,16 @@
 //! limit, or the stream broke mid-answer) is saved as far as it got, marked incomplete.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use sotto_channel::handshake::Expectations;
 use sotto_channel::messages::{GenParams, Role, Stats, WireMessage};
 use sotto_vault::Incomplete;
 use zeroize::Zeroizing;
 
+use super::enclave_args::EnclaveArgs;
 use super::{AnyError, ProfileArgs};
 use crate::client::{now, ClientError, Connection};
-use crate::local::{self, Profile};
+use crate::local::Profile;
 use crate::term::shown;
 
 #[derive(clap::Args)]
@@ -36,29 +35,11 @@ pub struct Args {
     conversation: Option<String>,
     #[command(flatten)]
     profile: ProfileArgs,
-    /// Accept an enclave on the SIMULATED platform (local development only: its evidence
-    /// proves nothing about real hardware).
-    #[arg(long)]
-    insecure_simulated: bool,
-    /// Pin the simulated platform's root certificate (DER). Without it, the root published by
-    /// a local `sotto up` in the default data directory is pinned when present.
-    #[arg(long, requires = "insecure_simulated")]
-    simulated_root: Option<PathBuf>,
-    /// The trust configuration (release log, witnesses, release keys) of a self-hosted
-    /// deployment, replacing the pins built into this client. With --insecure-simulated and
-    /// no --trust, the local `sotto up` stack's development log is trusted.
-    #[arg(long)]
-    trust: Option<PathBuf>,
+    #[command(flatten)]
+    enclave: EnclaveArgs,
     /// Show what was verified: platform, measurement, release, log size, witnesses.
     #[arg(short, long)]
     verbose: bool,
-    /// Refuse an enclave whose manifest names another model (hex SHA-256).
-    #[arg(long, value_parser = super::parse_digest)]
-    expect_model_sha256: Option<[u8; 32]>,
-    /// Refuse an enclave whose launch measurement differs (SEV-SNP MEASUREMENT or TDX MRTD,
-    /// 96 hex digits), e.g. the value a release publishes.
-    #[arg(long, value_parser = super::parse_measurement)]
-    expect_measurement: Option<[u8; 48]>,
     /// A system prompt.
     #[arg(long)]
     system: Option<String>,
@@ -76,34 +57,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> Result<ExitCode, AnyError> {
-    let mut policy = sotto_verify::Policy::default();
-    if args.insecure_simulated {
-        eprintln!(
-            "WARNING: --insecure-simulated accepts an enclave on the SIMULATED platform. Its evidence proves \
-             nothing about real hardware; do not use it for real conversations."
-        );
-        policy.allow_simulated = true;
-        let local = local::default_data_dir()
-            .join("collateral")
-            .join(local::SIMULATED_ROOT_FILE);
-        let root = match &args.simulated_root {
-            Some(path) => Some(
-                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?,
-            ),
-            None => std::fs::read(local).ok(),
-        };
-        if root.is_none() {
-            eprintln!("WARNING: no simulated root pinned: any simulated enclave will be accepted.");
-        }
-        policy.simulated_root = root;
-    }
-    if let Some(m) = args.expect_measurement {
-        policy.snp.allowed_measurements = vec![m];
-        policy.tdx.expected_mrtd = Some(m);
-    }
-    let expect = Expectations {
-        model_sha256: args.expect_model_sha256,
-    };
+    let checks = args.enclave.checks()?;
     let mut saver = open_saver(&args).await?;
     let mut conversation: Option<String> = None;
     let mut loaded: Vec<WireMessage> = Vec::new();
@@ -121,24 +75,10 @@ pub async fn run(args: Args) -> Result<ExitCode, AnyError> {
             });
         }
     }
-    // The evidence first (a simulated or forged enclave is refused for that), then the log.
     let relay = args.via.as_deref().unwrap_or(&args.server);
-    let pending = Connection::attest(relay, &policy, &expect, now()).await?;
-    let trust = crate::transparency::resolve(
-        args.trust.as_deref(),
-        args.insecure_simulated,
-        &local::default_data_dir(),
-    )?;
-    if trust.is_dev() {
-        eprintln!(
-            "WARNING: trusting the DEVELOPMENT release log {} of a local `sotto up`: its keys \
-             live on this machine and prove nothing about which builds are Sotto's.",
-            trust.origin()
-        );
-    }
-    let profile = args.profile.profile();
-    let checked = crate::transparency::check(&args.server, &trust, &profile, now().0).await?;
-    let mut conn = pending.admit(&checked.releases).await?;
+    let (mut conn, checked) = checks
+        .open(&args.server, relay, &args.profile.profile())
+        .await?;
     if args.verbose {
         print_verified(conn.verified(), &checked);
     }

@@ -6,6 +6,7 @@
 
 pub mod account;
 pub mod chat;
+pub mod enclave_args;
 pub mod history;
 pub mod release;
 pub mod verify;
