@@ -6,7 +6,9 @@
 //! IPv6 address by its /64, which one subscriber usually holds whole (and can rotate through at
 //! will), so a limit per IPv6 address would limit nothing.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
 
 use axum::http::{HeaderMap, HeaderName};
 
@@ -30,6 +32,48 @@ impl Net {
                     Net::V6(prefix)
                 }
             },
+        }
+    }
+}
+
+/// How many of something (connections, relays) each client network holds at once.
+#[derive(Clone, Default)]
+pub(crate) struct Holds(Arc<Mutex<HashMap<Net, usize>>>);
+
+impl Holds {
+    /// One more for `net`, unless it already holds `cap`.
+    pub(crate) fn take(&self, net: Net, cap: usize) -> Option<Hold> {
+        let mut map = self.0.lock().ok()?;
+        let held = map.entry(net).or_default();
+        if *held >= cap {
+            if *held == 0 {
+                map.remove(&net);
+            }
+            return None;
+        }
+        *held += 1;
+        Some(Hold {
+            holds: self.clone(),
+            net,
+        })
+    }
+}
+
+/// One thing counted against its client network until dropped.
+pub(crate) struct Hold {
+    holds: Holds,
+    net: Net,
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.holds.0.lock() {
+            if let Some(held) = map.get_mut(&self.net) {
+                *held -= 1;
+                if *held == 0 {
+                    map.remove(&self.net);
+                }
+            }
         }
     }
 }
@@ -132,6 +176,22 @@ mod tests {
         );
         let hidden = headers(&[("forwarded", "for=_hidden")]);
         assert_eq!(client_ip(PEER, &hidden, Some(&fwd)), PEER);
+    }
+
+    #[test]
+    fn holds_count_per_network_up_to_the_cap_and_free_on_drop() {
+        let holds = Holds::default();
+        let a = Net::of("2001:db8:1:2::1".parse().unwrap());
+        let b = Net::of("192.0.2.1".parse().unwrap());
+        let first = holds.take(a, 2).expect("under the cap");
+        let second = holds.take(a, 2).expect("at the cap");
+        assert!(holds.take(a, 2).is_none(), "over the cap");
+        let other = holds.take(b, 2).expect("another network is counted apart");
+        drop(first);
+        let again = holds.take(a, 2).expect("a dropped hold frees its place");
+        assert!(holds.take(b, 0).is_none());
+        drop((second, other, again));
+        assert!(holds.0.lock().unwrap().is_empty(), "nothing left counted");
     }
 
     #[test]

@@ -38,6 +38,7 @@ use tokio::sync::Semaphore;
 
 pub use error::ConfigError;
 pub use ratelimit::RateLimit;
+pub use relay::RelayLimits;
 pub use serve::{serve, ConnectionLimits};
 pub use sotto_release::bundle::{Bundle, BundleError};
 pub use web::CSP;
@@ -48,8 +49,8 @@ pub struct ServerConfig {
     pub enclave_addr: SocketAddr,
     /// Folder of vendor-signed collateral files served verbatim at `/v1/collateral`.
     pub collateral_dir: Option<PathBuf>,
-    pub max_relays: usize,
-    pub idle_timeout: Duration,
+    /// What the relay to the enclave lets each client hold ([`RelayLimits`]).
+    pub relay: RelayLimits,
     /// Passkey accounts and encrypted history; without it the server only relays.
     pub accounts: Option<AccountsConfig>,
     /// The web client, served at `/` (loaded and hashed once, at startup).
@@ -105,8 +106,7 @@ impl ServerConfig {
         ServerConfig {
             enclave_addr,
             collateral_dir: None,
-            max_relays: 256,
-            idle_timeout: Duration::from_secs(600),
+            relay: RelayLimits::default(),
             accounts: None,
             web: None,
             log_dir: None,
@@ -118,7 +118,8 @@ impl ServerConfig {
 
 pub(crate) struct AppState {
     config: ServerConfig,
-    relays: Semaphore,
+    relays: Arc<Semaphore>,
+    relay_holds: address::Holds,
     next_id: AtomicU64,
 }
 
@@ -138,7 +139,8 @@ pub fn router(config: ServerConfig) -> Result<Router, ConfigError> {
         .map(|a| accounts::Accounts::new(a, config.trusted_proxy_header.clone()))
         .transpose()?;
     let state = Arc::new(AppState {
-        relays: Semaphore::new(config.max_relays),
+        relays: Arc::new(Semaphore::new(config.relay.max_total)),
+        relay_holds: address::Holds::default(),
         config,
         next_id: AtomicU64::new(1),
     });

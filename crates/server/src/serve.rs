@@ -7,11 +7,10 @@
 //! timeouts stop applying to it and the relay's own idle timeout takes over, so a long
 //! generation streams as long as it needs; only the write-stall limit stays on the socket.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
@@ -28,7 +27,7 @@ use tower::ServiceBuilder;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutBody, TimeoutLayer};
 use tracing::{debug, warn};
 
-use crate::address::Net;
+use crate::address::{Holds, Net};
 use crate::error::ConfigError;
 use crate::{router, ServerConfig};
 
@@ -78,7 +77,7 @@ pub async fn serve(listener: TcpListener, config: ServerConfig) -> Result<(), Co
         .then_some(limits.per_client);
     let app = router(config)?;
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let clients: Arc<Mutex<HashMap<Net, usize>>> = Arc::default();
+    let clients = Holds::default();
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return Ok(());
@@ -92,7 +91,7 @@ pub async fn serve(listener: TcpListener, config: ServerConfig) -> Result<(), Co
             }
         };
         let held = match per_client {
-            Some(cap) => match ClientHold::take(&clients, Net::of(peer.ip()), cap) {
+            Some(cap) => match clients.take(Net::of(peer.ip()), cap) {
                 Some(held) => Some(held),
                 None => {
                     debug!("closed a connection: its client holds too many");
@@ -128,40 +127,6 @@ pub async fn serve(listener: TcpListener, config: ServerConfig) -> Result<(), Co
             }
             drop((held, slot));
         });
-    }
-}
-
-/// One connection counted against its client network until dropped.
-struct ClientHold {
-    clients: Arc<Mutex<HashMap<Net, usize>>>,
-    net: Net,
-}
-
-impl ClientHold {
-    fn take(clients: &Arc<Mutex<HashMap<Net, usize>>>, net: Net, cap: usize) -> Option<Self> {
-        let mut map = clients.lock().ok()?;
-        let held = map.entry(net).or_default();
-        if *held >= cap {
-            return None;
-        }
-        *held += 1;
-        Some(ClientHold {
-            clients: clients.clone(),
-            net,
-        })
-    }
-}
-
-impl Drop for ClientHold {
-    fn drop(&mut self) {
-        if let Ok(mut map) = self.clients.lock() {
-            if let Some(held) = map.get_mut(&self.net) {
-                *held -= 1;
-                if *held == 0 {
-                    map.remove(&self.net);
-                }
-            }
-        }
     }
 }
 
