@@ -69,6 +69,14 @@
 //! - **Sessions.** Only the 32-byte SHA-256 of a token is stored, with its expiry and the
 //!   credential it was opened with (none for a recovery sign-in); `session` treats a session
 //!   with `expires_at <= now` as absent, and `purge_sessions(now)` deletes those rows.
+//! - **Tokens.** `take_tokens(account, period, count, limit)` adds `count` to the tokens the
+//!   account was issued in `period` if the sum stays within `limit`, atomically (two racing
+//!   calls cannot both pass the limit), and forgets the account's counts of every other period;
+//!   over the limit it changes nothing and says so ([`TokenGrant::granted`] false). It fails
+//!   with [`StoreError::NoAccount`] for a missing account. `spend_token(key_id, nonce)` records
+//!   a redeemed token and returns true the first time only, for any number of racing callers;
+//!   `forget_spent_tokens(keep)` deletes the spent tokens of every issuer key but `keep`. No
+//!   row about a spent token names an account, and issuance rows hold only counts.
 //! - **Errors.** Database failures become [`StoreError::Backend`] naming the operation and
 //!   carrying the database's own message, never record contents or key values.
 
@@ -117,6 +125,14 @@ pub struct RecordWrite<'a> {
     /// The version the client last saw (0: the record has never existed).
     pub expected_version: u64,
     pub ciphertext: &'a [u8],
+}
+
+/// What [`Store::take_tokens`] decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TokenGrant {
+    pub granted: bool,
+    /// Tokens the account may still be issued in the period, after this call.
+    pub remaining: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -229,6 +245,21 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
         max_bytes: u64,
     ) -> Result<Changes>;
+
+    /// Counts `count` more tokens issued to the account in `period` if that stays within
+    /// `limit`, and drops its counts of other periods.
+    async fn take_tokens(
+        &self,
+        account: AccountId,
+        period: u64,
+        count: u32,
+        limit: u32,
+    ) -> Result<TokenGrant>;
+    /// Records a redeemed token; true if it had not been spent before.
+    async fn spend_token(&self, key_id: &[u8; 32], nonce: &[u8; 32]) -> Result<bool>;
+    /// Deletes the spent tokens of every issuer key but `keep` (tokens under other keys are
+    /// refused anyway); returns how many.
+    async fn forget_spent_tokens(&self, keep: &[u8; 32]) -> Result<u64>;
 }
 
 /// Opens the backend a spec names: `postgres://…` or `postgresql://…` connects to PostgreSQL,

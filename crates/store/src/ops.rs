@@ -1,5 +1,5 @@
 //! The operations both backends carry out the same way, written once over the few statements
-//! each backend supplies ([`AccountSql`], [`RecordSql`]). A backend runs them inside its own
+//! each backend supplies ([`AccountSql`], [`RecordSql`], [`TokenSql`]). A backend runs them inside its own
 //! transaction (or, for the change feed, its own connection) and states only the SQL.
 //!
 //! The statements are `async` because PostgreSQL's driver is; SQLite's are synchronous work on
@@ -10,7 +10,7 @@ use sotto_api::{Changes, PutResult, Quota, RecordOut};
 
 use crate::driver::{to_db, Fallible};
 use crate::rules::{self, AccountState, Existing, Planned};
-use crate::{AccountId, CredentialRow, RecordWrite, StoreError};
+use crate::{AccountId, CredentialRow, RecordWrite, StoreError, TokenGrant};
 
 /// An account row to insert, its creation time as stored.
 pub(crate) struct NewAccount<'a> {
@@ -189,5 +189,46 @@ pub(crate) async fn changes(
         records,
         next: end.unwrap_or(since),
         more,
+    })
+}
+
+/// The statements on token issuance counts that [`take_tokens`] uses.
+pub(crate) trait TokenSql {
+    /// Tokens issued to the account in `period` (0 if none), or `NoAccount`; inside a write
+    /// transaction, no other writer of the account gets past this until it ends.
+    async fn issued(&self, account: AccountId, period: i64) -> Fallible<i64>;
+    /// Sets the account's count for `period` and deletes its counts of other periods.
+    async fn set_issued(&self, account: AccountId, period: i64, issued: i64) -> Fallible<()>;
+}
+
+/// Records a spent token, once: the row count says whether this call inserted it. SQLite, too,
+/// reads `$1` as the first parameter.
+pub(crate) const SPEND_TOKEN: &str =
+    "INSERT INTO spent_tokens (key_id, nonce) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+
+pub(crate) const FORGET_SPENT_TOKENS: &str = "DELETE FROM spent_tokens WHERE key_id <> $1";
+
+/// `take_tokens` inside a write transaction.
+pub(crate) async fn take_tokens(
+    tx: &impl TokenSql,
+    account: AccountId,
+    period: u64,
+    count: u32,
+    limit: u32,
+) -> Fallible<TokenGrant> {
+    let period = to_db(period, "token period")?;
+    let issued = tx.issued(account, period).await?.max(0);
+    let left = |issued: i64| u32::try_from((i64::from(limit) - issued).max(0)).unwrap_or(0);
+    let wanted = issued + i64::from(count);
+    if wanted > i64::from(limit) {
+        return Ok(TokenGrant {
+            granted: false,
+            remaining: left(issued),
+        });
+    }
+    tx.set_issued(account, period, wanted).await?;
+    Ok(TokenGrant {
+        granted: true,
+        remaining: left(wanted),
     })
 }

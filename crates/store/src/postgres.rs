@@ -29,10 +29,12 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 use crate::driver::{self, failed, to_db, ColumnType, Columns, Context, Failure, Fallible};
-use crate::ops::{self, AccountSql, NewAccount, RecordSql};
+use crate::ops::{self, AccountSql, NewAccount, RecordSql, TokenSql};
 use crate::rules::{AccountState, Existing, Planned};
 use crate::schema::{self, CURRENT_VERSION, RECORD_VERSION};
-use crate::{AccountId, AccountRow, CredentialRow, RecordWrite, Result, Store, StoreError};
+use crate::{
+    AccountId, AccountRow, CredentialRow, RecordWrite, Result, Store, StoreError, TokenGrant,
+};
 
 /// Connections kept open to the server.
 const POOL_SIZE: usize = 16;
@@ -314,6 +316,37 @@ impl<C: GenericClient + Sync> AccountSql for Statements<'_, C> {
     }
 }
 
+impl<C: GenericClient + Sync> TokenSql for Statements<'_, C> {
+    /// Locks the account row for the rest of the transaction, as record writes do.
+    async fn issued(&self, account: AccountId, period: i64) -> Fallible<i64> {
+        let sql = "SELECT 1 FROM accounts WHERE id = $1 FOR NO KEY UPDATE";
+        query_opt(self.0, sql, &[&&account.0[..]], |_| Ok(()))
+            .await?
+            .ok_or(StoreError::NoAccount)?;
+        let sql = "SELECT issued FROM token_issuance WHERE account = $1 AND period = $2";
+        let issued =
+            query_opt(self.0, sql, &[&&account.0[..], &period], |row| row.value(0)).await?;
+        Ok(issued.unwrap_or(0))
+    }
+
+    async fn set_issued(&self, account: AccountId, period: i64, issued: i64) -> Fallible<()> {
+        execute(
+            self.0,
+            "DELETE FROM token_issuance WHERE account = $1 AND period <> $2",
+            &[&&account.0[..], &period],
+        )
+        .await?;
+        execute(
+            self.0,
+            "INSERT INTO token_issuance (account, period, issued) VALUES ($1, $2, $3)
+             ON CONFLICT (account, period) DO UPDATE SET issued = excluded.issued",
+            &[&&account.0[..], &period, &issued],
+        )
+        .await
+        .map(drop)
+    }
+}
+
 impl<C: GenericClient + Sync> RecordSql for Statements<'_, C> {
     /// Locks the account row for the rest of the transaction.
     async fn account_state(&self, account: AccountId) -> Fallible<AccountState> {
@@ -485,6 +518,7 @@ impl Store for PostgresStore {
             for sql in [
                 "DELETE FROM records WHERE account = $1",
                 "DELETE FROM sessions WHERE account = $1",
+                "DELETE FROM token_issuance WHERE account = $1",
                 "DELETE FROM credentials WHERE account = $1",
                 "DELETE FROM accounts WHERE id = $1",
             ] {
@@ -691,6 +725,35 @@ impl Store for PostgresStore {
     ) -> Result<Changes> {
         self.call("changes", async |client| {
             ops::changes(&Statements(client), account, since, limit, max_bytes).await
+        })
+        .await
+    }
+
+    async fn take_tokens(
+        &self,
+        account: AccountId,
+        period: u64,
+        count: u32,
+        limit: u32,
+    ) -> Result<TokenGrant> {
+        self.write("take_tokens", async |tx| {
+            ops::take_tokens(&Statements(tx), account, period, count, limit).await
+        })
+        .await
+    }
+
+    async fn spend_token(&self, key_id: &[u8; 32], nonce: &[u8; 32]) -> Result<bool> {
+        self.call("spend_token", async |client| {
+            execute(client, ops::SPEND_TOKEN, &[&&key_id[..], &&nonce[..]])
+                .await
+                .map(|n| n == 1)
+        })
+        .await
+    }
+
+    async fn forget_spent_tokens(&self, keep: &[u8; 32]) -> Result<u64> {
+        self.call("forget_spent_tokens", async |client| {
+            execute(client, ops::FORGET_SPENT_TOKENS, &[&&keep[..]]).await
         })
         .await
     }

@@ -87,6 +87,23 @@ const MIGRATIONS: &[(i32, &str)] = &[
     ALTER TABLE sessions ADD COLUMN credential_id {bytes};
     CREATE INDEX sessions_credential ON sessions(account, credential_id);",
     ),
+    // Privacy Pass tokens. Issuance keeps one count per account for the current period only;
+    // a spent token keeps its issuer key id and nonce, and no column that could name an
+    // account or a time, so neither table can link a redemption to whoever was issued it.
+    (
+        4,
+        "CREATE TABLE token_issuance (
+        account {bytes} NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        period {int} NOT NULL,
+        issued {int} NOT NULL,
+        CONSTRAINT token_issuance_pkey PRIMARY KEY (account, period)
+    ){table};
+    CREATE TABLE spent_tokens (
+        key_id {bytes} NOT NULL CHECK ({length}(key_id) = 32),
+        nonce {bytes} NOT NULL CHECK ({length}(nonce) = 32),
+        CONSTRAINT spent_tokens_pkey PRIMARY KEY (key_id, nonce)
+    ){table};",
+    ),
 ];
 
 /// The version table's type is 32-bit in PostgreSQL and read back as `i32` in both databases.

@@ -25,10 +25,12 @@ use rusqlite::{params, Connection, OpenFlags, Params, Row, TransactionBehavior};
 use sotto_api::{Changes, PutResult, Quota, RecordOut};
 
 use crate::driver::{self, failed, to_db, ColumnType, Columns, Context, Failure, Fallible};
-use crate::ops::{self, AccountSql, NewAccount, RecordSql};
+use crate::ops::{self, AccountSql, NewAccount, RecordSql, TokenSql};
 use crate::rules::{AccountState, Existing, Planned};
 use crate::schema::{self, CURRENT_VERSION, RECORD_VERSION};
-use crate::{AccountId, AccountRow, CredentialRow, RecordWrite, Result, Store, StoreError};
+use crate::{
+    AccountId, AccountRow, CredentialRow, RecordWrite, Result, Store, StoreError, TokenGrant,
+};
 
 /// How long a call waits for a lock held by another process on the same file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -442,6 +444,34 @@ impl RecordSql for Connection {
     }
 }
 
+impl TokenSql for Connection {
+    async fn issued(&self, account: AccountId, period: i64) -> Fallible<i64> {
+        require_account(self, account)?;
+        let issued = query_opt(
+            self,
+            "SELECT issued FROM token_issuance WHERE account = ?1 AND period = ?2",
+            params![&account.0[..], period],
+            |row| row.value(0),
+        )?;
+        Ok(issued.unwrap_or(0))
+    }
+
+    async fn set_issued(&self, account: AccountId, period: i64, issued: i64) -> Fallible<()> {
+        execute(
+            self,
+            "DELETE FROM token_issuance WHERE account = ?1 AND period <> ?2",
+            params![&account.0[..], period],
+        )?;
+        execute(
+            self,
+            "INSERT INTO token_issuance (account, period, issued) VALUES (?1, ?2, ?3)
+             ON CONFLICT (account, period) DO UPDATE SET issued = excluded.issued",
+            params![&account.0[..], period, issued],
+        )
+        .map(drop)
+    }
+}
+
 /// Runs one of the shared operations on this thread. Every statement it awaits is SQLite's
 /// synchronous work, so it is finished at the first poll.
 fn run<T>(op: impl Future<Output = Fallible<T>>) -> Fallible<T> {
@@ -537,6 +567,7 @@ impl Store for SqliteStore {
             for sql in [
                 "DELETE FROM records WHERE account = ?1",
                 "DELETE FROM sessions WHERE account = ?1",
+                "DELETE FROM token_issuance WHERE account = ?1",
                 "DELETE FROM credentials WHERE account = ?1",
                 "DELETE FROM accounts WHERE id = ?1",
             ] {
@@ -753,6 +784,35 @@ impl Store for SqliteStore {
     ) -> Result<Changes> {
         self.call("changes", move |conn| {
             run(ops::changes(conn, account, since, limit, max_bytes))
+        })
+        .await
+    }
+
+    async fn take_tokens(
+        &self,
+        account: AccountId,
+        period: u64,
+        count: u32,
+        limit: u32,
+    ) -> Result<TokenGrant> {
+        self.write("take_tokens", move |tx| {
+            run(ops::take_tokens(tx, account, period, count, limit))
+        })
+        .await
+    }
+
+    async fn spend_token(&self, key_id: &[u8; 32], nonce: &[u8; 32]) -> Result<bool> {
+        let (key_id, nonce) = (*key_id, *nonce);
+        self.call("spend_token", move |conn| {
+            execute(conn, ops::SPEND_TOKEN, params![&key_id[..], &nonce[..]]).map(|n| n == 1)
+        })
+        .await
+    }
+
+    async fn forget_spent_tokens(&self, keep: &[u8; 32]) -> Result<u64> {
+        let keep = *keep;
+        self.call("forget_spent_tokens", move |conn| {
+            execute(conn, ops::FORGET_SPENT_TOKENS, [&keep[..]]).map(|n| n as u64)
         })
         .await
     }

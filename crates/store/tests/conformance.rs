@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sotto_api::{PutResult, Quota, RecordOut, Usage};
-use sotto_store::{AccountId, CredentialRow, RecordWrite, Store, StoreError};
+use sotto_store::{AccountId, CredentialRow, RecordWrite, Store, StoreError, TokenGrant};
 use sotto_testkit::postgres::Database;
 
 /// A byte budget no page here reaches.
@@ -120,6 +120,11 @@ fn owner_column(table: &str, columns: &[String]) -> Option<&'static str> {
     }
     if table == "accounts" {
         return Some("id");
+    }
+    // Holds no account by design: a redeemed token must not be linkable to anyone
+    // (`token_tables_link_nothing` checks its columns).
+    if table == "spent_tokens" {
+        return None;
     }
     assert!(
         columns.iter().any(|c| c == "account"),
@@ -231,11 +236,15 @@ conformance! {
         quota_records,
         quota_bytes,
         account_isolation,
+        tokens_within_quota,
+        tokens_are_spent_once,
     ],
     harness: [
         delete_account_removes_every_row,
         deleted_ciphertext_is_gone,
         concurrent_writers,
+        token_tables_link_nothing,
+        racing_token_operations,
     ]
 }
 
@@ -1001,9 +1010,16 @@ async fn delete_account_removes_every_row(h: &Harness) {
         put(s, id, in_group("m1", "g", 0, b"secret")).await;
         put(s, id, write("m2", 0, b"secret")).await;
         assert!(s.delete_record(id, "m2", None).await.unwrap());
+        assert!(s.take_tokens(id, 7, 1, 10).await.unwrap().granted);
     }
     let before = h.rows_of(a).await;
-    for table in ["accounts", "credentials", "sessions", "records"] {
+    for table in [
+        "accounts",
+        "credentials",
+        "sessions",
+        "records",
+        "token_issuance",
+    ] {
         assert!(
             before.get(table).copied().unwrap_or(0) > 0,
             "{table} should hold rows of the account before deletion: {before:?}"
@@ -1176,6 +1192,106 @@ async fn concurrent_writers(h: &Harness) {
     );
 }
 
+// ---- Tokens ------------------------------------------------------------------------------
+
+fn grant(granted: bool, remaining: u32) -> TokenGrant {
+    TokenGrant { granted, remaining }
+}
+
+async fn tokens_within_quota(s: &dyn Store) {
+    let (a, _, _) = account(s).await;
+    let (b, _, _) = account(s).await;
+    assert_eq!(s.take_tokens(a, 100, 3, 5).await.unwrap(), grant(true, 2));
+    // Over the limit: refused, and nothing is counted.
+    assert_eq!(s.take_tokens(a, 100, 3, 5).await.unwrap(), grant(false, 2));
+    assert_eq!(s.take_tokens(a, 100, 2, 5).await.unwrap(), grant(true, 0));
+    assert_eq!(s.take_tokens(a, 100, 1, 5).await.unwrap(), grant(false, 0));
+    // Another account has its own count; a new period starts afresh.
+    assert_eq!(s.take_tokens(b, 100, 5, 5).await.unwrap(), grant(true, 0));
+    assert_eq!(s.take_tokens(a, 101, 5, 5).await.unwrap(), grant(true, 0));
+    // A lowered limit refuses without going negative; zero tokens always fit.
+    assert_eq!(s.take_tokens(a, 101, 1, 2).await.unwrap(), grant(false, 0));
+    assert_eq!(s.take_tokens(a, 101, 0, 5).await.unwrap(), grant(true, 0));
+    assert!(matches!(
+        s.take_tokens(new_id(), 100, 1, 5).await,
+        Err(StoreError::NoAccount)
+    ));
+}
+
+async fn tokens_are_spent_once(s: &dyn Store) {
+    let (k1, k2) = (bytes32(1), bytes32(2));
+    let (n1, n2) = (bytes32(10), bytes32(11));
+    assert!(s.spend_token(&k1, &n1).await.unwrap());
+    assert!(!s.spend_token(&k1, &n1).await.unwrap(), "spent twice");
+    assert!(s.spend_token(&k1, &n2).await.unwrap());
+    assert!(s.spend_token(&k2, &n1).await.unwrap(), "keys keep apart");
+    // Forgetting keeps only the current key's spent tokens.
+    assert_eq!(s.forget_spent_tokens(&k1).await.unwrap(), 1);
+    assert!(!s.spend_token(&k1, &n1).await.unwrap());
+    assert!(!s.spend_token(&k1, &n2).await.unwrap());
+    assert_eq!(s.forget_spent_tokens(&k1).await.unwrap(), 0);
+}
+
+/// The token tables have exactly the columns the design allows: counts per account and period,
+/// and spent tokens with no account and no time.
+async fn token_tables_link_nothing(h: &Harness) {
+    let columns = match h.raw {
+        Raw::Sqlite(_) => "SELECT name FROM pragma_table_info($1) ORDER BY name",
+        Raw::Postgres(_) => {
+            "SELECT column_name::text FROM information_schema.columns
+             WHERE table_schema = 'public' AND table_name = $1 ORDER BY column_name"
+        }
+    };
+    assert_eq!(
+        h.strings(columns, Some("spent_tokens")).await,
+        ["key_id", "nonce"]
+    );
+    assert_eq!(
+        h.strings(columns, Some("token_issuance")).await,
+        ["account", "issued", "period"]
+    );
+    let s = h.store.as_ref();
+    let (a, _, _) = account(s).await;
+    s.take_tokens(a, 1, 4, 10).await.unwrap();
+    s.take_tokens(a, 2, 1, 10).await.unwrap();
+    assert_eq!(
+        h.rows_of(a).await.get("token_issuance"),
+        Some(&1),
+        "only the current period's count stays"
+    );
+}
+
+async fn racing_token_operations(h: &Harness) {
+    let s = h.store.as_ref();
+    let (a, _, _) = account(s).await;
+    let (key, nonce) = (bytes32(3), bytes32(4));
+    let mut takes = Vec::new();
+    let mut spends = Vec::new();
+    for _ in 0..12 {
+        let store = Arc::clone(&h.store);
+        takes.push(tokio::spawn(async move {
+            store.take_tokens(a, 9, 1, 5).await.unwrap().granted
+        }));
+        let store = Arc::clone(&h.store);
+        spends.push(tokio::spawn(async move {
+            store.spend_token(&key, &nonce).await.unwrap()
+        }));
+    }
+    let mut granted = 0;
+    for t in takes {
+        granted += usize::from(t.await.unwrap());
+    }
+    let mut spent = 0;
+    for t in spends {
+        spent += usize::from(t.await.unwrap());
+    }
+    assert_eq!(granted, 5, "the limit must hold under racing issuance");
+    assert_eq!(
+        spent, 1,
+        "a token must be accepted once under racing redemption"
+    );
+}
+
 // ---- SQLite specifics --------------------------------------------------------------------
 
 #[tokio::test]
@@ -1204,7 +1320,7 @@ async fn sqlite_file_is_private_and_reopens() {
     let versions: i64 = conn
         .query_row("SELECT count(*) FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(versions, 3, "one row per migration");
+    assert_eq!(versions, 4, "one row per migration");
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
