@@ -1,6 +1,9 @@
 //! The enclave's network face: one task per connection, Noise responder, chat requests.
 //!
-//! Connections arrive from the untrusted relay. Every read is bounded in size and time, any
+//! Connections arrive from the untrusted relay. Every read is bounded in size and time, and so
+//! is every write: a peer that stops reading (a client that never reads its answer, through a
+//! relay that passes the backpressure on) holds its session's few buffers and the generation
+//! slot only until [`SEND_STALL`], never memory that grows. Sessions are capped in number, any
 //! framing or decryption failure ends that session only, and a failing session never affects
 //! another.
 //!
@@ -21,13 +24,23 @@ use sotto_channel::{ChannelError, Padding, ServerHandshake, Session};
 use sotto_engine::{ChatMessage, EngineError, StopReason};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tracing::{info, warn};
 
 use crate::Enclave;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+/// The longest one frame may take to write. Past it the peer is taken to have stopped reading,
+/// and the session ends: the engine stops at its next token and frees its generation slot.
+/// Longer than the server's own write-stall limit (60 s), so a client that stops reading is
+/// closed there first, with a reason it can read.
+const SEND_STALL: Duration = Duration::from_secs(90);
+/// Sessions served at once; further connections wait in the listener's backlog. Each holds at
+/// most a 64 KiB read buffer, a frame decoder (under 128 KiB), its channel state and one request
+/// being reassembled (the channel's 8 MiB message limit): 512 of them, a few GiB at the very
+/// worst, above the server's 256 relays by default.
+const MAX_SESSIONS: usize = 512;
 /// Upper bound on tokens one request may ask for; clients asking more get this many.
 const MAX_TOKENS_CAP: u32 = 8192;
 
@@ -67,11 +80,16 @@ pub async fn serve_shaped(
     listener: TcpListener,
     shaping: Shaping,
 ) -> std::io::Result<()> {
+    let slots = Arc::new(Semaphore::new(MAX_SESSIONS));
     loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return Ok(());
+        };
         let (stream, _) = listener.accept().await?;
         let enclave = enclave.clone();
         let id = SESSIONS.fetch_add(1, Ordering::Relaxed) + 1;
         tokio::spawn(async move {
+            let _slot = slot;
             let started = Instant::now();
             match handle(enclave, stream, id, shaping).await {
                 Ok(requests) => info!(
@@ -98,6 +116,8 @@ enum SessionError {
     Truncated,
     #[error("timed out waiting for the peer")]
     Timeout,
+    #[error("the peer stopped reading: a write stalled for {}s", SEND_STALL.as_secs())]
+    Stalled,
 }
 
 struct Conn {
@@ -128,7 +148,10 @@ impl Conn {
     }
 
     async fn write_frame(&mut self, bytes: &[u8]) -> Result<(), SessionError> {
-        self.stream.write_all(&frame::encode(bytes)?).await?;
+        let framed = frame::encode(bytes)?;
+        tokio::time::timeout(SEND_STALL, self.stream.write_all(&framed))
+            .await
+            .map_err(|_| SessionError::Stalled)??;
         Ok(())
     }
 
