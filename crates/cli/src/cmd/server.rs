@@ -6,9 +6,10 @@ use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::HeaderName;
-use sotto_server::{ConnectionLimits, ServerConfig};
+use sotto_server::{ConnectionLimits, RelayLimits, ServerConfig};
 
 use super::AnyError;
 use crate::stack;
@@ -74,6 +75,64 @@ pub struct AccountsArgs {
     /// applied behind a trusted proxy).
     #[arg(long, default_value_t = ConnectionLimits::default().per_client)]
     pub max_connections_per_client: usize,
+    #[command(flatten)]
+    pub relay: RelayArgs,
+}
+
+/// The limits of the relay to the enclave (`/v1/relay`), each closing a relay with a
+/// WebSocket close code and a readable reason.
+#[derive(clap::Args)]
+pub struct RelayArgs {
+    /// Relays open at once on the whole server; more are closed with 1013 (try again later).
+    #[arg(long, default_value_t = RelayLimits::default().max_total)]
+    pub max_relays: usize,
+    /// Relays one client network (an IPv4 address, an IPv6 /64; behind a trusted proxy, as its
+    /// header reports it) may hold at once; more are closed with 1013. Keep it below
+    /// --max-relays, so one network cannot take them all.
+    #[arg(long, default_value_t = RelayLimits::default().per_client)]
+    pub max_relays_per_client: usize,
+    /// Seconds from the upgrade within which the enclave must answer the handshake (1008).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..),
+        default_value_t = RelayLimits::default().handshake.as_secs())]
+    pub relay_handshake_timeout: u64,
+    /// Seconds a relay may pass no binary message either way before it is closed (1008);
+    /// pings and pongs do not count.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..),
+        default_value_t = RelayLimits::default().idle.as_secs())]
+    pub relay_idle_timeout: u64,
+    /// Seconds any one relay may stay open, however busy (1008); the client opens a new one.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..),
+        default_value_t = RelayLimits::default().lifetime.as_secs())]
+    pub relay_max_lifetime: u64,
+    /// A web origin besides the server's own (e.g. https://chat.example) whose pages may open
+    /// relays; repeat for more. Browser pages from any other origin are refused (403); clients
+    /// that send no Origin (the CLI, a hop) are not browsers and are let through.
+    #[arg(long = "relay-allowed-origin", value_name = "ORIGIN", value_parser = web_origin)]
+    pub relay_allowed_origins: Vec<String>,
+}
+
+impl RelayArgs {
+    pub fn limits(&self) -> RelayLimits {
+        RelayLimits {
+            max_total: self.max_relays,
+            per_client: self.max_relays_per_client,
+            handshake: Duration::from_secs(self.relay_handshake_timeout),
+            idle: Duration::from_secs(self.relay_idle_timeout),
+            lifetime: Duration::from_secs(self.relay_max_lifetime),
+            allowed_origins: self.relay_allowed_origins.clone(),
+        }
+    }
+}
+
+/// `http(s)://host[:port]`, as a browser sends it in `Origin`.
+fn web_origin(text: &str) -> Result<String, String> {
+    if RelayLimits::is_origin(text) {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "{text:?} is not a web origin: an origin is http(s)://host[:port], with no path"
+        ))
+    }
 }
 
 impl AccountsArgs {
@@ -108,6 +167,7 @@ impl AccountsArgs {
         config.trusted_proxy_header = self.trusted_proxy_header.clone();
         config.connections.max_connections = self.max_connections;
         config.connections.per_client = self.max_connections_per_client;
+        config.relay = self.relay.limits();
     }
 
     /// The web client of `--web-dir`, hashed now.

@@ -10,6 +10,7 @@ mod binding;
 mod canary;
 mod cross_client;
 mod durability;
+mod relay_abuse;
 mod releases;
 mod robustness;
 mod up;

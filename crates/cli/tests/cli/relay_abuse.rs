@@ -1,0 +1,218 @@
+//! The relay under abuse in front of a real enclave (simulated platform, tiny model), on the
+//! real server with its default limits: one network opening relays in a loop gets its share
+//! and another still chats; a client that sends and never reads what comes back is stopped by
+//! backpressure after a bounded number of bytes, whatever it offers, while others still chat.
+//! The trusted proxy header plays the other networks from one loopback address.
+
+use std::net::SocketAddr;
+
+use futures_util::{SinkExt, StreamExt};
+use sotto_channel::handshake::{ClientHandshake, Expectations};
+use sotto_channel::messages::{GenParams, Role, WireMessage};
+use sotto_channel::Session;
+use sotto_server::{RelayLimits, ServerConfig};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use zeroize::Zeroizing;
+
+use crate::common;
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// How long a step may take before the test calls the stack hung; not a measure of speed.
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
+struct Stack {
+    _data_dir: tempfile::TempDir,
+    url: String,
+    relay: String,
+    policy: sotto_verify::Policy,
+    releases: sotto_release::ReleaseSet,
+}
+
+/// The enclave behind the real server (`serve`, its limits and connection info), which takes
+/// the client's address from `X-Forwarded-For`.
+async fn stack() -> Stack {
+    let data_dir = tempfile::tempdir().unwrap();
+    let enclave = common::boot_tiny(data_dir.path()).await;
+    let log = common::dev_log(data_dir.path(), &enclave).await;
+    let enclave_addr = common::start_enclave(enclave).await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let mut config = ServerConfig::new(enclave_addr);
+    config.log_dir = Some(log.public_dir.clone());
+    config.trusted_proxy_header = Some("x-forwarded-for".parse().unwrap());
+    tokio::spawn(sotto_server::serve(listener, config));
+    let url = format!("http://{addr}");
+    let policy = common::policy(data_dir.path());
+    let releases = common::releases(&url, &log.trust, &data_dir.path().join("client")).await;
+    Stack {
+        _data_dir: data_dir,
+        relay: sotto::client::relay_url(&url).unwrap(),
+        url,
+        policy,
+        releases,
+    }
+}
+
+/// A relay opened from `address`.
+async fn open_from(relay: &str, address: &str) -> Ws {
+    let mut request = relay.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("x-forwarded-for", HeaderValue::from_str(address).unwrap());
+    tokio::time::timeout(PATIENCE, tokio_tungstenite::connect_async(request))
+        .await
+        .expect("the server answers the upgrade")
+        .expect("upgraded")
+        .0
+}
+
+/// The next binary message, or the close frame's code and reason.
+async fn answer(ws: &mut Ws) -> Result<Vec<u8>, (u16, String)> {
+    loop {
+        let msg = tokio::time::timeout(PATIENCE, ws.next())
+            .await
+            .expect("the relay neither answered nor closed");
+        match msg {
+            Some(Ok(Message::Binary(b))) => return Ok(b.to_vec()),
+            Some(Ok(Message::Close(Some(f)))) => {
+                return Err((u16::from(f.code), f.reason.to_string()))
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+            other => panic!("the relay ended without a close reason: {other:?}"),
+        }
+    }
+}
+
+/// A chat as `sotto chat` has it, from the loopback address itself.
+async fn chats(s: &Stack) {
+    let mut conn = common::connect(&s.url, &s.policy, &s.releases)
+        .await
+        .expect("verified and admitted");
+    let stats = conn
+        .chat(
+            &[WireMessage {
+                role: Role::User,
+                content: Zeroizing::new("hello".into()),
+            }],
+            GenParams {
+                max_tokens: 4,
+                ..GenParams::default()
+            },
+            &mut |_| {},
+        )
+        .await
+        .expect("the chat is answered");
+    assert!(stats.generated_tokens > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_network_opening_relays_in_a_loop_does_not_stop_another_from_chatting() {
+    let s = stack().await;
+    let share = RelayLimits::default().per_client;
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for _ in 0..2 * share {
+        let mut ws = open_from(&s.relay, "203.0.113.9").await;
+        let (_, hello) = ClientHandshake::start().unwrap();
+        ws.send(Message::Binary(hello.0.into())).await.unwrap();
+        match answer(&mut ws).await {
+            // The enclave answered: this relay holds a session.
+            Ok(_) => held.push(ws),
+            Err((code, reason)) => {
+                assert_eq!(code, 1013, "{reason}");
+                assert!(
+                    reason.contains("too many relays from your network"),
+                    "{reason}"
+                );
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!((held.len(), refused), (share, share));
+    // While that network holds all it may, another chats.
+    tokio::time::timeout(PATIENCE, chats(&s))
+        .await
+        .expect("the other network's chat finished");
+}
+
+/// A relay through which `attest` verified the enclave and the release log admitted it.
+async fn attested(s: &Stack) -> (Ws, Session) {
+    let mut ws = open_from(&s.relay, "198.51.100.20").await;
+    let (handshake, hello) = ClientHandshake::start().unwrap();
+    ws.send(Message::Binary(hello.0.into())).await.unwrap();
+    let reply = answer(&mut ws).await.expect("the enclave answers");
+    let (session, _) = handshake
+        .read_response(&reply)
+        .unwrap()
+        .verify(&s.policy, &Expectations::default(), sotto::client::now())
+        .expect("the evidence verifies")
+        .admit(&s.releases)
+        .expect("the release is logged");
+    (ws, session)
+}
+
+/// The resident and peak memory of this process, in KiB, from /proc (Linux).
+fn memory_kib() -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_whose_client_never_reads_is_stopped_by_backpressure() {
+    // Each request is a sealed message that is not a chat request, which the enclave answers
+    // at once with an error: an answer per request, as cheap as can be, and never read.
+    const OFFERED: usize = 1_000_000;
+    let s = stack().await;
+    let before = memory_kib();
+    let (mut ws, mut session) = attested(&s).await;
+    let mut sent = 0usize;
+    let mut bytes = 0usize;
+    let blocked = 'offer: loop {
+        if sent == OFFERED {
+            break false;
+        }
+        for part in session.seal(b"not a request").unwrap() {
+            bytes += part.len();
+            let send = ws.send(Message::Binary(part.into()));
+            // A send that cannot finish: the relay stopped reading, because the enclave stopped
+            // reading, because its answers have nowhere to go.
+            match tokio::time::timeout(std::time::Duration::from_secs(3), send).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => panic!("the relay closed a client that only sent: {e}"),
+                Err(_) => break 'offer true,
+            }
+        }
+        sent += 1;
+    };
+    let during = memory_kib();
+    assert!(
+        blocked,
+        "all {OFFERED} requests were taken, their answers unread"
+    );
+    // What was taken sits in the sockets' kernel buffers and a message or two per hop.
+    assert!(
+        bytes < 64 * 1024 * 1024,
+        "{bytes} bytes were taken from a client that never reads"
+    );
+    // The enclave and the relay serve everyone else meanwhile.
+    tokio::time::timeout(PATIENCE, chats(&s))
+        .await
+        .expect("another chat finished while one client does not read");
+    println!(
+        "a client that never reads: {sent} requests ({bytes} bytes, {:.1} MiB) taken before \
+         backpressure stopped it, of {OFFERED} offered; this process's memory (VmRSS, VmHWM, \
+         KiB) before {before:?}, stalled {during:?}",
+        bytes as f64 / (1024.0 * 1024.0)
+    );
+}
