@@ -16,4 +16,4 @@ mod boot;
 mod service;
 
 pub use boot::{BootError, Enclave, EnclaveConfig, SealedModel};
-pub use service::{serve, serve_shaped, Shaping};
+pub use service::{serve, serve_shaped, serve_with, SessionLimits, Shaping};

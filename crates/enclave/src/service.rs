@@ -3,7 +3,7 @@
 //! Connections arrive from the untrusted relay. Every read is bounded in size and time, and so
 //! is every write: a peer that stops reading (a client that never reads its answer, through a
 //! relay that passes the backpressure on) holds its session's few buffers and the generation
-//! slot only until [`SEND_STALL`], never memory that grows. Sessions are capped in number, any
+//! slot only until [`SessionLimits::send_stall`], never memory that grows. Sessions are capped in number, any
 //! framing or decryption failure ends that session only, and a failing session never affects
 //! another.
 //!
@@ -29,13 +29,6 @@ use tracing::{info, warn};
 
 use crate::Enclave;
 
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
-const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
-/// The longest one frame may take to write. Past it the peer is taken to have stopped reading,
-/// and the session ends: the engine stops at its next token and frees its generation slot.
-/// Longer than the server's own write-stall limit (60 s), so a client that stops reading is
-/// closed there first, with a reason it can read.
-const SEND_STALL: Duration = Duration::from_secs(90);
 /// Sessions served at once; further connections wait in the listener's backlog. Each holds at
 /// most a 64 KiB read buffer, a frame decoder (under 128 KiB), its channel state and one request
 /// being reassembled (the channel's 8 MiB message limit): 512 of them, a few GiB at the very
@@ -45,6 +38,29 @@ const MAX_SESSIONS: usize = 512;
 const MAX_TOKENS_CAP: u32 = 8192;
 
 static SESSIONS: AtomicU64 = AtomicU64::new(0);
+
+/// How long a session may wait on its peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionLimits {
+    /// For the client's hello, from the connection.
+    pub handshake: Duration,
+    /// For the next request.
+    pub idle: Duration,
+    /// The longest one frame may take to write. Past it the peer is taken to have stopped
+    /// reading, and the session ends: the engine stops at its next token and frees its
+    /// generation slot.
+    pub send_stall: Duration,
+}
+
+impl SessionLimits {
+    /// The stall limit is longer than the server's own write-stall limit (60 s), so a client
+    /// that stops reading is closed there first, with a reason it can read.
+    pub const DEFAULT: SessionLimits = SessionLimits {
+        handshake: Duration::from_secs(15),
+        idle: Duration::from_secs(600),
+        send_stall: Duration::from_secs(90),
+    };
+}
 
 /// How the enclave shapes the messages it sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,6 +96,16 @@ pub async fn serve_shaped(
     listener: TcpListener,
     shaping: Shaping,
 ) -> std::io::Result<()> {
+    serve_with(enclave, listener, shaping, SessionLimits::DEFAULT).await
+}
+
+/// [`serve`] with the given [`Shaping`] and [`SessionLimits`].
+pub async fn serve_with(
+    enclave: Arc<Enclave>,
+    listener: TcpListener,
+    shaping: Shaping,
+    limits: SessionLimits,
+) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(MAX_SESSIONS));
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
@@ -91,7 +117,7 @@ pub async fn serve_shaped(
         tokio::spawn(async move {
             let _slot = slot;
             let started = Instant::now();
-            match handle(enclave, stream, id, shaping).await {
+            match handle(enclave, stream, id, shaping, limits).await {
                 Ok(requests) => info!(
                     session = id,
                     requests,
@@ -116,12 +142,13 @@ enum SessionError {
     Truncated,
     #[error("timed out waiting for the peer")]
     Timeout,
-    #[error("the peer stopped reading: a write stalled for {}s", SEND_STALL.as_secs())]
-    Stalled,
+    #[error("the peer stopped reading: a write stalled for {0:?}")]
+    Stalled(Duration),
 }
 
 struct Conn {
     stream: TcpStream,
+    send_stall: Duration,
     decoder: Decoder,
     buf: Vec<u8>,
 }
@@ -149,9 +176,9 @@ impl Conn {
 
     async fn write_frame(&mut self, bytes: &[u8]) -> Result<(), SessionError> {
         let framed = frame::encode(bytes)?;
-        tokio::time::timeout(SEND_STALL, self.stream.write_all(&framed))
+        tokio::time::timeout(self.send_stall, self.stream.write_all(&framed))
             .await
-            .map_err(|_| SessionError::Stalled)??;
+            .map_err(|_| SessionError::Stalled(self.send_stall))??;
         Ok(())
     }
 
@@ -172,14 +199,16 @@ async fn handle(
     stream: TcpStream,
     id: u64,
     shaping: Shaping,
+    limits: SessionLimits,
 ) -> Result<u64, SessionError> {
     stream.set_nodelay(true)?;
     let mut conn = Conn {
         stream,
+        send_stall: limits.send_stall,
         decoder: Decoder::new(),
         buf: vec![0u8; 64 * 1024],
     };
-    let Some(hello) = conn.read_frame(HANDSHAKE_TIMEOUT).await? else {
+    let Some(hello) = conn.read_frame(limits.handshake).await? else {
         return Ok(0);
     };
     let hello = ServerHandshake::read_hello(&enclave.key, &hello)?;
@@ -198,7 +227,7 @@ async fn handle(
     let mut requests = 0u64;
     loop {
         let message = loop {
-            let Some(f) = conn.read_frame(IDLE_TIMEOUT).await? else {
+            let Some(f) = conn.read_frame(limits.idle).await? else {
                 return Ok(requests);
             };
             if let Some(m) = session.open(&f)? {

@@ -1,16 +1,20 @@
 //! The relay under abuse in front of a real enclave (simulated platform, tiny model), on the
 //! real server with its default limits: one network opening relays in a loop gets its share
 //! and another still chats; a client that sends and never reads what comes back is stopped by
-//! backpressure after a bounded number of bytes, whatever it offers, while others still chat.
+//! backpressure after a bounded number of bytes, whatever it offers, while others still chat;
+//! and a relay that stops reading holds its enclave session only until the stall limit.
 //! The trusted proxy header plays the other networks from one loopback address.
 
 use std::net::SocketAddr;
 
 use futures_util::{SinkExt, StreamExt};
+use sotto_channel::frame::{self, Decoder};
 use sotto_channel::handshake::{ClientHandshake, Expectations};
-use sotto_channel::messages::{GenParams, Role, WireMessage};
+use sotto_channel::messages::{ErrorKind, GenParams, Role, ServerMessage, WireMessage};
 use sotto_channel::Session;
+use sotto_enclave::{SessionLimits, Shaping};
 use sotto_server::{RelayLimits, ServerConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -90,7 +94,11 @@ async fn answer(ws: &mut Ws) -> Result<Vec<u8>, (u16, String)> {
 
 /// A chat as `sotto chat` has it, from the loopback address itself.
 async fn chats(s: &Stack) {
-    let mut conn = common::connect(&s.url, &s.policy, &s.releases)
+    chats_at(&s.url, &s.policy, &s.releases).await;
+}
+
+async fn chats_at(url: &str, policy: &sotto_verify::Policy, releases: &sotto_release::ReleaseSet) {
+    let mut conn = common::connect(url, policy, releases)
         .await
         .expect("verified and admitted");
     let stats = conn
@@ -215,4 +223,103 @@ async fn a_session_whose_client_never_reads_is_stopped_by_backpressure() {
          KiB) before {before:?}, stalled {during:?}",
         bytes as f64 / (1024.0 * 1024.0)
     );
+}
+
+/// The next length-prefixed frame from the enclave.
+async fn read_frame(stream: &mut TcpStream, decoder: &mut Decoder) -> Vec<u8> {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        if let Some(f) = decoder.next_frame().unwrap() {
+            return f;
+        }
+        let n = tokio::time::timeout(PATIENCE, stream.read(&mut buf))
+            .await
+            .expect("the enclave answers")
+            .unwrap();
+        assert!(n > 0, "the enclave closed before answering");
+        decoder.push(&buf[..n]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_that_stops_reading_holds_its_enclave_session_only_until_the_stall_limit() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let enclave = common::boot_tiny(data_dir.path()).await;
+    let releases = common::releases_listing(&common::release_of(&enclave, None));
+    let policy = common::policy(data_dir.path());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let enclave_addr = listener.local_addr().unwrap();
+    let limits = SessionLimits {
+        send_stall: std::time::Duration::from_secs(2),
+        ..SessionLimits::DEFAULT
+    };
+    tokio::spawn(sotto_enclave::serve_with(
+        std::sync::Arc::new(enclave),
+        listener,
+        Shaping::DEFAULT,
+        limits,
+    ));
+
+    // A relay of its own making: the handshake, then requests whose answers it never reads.
+    let mut relay = TcpStream::connect(enclave_addr).await.unwrap();
+    let (handshake, hello) = ClientHandshake::start().unwrap();
+    relay
+        .write_all(&frame::encode(&hello.0).unwrap())
+        .await
+        .unwrap();
+    let mut decoder = Decoder::new();
+    let reply = read_frame(&mut relay, &mut decoder).await;
+    let (mut session, _) = handshake
+        .read_response(&reply)
+        .unwrap()
+        .verify(&policy, &Expectations::default(), sotto::client::now())
+        .expect("the evidence verifies")
+        .admit(&releases)
+        .expect("the release is listed");
+    // A request that is not one is answered, and the session goes on: so the only way the
+    // flood below can end is the enclave giving up on a session that does not read.
+    for part in session.seal(b"not a request").unwrap() {
+        relay
+            .write_all(&frame::encode(&part).unwrap())
+            .await
+            .unwrap();
+    }
+    let answer = session
+        .open(&read_frame(&mut relay, &mut decoder).await)
+        .unwrap()
+        .expect("a one-part answer");
+    assert!(matches!(
+        ServerMessage::decode(&answer).unwrap(),
+        ServerMessage::Error {
+            kind: ErrorKind::BadRequest,
+            ..
+        }
+    ));
+    let mut written = 0usize;
+    let flood = async {
+        loop {
+            for part in session.seal(b"not a request").unwrap() {
+                let framed = frame::encode(&part).unwrap();
+                if let Err(e) = relay.write_all(&framed).await {
+                    return e;
+                }
+                written += framed.len();
+            }
+        }
+    };
+    // Without the stall limit the enclave would wait on this session for ever, and so would
+    // the flood.
+    let ended = tokio::time::timeout(PATIENCE, flood)
+        .await
+        .expect("the enclave held on to a session whose relay never reads");
+    println!(
+        "a relay that never reads: {written} bytes of requests taken before the enclave \
+         stopped reading them; then the enclave ended the session ({ended})"
+    );
+
+    // The enclave serves everyone else as before.
+    let url = common::start_server(enclave_addr).await;
+    tokio::time::timeout(PATIENCE, chats_at(&url, &policy, &releases))
+        .await
+        .expect("a chat after the stalled session finished");
 }
