@@ -4,7 +4,7 @@
 //!
 //! HTTP/1.1 only: browsers speak HTTP/2 only over TLS, which a reverse proxy in front ends.
 //! A WebSocket relay, once upgraded, is no longer a request: the header, body and request
-//! timeouts stop applying to it and the relay's own idle timeout takes over, so a long
+//! timeouts stop applying to it and the relay's own limits take over (`RelayLimits`), so a long
 //! generation streams as long as it needs; only the write-stall limit stays on the socket.
 
 use std::future::Future;
