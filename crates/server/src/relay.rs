@@ -449,51 +449,69 @@ async fn downstream(
     }
 }
 
-/// Ends the relay at the first deadline that passes: the handshake's (counted from the
-/// upgrade until the enclave's first message), the idle one (from the last binary message
-/// either way) and the lifetime.
+/// Ends the relay at the first of its [`Deadline`]s to pass.
 async fn deadlines(limits: &RelayLimits, traffic: &Traffic) -> End {
-    let lifetime = traffic.started + limits.lifetime;
     loop {
-        let idle = traffic.last() + limits.idle;
-        let (due, end) = if !traffic.answered.load(Ordering::Relaxed) {
-            let handshake = traffic.started + limits.handshake;
-            if handshake <= idle.min(lifetime) {
-                (
-                    handshake,
-                    End::closing(
-                        "handshake timeout",
-                        1008,
-                        "the enclave did not answer the handshake in time",
-                    ),
-                )
-            } else if idle <= lifetime {
-                (idle, idle_end())
-            } else {
-                (lifetime, lifetime_end())
-            }
-        } else if idle <= lifetime {
-            (idle, idle_end())
-        } else {
-            (lifetime, lifetime_end())
-        };
+        let (due, deadline) = Deadline::next(
+            limits,
+            traffic.started,
+            traffic.last(),
+            traffic.answered.load(Ordering::Relaxed),
+        );
         if Instant::now() >= due {
-            return end;
+            return deadline.end();
         }
         tokio::time::sleep_until(due).await;
     }
 }
 
-fn idle_end() -> End {
-    End::closing("idle timeout", 1008, "idle: no data passed for too long")
+/// The deadlines of a relay: the handshake's (counted from the upgrade until the enclave's
+/// first message), the idle one (from the last binary message either way) and the lifetime.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Deadline {
+    Handshake,
+    Idle,
+    Lifetime,
 }
 
-fn lifetime_end() -> End {
-    End::closing(
-        "lifetime reached",
-        1008,
-        "this relay reached its lifetime; open a new one",
-    )
+impl Deadline {
+    /// The earliest deadline of a relay that started at `started` and last passed a binary
+    /// message at `last`, and when it falls.
+    fn next(
+        limits: &RelayLimits,
+        started: Instant,
+        last: Instant,
+        answered: bool,
+    ) -> (Instant, Deadline) {
+        let mut next = (last + limits.idle, Deadline::Idle);
+        let lifetime = started + limits.lifetime;
+        if lifetime < next.0 {
+            next = (lifetime, Deadline::Lifetime);
+        }
+        let handshake = started + limits.handshake;
+        if !answered && handshake <= next.0 {
+            next = (handshake, Deadline::Handshake);
+        }
+        next
+    }
+
+    fn end(self) -> End {
+        match self {
+            Deadline::Handshake => End::closing(
+                "handshake timeout",
+                1008,
+                "the enclave did not answer the handshake in time",
+            ),
+            Deadline::Idle => {
+                End::closing("idle timeout", 1008, "idle: no data passed for too long")
+            }
+            Deadline::Lifetime => End::closing(
+                "lifetime reached",
+                1008,
+                "this relay reached its lifetime; open a new one",
+            ),
+        }
+    }
 }
 
 fn close(code: u16, reason: &'static str) -> Message {
@@ -506,6 +524,43 @@ fn close(code: u16, reason: &'static str) -> Message {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_earliest_deadline_counts_and_the_idle_one_moves_with_the_last_message() {
+        let limits = RelayLimits {
+            handshake: Duration::from_secs(10),
+            idle: Duration::from_secs(60),
+            lifetime: Duration::from_secs(100),
+            ..RelayLimits::default()
+        };
+        let t0 = Instant::now();
+        let at = |secs| t0 + Duration::from_secs(secs);
+        assert_eq!(
+            Deadline::next(&limits, t0, t0, false),
+            (at(10), Deadline::Handshake)
+        );
+        assert_eq!(
+            Deadline::next(&limits, t0, t0, true),
+            (at(60), Deadline::Idle)
+        );
+        assert_eq!(
+            Deadline::next(&limits, t0, at(30), true),
+            (at(90), Deadline::Idle)
+        );
+        assert_eq!(
+            Deadline::next(&limits, t0, at(50), true),
+            (at(100), Deadline::Lifetime)
+        );
+        // A handshake limit longer than the idle one: the idle one comes first.
+        let slow = RelayLimits {
+            handshake: Duration::from_secs(70),
+            ..limits
+        };
+        assert_eq!(
+            Deadline::next(&slow, t0, t0, false),
+            (at(60), Deadline::Idle)
+        );
+    }
 
     #[test]
     fn origins_compare_as_browsers_write_them() {
