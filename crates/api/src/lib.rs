@@ -53,6 +53,13 @@ pub mod routes {
     pub const RECORDS: &str = "/v1/records";
     pub const RECORD: &str = "/v1/records/{id}";
     pub const GROUP: &str = "/v1/groups/{group}";
+    /// The Privacy Pass issuer directory (RFC 9578 section 4): the issuer's keys.
+    pub const TOKEN_DIRECTORY: &str = "/.well-known/private-token-issuer-directory";
+    /// Token issuance for a signed-in account: one or more RFC 9578 token requests in, as many
+    /// token responses out, within the account's quota.
+    pub const TOKEN_ISSUE: &str = "/v1/tokens/issue";
+    /// What the relay asks for: its token challenge, the issuer key, whether tokens are required.
+    pub const TOKEN_POLICY: &str = "/v1/tokens";
 
     /// [`PASSKEY`] for one credential id (base64url, which needs no escaping in a path).
     pub fn passkey(credential_id: &[u8]) -> String {
@@ -148,6 +155,52 @@ pub fn passkey_wrap_id(credential_id: &[u8]) -> String {
         id.push_str(&format!("{b:02x}"));
     }
     id
+}
+
+// ---- Anonymous tokens ------------------------------------------------------------------
+
+/// Media type of [`routes::TOKEN_ISSUE`]'s request body (RFC 9578 section 9).
+pub const TOKEN_REQUEST_TYPE: &str = "application/private-token-request";
+/// Media type of its answer.
+pub const TOKEN_RESPONSE_TYPE: &str = "application/private-token-response";
+/// Most token requests one issuance call may carry.
+pub const MAX_TOKEN_BATCH: usize = 32;
+
+/// The relay's token policy ([`routes::TOKEN_POLICY`]). Public: the same for every client.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq, Debug)]
+pub struct TokenPolicy {
+    /// The RFC 9577 TokenChallenge a relay token must be made for.
+    #[serde(with = "b64")]
+    pub challenge: Vec<u8>,
+    /// The issuer's key as RFC 9578 publishes it (DER SubjectPublicKeyInfo, RSASSA-PSS).
+    #[serde(with = "b64")]
+    pub token_key: Vec<u8>,
+    /// The relay refuses a connection without a token.
+    pub required: bool,
+    /// Tokens one account may be issued per period.
+    pub per_period: u32,
+    pub period_secs: u64,
+}
+
+/// One key of the issuer directory (RFC 9578 section 4).
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq, Debug)]
+pub struct TokenKey {
+    #[serde(rename = "token-type")]
+    pub token_type: u16,
+    /// Base64url of the DER SubjectPublicKeyInfo.
+    #[serde(rename = "token-key")]
+    pub token_key: String,
+    #[serde(rename = "not-before", default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<u64>,
+}
+
+/// The issuer directory's JSON (RFC 9578 section 4).
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq, Debug)]
+pub struct IssuerDirectory {
+    #[serde(rename = "issuer-request-uri")]
+    pub issuer_request_uri: String,
+    #[serde(rename = "token-keys")]
+    pub token_keys: Vec<TokenKey>,
 }
 
 // ---- Accounts and sessions -------------------------------------------------------------

@@ -16,6 +16,8 @@ pub enum ConfigError {
         origin: String,
         reason: String,
     },
+    #[error("the token issuer is misconfigured: {0}")]
+    Tokens(#[from] sotto_tokens::TokenError),
 }
 
 #[derive(Debug)]

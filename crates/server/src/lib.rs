@@ -18,6 +18,7 @@ mod relay;
 mod serve;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod tokens;
 mod web;
 
 use std::net::SocketAddr;
@@ -31,7 +32,7 @@ use axum::http::header::STRICT_TRANSPORT_SECURITY;
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::Response;
 use axum::routing::{delete, get, post, put};
-use axum::Router;
+use axum::{Extension, Router};
 use sotto_api::{routes, Quota};
 use sotto_store::Store;
 use tokio::sync::Semaphore;
@@ -41,6 +42,9 @@ pub use ratelimit::RateLimit;
 pub use relay::RelayLimits;
 pub use serve::{serve, ConnectionLimits};
 pub use sotto_release::bundle::{Bundle, BundleError};
+pub use tokens::{
+    load_or_create_key, TokenKeyError, TokensConfig, SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX,
+};
 pub use web::CSP;
 
 #[derive(Clone)]
@@ -63,6 +67,8 @@ pub struct ServerConfig {
     /// its last entry; `Forwarded`: the last `for=`), for the limits per client. Without it,
     /// the socket peer; no header is believed unless named here.
     pub trusted_proxy_header: Option<HeaderName>,
+    /// Privacy Pass: token issuance for signed-in accounts and redemption on the relay.
+    pub tokens: Option<TokensConfig>,
 }
 
 #[derive(Clone)]
@@ -112,6 +118,7 @@ impl ServerConfig {
             log_dir: None,
             connections: ConnectionLimits::default(),
             trusted_proxy_header: None,
+            tokens: None,
         }
     }
 }
@@ -121,6 +128,7 @@ pub(crate) struct AppState {
     relays: Arc<Semaphore>,
     relay_holds: address::Holds,
     next_id: AtomicU64,
+    tokens: Option<Arc<tokens::Tokens>>,
 }
 
 /// Largest request body: a record's ciphertext (4 MiB of plaintext, padded) in base64 JSON.
@@ -138,7 +146,14 @@ pub fn router(config: ServerConfig) -> Result<Router, ConfigError> {
         .clone()
         .map(|a| accounts::Accounts::new(a, config.trusted_proxy_header.clone()))
         .transpose()?;
+    let token_state = config
+        .tokens
+        .clone()
+        .map(tokens::Tokens::new)
+        .transpose()?
+        .map(Arc::new);
     let state = Arc::new(AppState {
+        tokens: token_state.clone(),
         relays: Arc::new(Semaphore::new(config.relay.max_total)),
         relay_holds: address::Holds::default(),
         config,
@@ -175,8 +190,24 @@ pub fn router(config: ServerConfig) -> Result<Router, ConfigError> {
             )
             .route(routes::GROUP, delete(records::delete_group))
             .layer(DefaultBodyLimit::max(MAX_BODY))
-            .with_state(accounts);
+            .with_state(accounts.clone());
         app = app.merge(api);
+        if let Some(t) = &token_state {
+            let issue = post(tokens::issue).layer(Extension(t.clone()));
+            app = app.merge(
+                Router::new()
+                    .route(routes::TOKEN_ISSUE, issue)
+                    .with_state(accounts),
+            );
+        }
+    }
+    if let Some(t) = token_state {
+        app = app.merge(
+            Router::new()
+                .route(routes::TOKEN_DIRECTORY, get(tokens::directory))
+                .route(routes::TOKEN_POLICY, get(tokens::policy))
+                .with_state(t),
+        );
     }
     if let Some(dir) = log_dir {
         app = app.merge(

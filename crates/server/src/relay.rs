@@ -146,7 +146,14 @@ pub(crate) async fn relay(
             .into_response();
     }
     let admitted = admit(&state, &extensions, &headers);
-    ws.max_message_size(MAX_FRAME)
+    // Only a connection that has its place spends a token, so a full relay burns none.
+    if admitted.is_ok() {
+        if let Err(refused) = crate::tokens::redeem(state.tokens.as_deref(), &headers).await {
+            return refused;
+        }
+    }
+    ws.protocols([crate::tokens::SUBPROTOCOL])
+        .max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)
         // Each message is flushed as it is sent; the buffer never holds more than a few.
         .write_buffer_size(0)
