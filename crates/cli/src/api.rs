@@ -123,7 +123,7 @@ impl ApiClient {
         }
         if let Some(body) = req.body {
             http = http
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(reqwest::header::CONTENT_TYPE, req.content_type)
                 .body(body);
         }
         let resp = http

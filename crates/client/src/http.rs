@@ -40,11 +40,14 @@ impl Token {
     }
 }
 
-/// One HTTP request to the account server. `path` starts with `/`; `body` is JSON.
+/// One HTTP request to the account server. `path` starts with `/`; `body` is JSON unless
+/// `content_type` says otherwise.
 pub struct Request {
     pub method: Method,
     pub path: String,
     pub body: Option<Vec<u8>>,
+    /// The body's media type.
+    pub content_type: &'static str,
     /// The session to present (`Authorization: Bearer`); a browser sends its cookie instead.
     pub bearer: Option<Token>,
 }
@@ -55,6 +58,7 @@ impl Request {
             method,
             path: path.into(),
             body: None,
+            content_type: "application/json",
             bearer: None,
         }
     }
@@ -69,6 +73,20 @@ impl Request {
             body: Some(body),
             ..Request::new(method, path)
         })
+    }
+
+    /// A request whose body is `body`, of media type `content_type`.
+    pub fn bytes(
+        method: Method,
+        path: impl Into<String>,
+        content_type: &'static str,
+        body: Vec<u8>,
+    ) -> Self {
+        Request {
+            body: Some(body),
+            content_type,
+            ..Request::new(method, path)
+        }
     }
 
     pub fn authorized(mut self, token: Option<&Token>) -> Self {
@@ -88,7 +106,7 @@ impl Response {
         Response { status, body }
     }
 
-    fn ok(&self) -> bool {
+    pub(crate) fn ok(&self) -> bool {
         (200..300).contains(&self.status)
     }
 
@@ -121,7 +139,7 @@ impl Response {
             && serde_json::from_slice::<ApiError>(&self.body).is_ok_and(|e| e.error == "conflict")
     }
 
-    fn error(&self) -> ClientError {
+    pub(crate) fn error(&self) -> ClientError {
         match serde_json::from_slice::<ApiError>(&self.body) {
             Ok(error) => ClientError::Server {
                 status: self.status,
@@ -164,6 +182,8 @@ pub enum ClientError {
     Contended(u32),
     #[error("{0}")]
     Protocol(&'static str),
+    #[error("relay tokens: {0}")]
+    Tokens(#[from] sotto_tokens::TokenError),
     #[error("client bug: {0}")]
     State(&'static str),
 }

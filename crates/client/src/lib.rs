@@ -3,10 +3,11 @@
 //! Sign-up, passkey sign-in and unlock, recovery sign-in and re-enrolment, the passkey
 //! confirmation (step-up) that adding or removing a passkey, rotating the recovery code and
 //! deleting the account begin with, the history fold over the change feed and header edits with
-//! merge-and-retry are state machines here. Each takes the server's (or the authenticator's)
-//! answer and returns the next thing to do: an HTTP request, a passkey to create or assert, or
-//! the result. The CLI and the browser only carry those out (rustls's discipline: this crate
-//! makes no connection, reads no file, keeps no clock; times are arguments).
+//! merge-and-retry, and fetching anonymous relay tokens (Privacy Pass) into a wallet, are state
+//! machines here. Each takes the server's (or the authenticator's) answer and returns the next
+//! thing to do: an HTTP request, a passkey to create or assert, or the result. The CLI and the
+//! browser only carry those out (rustls's discipline: this crate makes no connection, reads no
+//! file, keeps no clock; times are arguments).
 //!
 //! Trust: the user's authenticator (its PRF output) and the recovery code the user types are
 //! trusted; the server is not. Every record it returns is authenticated by `sotto-vault`, which
@@ -19,6 +20,7 @@ mod flow;
 mod history;
 mod http;
 mod passkey;
+mod tokens;
 
 pub use account::{
     account_info, sign_out, AddPasskey, AddedPasskey, DeleteAccount, Recover, RemovePasskey,
@@ -32,3 +34,4 @@ pub use history::{
 pub use http::{ClientError, Method, Request, Response, Token};
 pub use passkey::{rp_id_of, Assertion, NewPasskey, PasskeyRequest, Prf};
 pub use sotto_api::routes;
+pub use tokens::{FetchTokens, RelayPolicy, RelayToken, Wallet};
