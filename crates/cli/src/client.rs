@@ -16,6 +16,9 @@ use sotto_release::ReleaseSet;
 use sotto_verify::Policy;
 use sotto_verify_core::UnixTime;
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::header::AUTHORIZATION;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -42,6 +45,8 @@ pub enum ClientError {
     Channel(#[from] ChannelError),
     #[error("the enclave refused the request: {0}")]
     Refused(String),
+    #[error("the relay refused the connection ({status}): {reason}")]
+    RelayRefused { status: u16, reason: String },
     #[error("the conversation no longer fits the model's context: {0}")]
     ContextExceeded(String),
 }
@@ -142,14 +147,35 @@ impl Connection {
         expect: &Expectations,
         at: UnixTime,
     ) -> Result<Pending, ClientError> {
+        Self::attest_paying(server, None, policy, expect, at).await
+    }
+
+    /// [`Connection::attest`], spending a relay token: `token` is its `Authorization` value
+    /// (`PrivateToken token="…"`). It is the only thing about the user the upgrade carries: no
+    /// session, cookie or account id goes to the relay.
+    pub async fn attest_paying(
+        server: &str,
+        token: Option<&str>,
+        policy: &Policy,
+        expect: &Expectations,
+        at: UnixTime,
+    ) -> Result<Pending, ClientError> {
         let url = relay_url(server)?;
-        let (mut ws, _) = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            tokio_tungstenite::connect_async(url.as_str()),
-        )
-        .await
-        .map_err(|_| ClientError::Timeout)?
-        .map_err(|e| ClientError::Connect(e.to_string()))?;
+        let mut request = url
+            .as_str()
+            .into_client_request()
+            .map_err(|_| ClientError::Url(url.clone()))?;
+        if let Some(token) = token {
+            let value = HeaderValue::from_str(token).map_err(|_| {
+                ClientError::Connect("the relay token is not a header value".into())
+            })?;
+            request.headers_mut().insert(AUTHORIZATION, value);
+        }
+        let (mut ws, _) =
+            tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request))
+                .await
+                .map_err(|_| ClientError::Timeout)?
+                .map_err(upgrade_refused)?;
         let (handshake, hello) = ClientHandshake::start()?;
         ws.send(Message::Binary(hello.0.into()))
             .await
@@ -225,6 +251,33 @@ impl Connection {
 
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
+    }
+}
+
+/// An upgrade the relay answered with an HTTP error carries its reason in the body (a token
+/// refused, say); shown as printable text only, and short.
+fn upgrade_refused(e: tokio_tungstenite::tungstenite::Error) -> ClientError {
+    match e {
+        tokio_tungstenite::tungstenite::Error::Http(resp) => {
+            let reason: String = resp
+                .body()
+                .as_deref()
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default()
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(400)
+                .collect();
+            ClientError::RelayRefused {
+                status: resp.status().as_u16(),
+                reason: if reason.is_empty() {
+                    "no reason given".into()
+                } else {
+                    reason
+                },
+            }
+        }
+        e => ClientError::Connect(e.to_string()),
     }
 }
 

@@ -15,6 +15,7 @@ pub mod client;
 pub mod cmd;
 pub mod history;
 pub mod local;
+pub mod relay_tokens;
 pub mod term;
 pub mod transparency;
 

@@ -76,8 +76,14 @@ pub async fn run(args: Args) -> Result<ExitCode, AnyError> {
         }
     }
     let relay = args.via.as_deref().unwrap_or(&args.server);
+    let profile = args.profile.profile();
+    // A relay that requires tokens gets one, and nothing else about the user.
+    let paid = crate::relay_tokens::for_connection(&args.server, &profile).await?;
+    let token = paid
+        .as_ref()
+        .map(|(authorization, _)| authorization.as_str());
     let (mut conn, checked) = checks
-        .open(&args.server, relay, &args.profile.profile())
+        .open_paying(&args.server, relay, token, &profile)
         .await?;
     if args.verbose {
         print_verified(conn.verified(), &checked);
@@ -105,6 +111,9 @@ pub async fn run(args: Args) -> Result<ExitCode, AnyError> {
         if let Some(cut) = ended(&result, &answer) {
             say_cut(cut, args.max_tokens);
             save_turn(&mut saver, &mut conversation, &history, &answer, cut).await;
+        }
+        if let Some((_, policy)) = &paid {
+            crate::relay_tokens::refill(&args.server, &profile, policy).await;
         }
         result?;
         return Ok(ExitCode::SUCCESS);
@@ -163,6 +172,9 @@ pub async fn run(args: Args) -> Result<ExitCode, AnyError> {
         result?;
     }
     conn.close().await;
+    if let Some((_, policy)) = &paid {
+        crate::relay_tokens::refill(&args.server, &profile, policy).await;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -107,8 +107,20 @@ impl Checks {
         relay: &str,
         profile: &Profile,
     ) -> Result<(Connection, Checked), AnyError> {
+        self.open_paying(server, relay, None, profile).await
+    }
+
+    /// [`Checks::open`], spending a relay token on the upgrade (its `Authorization` value).
+    pub async fn open_paying(
+        &self,
+        server: &str,
+        relay: &str,
+        token: Option<&str>,
+        profile: &Profile,
+    ) -> Result<(Connection, Checked), AnyError> {
         // The evidence first (a simulated or forged enclave is refused for that), then the log.
-        let pending = Connection::attest(relay, &self.policy, &self.expect, now()).await?;
+        let pending =
+            Connection::attest_paying(relay, token, &self.policy, &self.expect, now()).await?;
         let checked = crate::transparency::check(server, &self.trust, profile, now().0).await?;
         let conn = pending.admit(&checked.releases).await?;
         Ok((conn, checked))

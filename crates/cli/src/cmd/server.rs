@@ -38,6 +38,54 @@ pub struct Args {
     pub dev_release: Option<PathBuf>,
     #[command(flatten)]
     pub accounts: AccountsArgs,
+    #[command(flatten)]
+    pub tokens: TokenArgs,
+}
+
+/// Anonymous relay tokens (Privacy Pass, docs/TOKENS.md): issued to signed-in accounts within a
+/// quota, redeemed one per relay connection without any account attached.
+#[derive(clap::Args)]
+pub struct TokenArgs {
+    /// Refuse relay connections that carry no valid token (401 with the reason), so inference
+    /// is metered per account without the relay learning whose it is.
+    #[arg(long)]
+    pub require_tokens: bool,
+    /// Tokens one account may be issued per period.
+    #[arg(long, default_value_t = 1000)]
+    pub tokens_per_period: u32,
+    /// The quota's period, e.g. `1day`, `12h`.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "1day")]
+    pub token_period: std::time::Duration,
+    /// The issuer's private key (PKCS#8 DER; made if missing; default
+    /// `<data-dir>/token-issuer.der`). Replace it to rotate: tokens of the old key are refused.
+    #[arg(long, value_name = "FILE")]
+    pub token_key: Option<PathBuf>,
+}
+
+impl TokenArgs {
+    /// The token configuration over the account store; the challenge names the host of the
+    /// accounts' origin.
+    pub fn config(
+        &self,
+        data_dir: &Path,
+        accounts: &sotto_server::AccountsConfig,
+    ) -> Result<sotto_server::TokensConfig, AnyError> {
+        let path = self
+            .token_key
+            .clone()
+            .unwrap_or_else(|| data_dir.join("token-issuer.der"));
+        let key = sotto_server::load_or_create_key(&path)?;
+        let issuer = accounts
+            .origin
+            .split_once("://")
+            .map_or(accounts.origin.as_str(), |(_, host)| host);
+        let mut config =
+            sotto_server::TokensConfig::new(accounts.store.clone(), Arc::new(key), issuer)?;
+        config.per_period = self.tokens_per_period;
+        config.period = self.token_period;
+        config.required = self.require_tokens;
+        Ok(config)
+    }
 }
 
 /// The account store, the WebAuthn relying party and the web client, shared with `sotto up`.
@@ -188,6 +236,8 @@ impl AccountsArgs {
 
 pub async fn run(args: Args) -> Result<ExitCode, AnyError> {
     let data_dir = args.data_dir.unwrap_or_else(crate::local::default_data_dir);
+    // The server's logs, like the enclave's: stderr and `<data-dir>/logs/sotto.log`.
+    stack::init_logging(&data_dir)?;
     let listener = stack::bind(&args.listen).await?;
     let addr = stack::local_addr(&listener);
     let mut config = ServerConfig::new(args.enclave);
@@ -212,7 +262,9 @@ pub async fn run(args: Args) -> Result<ExitCode, AnyError> {
         config.log_dir = Some(devlog.public_dir.clone());
         _refresh = Some(devlog.spawn_refresh());
     }
-    config.accounts = Some(args.accounts.config(&data_dir, addr).await?);
+    let accounts = args.accounts.config(&data_dir, addr).await?;
+    config.tokens = Some(args.tokens.config(&data_dir, &accounts)?);
+    config.accounts = Some(accounts);
     config.web = args.accounts.web_bundle()?;
     args.accounts.apply_network(&mut config);
     println!("sotto server listening on http://{addr}");

@@ -13,6 +13,7 @@ mod durability;
 mod relay_abuse;
 mod releases;
 mod robustness;
+mod tokens;
 mod up;
 mod verify_evidence;
 mod verify_web;

@@ -1,0 +1,559 @@
+//! Relay tokens (Privacy Pass) end to end: a real server issuing to a real account, a real
+//! enclave behind the relay that redeems them, and the CLI's wallet. What the relay refuses
+//! (no token, a spent one, a forged one, one of a key it does not hold), the quota's refusal,
+//! and the canary: a token-paid turn carries nothing of the account to the relay or the
+//! enclave, the server logs nothing of it, and its database links the turn to no one.
+
+use std::collections::BTreeMap;
+use std::io::Read as _;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use sotto::api::ApiClient;
+use sotto::client::{now, ClientError, Connection};
+use sotto::local::{Profile, SessionFile};
+use sotto_channel::handshake::Expectations;
+use sotto_channel::messages::{GenParams, Role, WireMessage};
+use sotto_client::{Answer, FetchTokens, Flow, RelayPolicy, RelayToken, Step, Token};
+use sotto_server::{testing, TokensConfig};
+use sotto_tokens::{header, IssuerSecret, PendingToken, TokenChallenge};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use zeroize::Zeroizing;
+
+use crate::canary::{all_files, contains, spawn};
+use crate::common::{self, Tap, TapMode};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sotto");
+
+struct Stack {
+    _dir: tempfile::TempDir,
+    url: String,
+    policy: sotto_verify::Policy,
+    releases: sotto_release::ReleaseSet,
+    profile: Profile,
+}
+
+/// An enclave, and a server over a fresh SQLite store with accounts and tokens, and one
+/// signed-in account in `profile`.
+async fn stack(required: bool, per_period: u32) -> Stack {
+    let dir = tempfile::tempdir().unwrap();
+    let enclave = common::boot_tiny(dir.path()).await;
+    let log = common::dev_log(dir.path(), &enclave).await;
+    let enclave_addr = common::start_enclave(enclave).await;
+    let store = sotto_store::open(&format!(
+        "sqlite:{}",
+        dir.path().join("accounts.sqlite").display()
+    ))
+    .await
+    .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let url = format!("http://localhost:{port}");
+    let mut config = testing::accounts_config(store.clone(), &url, testing::UNLIMITED);
+    config.enclave_addr = enclave_addr;
+    config.log_dir = Some(log.public_dir.clone());
+    let issuer = Arc::new(IssuerSecret::generate().unwrap());
+    let mut tokens = TokensConfig::new(store, issuer, &format!("localhost:{port}")).unwrap();
+    tokens.required = required;
+    tokens.per_period = per_period;
+    config.tokens = Some(tokens);
+    tokio::spawn(sotto_server::serve(listener, config));
+    let policy = common::policy(dir.path());
+    let releases = common::releases(&url, &log.trust, &dir.path().join("client")).await;
+    let profile = Profile {
+        dir: dir.path().join("profile"),
+    };
+    sotto::account::create(&profile, &url, "tokens", "laptop")
+        .await
+        .expect("the account is created");
+    Stack {
+        _dir: dir,
+        url,
+        policy,
+        releases,
+        profile,
+    }
+}
+
+impl Stack {
+    async fn relay_policy(&self) -> RelayPolicy {
+        sotto::relay_tokens::policy(&self.url)
+            .await
+            .unwrap()
+            .expect("the server takes tokens")
+    }
+
+    /// `count` tokens through the client core, with the profile's session.
+    async fn fetch(&self, count: usize) -> Result<Vec<RelayToken>, sotto_client::ClientError> {
+        let session: SessionFile = self
+            .profile
+            .load_json(&self.profile.session_path())
+            .unwrap()
+            .unwrap();
+        let api = ApiClient::new(&self.url).unwrap();
+        let mut flow = FetchTokens::new(
+            Token::new(session.session_token),
+            self.relay_policy().await,
+            count,
+        );
+        let mut answer = None;
+        loop {
+            match flow.next(answer.take())? {
+                Step::Send(req) => answer = Some(Answer::Http(api.send(req).await.unwrap())),
+                Step::Done(tokens) => return Ok(tokens),
+                _ => panic!("a token fetch asks for no passkey"),
+            }
+        }
+    }
+
+    async fn open(&self, token: Option<&str>) -> Result<Connection, ClientError> {
+        Connection::attest_paying(
+            &self.url,
+            token,
+            &self.policy,
+            &Expectations::default(),
+            now(),
+        )
+        .await?
+        .admit(&self.releases)
+        .await
+    }
+}
+
+/// The relay's refusal of an upgrade: its status and reason.
+fn refused(opened: Result<Connection, ClientError>) -> (u16, String) {
+    match opened {
+        Err(ClientError::RelayRefused { status, reason }) => (status, reason),
+        Err(e) => panic!("refused, but not by the relay: {e}"),
+        Ok(_) => panic!("the relay let the connection through"),
+    }
+}
+
+async fn one_turn(conn: &mut Connection) {
+    let messages = [WireMessage {
+        role: Role::User,
+        content: Zeroizing::new("hello".into()),
+    }];
+    let params = GenParams {
+        max_tokens: 4,
+        temperature: 0.0,
+        top_p: 1.0,
+        seed: Some(1),
+    };
+    let stats = conn
+        .chat(&messages, params, &mut |_| {})
+        .await
+        .expect("a token-paid turn is answered");
+    assert!(stats.generated_tokens > 0);
+}
+
+/// Another issuer's token for this relay's challenge: what a token of a retired key, or of a
+/// stranger, looks like to the relay.
+fn foreign_token(policy: &RelayPolicy) -> String {
+    let other = IssuerSecret::generate().unwrap();
+    let challenge = TokenChallenge::decode(&policy.policy.challenge).unwrap();
+    let (pending, request) = PendingToken::start_random(&challenge, other.public()).unwrap();
+    let token = pending.finish(&other.sign(&request).unwrap()).unwrap();
+    header::authorization(&token)
+}
+
+/// `authorization` with one bit of its signature flipped.
+fn forged(authorization: &str) -> String {
+    let token = header::parse_authorization(authorization).unwrap();
+    let mut bytes = token.encode().to_vec();
+    *bytes.last_mut().unwrap() ^= 1;
+    header::authorization(&sotto_tokens::Token::decode(&bytes).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_refuses_missing_spent_forged_and_foreign_tokens() {
+    let s = stack(true, 100).await;
+
+    let (status, reason) = refused(s.open(None).await);
+    assert_eq!(status, 401);
+    assert!(reason.contains("requires a Privacy Pass token"), "{reason}");
+
+    // The CLI's wallet: a batch fetched with the session, one token taken for this connection.
+    let (token, policy) = sotto::relay_tokens::for_connection(&s.url, &s.profile)
+        .await
+        .unwrap()
+        .expect("the relay requires tokens");
+    let mut conn = s.open(Some(&token)).await.expect("a valid token admits");
+    one_turn(&mut conn).await;
+    conn.close().await;
+
+    let (status, reason) = refused(s.open(Some(&token)).await);
+    assert_eq!(status, 401);
+    assert!(reason.contains("already spent"), "{reason}");
+
+    let (next, _) = sotto::relay_tokens::for_connection(&s.url, &s.profile)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(*next, *token, "the wallet hands out each token once");
+    let (status, reason) = refused(s.open(Some(&forged(&next))).await);
+    assert_eq!(status, 401);
+    assert!(reason.contains("forged or damaged"), "{reason}");
+    // The forgery spent nothing: the real token still admits.
+    s.open(Some(&next))
+        .await
+        .expect("the unforged token admits");
+
+    let (status, reason) = refused(s.open(Some(&foreign_token(&policy))).await);
+    assert_eq!(status, 401);
+    assert!(
+        reason.contains("does not accept (retired or unknown)"),
+        "{reason}"
+    );
+
+    let (status, reason) = refused(s.open(Some("PrivateToken token=\"***\"")).await);
+    assert_eq!(status, 401);
+    assert!(reason.contains("malformed"), "{reason}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_that_does_not_require_tokens_still_checks_one_presented() {
+    let s = stack(false, 100).await;
+    assert!(
+        sotto::relay_tokens::for_connection(&s.url, &s.profile)
+            .await
+            .unwrap()
+            .is_none(),
+        "the CLI keeps its tokens where none is required"
+    );
+    s.open(None).await.expect("no token needed");
+    let tokens = s.fetch(2).await.unwrap();
+    let token = tokens[0].authorization();
+    let (status, reason) = refused(s.open(Some(&forged(&token))).await);
+    assert_eq!(status, 401);
+    assert!(reason.contains("forged"), "{reason}");
+    s.open(Some(&token)).await.expect("a valid token admits");
+    let (status, reason) = refused(s.open(Some(&token)).await);
+    assert_eq!(status, 401);
+    assert!(reason.contains("already spent"), "{reason}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_over_its_quota_is_refused_with_a_clear_message() {
+    let s = stack(true, 20).await;
+    assert_eq!(s.fetch(16).await.unwrap().len(), 16);
+    let refused = match s.fetch(16).await {
+        Err(e) => e,
+        Ok(_) => panic!("issued beyond the quota"),
+    };
+    assert_eq!(refused.status(), Some(429));
+    assert_eq!(refused.server_code(), Some("token_quota"));
+    let message = refused.to_string();
+    assert!(
+        message.contains("this account has used its tokens for this period")
+            && message.contains("20 per 24 h 0 min")
+            && message.contains("4 left, 16 asked for"),
+        "{message}"
+    );
+    // What the CLI says when its wallet is empty and the quota is spent.
+    let Err(e) = sotto::relay_tokens::for_connection(&s.url, &s.profile).await else {
+        panic!("a token was issued over the quota");
+    };
+    assert!(
+        e.to_string().contains("used its tokens for this period"),
+        "{e}"
+    );
+    // What is left is still issued.
+    assert_eq!(s.fetch(4).await.unwrap().len(), 4);
+}
+
+/// What one client connection sent.
+type Sent = Arc<Mutex<Vec<u8>>>;
+
+/// A TCP proxy in front of the server that keeps what each client connection sent.
+async fn record_connections(
+    listener: TcpListener,
+    target: Arc<Mutex<Option<SocketAddr>>>,
+    sent: Arc<Mutex<Vec<Sent>>>,
+) {
+    while let Ok((client, _)) = listener.accept().await {
+        let Some(addr) = *target.lock().unwrap() else {
+            continue;
+        };
+        let Ok(upstream) = TcpStream::connect(addr).await else {
+            continue;
+        };
+        let record: Sent = Arc::default();
+        sent.lock().unwrap().push(record.clone());
+        let (mut cr, mut cw) = client.into_split();
+        let (mut sr, mut sw) = upstream.into_split();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65536];
+            while let Ok(n @ 1..) = cr.read(&mut buf).await {
+                record.lock().unwrap().extend_from_slice(&buf[..n]);
+                if sw.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+            let _ = sw.shutdown().await;
+        });
+        tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut sr, &mut cw).await;
+            let _ = cw.shutdown().await;
+        });
+    }
+}
+
+/// Every row of every table of the server's SQLite store, one line per row, as the sqlite3
+/// shell prints it (blobs in hex).
+fn table_rows(db: &Path) -> BTreeMap<String, Vec<String>> {
+    let sqlite = |sql: &str| {
+        let out = Command::new("sqlite3")
+            .args(["-readonly", db.to_str().unwrap(), sql])
+            .output()
+            .expect("the sqlite3 shell runs (scripts/test-deps installs it)");
+        String::from_utf8(common::succeeded("sqlite3", &out).to_vec()).unwrap()
+    };
+    let tables = sqlite("SELECT name FROM sqlite_schema WHERE type = 'table'");
+    let mut out = BTreeMap::new();
+    for table in tables.lines() {
+        let columns = sqlite(&format!("SELECT name FROM pragma_table_info('{table}')"));
+        let hexed: Vec<String> = columns
+            .lines()
+            .map(|c| format!("CASE typeof({c}) WHEN 'blob' THEN hex({c}) ELSE {c} END"))
+            .collect();
+        let rows = sqlite(&format!(
+            "SELECT {} FROM {table}",
+            hexed.join(" || '|' || ")
+        ));
+        out.insert(
+            table.to_owned(),
+            rows.lines().map(str::to_lowercase).collect(),
+        );
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_paid_turn_carries_nothing_of_the_account_and_is_stored_linked_to_no_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (enclave_dir, server_dir, client_dir) = (
+        dir.path().join("enclave"),
+        dir.path().join("server"),
+        dir.path().join("client"),
+    );
+    for d in [&enclave_dir, &server_dir, &client_dir] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let model = common::tiny_model(dir.path());
+    let release = dir.path().join("release.json");
+    let enclave_out = Arc::new(Mutex::new(Vec::new()));
+    let (mut enclave, enclave_addr) = spawn(
+        &[
+            "enclave",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            enclave_dir.to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+            "--threads",
+            "1",
+            "--context",
+            "1024",
+            "--write-release",
+            release.to_str().unwrap(),
+        ],
+        &enclave_dir,
+        enclave_out.clone(),
+    );
+    let tap = Tap::start(enclave_addr.parse().unwrap(), TapMode::Pass).await;
+
+    // Clients reach the server through a recorder, at the origin the server is told it has.
+    let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://localhost:{}", front.local_addr().unwrap().port());
+    let target = Arc::new(Mutex::new(None));
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    tokio::spawn(record_connections(front, target.clone(), sent.clone()));
+    let server_out = Arc::new(Mutex::new(Vec::new()));
+    let tap_addr = tap.addr.to_string();
+    let (mut server, server_addr) = spawn(
+        &[
+            "server",
+            "--listen",
+            "127.0.0.1:0",
+            "--enclave",
+            &tap_addr,
+            "--data-dir",
+            server_dir.to_str().unwrap(),
+            "--dev-release",
+            release.to_str().unwrap(),
+            "--origin",
+            &url,
+            "--require-tokens",
+        ],
+        &server_dir,
+        server_out.clone(),
+    );
+    *target.lock().unwrap() = Some(server_addr.parse().unwrap());
+
+    let root = enclave_dir.join("collateral").join("simulated-root.der");
+    let trust = server_dir.join("trust.json");
+    let chat = |home: &Path| {
+        let mut child = Command::new(BIN)
+            .args([
+                "chat",
+                "--server",
+                &url,
+                "--insecure-simulated",
+                "--simulated-root",
+                root.to_str().unwrap(),
+                "--trust",
+                trust.to_str().unwrap(),
+                "--max-tokens",
+                "8",
+                "Say something.",
+            ])
+            .env("HOME", home)
+            .env_remove("SOTTO_CONFIG_DIR")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        (child.wait().unwrap(), stderr)
+    };
+
+    // Signed out, the CLI says what to do instead of connecting without a token.
+    let stranger = dir.path().join("stranger");
+    std::fs::create_dir_all(&stranger).unwrap();
+    let (status, stderr) = tokio::task::block_in_place(|| chat(&stranger));
+    assert!(!status.success());
+    assert!(stderr.contains("sign in first"), "{stderr}");
+
+    let created = Command::new(BIN)
+        .args(["account", "create", "--server", &url])
+        .env("HOME", &client_dir)
+        .env_remove("SOTTO_CONFIG_DIR")
+        .output()
+        .unwrap();
+    common::succeeded("account create", &created);
+    let before = sent.lock().unwrap().len();
+    let (status, stderr) = tokio::task::block_in_place(|| chat(&client_dir));
+    assert!(status.success(), "{stderr}");
+
+    let config = client_dir.join(".config").join("sotto");
+    let session: SessionFile =
+        serde_json::from_slice(&std::fs::read(config.join("session.json")).unwrap()).unwrap();
+    let account = session.account_id.clone();
+    let account_hex = account.replace('-', "");
+    let wallet = std::fs::read_to_string(config.join("relay-tokens.json")).unwrap();
+    assert_eq!(
+        wallet.matches("\"token\"").count(),
+        sotto::relay_tokens::BATCH - 1,
+        "one token of the batch was spent"
+    );
+
+    // The server logs a relay as it closes, which may be just after the client has exited.
+    for _ in 0..50 {
+        if contains(&server_out.lock().unwrap(), "relay closed") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let _ = enclave.kill();
+    let _ = server.kill();
+    let _ = enclave.wait();
+    let _ = server.wait();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    // The chat's connections: the relay upgrade carries the token and nothing of the account.
+    let sent: Vec<Vec<u8>> = sent.lock().unwrap()[before..]
+        .iter()
+        .map(|r| r.lock().unwrap().clone())
+        .collect();
+    let upgrades: Vec<&Vec<u8>> = sent
+        .iter()
+        .filter(|b| b.starts_with(b"GET /v1/relay "))
+        .collect();
+    assert_eq!(upgrades.len(), 1, "one relay connection");
+    let upgrade = upgrades[0];
+    let head_end = upgrade
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("the upgrade request's head");
+    let head = String::from_utf8_lossy(&upgrade[..head_end]).to_lowercase();
+    assert!(
+        head.contains("authorization: privatetoken token="),
+        "{head}"
+    );
+    for needle in ["cookie", "bearer", "sotto_session", "x-account"] {
+        assert!(!head.contains(needle), "{needle} in the upgrade: {head}");
+    }
+    for needle in [&session.session_token, &account, &account_hex] {
+        assert!(
+            !contains(upgrade, needle),
+            "the relay connection carried {needle}"
+        );
+        assert!(
+            !contains(&tap.bytes(), needle),
+            "the enclave received {needle}"
+        );
+    }
+    // The token fetch, on its own connection, was where the session went.
+    assert!(
+        sent.iter().any(
+            |b| b.starts_with(b"POST /v1/tokens/issue ") && contains(b, &session.session_token)
+        ),
+        "tokens were fetched with the session"
+    );
+
+    // The database: the spent token is a key id and a nonce, alone in its row.
+    let rows = table_rows(&server_dir.join("accounts.sqlite"));
+    let spent = &rows["spent_tokens"];
+    assert_eq!(spent.len(), 1, "one token redeemed: {spent:?}");
+    let nonce = spent[0].split('|').nth(1).expect("key_id|nonce").to_owned();
+    assert_eq!(nonce.len(), 64);
+    for (table, lines) in &rows {
+        for line in lines {
+            assert!(
+                !(line.contains(&nonce) && line.contains(&account_hex)),
+                "{table} links the token to the account: {line}"
+            );
+            if table != "spent_tokens" {
+                assert!(!line.contains(&nonce), "{table} holds the nonce: {line}");
+            }
+        }
+    }
+    assert_eq!(
+        rows["token_issuance"].len(),
+        1,
+        "issuance keeps one count: {:?}",
+        rows["token_issuance"]
+    );
+    assert!(rows["token_issuance"][0].starts_with(&account_hex));
+
+    // The logs of the server and the enclave, at trace level: nothing of the account or token.
+    let mut logs = Vec::new();
+    logs.extend_from_slice(&server_out.lock().unwrap());
+    logs.extend_from_slice(&enclave_out.lock().unwrap());
+    assert!(
+        contains(&logs, "relay closed"),
+        "the server logged the relay"
+    );
+    assert!(
+        contains(&logs, "tokens issued"),
+        "the server logged issuance"
+    );
+    all_files(&server_dir.join("logs"), &mut logs);
+    let mut files = Vec::new();
+    all_files(&enclave_dir, &mut files);
+    for needle in [&account, &account_hex, &session.session_token, &nonce] {
+        assert!(!contains(&logs, needle), "a log holds {needle}");
+        assert!(!contains(&files, needle), "an enclave file holds {needle}");
+    }
+}
