@@ -34,6 +34,35 @@ struct Stack {
     policy: sotto_verify::Policy,
     releases: sotto_release::ReleaseSet,
     profile: Profile,
+    /// What another server of the same deployment shares: store, enclave, release log.
+    store: Arc<dyn sotto_store::Store>,
+    enclave_addr: SocketAddr,
+    log_dir: std::path::PathBuf,
+}
+
+/// Every server of a test deployment names the same issuer, whatever its port.
+const ISSUER: &str = "issuer.sotto.test";
+
+/// Serves a server over `store` with `issuer`'s key; returns its URL.
+async fn serve(
+    store: Arc<dyn sotto_store::Store>,
+    enclave_addr: SocketAddr,
+    log_dir: &Path,
+    issuer: IssuerSecret,
+    required: bool,
+    per_period: u32,
+) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://localhost:{}", listener.local_addr().unwrap().port());
+    let mut config = testing::accounts_config(store.clone(), &url, testing::UNLIMITED);
+    config.enclave_addr = enclave_addr;
+    config.log_dir = Some(log_dir.to_path_buf());
+    let mut tokens = TokensConfig::new(store, Arc::new(issuer), ISSUER).unwrap();
+    tokens.required = required;
+    tokens.per_period = per_period;
+    config.tokens = Some(tokens);
+    tokio::spawn(sotto_server::serve(listener, config));
+    url
 }
 
 /// An enclave, and a server over a fresh SQLite store with accounts and tokens, and one
@@ -49,18 +78,16 @@ async fn stack(required: bool, per_period: u32) -> Stack {
     ))
     .await
     .unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let url = format!("http://localhost:{port}");
-    let mut config = testing::accounts_config(store.clone(), &url, testing::UNLIMITED);
-    config.enclave_addr = enclave_addr;
-    config.log_dir = Some(log.public_dir.clone());
-    let issuer = Arc::new(IssuerSecret::generate().unwrap());
-    let mut tokens = TokensConfig::new(store, issuer, &format!("localhost:{port}")).unwrap();
-    tokens.required = required;
-    tokens.per_period = per_period;
-    config.tokens = Some(tokens);
-    tokio::spawn(sotto_server::serve(listener, config));
+    let issuer = IssuerSecret::generate().unwrap();
+    let url = serve(
+        store.clone(),
+        enclave_addr,
+        &log.public_dir,
+        issuer,
+        required,
+        per_period,
+    )
+    .await;
     let policy = common::policy(dir.path());
     let releases = common::releases(&url, &log.trust, &dir.path().join("client")).await;
     let profile = Profile {
@@ -75,6 +102,9 @@ async fn stack(required: bool, per_period: u32) -> Stack {
         policy,
         releases,
         profile,
+        store,
+        enclave_addr,
+        log_dir: log.public_dir.clone(),
     }
 }
 
@@ -110,16 +140,14 @@ impl Stack {
     }
 
     async fn open(&self, token: Option<&str>) -> Result<Connection, ClientError> {
-        Connection::attest_paying(
-            &self.url,
-            token,
-            &self.policy,
-            &Expectations::default(),
-            now(),
-        )
-        .await?
-        .admit(&self.releases)
-        .await
+        self.open_at(&self.url, token).await
+    }
+
+    async fn open_at(&self, url: &str, token: Option<&str>) -> Result<Connection, ClientError> {
+        Connection::attest_paying(url, token, &self.policy, &Expectations::default(), now())
+            .await?
+            .admit(&self.releases)
+            .await
     }
 }
 
@@ -234,6 +262,97 @@ async fn a_relay_that_does_not_require_tokens_still_checks_one_presented() {
     let (status, reason) = refused(s.open(Some(&token)).await);
     assert_eq!(status, 401);
     assert!(reason.contains("already spent"), "{reason}");
+}
+
+/// Rotation: the deployment's key file replaced, a server started on the same store. Tokens of
+/// the old key are refused, and the client drops the ones it holds instead of spending them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_of_a_retired_key_are_refused_and_dropped() {
+    let s = stack(true, 100).await;
+    let old = s.fetch(3).await.unwrap();
+    let old_policy = s.relay_policy().await;
+    let rotated = serve(
+        s.store.clone(),
+        s.enclave_addr,
+        &s.log_dir,
+        IssuerSecret::generate().unwrap(),
+        true,
+        100,
+    )
+    .await;
+    let (status, reason) = refused(s.open_at(&rotated, Some(&old[0].authorization())).await);
+    assert_eq!(status, 401);
+    assert!(reason.contains("retired or unknown"), "{reason}");
+    // The old server still takes them: only the key decides.
+    s.open(Some(&old[1].authorization()))
+        .await
+        .expect("the old key's server admits");
+
+    let new_policy = sotto::relay_tokens::policy(&rotated)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut wallet = sotto_client::Wallet::default();
+    wallet.add(&old_policy, old);
+    assert_eq!(wallet.count(&old_policy), 3);
+    assert_eq!(wallet.count(&new_policy), 0);
+    assert!(wallet.take(&new_policy).is_none());
+    assert_eq!(
+        wallet.retain_for(&new_policy),
+        3,
+        "the old key's tokens are dropped"
+    );
+    assert_eq!(wallet.count(&old_policy), 0);
+}
+
+/// The browser's form: a browser cannot set `Authorization` on a WebSocket, so it offers the
+/// token as a subprotocol beside the relay's own, and the relay answers with its own alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browser_form_of_a_token_is_accepted_once() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::http::HeaderValue;
+    use tokio_tungstenite::tungstenite::Error;
+
+    let s = stack(true, 100).await;
+    let token = s.fetch(1).await.unwrap().remove(0);
+    let offer = format!("{}, {}", sotto_server::SUBPROTOCOL, *token.subprotocol());
+    assert!(token
+        .subprotocol()
+        .starts_with(sotto_server::TOKEN_SUBPROTOCOL_PREFIX));
+    let upgrade = || {
+        let mut req = sotto::client::relay_url(&s.url)
+            .unwrap()
+            .into_client_request()
+            .unwrap();
+        req.headers_mut().insert(
+            "sec-websocket-protocol",
+            HeaderValue::from_str(&offer).unwrap(),
+        );
+        tokio_tungstenite::connect_async(req)
+    };
+    let (ws, resp) = upgrade().await.expect("the token admits");
+    assert_eq!(
+        resp.headers()["sec-websocket-protocol"],
+        sotto_server::SUBPROTOCOL,
+        "the relay echoes its own subprotocol, never the token"
+    );
+    drop(ws);
+    match upgrade().await {
+        Err(Error::Http(resp)) => {
+            assert_eq!(resp.status(), 401);
+            let body = String::from_utf8_lossy(resp.body().as_deref().unwrap_or_default());
+            assert!(body.contains("already spent"), "{body}");
+            assert!(
+                resp.headers()["www-authenticate"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("PrivateToken challenge="),
+                "a refusal carries the relay's challenge"
+            );
+        }
+        Err(e) => panic!("refused for another reason: {e}"),
+        Ok(_) => panic!("a spent token admitted"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
