@@ -190,7 +190,11 @@ pub struct TokenKey {
     /// Base64url of the DER SubjectPublicKeyInfo.
     #[serde(rename = "token-key")]
     pub token_key: String,
-    #[serde(rename = "not-before", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "not-before",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub not_before: Option<u64>,
 }
 
