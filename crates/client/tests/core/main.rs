@@ -1,9 +1,11 @@
 //! The client core's tests, in one binary: the flows ([`flows`]) and the history's integrity
 //! against a hostile server ([`chain`]), driven step by step against the real account server
-//! (SQLite) by a device with a software passkey, the harness below.
+//! (SQLite) by a device with a software passkey, the harness below; and the relay token flow
+//! fed by hand as a hostile issuer would answer it ([`tokens`]).
 
 mod chain;
 mod flows;
+mod tokens;
 
 use sotto_api::Changes;
 use sotto_authenticator::Keyring;
