@@ -219,7 +219,7 @@ impl Connection {
         &mut self,
         messages: &[WireMessage],
         params: GenParams,
-        on_piece: &mut dyn FnMut(&str),
+        on_piece: &mut (dyn FnMut(&str) + Send),
     ) -> Result<Stats, ClientError> {
         let request = ClientMessage::Chat {
             messages: messages.to_vec(),

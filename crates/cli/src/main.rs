@@ -46,6 +46,10 @@ enum Command {
         #[command(subcommand)]
         command: cmd::release::ReleaseCommand,
     },
+    /// A local OpenAI-compatible API (`http://127.0.0.1:8000/v1`) that verifies the enclave on
+    /// every request before it forwards anything.
+    #[cfg(feature = "proxy")]
+    Proxy(cmd::proxy::Args),
     /// Run an independent hop in front of a server: clients chatting through it (`chat
     /// --via`) show the server the hop's address, not theirs.
     #[cfg(feature = "hop")]
@@ -100,6 +104,8 @@ async fn run(command: Command) -> Result<ExitCode, cmd::AnyError> {
         Command::Witness { command } => cmd::witness::run(command).await,
         #[cfg(feature = "hop")]
         Command::Hop(args) => cmd::hop::run(args).await,
+        #[cfg(feature = "proxy")]
+        Command::Proxy(args) => cmd::proxy::run(args).await,
         #[cfg(feature = "stack")]
         Command::Model { command } => cmd::model::run(command).await,
     }

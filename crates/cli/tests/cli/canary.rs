@@ -17,7 +17,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_sotto");
 
 /// Spawns `sotto` with args, returns the child and the address it printed on its first line;
 /// everything else it prints is collected in `sink`.
-fn spawn(args: &[&str], data_dir: &Path, sink: Arc<Mutex<Vec<u8>>>) -> (Child, String) {
+pub(crate) fn spawn(args: &[&str], data_dir: &Path, sink: Arc<Mutex<Vec<u8>>>) -> (Child, String) {
     let mut child = Command::new(BIN)
         .args(args)
         .env("SOTTO_LOG", "trace")
@@ -53,7 +53,7 @@ fn spawn(args: &[&str], data_dir: &Path, sink: Arc<Mutex<Vec<u8>>>) -> (Child, S
     (child, addr)
 }
 
-fn all_files(dir: &Path, out: &mut Vec<u8>) {
+pub(crate) fn all_files(dir: &Path, out: &mut Vec<u8>) {
     for entry in std::fs::read_dir(dir).unwrap().flatten() {
         let path = entry.path();
         if path.is_dir() {
@@ -64,7 +64,7 @@ fn all_files(dir: &Path, out: &mut Vec<u8>) {
     }
 }
 
-fn contains(haystack: &[u8], needle: &str) -> bool {
+pub(crate) fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
         .any(|w| w == needle.as_bytes())
