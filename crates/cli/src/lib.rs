@@ -21,11 +21,11 @@ pub mod relay_tokens;
 pub mod term;
 pub mod transparency;
 
-#[cfg(feature = "proxy")]
-pub mod proxy;
 #[cfg(feature = "stack")]
 pub mod devlog;
 #[cfg(feature = "stack")]
 pub mod model_fetch;
+#[cfg(feature = "proxy")]
+pub mod proxy;
 #[cfg(feature = "stack")]
 pub mod stack;

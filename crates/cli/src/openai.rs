@@ -69,6 +69,17 @@ impl ApiError {
         }
     }
 
+    /// The relay wants a token this proxy could not get (for example, not signed in).
+    pub fn no_token(why: String) -> Self {
+        ApiError {
+            status: 503,
+            kind: "api_error",
+            code: Some("relay_token"),
+            param: None,
+            message: format!("no relay token for this request, so nothing was sent: {why}"),
+        }
+    }
+
     /// The verified enclave's answer broke off, or it refused the request.
     pub fn upstream(why: String) -> Self {
         ApiError {

@@ -50,6 +50,8 @@ pub struct ProxyConfig {
     pub api_key: Option<[u8; 32]>,
     /// An answer's length when the request sets none.
     pub max_tokens: u32,
+    /// Serializes use of the profile's relay-token wallet.
+    pub wallet: tokio::sync::Mutex<()>,
 }
 
 impl ProxyConfig {
@@ -114,12 +116,28 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .strip_prefix("Bearer ")
 }
 
+/// A verified connection for one request, paid with a relay token when the relay requires
+/// one (taken from the profile's wallet one request at a time, so two never spend the same).
 async fn open(config: &ProxyConfig) -> Result<(Connection, Checked), ApiError> {
-    config
+    let paid = {
+        let _wallet = config.wallet.lock().await;
+        crate::relay_tokens::for_connection(&config.server, &config.profile)
+            .await
+            .map_err(|e| ApiError::no_token(e.to_string()))?
+    };
+    let token = paid
+        .as_ref()
+        .map(|(authorization, _)| authorization.as_str());
+    let opened = config
         .checks
-        .open(&config.server, &config.relay, &config.profile)
+        .open(&config.server, &config.relay, token, &config.profile)
         .await
-        .map_err(|e| ApiError::unverified(e.to_string()))
+        .map_err(|e| ApiError::unverified(e.to_string()))?;
+    if let Some((_, policy)) = &paid {
+        let _wallet = config.wallet.lock().await;
+        crate::relay_tokens::refill(&config.server, &config.profile, policy).await;
+    }
+    Ok(opened)
 }
 
 async fn models(State(config): State<Arc<ProxyConfig>>) -> Response {

@@ -22,7 +22,7 @@ pub const BATCH: usize = 16;
 /// Below this many, the wallet is refilled after a connection.
 pub const LOW: usize = 4;
 
-pub type AnyError = Box<dyn std::error::Error>;
+pub type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
 fn wallet_path(profile: &Profile) -> std::path::PathBuf {
     profile.dir.join("relay-tokens.json")

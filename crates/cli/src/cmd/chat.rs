@@ -11,7 +11,7 @@ use sotto_channel::messages::{GenParams, Role, Stats, WireMessage};
 use sotto_vault::Incomplete;
 use zeroize::Zeroizing;
 
-use super::enclave_args::EnclaveArgs;
+use super::enclave_args::{EnclaveArgs, Route};
 use super::{AnyError, ProfileArgs};
 use crate::client::{now, ClientError, Connection};
 use crate::local::Profile;
@@ -19,14 +19,8 @@ use crate::term::shown;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The server's URL, e.g. http://localhost:8080.
-    #[arg(long, default_value = "http://localhost:8080")]
-    server: String,
-    /// Reach the enclave through an independent hop (`sotto hop`) at this URL, so the server
-    /// sees the hop's address instead of yours. Accounts, history and the release log still
-    /// go to the server directly.
-    #[arg(long)]
-    via: Option<String>,
+    #[command(flatten)]
+    route: Route,
     /// Do not save this conversation, even when signed in.
     #[arg(long)]
     no_save: bool,
@@ -75,15 +69,17 @@ pub async fn run(args: Args) -> Result<ExitCode, AnyError> {
             });
         }
     }
-    let relay = args.via.as_deref().unwrap_or(&args.server);
+    let relay = args.route.relay();
     let profile = args.profile.profile();
     // A relay that requires tokens gets one, and nothing else about the user.
-    let paid = crate::relay_tokens::for_connection(&args.server, &profile).await?;
+    let paid = crate::relay_tokens::for_connection(&args.route.server, &profile)
+        .await
+        .map_err(|e| e as AnyError)?;
     let token = paid
         .as_ref()
         .map(|(authorization, _)| authorization.as_str());
     let (mut conn, checked) = checks
-        .open_paying(&args.server, relay, token, &profile)
+        .open(&args.route.server, relay, token, &profile)
         .await?;
     if args.verbose {
         print_verified(conn.verified(), &checked);
@@ -113,7 +109,7 @@ pub async fn run(args: Args) -> Result<ExitCode, AnyError> {
             save_turn(&mut saver, &mut conversation, &history, &answer, cut).await;
         }
         if let Some((_, policy)) = &paid {
-            crate::relay_tokens::refill(&args.server, &profile, policy).await;
+            crate::relay_tokens::refill(&args.route.server, &profile, policy).await;
         }
         result?;
         return Ok(ExitCode::SUCCESS);
@@ -173,7 +169,7 @@ pub async fn run(args: Args) -> Result<ExitCode, AnyError> {
     }
     conn.close().await;
     if let Some((_, policy)) = &paid {
-        crate::relay_tokens::refill(&args.server, &profile, policy).await;
+        crate::relay_tokens::refill(&args.route.server, &profile, policy).await;
     }
     Ok(ExitCode::SUCCESS)
 }

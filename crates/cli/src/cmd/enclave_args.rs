@@ -13,6 +13,26 @@ use crate::client::{now, Connection};
 use crate::local::{self, Profile};
 use crate::transparency::Checked;
 
+/// Where the enclave is reached: the server, and optionally a hop in front of its relay.
+#[derive(clap::Args)]
+pub struct Route {
+    /// The server's URL, e.g. http://localhost:8080.
+    #[arg(long, default_value = "http://localhost:8080")]
+    pub server: String,
+    /// Reach the enclave through an independent hop (`sotto hop`) at this URL, so the server
+    /// sees the hop's address instead of yours. Accounts, history and the release log still
+    /// go to the server directly.
+    #[arg(long)]
+    pub via: Option<String>,
+}
+
+impl Route {
+    /// The relay to connect to: the hop's when there is one.
+    pub fn relay(&self) -> &str {
+        self.via.as_deref().unwrap_or(&self.server)
+    }
+}
+
 #[derive(clap::Args)]
 pub struct EnclaveArgs {
     /// Accept an enclave on the SIMULATED platform (local development only: its evidence
@@ -98,20 +118,11 @@ impl EnclaveArgs {
 }
 
 impl Checks {
-    /// Opens a connection through `relay` (the server, or a hop in front of it) and admits it
-    /// only after the evidence, then the release log `server` serves, check out. Nothing is
-    /// sent before.
+    /// Opens a connection through `relay` (the server, or a hop in front of it), spending the
+    /// relay token `token` (its `Authorization` value) on the upgrade when the relay requires
+    /// one, and admits it only after the evidence, then the release log `server` serves, check
+    /// out. Nothing is sent before.
     pub async fn open(
-        &self,
-        server: &str,
-        relay: &str,
-        profile: &Profile,
-    ) -> Result<(Connection, Checked), AnyError> {
-        self.open_paying(server, relay, None, profile).await
-    }
-
-    /// [`Checks::open`], spending a relay token on the upgrade (its `Authorization` value).
-    pub async fn open_paying(
         &self,
         server: &str,
         relay: &str,

@@ -16,10 +16,10 @@ pub mod witness;
 pub mod enclave;
 #[cfg(feature = "hop")]
 pub mod hop;
-#[cfg(feature = "proxy")]
-pub mod proxy;
 #[cfg(feature = "stack")]
 pub mod model;
+#[cfg(feature = "proxy")]
+pub mod proxy;
 #[cfg(feature = "stack")]
 pub mod server;
 #[cfg(feature = "stack")]

@@ -4,18 +4,14 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use super::enclave_args::EnclaveArgs;
+use super::enclave_args::{EnclaveArgs, Route};
 use super::{AnyError, ProfileArgs};
 use crate::proxy::{router, ProxyConfig};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The server's URL, e.g. http://localhost:8080.
-    #[arg(long, default_value = "http://localhost:8080")]
-    server: String,
-    /// Reach the enclave through an independent hop (`sotto hop`) at this URL.
-    #[arg(long)]
-    via: Option<String>,
+    #[command(flatten)]
+    route: Route,
     /// Where the OpenAI-compatible API listens. A non-loopback address needs --api-key.
     #[arg(long, default_value = "127.0.0.1:8000")]
     listen: SocketAddr,
@@ -59,13 +55,14 @@ pub async fn run(args: Args) -> Result<ExitCode, AnyError> {
     ];
     allowed_hosts.extend(args.allow_host);
     let config = ProxyConfig {
-        relay: args.via.clone().unwrap_or_else(|| args.server.clone()),
-        server: args.server,
+        relay: args.route.relay().to_string(),
+        server: args.route.server,
         checks,
         profile: args.profile.profile(),
         allowed_hosts,
         api_key: args.api_key.as_deref().map(ProxyConfig::key_digest),
         max_tokens: args.max_tokens,
+        wallet: Default::default(),
     };
     // The address on stdout's first line, for scripts (and the tests) that start the proxy.
     println!("sotto proxy listening on http://{addr}");

@@ -7,7 +7,7 @@
 //! the most verbose logging.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
@@ -70,55 +70,113 @@ pub(crate) fn contains(haystack: &[u8], needle: &str) -> bool {
         .any(|w| w == needle.as_bytes())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_canary_reaches_the_server_its_logs_the_relay_or_the_enclave_logs() {
-    let dir = tempfile::tempdir().unwrap();
-    let enclave_dir = dir.path().join("enclave");
-    let server_dir = dir.path().join("server");
-    let client_dir = dir.path().join("client");
-    for d in [&enclave_dir, &server_dir, &client_dir] {
-        std::fs::create_dir_all(d).unwrap();
-    }
-    let model = tiny_model(dir.path());
-    let release = dir.path().join("release.json");
+/// The real binaries as separate processes in a temporary directory: an enclave on a tiny
+/// model (started by [`Binaries::start`]), a server in front of it ([`Binaries::server`]), the
+/// client's home, and everything the processes printed.
+pub(crate) struct Binaries {
+    /// Holds the folders below for the stack's lifetime.
+    pub dir: tempfile::TempDir,
+    pub enclave_dir: PathBuf,
+    pub server_dir: PathBuf,
+    pub client_dir: PathBuf,
+    release: PathBuf,
+    pub enclave: Child,
+    pub enclave_addr: String,
+    pub enclave_out: Arc<Mutex<Vec<u8>>>,
+    pub server_out: Arc<Mutex<Vec<u8>>>,
+}
 
-    let enclave_out = Arc::new(Mutex::new(Vec::new()));
-    let (mut enclave, enclave_addr) = spawn(
-        &[
-            "enclave",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            enclave_dir.to_str().unwrap(),
-            "--model",
-            model.to_str().unwrap(),
-            "--threads",
-            "1",
-            "--context",
-            "1024",
-            "--write-release",
-            release.to_str().unwrap(),
-        ],
-        &enclave_dir,
-        enclave_out.clone(),
-    );
-    let tap = Tap::start(enclave_addr.parse().unwrap(), TapMode::Pass).await;
-    let server_out = Arc::new(Mutex::new(Vec::new()));
-    let tap_addr = tap.addr.to_string();
-    let (mut server, server_addr) = spawn(
-        &[
+impl Binaries {
+    pub(crate) fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let [enclave_dir, server_dir, client_dir] =
+            ["enclave", "server", "client"].map(|d| dir.path().join(d));
+        for d in [&enclave_dir, &server_dir, &client_dir] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let model = tiny_model(dir.path());
+        let release = dir.path().join("release.json");
+        let enclave_out = Arc::new(Mutex::new(Vec::new()));
+        let (enclave, enclave_addr) = spawn(
+            &[
+                "enclave",
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+                enclave_dir.to_str().unwrap(),
+                "--model",
+                model.to_str().unwrap(),
+                "--threads",
+                "1",
+                "--context",
+                "1024",
+                "--write-release",
+                release.to_str().unwrap(),
+            ],
+            &enclave_dir,
+            enclave_out.clone(),
+        );
+        Binaries {
+            dir,
+            enclave_dir,
+            server_dir,
+            client_dir,
+            release,
+            enclave,
+            enclave_addr,
+            enclave_out,
+            server_out: Arc::default(),
+        }
+    }
+
+    /// A server in front of `enclave` (the enclave's address, or a tap's), publishing the
+    /// enclave's release in a development log, with `extra` options; returns the process and
+    /// its address.
+    pub(crate) fn server(&self, enclave: &str, extra: &[&str]) -> (Child, String) {
+        let mut args = vec![
             "server",
             "--listen",
             "127.0.0.1:0",
             "--enclave",
-            &tap_addr,
+            enclave,
             "--data-dir",
-            server_dir.to_str().unwrap(),
+            self.server_dir.to_str().unwrap(),
             "--dev-release",
-            release.to_str().unwrap(),
-        ],
-        &server_dir,
-        server_out.clone(),
+            self.release.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        spawn(&args, &self.server_dir, self.server_out.clone())
+    }
+
+    /// The client options that pin this stack: its simulated root and the server's
+    /// development trust.
+    pub(crate) fn pins(&self) -> [String; 5] {
+        let root = self
+            .enclave_dir
+            .join("collateral")
+            .join("simulated-root.der");
+        [
+            "--insecure-simulated".into(),
+            "--simulated-root".into(),
+            root.to_string_lossy().into_owned(),
+            "--trust".into(),
+            self.server_dir
+                .join("trust.json")
+                .to_string_lossy()
+                .into_owned(),
+        ]
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_canary_reaches_the_server_its_logs_the_relay_or_the_enclave_logs() {
+    let mut b = Binaries::start();
+    let tap = Tap::start(b.enclave_addr.parse().unwrap(), TapMode::Pass).await;
+    let (mut server, server_addr) = b.server(&tap.addr.to_string(), &[]);
+    let (enclave_dir, server_dir, client_dir) = (
+        b.enclave_dir.clone(),
+        b.server_dir.clone(),
+        b.client_dir.clone(),
     );
 
     let canaries = [
@@ -136,22 +194,10 @@ async fn no_canary_reaches_the_server_its_logs_the_relay_or_the_enclave_logs() {
         .output()
         .unwrap();
     common::succeeded("account create", &created);
-    let root = enclave_dir.join("collateral").join("simulated-root.der");
     let mut chat = Command::new(BIN)
-        .args([
-            "chat",
-            "--server",
-            &server_url,
-            "--insecure-simulated",
-            "--simulated-root",
-            root.to_str().unwrap(),
-            "--trust",
-            server_dir.join("trust.json").to_str().unwrap(),
-            "--system",
-            canaries[0],
-            "--max-tokens",
-            "24",
-        ])
+        .args(["chat", "--server", &server_url])
+        .args(b.pins())
+        .args(["--system", canaries[0], "--max-tokens", "24"])
         .env("HOME", &client_dir)
         .env_remove("SOTTO_CONFIG_DIR")
         .stdin(Stdio::piped())
@@ -199,15 +245,15 @@ async fn no_canary_reaches_the_server_its_logs_the_relay_or_the_enclave_logs() {
         "the user was told"
     );
 
-    let _ = enclave.kill();
-    let _ = server.kill();
-    let _ = enclave.wait();
-    let _ = server.wait();
+    for child in [&mut b.enclave, &mut server] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
 
     let mut captured = Vec::new();
-    captured.extend_from_slice(&enclave_out.lock().unwrap());
-    captured.extend_from_slice(&server_out.lock().unwrap());
+    captured.extend_from_slice(&b.enclave_out.lock().unwrap());
+    captured.extend_from_slice(&b.server_out.lock().unwrap());
     captured.extend_from_slice(&tap.bytes());
     all_files(&enclave_dir, &mut captured);
     all_files(&server_dir, &mut captured);

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde_json::{json, Value};
 use sotto::cmd::enclave_args::Checks;
@@ -12,8 +12,8 @@ use sotto::proxy::{router, ProxyConfig};
 use sotto_channel::handshake::Expectations;
 use tokio::net::TcpListener;
 
-use crate::canary::{all_files, contains, spawn};
-use crate::common::{self, boot_tiny, dev_log, policy, start_enclave, start_server_with_log};
+use crate::canary::{all_files, contains, spawn, Binaries};
+use crate::common::{boot_tiny, dev_log, policy, start_enclave, start_server_with_log};
 use crate::common::{Tap, TapMode};
 
 /// Serves a proxy for `checks`; returns its base URL.
@@ -28,9 +28,16 @@ async fn start_proxy(server: &str, checks: Checks, profile_dir: PathBuf) -> Stri
         allowed_hosts: vec![addr.to_string()],
         api_key: None,
         max_tokens: 16,
+        wallet: Default::default(),
     };
     tokio::spawn(async move { axum::serve(listener, router(config)).await });
     format!("http://{addr}/v1")
+}
+
+async fn get(url: &str) -> Value {
+    let r = reqwest::get(url).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{url}");
+    r.json().await.unwrap()
 }
 
 async fn post(url: &str, body: &Value) -> (u16, Value) {
@@ -59,23 +66,9 @@ async fn the_proxy_answers_only_from_a_verified_enclave_in_openais_shapes() {
     let proxy = start_proxy(&server, checks(policy(dir.path())), dir.path().join("c")).await;
     let http = reqwest::Client::new();
 
-    let models: Value = http
-        .get(format!("{proxy}/models"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let models = get(&format!("{proxy}/models")).await;
     assert_eq!(models["data"][0]["id"], model.as_str());
-    let verified: Value = http
-        .get(format!("{proxy}/verification"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let verified = get(&format!("{proxy}/verification")).await;
     assert_eq!(verified["platform"], "simulated");
     assert_eq!(verified["model"]["name"], model.as_str());
     assert_eq!(verified["log"]["origin"], log.trust.origin());
@@ -224,70 +217,14 @@ async fn the_openai_python_sdk_talks_to_the_proxy_and_no_canary_reaches_the_serv
         "{} has no `openai` module: run scripts/openai-deps (or set SOTTO_PYTHON)",
         python.display()
     );
-    let dir = tempfile::tempdir().unwrap();
-    let [enclave_dir, server_dir, client_dir] =
-        ["enclave", "server", "client"].map(|d| dir.path().join(d));
-    for d in [&enclave_dir, &server_dir, &client_dir] {
-        std::fs::create_dir_all(d).unwrap();
-    }
-    let model = common::tiny_model(dir.path());
-    let release = dir.path().join("release.json");
-    let enclave_out = Arc::new(Mutex::new(Vec::new()));
-    let (mut enclave, enclave_addr) = spawn(
-        &[
-            "enclave",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            enclave_dir.to_str().unwrap(),
-            "--model",
-            model.to_str().unwrap(),
-            "--threads",
-            "1",
-            "--context",
-            "1024",
-            "--write-release",
-            release.to_str().unwrap(),
-        ],
-        &enclave_dir,
-        enclave_out.clone(),
-    );
-    let server_out = Arc::new(Mutex::new(Vec::new()));
-    let (mut server, server_addr) = spawn(
-        &[
-            "server",
-            "--listen",
-            "127.0.0.1:0",
-            "--enclave",
-            &enclave_addr,
-            "--data-dir",
-            server_dir.to_str().unwrap(),
-            "--dev-release",
-            release.to_str().unwrap(),
-        ],
-        &server_dir,
-        server_out.clone(),
-    );
-    let root = enclave_dir.join("collateral").join("simulated-root.der");
-    let proxy_out = Arc::new(Mutex::new(Vec::new()));
-    let (mut proxy, proxy_addr) = spawn(
-        &[
-            "proxy",
-            "--server",
-            &format!("http://{server_addr}"),
-            "--listen",
-            "127.0.0.1:0",
-            "--api-key",
-            "KEY-1",
-            "--insecure-simulated",
-            "--simulated-root",
-            root.to_str().unwrap(),
-            "--trust",
-            server_dir.join("trust.json").to_str().unwrap(),
-        ],
-        &client_dir,
-        proxy_out,
-    );
+    let mut b = Binaries::start();
+    let (mut server, server_addr) = b.server(&b.enclave_addr, &[]);
+    let server_url = format!("http://{server_addr}");
+    let mut args = vec!["proxy", "--server", &server_url, "--listen", "127.0.0.1:0"];
+    args.extend(["--api-key", "KEY-1"]);
+    let pins = b.pins();
+    args.extend(pins.iter().map(String::as_str));
+    let (mut proxy, proxy_addr) = spawn(&args, &b.client_dir, Arc::default());
     let canary = "SDK-CANARY-41c9d2";
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/openai_sdk.py");
     let run = tokio::task::spawn_blocking({
@@ -312,7 +249,7 @@ async fn the_openai_python_sdk_talks_to_the_proxy_and_no_canary_reaches_the_serv
         .output()
         .expect("curl runs (scripts/test-deps installs it)");
     let streamed = String::from_utf8_lossy(&curl.stdout).to_string();
-    for child in [&mut proxy, &mut server, &mut enclave] {
+    for child in [&mut proxy, &mut server, &mut b.enclave] {
         let _ = child.kill();
         let _ = child.wait();
     }
@@ -327,10 +264,10 @@ async fn the_openai_python_sdk_talks_to_the_proxy_and_no_canary_reaches_the_serv
         "{streamed}"
     );
     let mut captured = Vec::new();
-    captured.extend_from_slice(&enclave_out.lock().unwrap());
-    captured.extend_from_slice(&server_out.lock().unwrap());
-    all_files(&enclave_dir, &mut captured);
-    all_files(&server_dir, &mut captured);
+    captured.extend_from_slice(&b.enclave_out.lock().unwrap());
+    captured.extend_from_slice(&b.server_out.lock().unwrap());
+    all_files(&b.enclave_dir, &mut captured);
+    all_files(&b.server_dir, &mut captured);
     assert!(
         contains(&captured, "generation finished"),
         "the enclave logged"

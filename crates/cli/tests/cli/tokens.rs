@@ -23,7 +23,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use zeroize::Zeroizing;
 
-use crate::canary::{all_files, contains, spawn};
+use crate::canary::{all_files, contains, Binaries};
 use crate::common::{self, Tap, TapMode};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sotto");
@@ -453,38 +453,14 @@ fn table_rows(db: &Path) -> BTreeMap<String, Vec<String>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_paid_turn_carries_nothing_of_the_account_and_is_stored_linked_to_no_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let (enclave_dir, server_dir, client_dir) = (
-        dir.path().join("enclave"),
-        dir.path().join("server"),
-        dir.path().join("client"),
+    let mut b = Binaries::start();
+    let (dir, enclave_dir, server_dir, client_dir) = (
+        b.dir.path().to_path_buf(),
+        b.enclave_dir.clone(),
+        b.server_dir.clone(),
+        b.client_dir.clone(),
     );
-    for d in [&enclave_dir, &server_dir, &client_dir] {
-        std::fs::create_dir_all(d).unwrap();
-    }
-    let model = common::tiny_model(dir.path());
-    let release = dir.path().join("release.json");
-    let enclave_out = Arc::new(Mutex::new(Vec::new()));
-    let (mut enclave, enclave_addr) = spawn(
-        &[
-            "enclave",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            enclave_dir.to_str().unwrap(),
-            "--model",
-            model.to_str().unwrap(),
-            "--threads",
-            "1",
-            "--context",
-            "1024",
-            "--write-release",
-            release.to_str().unwrap(),
-        ],
-        &enclave_dir,
-        enclave_out.clone(),
-    );
-    let tap = Tap::start(enclave_addr.parse().unwrap(), TapMode::Pass).await;
+    let tap = Tap::start(b.enclave_addr.parse().unwrap(), TapMode::Pass).await;
 
     // Clients reach the server through a recorder, at the origin the server is told it has.
     let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -492,45 +468,18 @@ async fn a_token_paid_turn_carries_nothing_of_the_account_and_is_stored_linked_t
     let target = Arc::new(Mutex::new(None));
     let sent = Arc::new(Mutex::new(Vec::new()));
     tokio::spawn(record_connections(front, target.clone(), sent.clone()));
-    let server_out = Arc::new(Mutex::new(Vec::new()));
-    let tap_addr = tap.addr.to_string();
-    let (mut server, server_addr) = spawn(
-        &[
-            "server",
-            "--listen",
-            "127.0.0.1:0",
-            "--enclave",
-            &tap_addr,
-            "--data-dir",
-            server_dir.to_str().unwrap(),
-            "--dev-release",
-            release.to_str().unwrap(),
-            "--origin",
-            &url,
-            "--require-tokens",
-        ],
-        &server_dir,
-        server_out.clone(),
+    let (mut server, server_addr) = b.server(
+        &tap.addr.to_string(),
+        &["--origin", &url, "--require-tokens"],
     );
     *target.lock().unwrap() = Some(server_addr.parse().unwrap());
 
-    let root = enclave_dir.join("collateral").join("simulated-root.der");
-    let trust = server_dir.join("trust.json");
+    let pins = b.pins();
     let chat = |home: &Path| {
         let mut child = Command::new(BIN)
-            .args([
-                "chat",
-                "--server",
-                &url,
-                "--insecure-simulated",
-                "--simulated-root",
-                root.to_str().unwrap(),
-                "--trust",
-                trust.to_str().unwrap(),
-                "--max-tokens",
-                "8",
-                "Say something.",
-            ])
+            .args(["chat", "--server", &url])
+            .args(&pins)
+            .args(["--max-tokens", "8", "Say something."])
             .env("HOME", home)
             .env_remove("SOTTO_CONFIG_DIR")
             .stdout(Stdio::piped())
@@ -548,7 +497,7 @@ async fn a_token_paid_turn_carries_nothing_of_the_account_and_is_stored_linked_t
     };
 
     // Signed out, the CLI says what to do instead of connecting without a token.
-    let stranger = dir.path().join("stranger");
+    let stranger = dir.join("stranger");
     std::fs::create_dir_all(&stranger).unwrap();
     let (status, stderr) = tokio::task::block_in_place(|| chat(&stranger));
     assert!(!status.success());
@@ -579,15 +528,15 @@ async fn a_token_paid_turn_carries_nothing_of_the_account_and_is_stored_linked_t
 
     // The server logs a relay as it closes, which may be just after the client has exited.
     for _ in 0..50 {
-        if contains(&server_out.lock().unwrap(), "relay closed") {
+        if contains(&b.server_out.lock().unwrap(), "relay closed") {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    let _ = enclave.kill();
-    let _ = server.kill();
-    let _ = enclave.wait();
-    let _ = server.wait();
+    for child in [&mut b.enclave, &mut server] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
 
     // The chat's connections: the relay upgrade carries the token and nothing of the account.
@@ -658,8 +607,8 @@ async fn a_token_paid_turn_carries_nothing_of_the_account_and_is_stored_linked_t
 
     // The logs of the server and the enclave, at trace level: nothing of the account or token.
     let mut logs = Vec::new();
-    logs.extend_from_slice(&server_out.lock().unwrap());
-    logs.extend_from_slice(&enclave_out.lock().unwrap());
+    logs.extend_from_slice(&b.server_out.lock().unwrap());
+    logs.extend_from_slice(&b.enclave_out.lock().unwrap());
     assert!(
         contains(&logs, "relay closed"),
         "the server logged the relay"
