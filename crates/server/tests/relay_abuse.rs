@@ -14,9 +14,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod common;
+
+use common::echo;
 use futures_util::{SinkExt, StreamExt};
 use sotto_channel::frame;
 use sotto_server::{serve, ConnectionLimits, RelayLimits, ServerConfig};
+use sotto_testkit::memory_kib;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -39,21 +43,6 @@ fn limits() -> RelayLimits {
         lifetime: Duration::from_secs(600),
         allowed_origins: vec!["https://chat.example".into()],
     }
-}
-
-/// An "enclave" that echoes every byte: the relay's length-prefixed frames come back as sent.
-async fn echo() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut conn, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = conn.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
-    addr
 }
 
 /// The real server in front of `enclave`, with `relay` limits and, if named, a trusted proxy
@@ -333,18 +322,6 @@ async fn browser_pages_from_other_origins_get_no_relay() {
     // Clients that are not browsers send no Origin.
     let mut cli = open(&url, &[]).await.unwrap();
     round_trip(&mut cli, b"no origin").await;
-}
-
-/// The resident and peak memory of this process, in KiB, from /proc (Linux).
-fn memory_kib() -> Option<(u64, u64)> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-    };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
 #[tokio::test]

@@ -5,6 +5,9 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::echo;
 use futures_util::{SinkExt, StreamExt};
 use sotto_server::{serve, ConnectionLimits, ServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -19,21 +22,6 @@ const LIMITS: ConnectionLimits = ConnectionLimits {
     request: Duration::from_secs(1),
     write_stall: Duration::from_secs(5),
 };
-
-/// An "enclave" that echoes every byte: the relay's length-prefixed frames come back as sent.
-async fn echo() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut conn, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = conn.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
-    addr
-}
 
 async fn server() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

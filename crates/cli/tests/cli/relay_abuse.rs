@@ -14,6 +14,7 @@ use sotto_channel::messages::{ErrorKind, GenParams, Role, ServerMessage, WireMes
 use sotto_channel::Session;
 use sotto_enclave::{SessionLimits, Shaping};
 use sotto_server::{RelayLimits, ServerConfig};
+use sotto_testkit::memory_kib;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -162,18 +163,6 @@ async fn attested(s: &Stack) -> (Ws, Session) {
         .admit(&s.releases)
         .expect("the release is logged");
     (ws, session)
-}
-
-/// The resident and peak memory of this process, in KiB, from /proc (Linux).
-fn memory_kib() -> Option<(u64, u64)> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-    };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
