@@ -9,8 +9,10 @@ use std::fmt::Display;
 
 use sotto_api::{RecordOut, Usage};
 
-use crate::rules::{AccountState, Existing, Planned};
-use crate::{AccountId, AccountRow, CredentialRow, Result, StoreError};
+use crate::rules::{AccountState, Bucket, Existing, Planned};
+use crate::{
+    AccountId, AccountRow, CredentialRow, NetKey, PendingKind, PendingOwner, Result, StoreError,
+};
 
 /// What went wrong inside an operation, before the operation's name is attached: work inside
 /// an operation returns this, and the operation's entry point adds its name ([`Context`]), so
@@ -87,7 +89,10 @@ fn array32(bytes: Vec<u8>, what: &str) -> Result<[u8; 32]> {
 
 /// Column 0: an account id.
 pub(crate) fn account_id(row: &impl Columns) -> Fallible<AccountId> {
-    let bytes: Vec<u8> = row.value(0)?;
+    to_account_id(row.value(0)?)
+}
+
+fn to_account_id(bytes: Vec<u8>) -> Fallible<AccountId> {
     let id = <[u8; 16]>::try_from(bytes.as_slice())
         .map_err(|_| StoreError::Backend("a stored account id is not 16 bytes".into()))?;
     Ok(AccountId(id))
@@ -196,4 +201,53 @@ pub(crate) fn credential_times(cred: &CredentialRow) -> Result<(i64, Option<i64>
             .map(|t| to_db(t, "last use time"))
             .transpose()?,
     ))
+}
+
+/// A pending entry's `kind` as stored.
+pub(crate) fn pending_kind(kind: PendingKind) -> i64 {
+    match kind {
+        PendingKind::Ceremony => 0,
+        PendingKind::Proof => 1,
+    }
+}
+
+/// A pending entry's owner as stored: `account, net`, one of them NULL.
+pub(crate) fn owner_columns(owner: &PendingOwner) -> (Option<&[u8]>, Option<&[u8]>) {
+    match owner {
+        PendingOwner::Account(account) => (Some(&account.0), None),
+        PendingOwner::Net(net) => (None, Some(net.as_bytes())),
+    }
+}
+
+/// `value, account, net, expires_at > now` of a taken entry: its value and owner if it was
+/// still live.
+pub(crate) fn taken_pending(row: &impl Columns) -> Fallible<Option<(Vec<u8>, PendingOwner)>> {
+    let live: bool = row.value(3)?;
+    if !live {
+        return Ok(None);
+    }
+    let owner = match (row.value(1)?, row.value::<Option<Vec<u8>>>(2)?) {
+        (Some(account), None) => PendingOwner::Account(to_account_id(account)?),
+        (None, Some(net)) => PendingOwner::Net(NetKey::new(&net).ok_or_else(|| {
+            StoreError::Backend("a stored network key is not 1 to 16 bytes".into())
+        })?),
+        _ => return Err(failed("a stored pending entry has not exactly one owner")),
+    };
+    Ok(Some((row.value(0)?, owner)))
+}
+
+/// `tokens, refilled_at`.
+pub(crate) fn bucket(row: &impl Columns) -> Fallible<Bucket> {
+    Ok(Bucket {
+        tokens: from_db(row.value(0)?, "token count")?,
+        refilled_at: from_db(row.value(1)?, "refill time")?,
+    })
+}
+
+/// A bucket's `tokens, refilled_at` as stored.
+pub(crate) fn bucket_columns(bucket: Bucket) -> Result<[i64; 2]> {
+    Ok([
+        to_db(bucket.tokens, "token count")?,
+        to_db(bucket.refilled_at, "refill time")?,
+    ])
 }

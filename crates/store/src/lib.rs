@@ -77,6 +77,28 @@
 //!   a redeemed token and returns true the first time only, for any number of racing callers;
 //!   `forget_spent_tokens(keep)` deletes the spent tokens of every issuer key but `keep`. No
 //!   row about a spent token names an account, and issuance rows hold only counts.
+//! - **Transient state.** What several servers on one database must see alike lives here too:
+//!   WebAuthn ceremonies between their start and finish, step-up proofs, and rate-limit
+//!   buckets. Times are the caller's (`now_ms`), never the database's. `put_pending` stores an
+//!   entry of a [`PendingKind`] (the two kinds never count against each other) after forgetting
+//!   that kind's entries expired by `now_ms`; an entry is live while `expires_ms > now_ms`. Its
+//!   owner is counted: an [`PendingOwner::Account`] holding `per_account` live entries of the
+//!   kind loses its own oldest (by `now_ms` at their put, then id) to make room, a
+//!   [`PendingOwner::Net`] holding `per_net` is refused ([`PendingPut::NetFull`]), and a kind
+//!   holding `total` live entries refuses every owner ([`PendingPut::TableFull`]). The
+//!   per-owner caps hold exactly for any number of racing servers; the total may be exceeded
+//!   under PostgreSQL by the puts racing each other (see [`postgres`]). A put for a missing
+//!   account fails with [`StoreError::NoAccount`], and `delete_account` removes the account's
+//!   entries. `take_pending` removes an entry and returns it if it was live, to one of any
+//!   number of racing callers. `rate_limit(key, now_ms, per_minute, burst)` is a token bucket
+//!   per opaque key: a new key starts with `burst` (at least 1) tokens, a bucket refills at
+//!   `per_minute` a minute (counted exactly, in sixty-thousandths of a token) up to `burst`,
+//!   and each allowed call takes one token, atomically across racing callers; a bucket's time
+//!   never goes back, so a caller whose clock is behind gets no tokens for the difference.
+//!   `purge_transient(now_ms, idle_before_ms)` deletes the expired entries and the buckets last
+//!   refilled before `idle_before_ms` (left alone for a refill period, a bucket is full, the
+//!   same as none). A bucket's key is the caller's to choose, so the store cannot tell which
+//!   keys name an account: `delete_account` leaves them, and the purge forgets each once idle.
 //! - **Errors.** Database failures become [`StoreError::Backend`] naming the operation and
 //!   carrying the database's own message, never record contents or key values.
 
@@ -125,6 +147,94 @@ pub struct RecordWrite<'a> {
     /// The version the client last saw (0: the record has never existed).
     pub expected_version: u64,
     pub ciphertext: &'a [u8],
+}
+
+/// Which table of short-lived entries: WebAuthn ceremonies between their start and finish, or
+/// step-up proofs. The two are counted separately: a ceremony and a proof never count against
+/// each other's caps.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum PendingKind {
+    Ceremony,
+    Proof,
+}
+
+/// Who a pending entry is counted against.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum PendingOwner {
+    /// A signed-in account: over its cap, its own oldest entry is pushed out, so a loop in one
+    /// account only ever cancels that account's ceremonies.
+    Account(AccountId),
+    /// An unauthenticated client network: over its cap, refused (pushing out would let one
+    /// network cancel its neighbours' sign-ins behind the same address).
+    Net(NetKey),
+}
+
+/// A client network as the server keys it: 1 to 16 bytes of its address (the 4 bytes of an
+/// IPv4 address, the first 8 of an IPv6 one), kept with their length so that keys of different
+/// lengths never compare equal.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct NetKey {
+    len: u8,
+    /// Zero past `len`, so the derived comparisons see only the key.
+    bytes: [u8; 16],
+}
+
+impl NetKey {
+    /// The key of `bytes`; `None` when there are none or more than 16.
+    pub fn new(bytes: &[u8]) -> Option<NetKey> {
+        let len = u8::try_from(bytes.len())
+            .ok()
+            .filter(|n| (1..=16).contains(n))?;
+        let mut key = NetKey {
+            len,
+            bytes: [0; 16],
+        };
+        key.bytes[..bytes.len()].copy_from_slice(bytes);
+        Some(key)
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+/// An IPv4 address.
+impl From<[u8; 4]> for NetKey {
+    fn from(v4: [u8; 4]) -> NetKey {
+        let mut bytes = [0; 16];
+        bytes[..4].copy_from_slice(&v4);
+        NetKey { len: 4, bytes }
+    }
+}
+
+/// The first 64 bits of an IPv6 address.
+impl From<[u8; 8]> for NetKey {
+    fn from(v6: [u8; 8]) -> NetKey {
+        let mut bytes = [0; 16];
+        bytes[..8].copy_from_slice(&v6);
+        NetKey { len: 8, bytes }
+    }
+}
+
+/// The caps [`Store::put_pending`] keeps, in live entries of one kind.
+#[derive(Clone, Copy, Debug)]
+pub struct PendingLimits {
+    /// Per signed-in account; a new entry beyond it pushes out the account's oldest.
+    pub per_account: u32,
+    /// Per client network; a new entry beyond it is refused.
+    pub per_net: u32,
+    /// In all; a new entry beyond it is refused.
+    pub total: u32,
+}
+
+/// What [`Store::put_pending`] did.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum PendingPut {
+    Stored,
+    /// The network already holds [`PendingLimits::per_net`] live entries of the kind.
+    NetFull,
+    /// The kind already holds [`PendingLimits::total`] live entries.
+    TableFull,
 }
 
 /// What [`Store::take_tokens`] decided.
@@ -260,6 +370,47 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes the spent tokens of every issuer key but `keep` (tokens under other keys are
     /// refused anyway); returns how many.
     async fn forget_spent_tokens(&self, keep: &[u8; 32]) -> Result<u64>;
+
+    /// Stores `value` under `id` (the SHA-256 of a random token, never reused) for `kind`,
+    /// owned by `owner`, until `expires_ms`; first forgets the entries of `kind` that expired by
+    /// `now_ms`. An account at its cap loses its own oldest entry; a network at its cap, or a
+    /// kind at its total, is refused and nothing is stored.
+    // The entry's own fields and the caps it is put under; a struct would only name them twice.
+    #[allow(clippy::too_many_arguments)]
+    async fn put_pending(
+        &self,
+        kind: PendingKind,
+        id: &[u8; 32],
+        owner: PendingOwner,
+        value: &[u8],
+        now_ms: u64,
+        expires_ms: u64,
+        limits: PendingLimits,
+    ) -> Result<PendingPut>;
+    /// Takes the entry out, once (of racing takers, exactly one gets it); an expired one is gone
+    /// (`None`).
+    async fn take_pending(
+        &self,
+        kind: PendingKind,
+        id: &[u8; 32],
+        now_ms: u64,
+    ) -> Result<Option<(Vec<u8>, PendingOwner)>>;
+    /// One request against the token bucket `key` (the caller's, such as a prefix and a network
+    /// or an account id): refills it at `per_minute` a minute up to `burst` (at least 1), and
+    /// takes one token if there is one; true if the request may go ahead. Racing callers on any
+    /// number of servers cannot both take the last token, and a clock behind the bucket's time
+    /// adds no tokens.
+    async fn rate_limit(
+        &self,
+        key: &[u8],
+        now_ms: u64,
+        per_minute: u32,
+        burst: u32,
+    ) -> Result<bool>;
+    /// Deletes the pending entries expired by `now_ms` and the buckets last refilled before
+    /// `idle_before_ms` (a bucket left alone for a refill period is full, the same as none);
+    /// returns how many rows went.
+    async fn purge_transient(&self, now_ms: u64, idle_before_ms: u64) -> Result<u64>;
 }
 
 /// Opens the backend a spec names: `postgres://…` or `postgresql://…` connects to PostgreSQL,

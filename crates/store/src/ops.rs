@@ -1,6 +1,7 @@
 //! The operations both backends carry out the same way, written once over the few statements
-//! each backend supplies ([`AccountSql`], [`RecordSql`], [`TokenSql`]). A backend runs them inside its own
-//! transaction (or, for the change feed, its own connection) and states only the SQL.
+//! each backend supplies ([`AccountSql`], [`RecordSql`], [`TokenSql`], [`PendingSql`],
+//! [`BucketSql`]). A backend runs them inside its own transaction (or, for the change feed and
+//! the purge, its own connection) and states only the SQL.
 //!
 //! The statements are `async` because PostgreSQL's driver is; SQLite's are synchronous work on
 //! a blocking thread, so its implementation never waits and the backend drives these futures
@@ -8,9 +9,12 @@
 
 use sotto_api::{Changes, PutResult, Quota, RecordOut};
 
-use crate::driver::{to_db, Fallible};
-use crate::rules::{self, AccountState, Existing, Planned};
-use crate::{AccountId, CredentialRow, RecordWrite, StoreError, TokenGrant};
+use crate::driver::{from_db, to_db, Fallible};
+use crate::rules::{self, AccountState, Bucket, Existing, Planned};
+use crate::{
+    AccountId, CredentialRow, PendingKind, PendingLimits, PendingOwner, PendingPut, RecordWrite,
+    StoreError, TokenGrant,
+};
 
 /// An account row to insert, its creation time as stored.
 pub(crate) struct NewAccount<'a> {
@@ -231,4 +235,105 @@ pub(crate) async fn take_tokens(
         granted: true,
         remaining: left(wanted),
     })
+}
+
+/// A pending entry to insert, its times as stored.
+pub(crate) struct NewPending<'a> {
+    pub kind: PendingKind,
+    pub id: &'a [u8; 32],
+    pub owner: PendingOwner,
+    pub value: &'a [u8],
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// The statements on pending entries that [`put_pending`] and [`purge_transient`] use. An entry
+/// is live at `now` while `expires_at > now`; counts see live entries only, whatever the
+/// forgetting left behind.
+pub(crate) trait PendingSql {
+    /// Inside a write transaction, holds off every other put for `owner` until it ends; fails
+    /// with `NoAccount` when the owner is an account that does not exist.
+    async fn lock_owner(&self, owner: &PendingOwner) -> Fallible<()>;
+    /// Deletes entries of `kind` expired at `now`; returns how many.
+    async fn forget_expired(&self, kind: PendingKind, now: i64) -> Fallible<u64>;
+    /// The owner's live entries of `kind`.
+    async fn held(&self, kind: PendingKind, owner: &PendingOwner, now: i64) -> Fallible<i64>;
+    /// Deletes the account's `count` oldest live entries of `kind`.
+    async fn push_out(
+        &self,
+        kind: PendingKind,
+        account: AccountId,
+        now: i64,
+        count: i64,
+    ) -> Fallible<()>;
+    /// The live entries of `kind`, counted no further than `cap`.
+    async fn live(&self, kind: PendingKind, now: i64, cap: i64) -> Fallible<i64>;
+    async fn insert_pending(&self, entry: &NewPending<'_>) -> Fallible<()>;
+}
+
+/// `put_pending` inside a write transaction: the owner's count and its insert happen under the
+/// owner's lock, so racing puts for one owner keep its cap exactly.
+pub(crate) async fn put_pending(
+    tx: &impl PendingSql,
+    entry: NewPending<'_>,
+    limits: PendingLimits,
+) -> Fallible<PendingPut> {
+    let now = entry.created_at;
+    tx.lock_owner(&entry.owner).await?;
+    tx.forget_expired(entry.kind, now).await?;
+    let held = from_db(tx.held(entry.kind, &entry.owner, now).await?, "entry count")?;
+    let push_out = match rules::pending_room(entry.owner, held, limits) {
+        Ok(count) => count,
+        Err(refused) => return Ok(refused),
+    };
+    // Only an account is ever given entries to push out.
+    if let (PendingOwner::Account(account), true) = (entry.owner, push_out > 0) {
+        let count = to_db(push_out, "entries to push out")?;
+        tx.push_out(entry.kind, account, now, count).await?;
+    }
+    let total = i64::from(limits.total);
+    if tx.live(entry.kind, now, total).await? >= total {
+        return Ok(PendingPut::TableFull);
+    }
+    tx.insert_pending(&entry).await?;
+    Ok(PendingPut::Stored)
+}
+
+/// The statements on token buckets that [`rate_limit`] and [`purge_transient`] use.
+pub(crate) trait BucketSql {
+    /// The bucket under `key`, `fresh` if there is none; inside a write transaction, no other
+    /// caller gets past this for the key until it ends.
+    async fn bucket(&self, key: &[u8], fresh: Bucket) -> Fallible<Bucket>;
+    async fn save_bucket(&self, key: &[u8], bucket: Bucket) -> Fallible<()>;
+    /// Deletes the buckets last refilled before `before`; returns how many.
+    async fn forget_idle(&self, before: i64) -> Fallible<u64>;
+}
+
+/// `rate_limit` inside a write transaction.
+pub(crate) async fn rate_limit(
+    tx: &impl BucketSql,
+    key: &[u8],
+    now: u64,
+    per_minute: u32,
+    burst: u32,
+) -> Fallible<bool> {
+    let bucket = tx.bucket(key, Bucket::full(burst, now)).await?;
+    let (after, allowed) = rules::take_token(bucket, now, per_minute, burst);
+    tx.save_bucket(key, after).await?;
+    Ok(allowed)
+}
+
+/// `purge_transient`: expired entries of both kinds, then idle buckets.
+pub(crate) async fn purge_transient(
+    conn: &(impl PendingSql + BucketSql),
+    now: u64,
+    idle_before: u64,
+) -> Fallible<u64> {
+    let now = to_db(now, "current time")?;
+    let idle_before = to_db(idle_before, "idle time")?;
+    let mut gone = 0;
+    for kind in [PendingKind::Ceremony, PendingKind::Proof] {
+        gone += conn.forget_expired(kind, now).await?;
+    }
+    Ok(gone + conn.forget_idle(idle_before).await?)
 }

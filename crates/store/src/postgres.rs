@@ -8,6 +8,21 @@
 //! lock so nothing can attach new rows to an account while it is being removed. Commits use
 //! the server's default `synchronous_commit = on`, so an acknowledged write is on disk.
 //!
+//! Pending entries and rate-limit buckets are shared by every server on the database. Puts for
+//! one owner are serialized by a transaction-scoped advisory lock keyed by the owner, taken
+//! before anything else (`owner_lock`): under READ COMMITTED each later statement sees every
+//! put that committed before the lock was granted, and no other put for the owner commits
+//! until this one ends, while other transactions only ever delete an owner's entries. So the
+//! per-owner caps hold exactly. The total is counted without a lock: puts of different owners
+//! in flight at once may each see room for one more, so a kind can exceed its total by fewer
+//! than the number of racing puts (at most `POOL_SIZE` per server process). A take is one
+//! `DELETE … RETURNING`: of racing takers, the first deletes the row and the others, waiting on
+//! its row lock, find it gone. A bucket is created or row-locked by one upsert, so a second
+//! caller waits for the first to store its count. What deletes entries many at a time skips
+//! rows another transaction has locked (`FOR UPDATE SKIP LOCKED`: that one is deleting them
+//! already), and a rate-limit call locks a single row, so none of these operations can wait on
+//! another in a cycle.
+//!
 //! Deleted ciphertext is set to NULL; PostgreSQL keeps the dead tuple until (auto)vacuum
 //! reclaims it, which is outside what a client connection can force cheaply.
 //!
@@ -29,11 +44,14 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 use crate::driver::{self, failed, to_db, ColumnType, Columns, Context, Failure, Fallible};
-use crate::ops::{self, AccountSql, NewAccount, RecordSql, TokenSql};
-use crate::rules::{AccountState, Existing, Planned};
+use crate::ops::{
+    self, AccountSql, BucketSql, NewAccount, NewPending, PendingSql, RecordSql, TokenSql,
+};
+use crate::rules::{AccountState, Bucket, Existing, Planned};
 use crate::schema::{self, CURRENT_VERSION, RECORD_VERSION};
 use crate::{
-    AccountId, AccountRow, CredentialRow, RecordWrite, Result, Store, StoreError, TokenGrant,
+    AccountId, AccountRow, CredentialRow, PendingKind, PendingLimits, PendingOwner, PendingPut,
+    RecordWrite, Result, Store, StoreError, TokenGrant,
 };
 
 /// Connections kept open to the server.
@@ -347,6 +365,149 @@ impl<C: GenericClient + Sync> TokenSql for Statements<'_, C> {
     }
 }
 
+/// The advisory lock key of an owner's puts: a 64-bit FNV-1a hash of the owner, the same in
+/// every server process. Two owners whose keys collide only wait for each other's puts.
+fn owner_lock(owner: &PendingOwner) -> i64 {
+    let (tag, key): (u8, &[u8]) = match owner {
+        PendingOwner::Account(account) => (b'a', &account.0),
+        PendingOwner::Net(net) => (b'n', net.as_bytes()),
+    };
+    let hash = std::iter::once(tag)
+        .chain(key.iter().copied())
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+    i64::from_be_bytes(hash.to_be_bytes())
+}
+
+/// See the module comment for why these keep the caps under racing servers.
+impl<C: GenericClient + Sync> PendingSql for Statements<'_, C> {
+    async fn lock_owner(&self, owner: &PendingOwner) -> Fallible<()> {
+        let sql = "SELECT pg_advisory_xact_lock($1)";
+        execute(self.0, sql, &[&owner_lock(owner)]).await?;
+        if let PendingOwner::Account(account) = owner {
+            // The lock the entry's foreign key takes anyway, taken now: the account cannot be
+            // deleted before this put ends, and a missing one is refused before any count.
+            let sql = "SELECT 1 FROM accounts WHERE id = $1 FOR KEY SHARE";
+            query_opt(self.0, sql, &[&&account.0[..]], |_| Ok(()))
+                .await?
+                .ok_or(StoreError::NoAccount)?;
+        }
+        Ok(())
+    }
+
+    async fn forget_expired(&self, kind: PendingKind, now: i64) -> Fallible<u64> {
+        execute(
+            self.0,
+            "DELETE FROM pending WHERE kind = $1 AND id IN (
+                SELECT id FROM pending WHERE kind = $1 AND expires_at <= $2
+                FOR UPDATE SKIP LOCKED)",
+            &[&driver::pending_kind(kind), &now],
+        )
+        .await
+    }
+
+    async fn held(&self, kind: PendingKind, owner: &PendingOwner, now: i64) -> Fallible<i64> {
+        let sql = match owner {
+            PendingOwner::Account(_) => {
+                "SELECT count(*) FROM pending WHERE account = $1 AND kind = $2 AND expires_at > $3"
+            }
+            PendingOwner::Net(_) => {
+                "SELECT count(*) FROM pending WHERE net = $1 AND kind = $2 AND expires_at > $3"
+            }
+        };
+        let (account, net) = driver::owner_columns(owner);
+        let params: Params<'_> = &[&account.or(net), &driver::pending_kind(kind), &now];
+        let held = query_opt(self.0, sql, params, |row| row.value(0)).await?;
+        Ok(held.unwrap_or(0))
+    }
+
+    async fn push_out(
+        &self,
+        kind: PendingKind,
+        account: AccountId,
+        now: i64,
+        count: i64,
+    ) -> Fallible<()> {
+        execute(
+            self.0,
+            "DELETE FROM pending WHERE kind = $1 AND id IN (
+                SELECT id FROM pending WHERE account = $2 AND kind = $1 AND expires_at > $3
+                ORDER BY created_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)",
+            &[&driver::pending_kind(kind), &&account.0[..], &now, &count],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn live(&self, kind: PendingKind, now: i64, cap: i64) -> Fallible<i64> {
+        let live = query_opt(
+            self.0,
+            "SELECT count(*) FROM (
+                SELECT 1 FROM pending WHERE kind = $1 AND expires_at > $2 LIMIT $3) AS live",
+            &[&driver::pending_kind(kind), &now, &cap],
+            |row| row.value(0),
+        )
+        .await?;
+        Ok(live.unwrap_or(0))
+    }
+
+    async fn insert_pending(&self, entry: &NewPending<'_>) -> Fallible<()> {
+        let (account, net) = driver::owner_columns(&entry.owner);
+        self.0
+            .execute(
+                "INSERT INTO pending (kind, id, account, net, value, created_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[
+                    &driver::pending_kind(entry.kind),
+                    &&entry.id[..],
+                    &account,
+                    &net,
+                    &entry.value,
+                    &entry.created_at,
+                    &entry.expires_at,
+                ],
+            )
+            .await
+            .map_err(constraint_error)
+            .map(drop)
+    }
+}
+
+impl<C: GenericClient + Sync> BucketSql for Statements<'_, C> {
+    /// Inserts `fresh` or row-locks the stored bucket in one statement, so no purge or other
+    /// caller can come between reading the bucket and storing it again.
+    async fn bucket(&self, key: &[u8], fresh: Bucket) -> Fallible<Bucket> {
+        let [tokens, refilled_at] = driver::bucket_columns(fresh)?;
+        let stored = query_opt(
+            self.0,
+            "INSERT INTO rate_buckets (bucket, tokens, refilled_at) VALUES ($1, $2, $3)
+             ON CONFLICT (bucket) DO UPDATE SET tokens = rate_buckets.tokens
+             RETURNING tokens, refilled_at",
+            &[&key, &tokens, &refilled_at],
+            driver::bucket,
+        )
+        .await?;
+        stored.ok_or_else(|| failed("the bucket upsert returned no row"))
+    }
+
+    async fn save_bucket(&self, key: &[u8], bucket: Bucket) -> Fallible<()> {
+        let [tokens, refilled_at] = driver::bucket_columns(bucket)?;
+        execute(
+            self.0,
+            "UPDATE rate_buckets SET tokens = $2, refilled_at = $3 WHERE bucket = $1",
+            &[&key, &tokens, &refilled_at],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn forget_idle(&self, before: i64) -> Fallible<u64> {
+        let sql = "DELETE FROM rate_buckets WHERE refilled_at < $1";
+        execute(self.0, sql, &[&before]).await
+    }
+}
+
 impl<C: GenericClient + Sync> RecordSql for Statements<'_, C> {
     /// Locks the account row for the rest of the transaction.
     async fn account_state(&self, account: AccountId) -> Fallible<AccountState> {
@@ -519,6 +680,7 @@ impl Store for PostgresStore {
                 "DELETE FROM records WHERE account = $1",
                 "DELETE FROM sessions WHERE account = $1",
                 "DELETE FROM token_issuance WHERE account = $1",
+                "DELETE FROM pending WHERE account = $1",
                 "DELETE FROM credentials WHERE account = $1",
                 "DELETE FROM accounts WHERE id = $1",
             ] {
@@ -754,6 +916,72 @@ impl Store for PostgresStore {
     async fn forget_spent_tokens(&self, keep: &[u8; 32]) -> Result<u64> {
         self.call("forget_spent_tokens", async |client| {
             execute(client, ops::FORGET_SPENT_TOKENS, &[&&keep[..]]).await
+        })
+        .await
+    }
+
+    async fn put_pending(
+        &self,
+        kind: PendingKind,
+        id: &[u8; 32],
+        owner: PendingOwner,
+        value: &[u8],
+        now_ms: u64,
+        expires_ms: u64,
+        limits: PendingLimits,
+    ) -> Result<PendingPut> {
+        let entry = NewPending {
+            kind,
+            id,
+            owner,
+            value,
+            created_at: to_db(now_ms, "current time")?,
+            expires_at: to_db(expires_ms, "expiry")?,
+        };
+        self.write("put_pending", async |tx| {
+            ops::put_pending(&Statements(tx), entry, limits).await
+        })
+        .await
+    }
+
+    async fn take_pending(
+        &self,
+        kind: PendingKind,
+        id: &[u8; 32],
+        now_ms: u64,
+    ) -> Result<Option<(Vec<u8>, PendingOwner)>> {
+        let now = to_db(now_ms, "current time")?;
+        self.call("take_pending", async |client| {
+            let taken = query_opt(
+                client,
+                "DELETE FROM pending WHERE kind = $1 AND id = $2
+                 RETURNING value, account, net, expires_at > $3",
+                &[&driver::pending_kind(kind), &&id[..], &now],
+                driver::taken_pending,
+            )
+            .await?;
+            Ok(taken.flatten())
+        })
+        .await
+    }
+
+    async fn rate_limit(
+        &self,
+        key: &[u8],
+        now_ms: u64,
+        per_minute: u32,
+        burst: u32,
+    ) -> Result<bool> {
+        self.write("rate_limit", async |tx| {
+            ops::rate_limit(&Statements(tx), key, now_ms, per_minute, burst).await
+        })
+        .await
+    }
+
+    /// Each statement commits on its own: none needs the others' to be right.
+    async fn purge_transient(&self, now_ms: u64, idle_before_ms: u64) -> Result<u64> {
+        self.call("purge_transient", async |client| {
+            ops::purge_transient(&Statements(client), now_ms, idle_before_ms).await
         })
         .await
     }

@@ -1,11 +1,11 @@
 //! The rules both backends apply inside their write transactions: compare-and-swap on
-//! versions, deletion markers, quota accounting, and keeping an account's last credential. Pure
-//! logic over values the backend has just read under the account's write lock, so the two
-//! backends cannot drift apart.
+//! versions, deletion markers, quota accounting, keeping an account's last credential, the caps
+//! on pending entries and the token buckets. Pure logic over values the backend has just read
+//! under the lock that covers them, so the two backends cannot drift apart.
 
 use sotto_api::{Quota, Usage};
 
-use crate::{Result, StoreError};
+use crate::{PendingLimits, PendingOwner, PendingPut, Result, StoreError};
 
 /// An account's write state: its last change sequence number and its usage.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,6 +130,66 @@ pub(crate) fn may_delete_credential(count: i64, matching: i64) -> Result<bool> {
         return Err(StoreError::LastCredential);
     }
     Ok(true)
+}
+
+/// Whether an owner holding `held` live entries of a kind may put another: `Ok(n)` when it may
+/// once its `n` oldest are pushed out (an account at its cap; any other owner 0), or the
+/// refusal (a network at its cap).
+pub(crate) fn pending_room(
+    owner: PendingOwner,
+    held: u64,
+    limits: PendingLimits,
+) -> std::result::Result<u64, PendingPut> {
+    match owner {
+        PendingOwner::Account(_) if held >= u64::from(limits.per_account) => {
+            Ok(held + 1 - u64::from(limits.per_account.max(1)))
+        }
+        PendingOwner::Net(_) if held >= u64::from(limits.per_net) => Err(PendingPut::NetFull),
+        _ => Ok(0),
+    }
+}
+
+/// One token in a bucket's count: counting in sixty-thousandths of a token, a refill of
+/// `per_minute` tokens a minute adds exactly `per_minute` a millisecond, with no rounding.
+pub(crate) const TOKEN: u64 = 60_000;
+
+/// A token bucket as stored: its tokens in [`TOKEN`]ths, and the time (ms) it was last refilled
+/// to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Bucket {
+    pub tokens: u64,
+    pub refilled_at: u64,
+}
+
+fn capacity(burst: u32) -> u64 {
+    u64::from(burst.max(1)) * TOKEN
+}
+
+impl Bucket {
+    /// A bucket no request has used: `burst` (at least 1) tokens.
+    pub(crate) fn full(burst: u32, now: u64) -> Bucket {
+        Bucket {
+            tokens: capacity(burst),
+            refilled_at: now,
+        }
+    }
+}
+
+/// One request against `bucket` at `now`: refills it for the time since it was last refilled, up
+/// to `burst` (at least 1) tokens, and takes a token if a whole one is there. A `now` before the
+/// bucket's time adds nothing and leaves its time as it is, so a clock behind another's never
+/// earns the difference twice. Returns the bucket to store and whether the request may go ahead.
+pub(crate) fn take_token(bucket: Bucket, now: u64, per_minute: u32, burst: u32) -> (Bucket, bool) {
+    let refill = now
+        .saturating_sub(bucket.refilled_at)
+        .saturating_mul(u64::from(per_minute));
+    let tokens = bucket.tokens.saturating_add(refill).min(capacity(burst));
+    let allowed = tokens >= TOKEN;
+    let after = Bucket {
+        tokens: if allowed { tokens - TOKEN } else { tokens },
+        refilled_at: bucket.refilled_at.max(now),
+    };
+    (after, allowed)
 }
 
 /// Where a page of the change feed ends, from the sequence numbers and ciphertext lengths of up
@@ -357,6 +417,67 @@ mod tests {
             ]
         );
         assert_eq!(plan_group_delete(vec![], state(7, 20, 3)).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn accounts_push_out_their_own_and_networks_are_refused() {
+        use crate::{AccountId, NetKey};
+        let limits = PendingLimits {
+            per_account: 4,
+            per_net: 64,
+            total: 1000,
+        };
+        let account = PendingOwner::Account(AccountId([1; 16]));
+        let net = PendingOwner::Net(NetKey::from([192, 0, 2, 1]));
+        assert_eq!(pending_room(account, 3, limits), Ok(0));
+        assert_eq!(pending_room(account, 4, limits), Ok(1));
+        assert_eq!(pending_room(account, 6, limits), Ok(3), "a lowered cap");
+        assert_eq!(pending_room(net, 63, limits), Ok(0));
+        assert_eq!(pending_room(net, 64, limits), Err(PendingPut::NetFull));
+        let none = PendingLimits {
+            per_account: 0,
+            per_net: 0,
+            total: 0,
+        };
+        assert_eq!(
+            pending_room(account, 1, none),
+            Ok(1),
+            "an account keeps one"
+        );
+        assert_eq!(pending_room(net, 0, none), Err(PendingPut::NetFull));
+    }
+
+    #[test]
+    fn buckets_burst_refill_exactly_and_never_gain_from_an_early_clock() {
+        // One token a second, three at once.
+        let mut bucket = Bucket::full(3, 1000);
+        for _ in 0..3 {
+            let (after, allowed) = take_token(bucket, 1000, 60, 3);
+            assert!(allowed);
+            bucket = after;
+        }
+        assert_eq!(take_token(bucket, 1000, 60, 3), (bucket, false));
+        assert!(!take_token(bucket, 1999, 60, 3).1);
+        let (refilled, allowed) = take_token(bucket, 2000, 60, 3);
+        assert!(allowed);
+        assert_eq!(
+            refilled,
+            Bucket {
+                tokens: 0,
+                refilled_at: 2000
+            }
+        );
+        // A clock 900 ms behind adds nothing and keeps the bucket's time, so the next request
+        // on the right clock is not refilled for the same stretch twice.
+        let (behind, allowed) = take_token(refilled, 1100, 60, 3);
+        assert_eq!((behind, allowed), (refilled, false));
+        assert!(!take_token(behind, 2999, 60, 3).1);
+        // Long idleness fills to the burst and no further, however large the numbers.
+        let (idle, _) = take_token(refilled, u64::MAX, u32::MAX, 3);
+        assert_eq!(idle.tokens, 2 * TOKEN);
+        // Without a rate nothing comes back; a burst of 0 still allows one.
+        assert!(!take_token(bucket, u64::MAX, 0, 3).1);
+        assert!(take_token(Bucket::full(0, 0), 0, 0, 0).1);
     }
 
     #[test]

@@ -104,6 +104,34 @@ const MIGRATIONS: &[(i32, &str)] = &[
         CONSTRAINT spent_tokens_pkey PRIMARY KEY (key_id, nonce)
     ){table};",
     ),
+    // Short-lived state every server on the database must see alike. `pending` holds WebAuthn
+    // ceremonies (kind 0) and step-up proofs (kind 1), each owned by an account or by a client
+    // network, never both: a network's entry names no account, an account's goes with it.
+    // `rate_buckets` holds a token count (in sixty-thousandths) and the time it was refilled to,
+    // under a key the server chooses.
+    (
+        5,
+        "CREATE TABLE pending (
+        kind {int} NOT NULL CHECK (kind IN (0, 1)),
+        id {bytes} NOT NULL CHECK ({length}(id) = 32),
+        account {bytes} REFERENCES accounts(id) ON DELETE CASCADE,
+        net {bytes} CHECK ({length}(net) BETWEEN 1 AND 16),
+        value {bytes} NOT NULL,
+        created_at {int} NOT NULL,
+        expires_at {int} NOT NULL,
+        CONSTRAINT pending_pkey PRIMARY KEY (kind, id),
+        CONSTRAINT pending_one_owner CHECK ((account IS NULL) <> (net IS NULL))
+    ){table};
+    CREATE INDEX pending_account ON pending(account, kind, created_at);
+    CREATE INDEX pending_net ON pending(net, kind);
+    CREATE INDEX pending_expiry ON pending(kind, expires_at);
+    CREATE TABLE rate_buckets (
+        bucket {bytes} CONSTRAINT rate_buckets_pkey PRIMARY KEY NOT NULL,
+        tokens {int} NOT NULL CHECK (tokens >= 0),
+        refilled_at {int} NOT NULL
+    ){table};
+    CREATE INDEX rate_buckets_idle ON rate_buckets(refilled_at);",
+    ),
 ];
 
 /// The version table's type is 32-bit in PostgreSQL and read back as `i32` in both databases.

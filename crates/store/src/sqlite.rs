@@ -25,11 +25,14 @@ use rusqlite::{params, Connection, OpenFlags, Params, Row, TransactionBehavior};
 use sotto_api::{Changes, PutResult, Quota, RecordOut};
 
 use crate::driver::{self, failed, to_db, ColumnType, Columns, Context, Failure, Fallible};
-use crate::ops::{self, AccountSql, NewAccount, RecordSql, TokenSql};
-use crate::rules::{AccountState, Existing, Planned};
+use crate::ops::{
+    self, AccountSql, BucketSql, NewAccount, NewPending, PendingSql, RecordSql, TokenSql,
+};
+use crate::rules::{AccountState, Bucket, Existing, Planned};
 use crate::schema::{self, CURRENT_VERSION, RECORD_VERSION};
 use crate::{
-    AccountId, AccountRow, CredentialRow, RecordWrite, Result, Store, StoreError, TokenGrant,
+    AccountId, AccountRow, CredentialRow, PendingKind, PendingLimits, PendingOwner, PendingPut,
+    RecordWrite, Result, Store, StoreError, TokenGrant,
 };
 
 /// How long a call waits for a lock held by another process on the same file.
@@ -472,6 +475,121 @@ impl TokenSql for Connection {
     }
 }
 
+/// SQLite's write transactions hold the whole file from their start, so an owner needs no lock
+/// of its own and counts stay true until the commit.
+impl PendingSql for Connection {
+    async fn lock_owner(&self, owner: &PendingOwner) -> Fallible<()> {
+        match owner {
+            PendingOwner::Account(account) => require_account(self, *account),
+            PendingOwner::Net(_) => Ok(()),
+        }
+    }
+
+    async fn forget_expired(&self, kind: PendingKind, now: i64) -> Fallible<u64> {
+        execute(
+            self,
+            "DELETE FROM pending WHERE kind = ?1 AND expires_at <= ?2",
+            params![driver::pending_kind(kind), now],
+        )
+        .map(|n| n as u64)
+    }
+
+    async fn held(&self, kind: PendingKind, owner: &PendingOwner, now: i64) -> Fallible<i64> {
+        let sql = match owner {
+            PendingOwner::Account(_) => {
+                "SELECT count(*) FROM pending WHERE account = ?1 AND kind = ?2 AND expires_at > ?3"
+            }
+            PendingOwner::Net(_) => {
+                "SELECT count(*) FROM pending WHERE net = ?1 AND kind = ?2 AND expires_at > ?3"
+            }
+        };
+        let (account, net) = driver::owner_columns(owner);
+        let held = query_opt(
+            self,
+            sql,
+            params![account.or(net), driver::pending_kind(kind), now],
+            |row| row.value(0),
+        )?;
+        Ok(held.unwrap_or(0))
+    }
+
+    async fn push_out(
+        &self,
+        kind: PendingKind,
+        account: AccountId,
+        now: i64,
+        count: i64,
+    ) -> Fallible<()> {
+        execute(
+            self,
+            "DELETE FROM pending WHERE kind = ?1 AND id IN (
+                SELECT id FROM pending WHERE account = ?2 AND kind = ?1 AND expires_at > ?3
+                ORDER BY created_at, id LIMIT ?4)",
+            params![driver::pending_kind(kind), &account.0[..], now, count],
+        )
+        .map(drop)
+    }
+
+    async fn live(&self, kind: PendingKind, now: i64, cap: i64) -> Fallible<i64> {
+        let live = query_opt(
+            self,
+            "SELECT count(*) FROM (
+                SELECT 1 FROM pending WHERE kind = ?1 AND expires_at > ?2 LIMIT ?3)",
+            params![driver::pending_kind(kind), now, cap],
+            |row| row.value(0),
+        )?;
+        Ok(live.unwrap_or(0))
+    }
+
+    async fn insert_pending(&self, entry: &NewPending<'_>) -> Fallible<()> {
+        let (account, net) = driver::owner_columns(&entry.owner);
+        execute(
+            self,
+            "INSERT INTO pending (kind, id, account, net, value, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                driver::pending_kind(entry.kind),
+                &entry.id[..],
+                account,
+                net,
+                entry.value,
+                entry.created_at,
+                entry.expires_at
+            ],
+        )
+        .map(drop)
+    }
+}
+
+impl BucketSql for Connection {
+    async fn bucket(&self, key: &[u8], fresh: Bucket) -> Fallible<Bucket> {
+        let stored = query_opt(
+            self,
+            "SELECT tokens, refilled_at FROM rate_buckets WHERE bucket = ?1",
+            [key],
+            |row| driver::bucket(row),
+        )?;
+        Ok(stored.unwrap_or(fresh))
+    }
+
+    async fn save_bucket(&self, key: &[u8], bucket: Bucket) -> Fallible<()> {
+        let [tokens, refilled_at] = driver::bucket_columns(bucket)?;
+        execute(
+            self,
+            "INSERT INTO rate_buckets (bucket, tokens, refilled_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (bucket) DO UPDATE SET tokens = excluded.tokens,
+                refilled_at = excluded.refilled_at",
+            params![key, tokens, refilled_at],
+        )
+        .map(drop)
+    }
+
+    async fn forget_idle(&self, before: i64) -> Fallible<u64> {
+        let sql = "DELETE FROM rate_buckets WHERE refilled_at < ?1";
+        execute(self, sql, [before]).map(|n| n as u64)
+    }
+}
+
 /// Runs one of the shared operations on this thread. Every statement it awaits is SQLite's
 /// synchronous work, so it is finished at the first poll.
 fn run<T>(op: impl Future<Output = Fallible<T>>) -> Fallible<T> {
@@ -568,6 +686,7 @@ impl Store for SqliteStore {
                 "DELETE FROM records WHERE account = ?1",
                 "DELETE FROM sessions WHERE account = ?1",
                 "DELETE FROM token_issuance WHERE account = ?1",
+                "DELETE FROM pending WHERE account = ?1",
                 "DELETE FROM credentials WHERE account = ?1",
                 "DELETE FROM accounts WHERE id = ?1",
             ] {
@@ -813,6 +932,76 @@ impl Store for SqliteStore {
         let keep = *keep;
         self.call("forget_spent_tokens", move |conn| {
             execute(conn, ops::FORGET_SPENT_TOKENS, [&keep[..]]).map(|n| n as u64)
+        })
+        .await
+    }
+
+    async fn put_pending(
+        &self,
+        kind: PendingKind,
+        id: &[u8; 32],
+        owner: PendingOwner,
+        value: &[u8],
+        now_ms: u64,
+        expires_ms: u64,
+        limits: PendingLimits,
+    ) -> Result<PendingPut> {
+        let (id, value) = (*id, value.to_vec());
+        self.write("put_pending", move |tx| {
+            let entry = NewPending {
+                kind,
+                id: &id,
+                owner,
+                value: &value,
+                created_at: to_db(now_ms, "current time")?,
+                expires_at: to_db(expires_ms, "expiry")?,
+            };
+            run(ops::put_pending(tx, entry, limits))
+        })
+        .await
+    }
+
+    async fn take_pending(
+        &self,
+        kind: PendingKind,
+        id: &[u8; 32],
+        now_ms: u64,
+    ) -> Result<Option<(Vec<u8>, PendingOwner)>> {
+        let id = *id;
+        self.write("take_pending", move |tx| {
+            let taken = query_opt(
+                tx,
+                "DELETE FROM pending WHERE kind = ?1 AND id = ?2
+                 RETURNING value, account, net, expires_at > ?3",
+                params![
+                    driver::pending_kind(kind),
+                    &id[..],
+                    to_db(now_ms, "current time")?
+                ],
+                |row| driver::taken_pending(row),
+            )?;
+            Ok(taken.flatten())
+        })
+        .await
+    }
+
+    async fn rate_limit(
+        &self,
+        key: &[u8],
+        now_ms: u64,
+        per_minute: u32,
+        burst: u32,
+    ) -> Result<bool> {
+        let key = key.to_vec();
+        self.write("rate_limit", move |tx| {
+            run(ops::rate_limit(tx, &key, now_ms, per_minute, burst))
+        })
+        .await
+    }
+
+    async fn purge_transient(&self, now_ms: u64, idle_before_ms: u64) -> Result<u64> {
+        self.write("purge_transient", move |tx| {
+            run(ops::purge_transient(tx, now_ms, idle_before_ms))
         })
         .await
     }

@@ -13,7 +13,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sotto_api::{PutResult, Quota, RecordOut, Usage};
-use sotto_store::{AccountId, CredentialRow, RecordWrite, Store, StoreError, TokenGrant};
+use sotto_store::{
+    AccountId, CredentialRow, NetKey, PendingKind, PendingLimits, PendingOwner, PendingPut,
+    RecordWrite, Store, StoreError, TokenGrant,
+};
 use sotto_testkit::postgres::Database;
 
 /// A byte budget no page here reaches.
@@ -124,6 +127,12 @@ fn owner_column(table: &str, columns: &[String]) -> Option<&'static str> {
     // Holds no account by design: a redeemed token must not be linkable to anyone
     // (`token_tables_link_nothing` checks its columns).
     if table == "spent_tokens" {
+        return None;
+    }
+    // Keyed by whatever the server chooses (a network, an account id behind a prefix), so the
+    // store cannot tell which rows name an account; each holds a count and a time, and is
+    // forgotten once idle (`rate_limits` checks the purge).
+    if table == "rate_buckets" {
         return None;
     }
     assert!(
@@ -238,6 +247,11 @@ conformance! {
         account_isolation,
         tokens_within_quota,
         tokens_are_spent_once,
+        pending_entries_are_taken_once,
+        pending_kinds_count_apart_and_accounts_push_out_their_own,
+        pending_caps_refuse_networks_and_a_full_table,
+        pending_entries_expire,
+        rate_limits,
     ],
     harness: [
         delete_account_removes_every_row,
@@ -245,6 +259,8 @@ conformance! {
         concurrent_writers,
         token_tables_link_nothing,
         racing_token_operations,
+        racing_pending_entries,
+        racing_rate_limits,
     ]
 }
 
@@ -1011,7 +1027,15 @@ async fn delete_account_removes_every_row(h: &Harness) {
         put(s, id, write("m2", 0, b"secret")).await;
         assert!(s.delete_record(id, "m2", None).await.unwrap());
         assert!(s.take_tokens(id, 7, 1, 10).await.unwrap().granted);
+        for kind in [PendingKind::Ceremony, PendingKind::Proof] {
+            let put = pend(s, kind, &bytes32(9), PendingOwner::Account(id), 0, 100).await;
+            assert_eq!(put, PendingPut::Stored);
+        }
     }
+    // An entry of the account's network names no account and stays.
+    let nets = bytes32(10);
+    let put = pend(s, PendingKind::Ceremony, &nets, net(1), 0, 100).await;
+    assert_eq!(put, PendingPut::Stored);
     let before = h.rows_of(a).await;
     for table in [
         "accounts",
@@ -1019,6 +1043,7 @@ async fn delete_account_removes_every_row(h: &Harness) {
         "sessions",
         "records",
         "token_issuance",
+        "pending",
     ] {
         assert!(
             before.get(table).copied().unwrap_or(0) > 0,
@@ -1043,6 +1068,12 @@ async fn delete_account_removes_every_row(h: &Harness) {
         s.delete_account(a).await,
         Err(StoreError::NoAccount)
     ));
+    assert_eq!(
+        s.take_pending(PendingKind::Ceremony, &nets, 1)
+            .await
+            .unwrap(),
+        Some((nets.to_vec(), net(1)))
+    );
 }
 
 async fn deleted_ciphertext_is_gone(h: &Harness) {
@@ -1292,6 +1323,373 @@ async fn racing_token_operations(h: &Harness) {
     );
 }
 
+// ---- Pending entries and rate limits ----------------------------------------------------
+
+const ROOMY_PENDING: PendingLimits = PendingLimits {
+    per_account: 4,
+    per_net: 64,
+    total: 10_000,
+};
+
+/// A client network: an IPv4 address in the documentation range.
+fn net(last: u8) -> PendingOwner {
+    PendingOwner::Net(NetKey::from([192, 0, 2, last]))
+}
+
+/// Puts an entry under [`ROOMY_PENDING`] whose value is its id.
+async fn pend(
+    s: &dyn Store,
+    kind: PendingKind,
+    id: &[u8; 32],
+    owner: PendingOwner,
+    now: u64,
+    expires: u64,
+) -> PendingPut {
+    pend_within(s, kind, id, owner, now, expires, ROOMY_PENDING).await
+}
+
+async fn pend_within(
+    s: &dyn Store,
+    kind: PendingKind,
+    id: &[u8; 32],
+    owner: PendingOwner,
+    now: u64,
+    expires: u64,
+    limits: PendingLimits,
+) -> PendingPut {
+    s.put_pending(kind, id, owner, id, now, expires, limits)
+        .await
+        .unwrap()
+}
+
+/// Whether the entry was there (taking it).
+async fn took(s: &dyn Store, kind: PendingKind, id: &[u8; 32], now: u64) -> bool {
+    match s.take_pending(kind, id, now).await.unwrap() {
+        Some((value, _)) => {
+            assert_eq!(value, id, "an entry came back with another's value");
+            true
+        }
+        None => false,
+    }
+}
+
+async fn pending_entries_are_taken_once(s: &dyn Store) {
+    use PendingKind::{Ceremony, Proof};
+    let (a, _, _) = account(s).await;
+    let id = bytes32(1);
+    let put = s
+        .put_pending(
+            Ceremony,
+            &id,
+            PendingOwner::Account(a),
+            b"state",
+            1000,
+            2000,
+            ROOMY_PENDING,
+        )
+        .await
+        .unwrap();
+    assert_eq!(put, PendingPut::Stored);
+    assert_eq!(
+        s.take_pending(Proof, &id, 1500).await.unwrap(),
+        None,
+        "another kind"
+    );
+    assert_eq!(
+        s.take_pending(Ceremony, &id, 1999).await.unwrap(),
+        Some((b"state".to_vec(), PendingOwner::Account(a)))
+    );
+    assert_eq!(
+        s.take_pending(Ceremony, &id, 1999).await.unwrap(),
+        None,
+        "taken twice"
+    );
+    assert_eq!(
+        s.take_pending(Ceremony, &bytes32(2), 0).await.unwrap(),
+        None
+    );
+
+    // A network's key comes back as it went in, IPv6 prefixes and IPv4 addresses apart.
+    let v6 = PendingOwner::Net(NetKey::from([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 7]));
+    let wide = PendingOwner::Net(NetKey::new(&[0xfe; 16]).unwrap());
+    for (owner, id) in [(v6, bytes32(3)), (wide, bytes32(4)), (net(9), bytes32(5))] {
+        assert_eq!(pend(s, Proof, &id, owner, 0, 10).await, PendingPut::Stored);
+        assert_eq!(
+            s.take_pending(Proof, &id, 9).await.unwrap(),
+            Some((id.to_vec(), owner))
+        );
+    }
+    assert_eq!(NetKey::new(&[]), None);
+    assert_eq!(NetKey::new(&[0; 17]), None);
+    assert_ne!(
+        NetKey::new(&[1, 2, 3, 4]),
+        NetKey::new(&[1, 2, 3, 4, 0, 0, 0, 0])
+    );
+
+    // An expired entry is gone, and taking it forgets it.
+    let late = bytes32(6);
+    assert_eq!(
+        pend(s, Ceremony, &late, net(1), 1000, 2000).await,
+        PendingPut::Stored
+    );
+    assert!(!took(s, Ceremony, &late, 2000).await);
+    assert!(!took(s, Ceremony, &late, 1500).await);
+}
+
+async fn pending_kinds_count_apart_and_accounts_push_out_their_own(s: &dyn Store) {
+    use PendingKind::{Ceremony, Proof};
+    let two = PendingLimits {
+        per_account: 2,
+        ..ROOMY_PENDING
+    };
+    let (a, _, _) = account(s).await;
+    let (b, _, _) = account(s).await;
+    let (a_owner, b_owner) = (PendingOwner::Account(a), PendingOwner::Account(b));
+    let ids: Vec<[u8; 32]> = (0..8).map(bytes32).collect();
+    assert_eq!(
+        pend_within(s, Ceremony, &ids[0], b_owner, 1, 100, two).await,
+        PendingPut::Stored
+    );
+    // A loop in account A only ever pushes out A's own oldest ceremonies.
+    for (n, id) in ids[1..5].iter().enumerate() {
+        let put = pend_within(s, Ceremony, id, a_owner, 10 + n as u64, 100, two).await;
+        assert_eq!(put, PendingPut::Stored);
+    }
+    // Proofs are a table of their own: A's two ceremonies do not count against them.
+    for (n, id) in ids[5..8].iter().enumerate() {
+        let put = pend_within(s, Proof, id, a_owner, 20 + n as u64, 100, two).await;
+        assert_eq!(put, PendingPut::Stored);
+    }
+    let mut left = Vec::new();
+    for (kind, range) in [(Ceremony, 0..5), (Proof, 5..8)] {
+        for n in range {
+            if took(s, kind, &ids[n], 50).await {
+                left.push(n);
+            }
+        }
+    }
+    assert_eq!(
+        left,
+        [0, 3, 4, 6, 7],
+        "B's ceremony, A's two newest ceremonies and A's two newest proofs"
+    );
+}
+
+async fn pending_caps_refuse_networks_and_a_full_table(s: &dyn Store) {
+    use PendingKind::{Ceremony, Proof};
+    let small = PendingLimits {
+        per_account: 2,
+        per_net: 3,
+        total: 5,
+    };
+    let put =
+        async |id: &[u8; 32], owner, kind| pend_within(s, kind, id, owner, 0, 100, small).await;
+    let ids: Vec<[u8; 32]> = (0..3).map(bytes32).collect();
+    for id in &ids {
+        assert_eq!(put(id, net(1), Ceremony).await, PendingPut::Stored);
+    }
+    // Refused, and nothing is stored.
+    let refused = bytes32(3);
+    assert_eq!(put(&refused, net(1), Ceremony).await, PendingPut::NetFull);
+    assert!(!took(s, Ceremony, &refused, 1).await);
+    // Other networks have their own share, an IPv6 prefix beginning with the same bytes too.
+    let v6 = PendingOwner::Net(NetKey::from([192, 0, 2, 1, 0, 0, 0, 0]));
+    assert_eq!(put(&bytes32(4), net(2), Ceremony).await, PendingPut::Stored);
+    assert_eq!(put(&bytes32(5), v6, Ceremony).await, PendingPut::Stored);
+    // Five live ceremonies: the table refuses everyone, accounts included, but not proofs.
+    let (a, _, _) = account(s).await;
+    let a_owner = PendingOwner::Account(a);
+    assert_eq!(
+        put(&bytes32(6), a_owner, Ceremony).await,
+        PendingPut::TableFull
+    );
+    assert_eq!(
+        put(&bytes32(7), net(3), Ceremony).await,
+        PendingPut::TableFull
+    );
+    assert_eq!(put(&bytes32(8), a_owner, Proof).await, PendingPut::Stored);
+    // Finishing a ceremony frees its slot.
+    assert!(took(s, Ceremony, &ids[0], 1).await);
+    assert_eq!(
+        put(&bytes32(9), a_owner, Ceremony).await,
+        PendingPut::Stored
+    );
+    assert_eq!(
+        put(&bytes32(10), net(1), Ceremony).await,
+        PendingPut::TableFull
+    );
+    // An account that does not exist holds nothing.
+    assert!(matches!(
+        s.put_pending(
+            Ceremony,
+            &bytes32(11),
+            PendingOwner::Account(new_id()),
+            b"x",
+            0,
+            100,
+            small
+        )
+        .await,
+        Err(StoreError::NoAccount)
+    ));
+}
+
+async fn pending_entries_expire(s: &dyn Store) {
+    use PendingKind::{Ceremony, Proof};
+    let small = PendingLimits {
+        per_account: 2,
+        per_net: 2,
+        total: 3,
+    };
+    let put = async |id: &[u8; 32], now, expires| {
+        pend_within(s, Ceremony, id, net(1), now, expires, small).await
+    };
+    let (e1, e2, e3) = (bytes32(1), bytes32(2), bytes32(3));
+    assert_eq!(put(&e1, 1000, 2000).await, PendingPut::Stored);
+    assert_eq!(put(&e2, 1000, 2000).await, PendingPut::Stored);
+    assert_eq!(put(&e3, 1999, 3000).await, PendingPut::NetFull);
+    // At 2000 both have expired: the put forgets them (a take on an earlier clock finds
+    // nothing) and they count against no cap.
+    assert_eq!(put(&e3, 2000, 3000).await, PendingPut::Stored);
+    assert!(!took(s, Ceremony, &e1, 1500).await);
+    assert!(!took(s, Ceremony, &e2, 1500).await);
+    let (a, _, _) = account(s).await;
+    for (n, id) in [bytes32(4), bytes32(5)].iter().enumerate() {
+        let put = pend_within(
+            s,
+            Ceremony,
+            id,
+            PendingOwner::Account(a),
+            2000,
+            2500 + n as u64,
+            small,
+        );
+        assert_eq!(put.await, PendingPut::Stored);
+    }
+    // The purge forgets what expired by its time, of both kinds, and nothing else.
+    let proof = bytes32(6);
+    assert_eq!(
+        pend(s, Proof, &proof, net(1), 2000, 2600).await,
+        PendingPut::Stored
+    );
+    assert_eq!(s.purge_transient(2600, 0).await.unwrap(), 3);
+    assert!(!took(s, Ceremony, &bytes32(4), 2400).await);
+    assert!(!took(s, Proof, &proof, 2400).await);
+    assert!(took(s, Ceremony, &e3, 2600).await);
+    assert_eq!(s.purge_transient(10_000, 0).await.unwrap(), 0);
+}
+
+async fn rate_limits(s: &dyn Store) {
+    // One a second, three at once.
+    let allow = async |key: &[u8], now| s.rate_limit(key, now, 60, 3).await.unwrap();
+    let (key, other) = (&b"net:\xc0\x00\x02\x01"[..], &b"acct:0123456789abcdef"[..]);
+    for _ in 0..3 {
+        assert!(allow(key, 10_000).await);
+    }
+    assert!(!allow(key, 10_000).await);
+    assert!(allow(other, 10_000).await, "keys keep apart");
+    assert!(!allow(key, 10_999).await);
+    assert!(allow(key, 11_000).await);
+    assert!(!allow(key, 11_000).await);
+    // Another server's clock, behind: it earns nothing, and the bucket keeps its own time.
+    for _ in 0..3 {
+        assert!(!allow(key, 5_000).await);
+    }
+    assert!(!allow(key, 11_999).await);
+    assert!(allow(key, 12_000).await);
+    // A burst of 0 allows one.
+    assert!(s.rate_limit(b"zero", 12_000, 60, 0).await.unwrap());
+    assert!(!s.rate_limit(b"zero", 12_000, 60, 0).await.unwrap());
+    // A bucket drained later than the idle time stays; those refilled before it go, full.
+    let busy = &b"busy"[..];
+    for _ in 0..3 {
+        assert!(allow(busy, 20_000).await);
+    }
+    assert_eq!(s.purge_transient(0, 12_001).await.unwrap(), 3);
+    assert!(!allow(busy, 20_000).await);
+    for _ in 0..3 {
+        assert!(allow(key, 12_000).await, "a purged bucket is full again");
+    }
+    assert!(!allow(key, 12_000).await);
+}
+
+/// Racing takes of one entry, and racing puts of one network and of one account: one take wins,
+/// and neither owner ends up over its cap.
+async fn racing_pending_entries(h: &Harness) {
+    use PendingKind::Ceremony;
+    let s = h.store.as_ref();
+    let (a, _, _) = account(s).await;
+    let limits = PendingLimits {
+        per_account: 3,
+        per_net: 5,
+        total: 10_000,
+    };
+    let contested = bytes32(1);
+    assert_eq!(
+        pend(s, Ceremony, &contested, net(1), 0, 100).await,
+        PendingPut::Stored
+    );
+    let mut takes = Vec::new();
+    let mut puts = Vec::new();
+    for n in 0..12u8 {
+        let store = Arc::clone(&h.store);
+        takes.push(tokio::spawn(async move {
+            store.take_pending(Ceremony, &contested, 1).await.unwrap()
+        }));
+        for owner in [net(2), PendingOwner::Account(a)] {
+            let store = Arc::clone(&h.store);
+            let id = bytes32(n);
+            puts.push(tokio::spawn(async move {
+                let put = pend_within(store.as_ref(), Ceremony, &id, owner, 1, 100, limits).await;
+                (owner, id, put)
+            }));
+        }
+    }
+    let mut taken = 0;
+    for t in takes {
+        taken += usize::from(t.await.unwrap().is_some());
+    }
+    assert_eq!(taken, 1, "an entry must be taken once under racing takers");
+    let (mut net_stored, mut account_ids) = (0, Vec::new());
+    for p in puts {
+        match p.await.unwrap() {
+            (PendingOwner::Net(_), _, PendingPut::Stored) => net_stored += 1,
+            (PendingOwner::Net(_), _, put) => assert_eq!(put, PendingPut::NetFull),
+            (PendingOwner::Account(_), id, put) => {
+                assert_eq!(put, PendingPut::Stored);
+                account_ids.push(id);
+            }
+        }
+    }
+    assert_eq!(net_stored, 5, "a network's cap must hold under racing puts");
+    let mut held = 0;
+    for id in &account_ids {
+        held += usize::from(took(s, Ceremony, id, 2).await);
+    }
+    assert_eq!(held, 3, "an account's cap must hold under racing puts");
+}
+
+async fn racing_rate_limits(h: &Harness) {
+    let mut calls = Vec::new();
+    for _ in 0..12 {
+        let store = Arc::clone(&h.store);
+        calls.push(tokio::spawn(async move {
+            store
+                .rate_limit(b"net:contested", 1000, 1, 5)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut allowed = 0;
+    for c in calls {
+        allowed += usize::from(c.await.unwrap());
+    }
+    assert_eq!(
+        allowed, 5,
+        "racing callers must not share out more than the burst"
+    );
+}
+
 // ---- SQLite specifics --------------------------------------------------------------------
 
 #[tokio::test]
@@ -1320,7 +1718,7 @@ async fn sqlite_file_is_private_and_reopens() {
     let versions: i64 = conn
         .query_row("SELECT count(*) FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(versions, 4, "one row per migration");
+    assert_eq!(versions, 5, "one row per migration");
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
