@@ -1,12 +1,20 @@
-// The attested chat channel: a binary WebSocket to the server's relay, over which the wasm
-// Channel verifies the enclave's evidence (`finish`), then requires a release of the verified
-// transparency log to list the build (`admit`, after releaselog.ts ran the log check), before
-// anything is encrypted to it. The relay sees only the handshake and ciphertext frames.
+// The attested chat channel: a binary WebSocket to the server's relay (directly, or through an
+// independent hop the user chose, which then sees this browser's address instead of the
+// server), over which the wasm Channel verifies the enclave's evidence (`finish`), then
+// requires a release of the verified transparency log to list the build (`admit`, after
+// releaselog.ts ran the log check), before anything is encrypted to it. The relay sees only
+// the handshake and ciphertext frames, and, when it requires one, an anonymous token
+// (tokens.ts), offered as a WebSocket subprotocol.
 
-import { Channel } from "../pkg/sotto_web.js";
+import { Channel, type Client, relay_with_enclave } from "../pkg/sotto_web.js";
 import { api } from "./api.js";
+import { boundedBytes } from "./drive.js";
 import type { Role } from "./history.js";
 import { checkReleaseLog } from "./releaselog.js";
+import { spend } from "./tokens.js";
+
+/** The relay's WebSocket subprotocol, offered beside a token's. */
+const RELAY_PROTOCOL = "sotto.relay";
 
 /** Accepting the simulated development platform is a build-time choice (scripts/web); when it
  *  is accepted the page shows a banner that never goes away. */
@@ -20,6 +28,10 @@ export interface Verified {
   /** The release log check in this page (its fetches included) and Channel.admit. */
   logMs: number;
   logFiles: number;
+  /** The hop's relay URL, or null when the page reached the server's relay itself. */
+  via: string | null;
+  /** An anonymous relay token was spent on the connection. */
+  tokenSpent: boolean;
 }
 
 /** The logged release that admitted the enclave (`sotto_release::Admitted`). */
@@ -69,6 +81,14 @@ export interface Handlers {
   error(message: string): void;
 }
 
+/** `relay`, preferring an enclave of the server's pool that this page picked at random (the
+ *  wasm picks; see sotto_client::enclaves), so the server does not choose the machine. */
+async function pickedEnclave(relay: string): Promise<string> {
+  const resp = await fetch("/v1/enclaves", { credentials: "omit", cache: "no-store" });
+  const random = crypto.getRandomValues(new Uint32Array(1))[0];
+  return relay_with_enclave(relay, resp.status, await boundedBytes(resp), random);
+}
+
 export class Connection {
   private handlers: Handlers | null = null;
 
@@ -81,23 +101,35 @@ export class Connection {
     ws.onclose = () => this.fail("the connection to the enclave closed");
   }
 
-  static async open(): Promise<Connection> {
+  /** Opens a channel through the hop `via` (a relay URL, see hop.ts) or the server's
+   *  own relay, spending a token of `client`'s when the relay requires one. */
+  static async open(client: Client | null, via: string | null): Promise<Connection> {
     const policy: Record<string, unknown> = { allow_simulated: __ALLOW_SIMULATED__ };
     const collateral = (await api.collateral()).files;
     if (__ALLOW_SIMULATED__ && collateral["simulated-root.der"])
       policy.simulated_root = collateral["simulated-root.der"];
     // Handed to the wasm as it is: whether it counts is decided there, at compile time.
     const serverTrust = collateral["trust.json"] ? base64Text(collateral["trust.json"]) : "";
-    const channel = new Channel(JSON.stringify(policy));
-    const ws = new WebSocket(
-      `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/relay`,
+    const token = await spend(client);
+    const relay = await pickedEnclave(
+      via ?? `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/relay`,
     );
+    const channel = new Channel(JSON.stringify(policy));
+    const ws = new WebSocket(relay, token.subprotocol ? [RELAY_PROTOCOL, token.subprotocol] : []);
     ws.binaryType = "arraybuffer";
     try {
       const response = await new Promise<Uint8Array>((resolve, reject) => {
         ws.onopen = () => ws.send(channel.hello());
         ws.onmessage = (ev) => resolve(new Uint8Array(ev.data as ArrayBuffer));
-        ws.onerror = () => reject(new Error("cannot reach the enclave relay"));
+        ws.onerror = () =>
+          reject(
+            new Error(
+              via
+                ? `cannot reach the enclave through the hop ${via}`
+                : "cannot reach the enclave relay" +
+                    (token.subprotocol ? " (or it refused the relay token)" : ""),
+            ),
+          );
         ws.onclose = (ev) =>
           reject(
             new Error(
@@ -118,12 +150,15 @@ export class Connection {
         log.check.free();
       }
       const logMs = performance.now() - t1;
+      void token.refill();
       return new Connection(ws, channel, {
         summary,
         checkedAt: new Date(),
         finishMs,
         logMs,
         logFiles: log.fetched,
+        via,
+        tokenSpent: token.subprotocol !== null,
       });
     } catch (e) {
       ws.close();

@@ -1,6 +1,7 @@
 // The one driver of the client core's flows (crates/web/src/flows.rs, the CLI's own code): the
 // wasm Flow says what to do next, and this carries it out: a fetch to the (untrusted) server
-// with the session cookie, or a passkey ceremony (passkey.ts). It decides nothing; whatever the
+// with the session cookie (a JSON body, or a binary one such as a token request's), or a
+// passkey ceremony (passkey.ts). It decides nothing; whatever the
 // server or the authenticator answers goes back to the flow, which judges it. PRF outputs are
 // copied into wasm and wiped here.
 
@@ -11,8 +12,19 @@ interface Options {
   publicKey: Record<string, unknown>;
 }
 
+interface HttpStep {
+  kind: "http";
+  method: string;
+  path: string;
+  content_type?: string;
+  /** A JSON body, as text. */
+  body?: string;
+  /** Any other body (a token request's), base64url. */
+  body_b64u?: string;
+}
+
 type Step =
-  | { kind: "http"; method: string; path: string; body?: string }
+  | HttpStep
   | { kind: "create_passkey"; options: Options; salt_b64u: string; name: string | null }
   | { kind: "get_passkey"; options: Options; salt_b64u: string }
   | { kind: "done" };
@@ -22,11 +34,12 @@ type Step =
  *  before it fills the tab's memory. */
 const MAX_RESPONSE = 64 * 1024 * 1024;
 
-async function boundedText(resp: Response): Promise<string> {
+/** The body of an answer from the server, refused past MAX_RESPONSE bytes. */
+export async function boundedBytes(resp: Response): Promise<Uint8Array> {
   const tooLarge = () =>
     new Error(`the server's answer is larger than the ${MAX_RESPONSE} bytes this page reads`);
   if (Number(resp.headers.get("content-length") ?? 0) > MAX_RESPONSE) throw tooLarge();
-  if (!resp.body) return "";
+  if (!resp.body) return new Uint8Array();
   const reader = resp.body.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
@@ -46,21 +59,18 @@ async function boundedText(resp: Response): Promise<string> {
     all.set(c, at);
     at += c.byteLength;
   }
-  return new TextDecoder().decode(all);
+  return all;
 }
 
-async function send(step: {
-  method: string;
-  path: string;
-  body?: string;
-}): Promise<{ status: number; body: string }> {
+async function send(step: HttpStep): Promise<{ status: number; body: Uint8Array }> {
   const init: RequestInit = { method: step.method, credentials: "same-origin", cache: "no-store" };
-  if (step.body !== undefined) {
-    init.headers = { "content-type": "application/json" };
-    init.body = step.body;
+  const body = step.body ?? (step.body_b64u === undefined ? undefined : b64uDecode(step.body_b64u));
+  if (body !== undefined) {
+    init.headers = { "content-type": step.content_type ?? "application/json" };
+    init.body = body;
   }
   const resp = await fetch(step.path, init);
-  return { status: resp.status, body: await boundedText(resp) };
+  return { status: resp.status, body: await boundedBytes(resp) };
 }
 
 async function carry(flow: Flow, step: Exclude<Step, { kind: "done" }>): Promise<string> {

@@ -1,14 +1,17 @@
 // This browser's IndexedDB database "sotto": one object store per kind of local memory, none of
 // it secret (the server knows all of it), all of it there to catch a server that goes back on
-// what this browser saw. Version 1 had only "ledgers"; version 2 adds "logs", and the upgrade
-// creates whichever store is missing, so an existing database keeps its ledgers.
+// what this browser saw, and the anonymous relay tokens it has not spent yet. Version 1 had
+// only "ledgers"; version 2 adds "logs", version 3 "tokens", and the upgrade creates whichever
+// store is missing, so an existing database keeps what it holds.
 //   ledgers  the rollback ledger per account (ledger.ts)
 //   logs     the release log's verified tree per log origin (logstate.ts)
+//   tokens   the wallet of unspent relay tokens (tokens.ts): bearer tokens that name nobody
 
 const DB = "sotto";
-const VERSION = 2;
+const VERSION = 3;
 export const LEDGERS = "ledgers";
 export const LOGS = "logs";
+export const TOKENS = "tokens";
 
 export function request<T>(r: IDBRequest<T>): Promise<T> {
   return new Promise((resolve, reject) => {
@@ -23,7 +26,7 @@ function open(): Promise<IDBDatabase> {
   db ??= new Promise((resolve, reject) => {
     const r = indexedDB.open(DB, VERSION);
     r.onupgradeneeded = () => {
-      for (const name of [LEDGERS, LOGS]) {
+      for (const name of [LEDGERS, LOGS, TOKENS]) {
         if (!r.result.objectStoreNames.contains(name)) r.result.createObjectStore(name);
       }
     };

@@ -19,6 +19,7 @@ import {
 import { Connection } from "./chat.js";
 import { folders, renderList } from "./conversations.js";
 import { ask, describe, el, make, status } from "./dom.js";
+import { saveHop, savedHop } from "./hop.js";
 import {
   type Conversation,
   type Message,
@@ -177,7 +178,7 @@ async function connection(): Promise<Connection> {
   if (state.conn?.open) return state.conn;
   status("Verifying the enclave and the release log…");
   try {
-    state.conn = await Connection.open();
+    state.conn = await Connection.open(state.client, savedHop());
   } catch (e) {
     state.conn = null;
     renderRefused(describe(e));
@@ -501,9 +502,30 @@ function wire(): void {
     if (client)
       void busy("Loading your passkeys…", async () => {
         await renderPasskeys(client);
+        el<HTMLInputElement>("hop").value = savedHop() ?? "";
+        el("hop-state").textContent = "";
         status("");
         await ask(el<HTMLDialogElement>("passkeys-dialog"));
       });
+  });
+  el("save-hop").addEventListener("click", () => {
+    const shown = el("hop-state");
+    let hop: string | null;
+    try {
+      hop = saveHop(el<HTMLInputElement>("hop").value);
+    } catch (e) {
+      shown.textContent = `Not saved: ${describe(e)}.`;
+      return;
+    }
+    el<HTMLInputElement>("hop").value = hop ?? "";
+    // The next message opens a new channel by the new route.
+    if (!state.streaming) {
+      state.conn?.close();
+      state.conn = null;
+    }
+    shown.textContent = hop
+      ? `Saved: the next connection goes through ${hop}.`
+      : "Saved: connections go to this server's own relay.";
   });
   el("add-passkey").addEventListener("click", () => {
     const client = state.client;

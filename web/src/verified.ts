@@ -71,6 +71,11 @@ export function renderVerified(v: Verified): void {
           : "no: any simulated enclave accepted"
         : "n/a",
     ],
+    [
+      "Relay",
+      (v.via ? `through the hop ${v.via}` : "this server's") +
+        (v.tokenSpent ? "; paid with an anonymous token" : ""),
+    ],
     ["Checked at", v.checkedAt.toISOString()],
     ["Verification took", `${v.finishMs.toFixed(1)} ms`],
     [

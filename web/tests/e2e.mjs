@@ -23,6 +23,9 @@
 // enclave and no prompt byte sent: a server whose log lists another measurement; a bundle
 // built with another stack's trust.json (SOTTO_WEB_TRUST) talking to this stack; a log that
 // shows this browser another tree of the size it saw (split view) or a smaller one (rollback).
+// Against a server started with --require-tokens, the page fetches a batch of anonymous relay
+// tokens with its session and spends one per connection, directly and then through a `sotto
+// hop` set in the account dialog (a malformed hop address is refused there).
 // Screenshots go to artifacts/web/.
 //
 // Env: SOTTO_BIN (default $CARGO_TARGET_DIR/debug/sotto), SOTTO_MODEL (required: a GGUF),
@@ -436,8 +439,10 @@ async function main() {
       enclaveDir,
       "--listen",
       "127.0.0.1:0",
+      // One thread: the tiny model then spreads an answer over several of the enclave's 50 ms
+      // ticks, so that Stop can cut it (with more, a whole answer fits in one tick's message).
       "--threads",
-      "2",
+      "1",
       "--write-release",
       releaseFile,
     ],
@@ -1136,7 +1141,7 @@ async function main() {
   );
   assert.deepEqual(
     upgraded,
-    { version: 2, old: "{}", ledgers: 2, logs: [otherLog] },
+    { version: 3, old: "{}", ledgers: 2, logs: [otherLog] },
     "the upgrade kept the old ledger; the verified log was stored though its release was refused",
   );
   assert.deepEqual(elsewhere(otherUrls, otherServer), []);
@@ -1219,6 +1224,74 @@ async function main() {
     assert.deepEqual(elsewhere(strictUrls, strictServer), []);
   }
 
+  step("A relay that requires anonymous tokens, reached directly, then through an independent hop");
+  const tokenDir = join(work, "server-tokens");
+  const tokenTap = await tap(enclave);
+  const tokenServer = await startServer(tokenTap.addr, dist, [
+    "--data-dir",
+    tokenDir,
+    "--collateral-dir",
+    collateralFor(tokenDir),
+    "--dev-release",
+    releaseFile,
+    "--require-tokens",
+  ]);
+  const hopPort = await start(
+    ["hop", "--upstream", tokenServer.origin, "--listen", "127.0.0.1:0"],
+    /hop: ws:\/\/127\.0\.0\.1:(\d+)/,
+    30_000,
+  );
+  const hopRelay = `ws://127.0.0.1:${hopPort}/v1/relay`;
+  const tokenUrls = [];
+  const h = await opened("h", tokenServer.origin, sent, tokenUrls);
+  const sockets = [];
+  h.page.on("websocket", (ws) => sockets.push(ws.url()));
+  await signUp(h.page);
+  const tokenSql = (q) =>
+    execFileSync("sqlite3", ["-cmd", ".timeout 10000", join(tokenDir, "accounts.sqlite"), q], {
+      encoding: "utf8",
+    }).trim();
+  const direct = await chat(h.page, `Hello from a token ${canaries[0]}`);
+  assert.ok(direct.length > 0, "answered over a token-paid relay connection");
+  assert.match(
+    await h.page.textContent("#verified-list"),
+    /this server's; paid with an anonymous token/,
+  );
+  assert.equal(tokenSql("SELECT COUNT(*) FROM spent_tokens"), "1", "one token spent");
+  await h.page.click("#manage-passkeys");
+  await h.page.waitForSelector("#passkeys-dialog[open]");
+  await h.page.fill("#hop", "ftp://hop.example");
+  await h.page.click("#save-hop");
+  assert.match(await h.page.textContent("#hop-state"), /^Not saved: the hop address must start/);
+  await h.page.fill("#hop", `http://127.0.0.1:${hopPort}`);
+  await h.page.click("#save-hop");
+  assert.equal(
+    await h.page.textContent("#hop-state"),
+    `Saved: the next connection goes through ${hopRelay}.`,
+  );
+  await shot(h.page, "14-hop-setting.png");
+  await h.page.click("#passkeys-dialog button[value='']");
+  await h.page.click("#new-chat");
+  const hopped = await chat(h.page, `Hello through a hop ${canaries[0]}`);
+  assert.ok(hopped.length > 0, "answered through the hop");
+  const relayRow = await h.page.textContent("#verified-list");
+  assert.ok(
+    relayRow.includes(`through the hop ${hopRelay}; paid with an anonymous token`),
+    relayRow,
+  );
+  await shot(h.page, "15-chat-through-hop.png");
+  assert.deepEqual(
+    sockets.map((u) => u.replace(/\?prefer=[0-9a-f]{12}$/, "")),
+    [`ws://localhost:${tokenServer.port}/v1/relay`, hopRelay],
+    "the second channel went through the hop; each preferred the enclave the page picked",
+  );
+  assert.equal(tokenSql("SELECT COUNT(*) FROM spent_tokens"), "2", "the hop passed the token on");
+  assert.deepEqual(
+    elsewhere(tokenUrls, tokenServer).filter((u) => !u.startsWith(hopRelay)),
+    [],
+    "nothing but the hop besides the server",
+  );
+
   step("The canaries and the recovery code never left the pages in the clear; no other origin");
   for (const s of sent) {
     for (const canary of canaries)
@@ -1244,6 +1317,7 @@ async function main() {
     otherDir,
     join(work, "server-pinned"),
     join(work, "server-strict"),
+    tokenDir,
   ].flatMap((d) => (existsSync(d) ? files(d) : []));
   assert.ok(
     stored.some((f) => f.endsWith("accounts.sqlite")),
@@ -1263,7 +1337,7 @@ async function main() {
       assert.ok(!o.text.includes(canary), `${o.name}'s output holds ${canary}`);
   }
 
-  for (const t of [hostile, otherTap, pinnedTap]) t.server.close();
+  for (const t of [hostile, otherTap, pinnedTap, tokenTap]) t.server.close();
   const wasm = statSync(join(dist, "sotto_web_bg.wasm")).size;
   const js = statSync(join(dist, "app.js")).size;
   console.log(

@@ -60,6 +60,15 @@ pub mod routes {
     pub const TOKEN_ISSUE: &str = "/v1/tokens/issue";
     /// What the relay asks for: its token challenge, the issuer key, whether tokens are required.
     pub const TOKEN_POLICY: &str = "/v1/tokens";
+    /// The enclaves behind the relay ([`super::Enclaves`]), by id.
+    pub const ENCLAVES: &str = "/v1/enclaves";
+    /// The relay's WebSocket: `?enclave=ID` insists on one enclave of [`ENCLAVES`],
+    /// `?prefer=ID` asks for it first.
+    pub const RELAY: &str = "/v1/relay";
+    /// The query parameter of [`RELAY`] naming the one enclave to reach.
+    pub const ENCLAVE_PARAM: &str = "enclave";
+    /// The query parameter of [`RELAY`] naming the enclave to try first.
+    pub const PREFER_PARAM: &str = "prefer";
 
     /// [`PASSKEY`] for one credential id (base64url, which needs no escaping in a path).
     pub fn passkey(credential_id: &[u8]) -> String {
@@ -180,6 +189,24 @@ pub struct TokenPolicy {
     /// Tokens one account may be issued per period.
     pub per_period: u32,
     pub period_secs: u64,
+}
+
+/// The enclaves behind a server's relay ([`routes::ENCLAVES`]). A client that picks one at
+/// random among those up and not draining, and asks the relay for it, cannot be steered to a
+/// chosen machine by the server; it verifies that enclave's evidence as any other.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq, Debug)]
+pub struct Enclaves {
+    pub enclaves: Vec<EnclaveInfo>,
+}
+
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq, Debug)]
+pub struct EnclaveInfo {
+    /// The same on every server of a deployment; not the enclave's address.
+    pub id: String,
+    /// The last connect to it succeeded.
+    pub up: bool,
+    /// It takes no new relays.
+    pub draining: bool,
 }
 
 /// One key of the issuer directory (RFC 9578 section 4).

@@ -19,6 +19,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::header::AUTHORIZATION;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -33,6 +34,10 @@ pub enum ClientError {
     Connect(String),
     #[error("the connection closed: {0}")]
     Closed(String),
+    /// The relay ended the connection for a reason of its own (capacity, a deadline, no such
+    /// enclave): not the enclave hanging up.
+    #[error("the relay ended the connection: {0}")]
+    RelayEnded(String),
     #[error(
         "the enclave closed the connection without answering the handshake ({0}): it may speak \
          a protocol older than {protocol}, or it could not attest",
@@ -128,10 +133,15 @@ async fn next_binary(ws: &mut Ws) -> Result<Vec<u8>, ClientError> {
             Some(Err(e)) => return Err(ClientError::Closed(e.to_string())),
             Some(Ok(Message::Binary(b))) => return Ok(b.to_vec()),
             Some(Ok(Message::Close(frame))) => {
-                let why = frame
-                    .map(|f| f.reason.to_string())
-                    .unwrap_or_else(|| "no reason given".into());
-                return Err(ClientError::Closed(why));
+                return Err(match frame {
+                    // The relay's own refusals (capacity, deadlines, no such enclave) close with
+                    // a code of their own; an enclave hanging up closes normally.
+                    Some(f) if f.code != CloseCode::Normal => {
+                        ClientError::RelayEnded(f.reason.to_string())
+                    }
+                    Some(f) => ClientError::Closed(f.reason.to_string()),
+                    None => ClientError::Closed("no reason given".into()),
+                });
             }
             Some(Ok(_)) => continue,
         }

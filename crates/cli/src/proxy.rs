@@ -28,7 +28,7 @@ use tokio::sync::mpsc;
 use zeroize::Zeroizing;
 
 use crate::client::{now, ClientError, Connection};
-use crate::cmd::enclave_args::Checks;
+use crate::cmd::enclave_args::{Checks, Route};
 use crate::local::Profile;
 use crate::openai::{self, ApiError, ChatRequest, StopFilter};
 use crate::transparency::Checked;
@@ -37,10 +37,8 @@ use crate::transparency::Checked;
 const MAX_BODY: usize = 8 * 1024 * 1024;
 
 pub struct ProxyConfig {
-    /// The server whose release log is checked.
-    pub server: String,
-    /// Where the relay is reached: the server, or a hop in front of it.
-    pub relay: String,
+    /// The server (whose release log is checked), a hop in front of its relay, an enclave.
+    pub route: Route,
     pub checks: Checks,
     pub profile: Profile,
     /// The Host header values requests must carry (`host:port`).
@@ -121,7 +119,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 async fn open(config: &ProxyConfig) -> Result<(Connection, Checked), ApiError> {
     let paid = {
         let _wallet = config.wallet.lock().await;
-        crate::relay_tokens::for_connection(&config.server, &config.profile)
+        crate::relay_tokens::for_connection(&config.route.server, &config.profile)
             .await
             .map_err(|e| ApiError::no_token(e.to_string()))?
     };
@@ -130,12 +128,12 @@ async fn open(config: &ProxyConfig) -> Result<(Connection, Checked), ApiError> {
         .map(|(authorization, _)| authorization.as_str());
     let opened = config
         .checks
-        .open(&config.server, &config.relay, token, &config.profile)
+        .open(&config.route, token, &config.profile)
         .await
         .map_err(|e| ApiError::unverified(e.to_string()))?;
     if let Some((_, policy)) = &paid {
         let _wallet = config.wallet.lock().await;
-        crate::relay_tokens::refill(&config.server, &config.profile, policy).await;
+        crate::relay_tokens::refill(&config.route.server, &config.profile, policy).await;
     }
     Ok(opened)
 }

@@ -10,17 +10,14 @@
 //! Trust: the policy and the issuer's answers come from the untrusted server and are checked by
 //! `sotto-client` (a token that does not verify is refused, not kept).
 
-use sotto_client::{Answer, FetchTokens, Flow, RelayPolicy, Step, Token, Wallet};
+use sotto_client::{
+    Answer, FetchTokens, Flow, RelayPolicy, Step, Token, Wallet, TOKENS_LOW, TOKEN_BATCH,
+};
 use zeroize::Zeroizing;
 
 use crate::account::{self, AccountError};
 use crate::api::ApiClient;
 use crate::local::Profile;
-
-/// Tokens fetched at once.
-pub const BATCH: usize = 16;
-/// Below this many, the wallet is refilled after a connection.
-pub const LOW: usize = 4;
 
 pub type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -68,7 +65,7 @@ async fn fill(
     policy: &RelayPolicy,
     wallet: &mut Wallet,
 ) -> Result<usize, AnyError> {
-    let mut flow = FetchTokens::new(session, policy.clone(), BATCH);
+    let mut flow = FetchTokens::new(Some(session), policy.clone(), TOKEN_BATCH);
     let mut answer = None;
     let tokens = loop {
         match flow.next(answer.take())? {
@@ -120,7 +117,7 @@ pub async fn for_connection(
 pub async fn refill(server: &str, profile: &Profile, policy: &RelayPolicy) {
     let refilled = async {
         let mut wallet = load(profile)?;
-        if wallet.count(policy) >= LOW {
+        if wallet.count(policy) >= TOKENS_LOW {
             return Ok(0);
         }
         match session_for(profile, server)? {

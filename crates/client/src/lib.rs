@@ -16,6 +16,7 @@
 //! in zeroizing types without Debug.
 
 mod account;
+pub mod enclaves;
 mod flow;
 mod history;
 mod http;
@@ -34,4 +35,6 @@ pub use history::{
 pub use http::{ClientError, Method, Request, Response, Token};
 pub use passkey::{rp_id_of, Assertion, NewPasskey, PasskeyRequest, Prf};
 pub use sotto_api::routes;
-pub use tokens::{FetchTokens, RelayPolicy, RelayToken, Wallet};
+pub use tokens::{
+    FetchTokens, RelayPolicy, RelayToken, Wallet, BATCH as TOKEN_BATCH, LOW as TOKENS_LOW,
+};

@@ -69,17 +69,23 @@ fn to_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Tokens a client fetches at once.
+pub const BATCH: usize = 16;
+/// Below this many kept tokens, a client refills its wallet after a connection.
+pub const LOW: usize = 4;
+
 /// Fetches `count` tokens (at most [`MAX_TOKEN_BATCH`]) for a signed-in session: one issuance
-/// request carrying that many blinded token requests, each answer finalized and checked.
+/// request carrying that many blinded token requests, each answer finalized and checked. The
+/// session is its bearer token, or `None` for a browser, which presents its cookie instead.
 pub struct FetchTokens {
-    session: Token,
+    session: Option<Token>,
     policy: RelayPolicy,
     count: usize,
     pending: Vec<PendingToken>,
 }
 
 impl FetchTokens {
-    pub fn new(session: Token, policy: RelayPolicy, count: usize) -> Self {
+    pub fn new(session: Option<Token>, policy: RelayPolicy, count: usize) -> Self {
         FetchTokens {
             session,
             policy,
@@ -107,7 +113,7 @@ impl Flow for FetchTokens {
                 body.extend_from_slice(&request);
             }
             let req = Request::bytes(Method::Post, routes::TOKEN_ISSUE, TOKEN_REQUEST_TYPE, body)
-                .authorized(Some(&self.session));
+                .authorized(self.session.as_ref());
             return Ok(Step::Send(req));
         }
         let resp = http(answer)?;

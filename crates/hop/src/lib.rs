@@ -7,14 +7,16 @@
 //! binary WebSocket message as it is, without parsing it: this crate depends on no
 //! cryptography, so it holds no key by construction. Of the client's request it forwards
 //! nothing that could name the user — no cookie, no Origin, no forwarded-for header, no user
-//! agent — except an `Authorization: PrivateToken …` header, an anonymous token by design
-//! (RFC 9577), which the server may require to meter use.
+//! agent, of the query only the enclave the client picked — except an anonymous token by
+//! design (RFC 9577), which the server may require to meter use: an `Authorization:
+//! PrivateToken …` header, or from a browser (which cannot set headers on a WebSocket) a
+//! `privatetoken.…` subprotocol.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message as Client, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -30,6 +32,10 @@ use tracing::{info, warn};
 pub const RELAY_PATH: &str = "/v1/relay";
 /// The largest message the channel sends (one Noise message, 65,535 bytes).
 const MAX_MESSAGE: usize = 65_535;
+/// The relay's WebSocket subprotocol, which a browser offers beside its token's; the hop
+/// answers with it alone, as the server does, so the token is never echoed.
+const SUBPROTOCOL: &str = "sotto.relay";
+const TOKEN_SUBPROTOCOL_PREFIX: &str = "privatetoken.";
 
 #[derive(Clone, Debug)]
 pub struct HopConfig {
@@ -81,11 +87,14 @@ pub fn router(config: HopConfig) -> Result<Router, HopError> {
 
 async fn upgrade(
     State(hop): State<Arc<Hop>>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> impl IntoResponse {
     let token = private_token(&headers);
-    ws.max_message_size(MAX_MESSAGE)
+    let wanted = enclave_wanted(query.as_deref());
+    ws.protocols([SUBPROTOCOL])
+        .max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE)
         .on_upgrade(move |socket| async move {
             let Ok(_slot) = hop.slots.try_acquire() else {
@@ -94,7 +103,7 @@ async fn upgrade(
                 let _ = tx.send(close(1013, "the hop is full")).await;
                 return;
             };
-            let (up, down, end) = forward(socket, &hop.config, token).await;
+            let (up, down, end) = forward(socket, &hop.config, token, wanted).await;
             info!(
                 up_bytes = up,
                 down_bytes = down,
@@ -104,17 +113,53 @@ async fn upgrade(
         })
 }
 
-/// The client's `Authorization` header when it carries a Privacy Pass token, and nothing else.
-fn private_token(headers: &HeaderMap) -> Option<HeaderValue> {
-    headers
+/// The Privacy Pass token of a client's upgrade, as the header that carries it upstream.
+#[derive(Debug, PartialEq)]
+enum PrivateToken {
+    /// `Authorization: PrivateToken …`, passed on as it is.
+    Authorization(HeaderValue),
+    /// A browser's `privatetoken.…` subprotocol, passed on beside the relay's own.
+    Subprotocol(HeaderValue),
+}
+
+/// The client's Privacy Pass token, and nothing else of its request.
+fn private_token(headers: &HeaderMap) -> Option<PrivateToken> {
+    let authorization = headers
         .get_all(axum::http::header::AUTHORIZATION)
         .iter()
         .find(|v| {
             v.as_bytes()
                 .get(..13)
                 .is_some_and(|scheme| scheme.eq_ignore_ascii_case(b"PrivateToken "))
+        });
+    if let Some(value) = authorization {
+        return Some(PrivateToken::Authorization(value.clone()));
+    }
+    headers
+        .get_all(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .find(|p| p.starts_with(TOKEN_SUBPROTOCOL_PREFIX))
+        .and_then(|p| HeaderValue::from_str(&format!("{SUBPROTOCOL}, {p}")).ok())
+        .map(PrivateToken::Subprotocol)
+}
+
+/// The enclave the client asked the relay for (`enclave=ID` or `prefer=ID`, the client's own
+/// pick among the server's enclaves), passed on as that query so that a hop does not take the
+/// choice away; any other part of the query stays here.
+fn enclave_wanted(query: Option<&str>) -> Option<String> {
+    query?
+        .split('&')
+        .find(|pair| {
+            pair.split_once('=').is_some_and(|(name, id)| {
+                matches!(name, "enclave" | "prefer")
+                    && (1..=64).contains(&id.len())
+                    && id.bytes().all(|b| b.is_ascii_alphanumeric())
+            })
         })
-        .cloned()
+        .map(str::to_owned)
 }
 
 /// Moves binary messages both ways until either side closes, misbehaves or idles out.
@@ -122,10 +167,11 @@ fn private_token(headers: &HeaderMap) -> Option<HeaderValue> {
 async fn forward(
     socket: WebSocket,
     config: &HopConfig,
-    token: Option<HeaderValue>,
+    token: Option<PrivateToken>,
+    wanted: Option<String>,
 ) -> (u64, u64, &'static str) {
     let (mut client_tx, mut client_rx) = socket.split();
-    let upstream = match connect(config, token).await {
+    let upstream = match connect(config, token, wanted).await {
         Ok(upstream) => upstream,
         Err(why) => {
             let _ = client_tx.send(close(1013, why)).await;
@@ -180,17 +226,33 @@ type UpstreamSocket =
 
 async fn connect(
     config: &HopConfig,
-    token: Option<HeaderValue>,
+    token: Option<PrivateToken>,
+    wanted: Option<String>,
 ) -> Result<UpstreamSocket, &'static str> {
-    let mut request = config
-        .upstream
+    let upstream = match wanted {
+        Some(pair) => {
+            let sep = if config.upstream.contains('?') {
+                '&'
+            } else {
+                '?'
+            };
+            format!("{}{sep}{pair}", config.upstream)
+        }
+        None => config.upstream.clone(),
+    };
+    let mut request = upstream
         .as_str()
         .into_client_request()
         .map_err(|_| "the hop's upstream URL is invalid")?;
-    if let Some(token) = token {
-        request
-            .headers_mut()
-            .insert(axum::http::header::AUTHORIZATION, token);
+    let headers = request.headers_mut();
+    match token {
+        Some(PrivateToken::Authorization(value)) => {
+            headers.insert(axum::http::header::AUTHORIZATION, value);
+        }
+        Some(PrivateToken::Subprotocol(value)) => {
+            headers.insert(axum::http::header::SEC_WEBSOCKET_PROTOCOL, value);
+        }
+        None => {}
     }
     let limits = WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE))
@@ -221,15 +283,46 @@ mod tests {
             "authorization",
             HeaderValue::from_static("Bearer account-token"),
         );
+        headers.append(
+            "sec-websocket-protocol",
+            HeaderValue::from_static("sotto.relay, x-tracking.abc"),
+        );
         assert_eq!(private_token(&headers), None);
+        headers.append(
+            "sec-websocket-protocol",
+            HeaderValue::from_static("privatetoken.AAEC"),
+        );
+        assert_eq!(
+            private_token(&headers),
+            Some(PrivateToken::Subprotocol(HeaderValue::from_static(
+                "sotto.relay, privatetoken.AAEC"
+            )))
+        );
         headers.append(
             "authorization",
             HeaderValue::from_static("privatetoken token=\"abc\""),
         );
         assert_eq!(
-            private_token(&headers).unwrap(),
-            HeaderValue::from_static("privatetoken token=\"abc\"")
+            private_token(&headers),
+            Some(PrivateToken::Authorization(HeaderValue::from_static(
+                "privatetoken token=\"abc\""
+            )))
         );
+    }
+
+    #[test]
+    fn only_the_enclave_the_client_picked_is_passed_on() {
+        assert_eq!(
+            enclave_wanted(Some("x=1&enclave=0a1b2c&user=me")),
+            Some("enclave=0a1b2c".into())
+        );
+        assert_eq!(
+            enclave_wanted(Some("prefer=0a1b2c")),
+            Some("prefer=0a1b2c".into())
+        );
+        assert_eq!(enclave_wanted(Some("enclave=a%26b")), None);
+        assert_eq!(enclave_wanted(Some("enclave=")), None);
+        assert_eq!(enclave_wanted(None), None);
     }
 
     #[test]

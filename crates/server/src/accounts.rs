@@ -5,8 +5,14 @@
 //! The server verifies signatures from authenticators and never sees key material: clients
 //! strip PRF outputs before sending responses, the recovery sign-in secret is compared with a
 //! stored SHA-256, and sessions are random tokens kept only as hashes. Ceremony state and
-//! step-up proofs live in memory for five minutes ([`crate::pending`]); a server restart only
-//! cancels those in flight.
+//! step-up proofs live for five minutes in the store (`Store::put_pending`), as do the rate
+//! limits' buckets ([`crate::ratelimit`]), so every server on one database sees them: a
+//! ceremony started through one server finishes through another, and a limit holds across
+//! all of them. Each entry is counted against an owner, so no owner can fill the table for
+//! everyone else: a signed-in account holds at most [`PER_ACCOUNT`] and a new one pushes out
+//! its own oldest (a loop in one account only cancels that account's ceremonies); a client
+//! network holds at most [`PER_NET`] unauthenticated ones and is refused beyond that (pushing
+//! out would let one network cancel its neighbours' sign-ins behind the same address).
 //!
 //! A session alone reads and writes the history. Changing how the account is reached (the
 //! recovery code, its passkeys) or deleting it needs a *step-up proof*: a fresh passkey
@@ -15,8 +21,8 @@
 //! the owner out or take the account over.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
 use axum::http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
@@ -24,13 +30,17 @@ use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sotto_api::{
     b64, passkey_wrap_id, AccountInfo, CeremonyStarted, NewRecovery, PasskeyInfo, PutResult,
     Reauth, ReauthFinish, Reauthed, RecoverSignIn, RegisterFinish, RegisterStart, Sensitive,
     SessionGranted, SignInFinish, RECOVERY_WRAP_ID, SECURE_SESSION_COOKIE, SESSION_COOKIE,
 };
-use sotto_store::{AccountId, CredentialRow, RecordWrite, Store};
+use sotto_store::{
+    AccountId, CredentialRow, PendingKind, PendingLimits, PendingOwner, PendingPut, RecordWrite,
+    Store,
+};
 use subtle::ConstantTimeEq;
 use tracing::{info, warn};
 use webauthn_rs::prelude::{
@@ -41,19 +51,25 @@ use webauthn_rs::prelude::{
 use crate::address::{client_ip, Net};
 use crate::error::{ConfigError, Failure};
 use crate::extract::{Body, Proven};
-use crate::pending::{Full, Owner, Table};
-use crate::ratelimit::Limiter;
+use crate::ratelimit;
 use crate::AccountsConfig;
 
 const CEREMONY_TTL: Duration = Duration::from_secs(300);
-const MAX_CEREMONIES: usize = 10_000;
 /// Long enough to confirm and then act, short enough that a proof left behind is soon useless.
 const PROOF_TTL: Duration = Duration::from_secs(300);
-const MAX_PROOFS: usize = 10_000;
+/// Entries one account may hold at once (ceremonies and proofs are counted apart).
+const PER_ACCOUNT: u32 = 4;
+/// Unauthenticated ceremonies one client network may hold at once. Generous, for many people
+/// behind one NAT; the rate limit per network bounds how fast it fills.
+const PER_NET: u32 = 64;
+
 /// Passkeys one account may register: bounds the account's answer and every ceremony's
 /// credential list.
 const MAX_PASSKEYS: usize = 32;
 
+/// A ceremony between its start and its finish, stored as JSON (webauthn-rs's state types are
+/// serializable for exactly this: state kept server-side, in the operator's own database).
+#[derive(Serialize, Deserialize)]
 enum Ceremony {
     NewAccount {
         account: Uuid,
@@ -69,6 +85,7 @@ enum Ceremony {
     },
 }
 
+#[derive(Serialize, Deserialize)]
 enum OwnStep {
     AddPasskey {
         state: PasskeyRegistration,
@@ -79,7 +96,8 @@ enum OwnStep {
     },
 }
 
-/// A step-up proof: for one operation of one session (the account is its owner in the table).
+/// A step-up proof: for one operation of one session (the account is its owner in the store).
+#[derive(Serialize, Deserialize)]
 struct Proof {
     session: [u8; 32],
     operation: Sensitive,
@@ -89,13 +107,22 @@ pub(crate) struct Accounts {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) config: AccountsConfig,
     webauthn: Webauthn,
-    per_net: Limiter<Net>,
-    per_account: Limiter<AccountId>,
-    ceremonies: Mutex<Table<Ceremony>>,
-    proofs: Mutex<Table<Proof>>,
     /// The origin is HTTPS: the cookie is `Secure` and `__Host-` prefixed.
     secure: bool,
     proxy_header: Option<HeaderName>,
+}
+
+/// Wall-clock milliseconds: what the store's expiries and buckets count in, the same on every
+/// server of a deployment.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 pub(crate) fn now_secs() -> u64 {
@@ -140,18 +167,40 @@ impl Accounts {
             .allow_any_port(config.any_port)
             .build()
             .map_err(|e| fail(e.to_string()))?;
-        let now = Instant::now();
         Ok(Accounts {
             store: config.store.clone(),
-            per_net: Limiter::new(config.auth_rate, now),
-            per_account: Limiter::new(config.auth_rate, now),
             secure: origin.scheme() == "https",
             config,
             webauthn,
-            ceremonies: Mutex::new(Table::new(CEREMONY_TTL, MAX_CEREMONIES)),
-            proofs: Mutex::new(Table::new(PROOF_TTL, MAX_PROOFS)),
             proxy_header,
         })
+    }
+
+    /// Every minute, for as long as these accounts are served (on the runtime building them):
+    /// forgets expired sessions, ceremonies and proofs, and rate-limit buckets idle for a
+    /// whole refill period (which are full again, the same as none). Any server of a
+    /// deployment may do it; a failure is retried a minute later.
+    pub(crate) fn maintain(self: &Arc<Self>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let accounts = Arc::downgrade(self);
+        runtime.spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(a) = accounts.upgrade() else { return };
+                let now = now_ms();
+                let idle_before = now.saturating_sub(millis(a.config.auth_rate.refill()));
+                if let Err(e) = a.store.purge_transient(now, idle_before).await {
+                    warn!(error = %e, "could not purge expired ceremonies and rate limits");
+                }
+                if let Err(e) = a.store.purge_sessions(now / 1000).await {
+                    warn!(error = %e, "could not purge expired sessions");
+                }
+            }
+        });
     }
 
     fn cookie_name(&self) -> &'static str {
@@ -162,36 +211,58 @@ impl Accounts {
         }
     }
 
+    fn pending_limits(&self) -> PendingLimits {
+        PendingLimits {
+            per_account: PER_ACCOUNT,
+            per_net: PER_NET,
+            total: self.config.max_pending,
+        }
+    }
+
     /// Opens a ceremony, answering with its id and the `options` for the authenticator.
-    fn begin(
+    async fn begin(
         &self,
         ceremony: Ceremony,
-        owner: Owner,
+        owner: PendingOwner,
         options: serde_json::Value,
     ) -> Result<Json<CeremonyStarted>, Failure> {
         let ceremony_id = random_token()?;
-        let mut table = self.ceremonies.lock().map_err(|_| Failure::Internal)?;
-        table
-            .insert(token_hash(&ceremony_id), owner, ceremony, Instant::now())
-            .map_err(|full| match full {
-                Full::Net => Failure::RateLimited,
-                Full::Table => Failure::Busy,
-            })?;
-        Ok(Json(CeremonyStarted {
-            ceremony_id,
-            options,
-        }))
+        let value = serde_json::to_vec(&ceremony).map_err(|_| Failure::Internal)?;
+        let now = now_ms();
+        let put = self
+            .store
+            .put_pending(
+                PendingKind::Ceremony,
+                &token_hash(&ceremony_id),
+                owner,
+                &value,
+                now,
+                now.saturating_add(millis(CEREMONY_TTL)),
+                self.pending_limits(),
+            )
+            .await?;
+        match put {
+            PendingPut::Stored => Ok(Json(CeremonyStarted {
+                ceremony_id,
+                options,
+            })),
+            PendingPut::NetFull => Err(Failure::RateLimited),
+            PendingPut::TableFull => Err(Failure::Busy),
+        }
     }
 
-    fn take(&self, id: &str) -> Result<(Ceremony, Owner), Failure> {
-        let mut table = self.ceremonies.lock().map_err(|_| Failure::Internal)?;
-        table
-            .take(&token_hash(id), Instant::now())
-            .ok_or_else(expired)
+    async fn take(&self, id: &str) -> Result<(Ceremony, PendingOwner), Failure> {
+        let (value, owner) = self
+            .store
+            .take_pending(PendingKind::Ceremony, &token_hash(id), now_ms())
+            .await?
+            .ok_or_else(expired)?;
+        let ceremony = serde_json::from_slice(&value).map_err(|_| Failure::Internal)?;
+        Ok((ceremony, owner))
     }
 
     /// Opens a ceremony that only this session may finish ([`Accounts::take_own`]).
-    fn begin_own(
+    async fn begin_own(
         &self,
         auth: &Authed,
         step: OwnStep,
@@ -201,20 +272,22 @@ impl Accounts {
             session: auth.token_hash,
             step,
         };
-        self.begin(ceremony, Owner::Account(auth.account), options)
+        self.begin(ceremony, PendingOwner::Account(auth.account), options)
+            .await
     }
 
     /// Takes a ceremony that this session opened. `pick` takes what the caller needs from it
     /// when it is of the kind the caller finishes; else the error is `not_kind`.
-    fn take_own<T>(
+    async fn take_own<T>(
         &self,
         auth: &Authed,
         id: &str,
         not_kind: &'static str,
         pick: impl FnOnce(OwnStep) -> Option<T>,
     ) -> Result<T, Failure> {
-        let (ceremony, owner) = self.take(id)?;
-        let (Ceremony::Own { session, step }, Owner::Account(account)) = (ceremony, owner) else {
+        let (ceremony, owner) = self.take(id).await?;
+        let (Ceremony::Own { session, step }, PendingOwner::Account(account)) = (ceremony, owner)
+        else {
             return Err(Failure::WebAuthn(not_kind));
         };
         let picked = pick(step).ok_or(Failure::WebAuthn(not_kind))?;
@@ -226,51 +299,60 @@ impl Accounts {
         Ok(picked)
     }
 
-    fn limit(&self, ip: IpAddr) -> Result<(), Failure> {
-        if self.per_net.allow(Net::of(ip), Instant::now()) {
-            Ok(())
-        } else {
-            Err(Failure::RateLimited)
-        }
+    async fn limit(&self, ip: IpAddr) -> Result<(), Failure> {
+        let key = ratelimit::net_key(Net::of(ip));
+        ratelimit::allow(self.store.as_ref(), &key, self.config.auth_rate).await
     }
 
-    fn limit_account(&self, account: AccountId) -> Result<(), Failure> {
-        if self.per_account.allow(account, Instant::now()) {
-            Ok(())
-        } else {
-            Err(Failure::RateLimited)
-        }
+    async fn limit_account(&self, account: AccountId) -> Result<(), Failure> {
+        let key = ratelimit::account_key(account);
+        ratelimit::allow(self.store.as_ref(), &key, self.config.auth_rate).await
     }
 
-    fn issue_proof(
+    async fn issue_proof(
         &self,
         account: AccountId,
         session: [u8; 32],
         operation: Sensitive,
     ) -> Result<String, Failure> {
         let proof = random_token()?;
-        let mut table = self.proofs.lock().map_err(|_| Failure::Internal)?;
-        table
-            .insert(
-                token_hash(&proof),
-                Owner::Account(account),
-                Proof { session, operation },
-                Instant::now(),
+        let value =
+            serde_json::to_vec(&Proof { session, operation }).map_err(|_| Failure::Internal)?;
+        let now = now_ms();
+        let put = self
+            .store
+            .put_pending(
+                PendingKind::Proof,
+                &token_hash(&proof),
+                PendingOwner::Account(account),
+                &value,
+                now,
+                now.saturating_add(millis(PROOF_TTL)),
+                self.pending_limits(),
             )
-            .map_err(|_| Failure::Busy)?;
-        Ok(proof)
+            .await?;
+        match put {
+            PendingPut::Stored => Ok(proof),
+            PendingPut::NetFull | PendingPut::TableFull => Err(Failure::Busy),
+        }
     }
 
     /// Uses up `proof`: it must have been earned by this session for this very operation.
-    fn consume_proof(
+    async fn consume_proof(
         &self,
         auth: &Authed,
         proof: &str,
         operation: &Sensitive,
     ) -> Result<(), Failure> {
-        let mut table = self.proofs.lock().map_err(|_| Failure::Internal)?;
-        match table.take(&token_hash(proof), Instant::now()) {
-            Some((p, Owner::Account(account)))
+        let taken = self
+            .store
+            .take_pending(PendingKind::Proof, &token_hash(proof), now_ms())
+            .await?;
+        let Some((value, PendingOwner::Account(account))) = taken else {
+            return Err(Failure::ReauthRequired);
+        };
+        match serde_json::from_slice::<Proof>(&value) {
+            Ok(p)
                 if account == auth.account
                     && bool::from(p.session.ct_eq(&auth.token_hash))
                     && p.operation == *operation =>
@@ -305,9 +387,10 @@ impl Accounts {
         if let Err(e) = self.store.purge_sessions(now).await {
             warn!(error = %e, "could not purge expired sessions");
         }
-        let reauth = step_up
-            .map(|op| self.issue_proof(account, hash, op))
-            .transpose()?;
+        let reauth = match step_up {
+            Some(op) => Some(self.issue_proof(account, hash, op).await?),
+            None => None,
+        };
         let cookie = (!bearer).then(|| {
             format!(
                 "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={ttl}{}",
@@ -487,7 +570,7 @@ pub(crate) async fn register_start(
     ClientIp(ip): ClientIp,
     Body(req): Body<RegisterStart>,
 ) -> Result<Json<CeremonyStarted>, Failure> {
-    a.limit(ip)?;
+    a.limit(ip).await?;
     let account = Uuid::new_v4();
     let name: String = req.display_name.trim().chars().take(64).collect();
     let name = if name.is_empty() {
@@ -498,9 +581,10 @@ pub(crate) async fn register_start(
     let (options, state) = a.creation_options(account, &name, Vec::new())?;
     a.begin(
         Ceremony::NewAccount { account, state },
-        Owner::Net(Net::of(ip)),
+        ratelimit::net_owner(Net::of(ip)),
         options,
     )
+    .await
 }
 
 pub(crate) async fn register_finish(
@@ -508,8 +592,8 @@ pub(crate) async fn register_finish(
     ClientIp(ip): ClientIp,
     Body(req): Body<RegisterFinish>,
 ) -> Result<Response, Failure> {
-    a.limit(ip)?;
-    let (Ceremony::NewAccount { account, state }, _) = a.take(&req.ceremony_id)? else {
+    a.limit(ip).await?;
+    let (Ceremony::NewAccount { account, state }, _) = a.take(&req.ceremony_id).await? else {
         return Err(Failure::WebAuthn("that ceremony is not a sign-up"));
     };
     let recovery = req.recovery.ok_or(Failure::BadRequest(
@@ -531,13 +615,18 @@ pub(crate) async fn sign_in_start(
     State(a): State<Arc<Accounts>>,
     ClientIp(ip): ClientIp,
 ) -> Result<Json<CeremonyStarted>, Failure> {
-    a.limit(ip)?;
+    a.limit(ip).await?;
     let (rcr, state) = a
         .webauthn
         .start_discoverable_authentication()
         .map_err(|_| Failure::Internal)?;
     let options = serde_json::to_value(rcr).map_err(|_| Failure::Internal)?;
-    a.begin(Ceremony::SignIn { state }, Owner::Net(Net::of(ip)), options)
+    a.begin(
+        Ceremony::SignIn { state },
+        ratelimit::net_owner(Net::of(ip)),
+        options,
+    )
+    .await
 }
 
 pub(crate) async fn sign_in_finish(
@@ -545,8 +634,8 @@ pub(crate) async fn sign_in_finish(
     ClientIp(ip): ClientIp,
     Body(req): Body<SignInFinish>,
 ) -> Result<Response, Failure> {
-    a.limit(ip)?;
-    let (Ceremony::SignIn { state }, _) = a.take(&req.ceremony_id)? else {
+    a.limit(ip).await?;
+    let (Ceremony::SignIn { state }, _) = a.take(&req.ceremony_id).await? else {
         return Err(Failure::WebAuthn("that ceremony is not a sign-in"));
     };
     let cred: PublicKeyCredential = serde_json::from_value(req.credential)
@@ -585,7 +674,7 @@ pub(crate) async fn recover(
     ClientIp(ip): ClientIp,
     Body(req): Body<RecoverSignIn>,
 ) -> Result<Response, Failure> {
-    a.limit(ip)?;
+    a.limit(ip).await?;
     let found = a.store.find_recovery(&req.lookup).await?;
     let given: [u8; 32] = Sha256::digest(req.secret).into();
     match found {
@@ -644,7 +733,7 @@ pub(crate) async fn reauth_start(
     auth: Authed,
     Body(operation): Body<Sensitive>,
 ) -> Result<Json<CeremonyStarted>, Failure> {
-    a.limit_account(auth.account)?;
+    a.limit_account(auth.account).await?;
     let passkeys: Vec<Passkey> = a
         .passkeys(auth.account)
         .await?
@@ -657,6 +746,7 @@ pub(crate) async fn reauth_start(
         .map_err(|_| Failure::WebAuthn("this account has no passkey to confirm with"))?;
     let options = serde_json::to_value(rcr).map_err(|_| Failure::Internal)?;
     a.begin_own(&auth, OwnStep::Reauth { operation, state }, options)
+        .await
 }
 
 pub(crate) async fn reauth_finish(
@@ -665,10 +755,12 @@ pub(crate) async fn reauth_finish(
     Body(req): Body<ReauthFinish>,
 ) -> Result<Json<Reauthed>, Failure> {
     let not_kind = "that ceremony is not a confirmation";
-    let (operation, state) = a.take_own(&auth, &req.ceremony_id, not_kind, |step| match step {
-        OwnStep::Reauth { operation, state } => Some((operation, state)),
-        OwnStep::AddPasskey { .. } => None,
-    })?;
+    let (operation, state) = a
+        .take_own(&auth, &req.ceremony_id, not_kind, |step| match step {
+            OwnStep::Reauth { operation, state } => Some((operation, state)),
+            OwnStep::AddPasskey { .. } => None,
+        })
+        .await?;
     let cred: PublicKeyCredential = serde_json::from_value(req.credential)
         .map_err(|_| Failure::BadRequest("the passkey response is malformed"))?;
     let result = a
@@ -689,7 +781,9 @@ pub(crate) async fn reauth_finish(
         passkey.update_credential(&result);
         a.touch(auth.account, &passkey).await?;
     }
-    let reauth = a.issue_proof(auth.account, auth.token_hash, operation)?;
+    let reauth = a
+        .issue_proof(auth.account, auth.token_hash, operation)
+        .await?;
     Ok(Json(Reauthed {
         reauth,
         expires_in: PROOF_TTL.as_secs(),
@@ -701,7 +795,8 @@ pub(crate) async fn delete_account(
     auth: Authed,
     Proven(req): Proven<Reauth>,
 ) -> Result<Response, Failure> {
-    a.consume_proof(&auth, &req.reauth, &Sensitive::DeleteAccount)?;
+    a.consume_proof(&auth, &req.reauth, &Sensitive::DeleteAccount)
+        .await?;
     a.store.delete_account(auth.account).await?;
     info!("account deleted");
     Ok(a.clear_cookie(Json(serde_json::json!({ "deleted": true })).into_response()))
@@ -712,7 +807,8 @@ pub(crate) async fn set_recovery(
     auth: Authed,
     Proven(req): Proven<NewRecovery>,
 ) -> Result<Json<PutResult>, Failure> {
-    a.consume_proof(&auth, &req.reauth, &Sensitive::RotateRecovery)?;
+    a.consume_proof(&auth, &req.reauth, &Sensitive::RotateRecovery)
+        .await?;
     if !sotto_api::valid_id(&req.wrap.kind) || req.wrap.group.is_some() {
         return Err(Failure::BadRequest(
             "the recovery wrapping is a record of one kind and no group",
@@ -744,8 +840,9 @@ pub(crate) async fn add_passkey_start(
     Proven(req): Proven<Reauth>,
 ) -> Result<Json<CeremonyStarted>, Failure> {
     // Limited first: a refused request keeps its proof for the retry.
-    a.limit_account(auth.account)?;
-    a.consume_proof(&auth, &req.reauth, &Sensitive::AddPasskey)?;
+    a.limit_account(auth.account).await?;
+    a.consume_proof(&auth, &req.reauth, &Sensitive::AddPasskey)
+        .await?;
     let existing: Vec<Vec<u8>> = a
         .store
         .credentials(auth.account)
@@ -761,6 +858,7 @@ pub(crate) async fn add_passkey_start(
     let (options, state) =
         a.creation_options(Uuid::from_bytes(auth.account.0), "Sotto", existing)?;
     a.begin_own(&auth, OwnStep::AddPasskey { state }, options)
+        .await
 }
 
 pub(crate) async fn add_passkey_finish(
@@ -769,10 +867,12 @@ pub(crate) async fn add_passkey_finish(
     Body(req): Body<RegisterFinish>,
 ) -> Result<Json<PasskeyInfo>, Failure> {
     let not_kind = "that ceremony is not adding a passkey";
-    let state = a.take_own(&auth, &req.ceremony_id, not_kind, |step| match step {
-        OwnStep::AddPasskey { state } => Some(state),
-        OwnStep::Reauth { .. } => None,
-    })?;
+    let state = a
+        .take_own(&auth, &req.ceremony_id, not_kind, |step| match step {
+            OwnStep::AddPasskey { state } => Some(state),
+            OwnStep::Reauth { .. } => None,
+        })
+        .await?;
     let passkey = a.finish_registration(req.credential, &state)?;
     let row = row_for(&passkey, &req.passkey_name, now_secs())?;
     a.store.add_credential(auth.account, row.clone()).await?;
@@ -796,7 +896,7 @@ pub(crate) async fn remove_passkey(
     let operation = Sensitive::RemovePasskey {
         credential_id: cred.clone(),
     };
-    a.consume_proof(&auth, &req.reauth, &operation)?;
+    a.consume_proof(&auth, &req.reauth, &operation).await?;
     if !a.store.delete_credential(auth.account, &cred).await? {
         return Err(Failure::NotFound("passkey"));
     }

@@ -18,6 +18,8 @@ pub enum ConfigError {
     },
     #[error("the token issuer is misconfigured: {0}")]
     Tokens(#[from] sotto_tokens::TokenError),
+    #[error("the enclave pool is misconfigured: {0}")]
+    Pool(String),
 }
 
 #[derive(Debug)]

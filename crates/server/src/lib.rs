@@ -11,7 +11,7 @@ mod address;
 mod error;
 mod extract;
 mod log;
-mod pending;
+mod pool;
 mod ratelimit;
 mod records;
 mod relay;
@@ -38,6 +38,7 @@ use sotto_store::Store;
 use tokio::sync::Semaphore;
 
 pub use error::ConfigError;
+pub use pool::parse_pool;
 pub use ratelimit::RateLimit;
 pub use relay::RelayLimits;
 pub use serve::{serve, ConnectionLimits};
@@ -49,8 +50,12 @@ pub use web::CSP;
 
 #[derive(Clone)]
 pub struct ServerConfig {
-    /// Where the enclave listens (loopback TCP in the local stack).
-    pub enclave_addr: SocketAddr,
+    /// Where the enclaves listen (loopback TCP in the local stack); each relay goes to one of
+    /// them ([`pool`](crate::pool)).
+    pub enclaves: Vec<SocketAddr>,
+    /// A pool file (`ADDR` or `ADDR drain` per line) read now and on every probe tick, for
+    /// enclaves that join, leave or drain without a restart.
+    pub enclave_pool: Option<PathBuf>,
     /// Folder of vendor-signed collateral files served verbatim at `/v1/collateral`.
     pub collateral_dir: Option<PathBuf>,
     /// What the relay to the enclave lets each client hold ([`RelayLimits`]).
@@ -85,6 +90,9 @@ pub struct AccountsConfig {
     pub session_ttl: Duration,
     /// Per client address, on the sign-up, sign-in and recovery endpoints.
     pub auth_rate: RateLimit,
+    /// WebAuthn ceremonies (and, counted apart, step-up proofs) in flight at once on the whole
+    /// deployment: what only a flood from many accounts or networks at once reaches.
+    pub max_pending: u32,
 }
 
 impl AccountsConfig {
@@ -103,14 +111,22 @@ impl AccountsConfig {
                 per_minute: 30,
                 burst: 10,
             },
+            max_pending: 10_000,
         }
     }
 }
 
 impl ServerConfig {
+    /// In front of one enclave.
     pub fn new(enclave_addr: SocketAddr) -> Self {
+        ServerConfig::with_pool(vec![enclave_addr], None)
+    }
+
+    /// In front of the enclaves `enclaves` and those of the pool file `enclave_pool`.
+    pub fn with_pool(enclaves: Vec<SocketAddr>, enclave_pool: Option<PathBuf>) -> Self {
         ServerConfig {
-            enclave_addr,
+            enclaves,
+            enclave_pool,
             collateral_dir: None,
             relay: RelayLimits::default(),
             accounts: None,
@@ -125,6 +141,7 @@ impl ServerConfig {
 
 pub(crate) struct AppState {
     config: ServerConfig,
+    pool: Arc<pool::Pool>,
     relays: Arc<Semaphore>,
     relay_holds: address::Holds,
     next_id: AtomicU64,
@@ -152,7 +169,16 @@ pub fn router(config: ServerConfig) -> Result<Router, ConfigError> {
         .map(tokens::Tokens::new)
         .transpose()?
         .map(Arc::new);
+    let pool = Arc::new(
+        pool::Pool::new(&config.enclaves, config.enclave_pool.clone())
+            .map_err(ConfigError::Pool)?,
+    );
+    if pool.list().is_empty() {
+        return Err(ConfigError::Pool("no enclave: name at least one".into()));
+    }
+    tend(&pool);
     let state = Arc::new(AppState {
+        pool,
         tokens: token_state.clone(),
         relays: Arc::new(Semaphore::new(config.relay.max_total)),
         relay_holds: address::Holds::default(),
@@ -162,10 +188,12 @@ pub fn router(config: ServerConfig) -> Result<Router, ConfigError> {
     let mut app = Router::new()
         .route("/healthz", get(relay::health))
         .route("/v1/collateral", get(relay::collateral))
-        .route("/v1/relay", get(relay::relay))
+        .route(routes::RELAY, get(relay::relay))
+        .route(routes::ENCLAVES, get(relay::enclaves))
         .with_state(state);
     if let Some(accounts) = accounts {
         let accounts = Arc::new(accounts);
+        accounts.maintain();
         let api = Router::new()
             .route(routes::REGISTER_START, post(accounts::register_start))
             .route(routes::REGISTER_FINISH, post(accounts::register_finish))
@@ -229,6 +257,24 @@ pub fn router(config: ServerConfig) -> Result<Router, ConfigError> {
         app = app.layer(axum::middleware::map_response(strict_transport));
     }
     Ok(app)
+}
+
+/// Probes the pool's enclaves marked down, and re-reads its file, for as long as the router
+/// lives (on the runtime building it; a router built outside one is never tended).
+fn tend(pool: &Arc<pool::Pool>) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let pool = Arc::downgrade(pool);
+    runtime.spawn(async move {
+        let mut tick = tokio::time::interval(pool::PROBE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(pool) = pool.upgrade() else { return };
+            pool.tend().await;
+        }
+    });
 }
 
 /// Served over HTTPS, the site tells browsers to come back over HTTPS only, for a year, so a

@@ -1,15 +1,13 @@
 //! Token buckets per key (a client network for the unauthenticated endpoints, an account for
-//! the ceremonies a session opens), so guessing or flooding costs time. Time is passed in.
-//!
-//! Each request costs O(1): one bucket is looked up and refilled. Forgetting is amortised: a
-//! bucket left alone for a refill period (the time an empty bucket takes to fill) is full
-//! again, and a full bucket is the same as none, so buckets live in two generations that swap
-//! every period; whatever was not touched for a whole period goes with the older generation.
+//! the ceremonies a session opens), so guessing or flooding costs time. The buckets live in the
+//! store (`Store::rate_limit`), so a limit holds across every server of a deployment rather
+//! than once per server: a client cannot multiply its rate by spreading its requests over the
+//! servers behind a load balancer.
 
-use std::collections::HashMap;
-use std::hash::Hash;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use sotto_store::{AccountId, NetKey, PendingOwner, Store};
+
+use crate::address::Net;
+use crate::error::Failure;
 
 #[derive(Clone, Copy, Debug)]
 pub struct RateLimit {
@@ -19,95 +17,49 @@ pub struct RateLimit {
     pub burst: u32,
 }
 
-/// Most keys with a bucket in the current generation. A key beyond it is refused until the
-/// generation turns over: under a flood from this many networks at once, failing closed for
-/// newcomers is the lesser harm than memory without bound.
-const MAX_TRACKED: usize = 100_000;
-
-pub(crate) struct Limiter<K> {
-    limit: RateLimit,
-    state: Mutex<Generations<K>>,
+impl RateLimit {
+    /// How long an empty bucket takes to fill (a day, as good as forever, without a rate).
+    pub(crate) fn refill(&self) -> std::time::Duration {
+        let burst = u64::from(self.burst.max(1));
+        match u64::from(self.per_minute) {
+            0 => std::time::Duration::from_secs(24 * 3600),
+            rate => std::time::Duration::from_millis(burst * 60_000 / rate + 1),
+        }
+    }
 }
 
-struct Generations<K> {
-    current: HashMap<K, Bucket>,
-    previous: HashMap<K, Bucket>,
-    turned: Instant,
+fn net_store_key(net: Net) -> NetKey {
+    match net {
+        Net::V4(a) => NetKey::from(a),
+        Net::V6(p) => NetKey::from(p),
+    }
 }
 
-#[derive(Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    at: Instant,
+/// The owner of an unauthenticated ceremony: the client's network.
+pub(crate) fn net_owner(net: Net) -> PendingOwner {
+    PendingOwner::Net(net_store_key(net))
 }
 
-impl<K: Hash + Eq + Copy> Limiter<K> {
-    pub(crate) fn new(limit: RateLimit, now: Instant) -> Self {
-        Limiter {
-            limit,
-            state: Mutex::new(Generations {
-                current: HashMap::new(),
-                previous: HashMap::new(),
-                turned: now,
-            }),
-        }
-    }
+/// The bucket of a client network.
+pub(crate) fn net_key(net: Net) -> Vec<u8> {
+    [b"net:".as_slice(), net_store_key(net).as_bytes()].concat()
+}
 
-    fn burst(&self) -> f64 {
-        f64::from(self.limit.burst.max(1))
-    }
+/// The bucket of a signed-in account.
+pub(crate) fn account_key(account: AccountId) -> Vec<u8> {
+    [b"acct:".as_slice(), &account.0].concat()
+}
 
-    fn rate_per_sec(&self) -> f64 {
-        f64::from(self.limit.per_minute) / 60.0
-    }
-
-    /// How long an empty bucket takes to fill (forever without a rate).
-    fn refill(&self) -> Duration {
-        let rate = self.rate_per_sec();
-        if rate > 0.0 {
-            Duration::try_from_secs_f64(self.burst() / rate).unwrap_or(Duration::MAX)
-        } else {
-            Duration::MAX
-        }
-    }
-
-    pub(crate) fn allow(&self, key: K, now: Instant) -> bool {
-        let Ok(mut g) = self.state.lock() else {
-            return false;
-        };
-        if now.saturating_duration_since(g.turned) >= self.refill() {
-            // Dropping the older generation is the amortised part: it holds at most the keys
-            // that made requests during one period.
-            g.previous = std::mem::take(&mut g.current);
-            g.turned = now;
-        }
-        let burst = self.burst();
-        let bucket = match g.current.get(&key) {
-            Some(b) => *b,
-            None => {
-                if g.current.len() >= MAX_TRACKED {
-                    return false;
-                }
-                g.previous.remove(&key).unwrap_or(Bucket {
-                    tokens: burst,
-                    at: now,
-                })
-            }
-        };
-        let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
-        let mut tokens = (bucket.tokens + elapsed * self.rate_per_sec()).min(burst);
-        let allowed = tokens >= 1.0;
-        if allowed {
-            tokens -= 1.0;
-        }
-        g.current.insert(key, Bucket { tokens, at: now });
-        allowed
-    }
-
-    #[cfg(test)]
-    fn tracked(&self) -> usize {
-        let g = self.state.lock().unwrap();
-        g.current.len() + g.previous.len()
+/// One request against `key`'s bucket: refused with [`Failure::RateLimited`] when it is empty.
+pub(crate) async fn allow(store: &dyn Store, key: &[u8], limit: RateLimit) -> Result<(), Failure> {
+    let now = crate::accounts::now_ms();
+    if store
+        .rate_limit(key, now, limit.per_minute, limit.burst)
+        .await?
+    {
+        Ok(())
+    } else {
+        Err(Failure::RateLimited)
     }
 }
 
@@ -115,49 +67,29 @@ impl<K: Hash + Eq + Copy> Limiter<K> {
 mod tests {
     use super::*;
 
-    /// One request a second, `burst` at once.
-    fn per_second(burst: u32, t: Instant) -> Limiter<u32> {
-        Limiter::new(
-            RateLimit {
-                per_minute: 60,
-                burst,
-            },
-            t,
-        )
+    #[test]
+    fn keys_of_networks_and_accounts_never_collide() {
+        let v4 = net_key(Net::V4([192, 0, 2, 1]));
+        let v6 = net_key(Net::V6([0x20, 0x01, 0xd, 0xb8, 0, 0, 0, 1]));
+        let acct = account_key(AccountId([7; 16]));
+        assert!(v4.starts_with(b"net:") && v6.starts_with(b"net:"));
+        assert!(acct.starts_with(b"acct:"));
+        assert_ne!(v4, v6);
+        assert_eq!(v4.len(), 8);
+        assert_eq!(v6.len(), 12);
     }
 
     #[test]
-    fn bursts_then_refills_per_key() {
-        let t = Instant::now();
-        let l = per_second(3, t);
-        let (a, b) = (1u32, 2u32);
-        assert!((0..3).all(|_| l.allow(a, t)));
-        assert!(!l.allow(a, t));
-        assert!(l.allow(b, t));
-        assert!(!l.allow(a, t + Duration::from_millis(500)));
-        assert!(l.allow(a, t + Duration::from_millis(1600)));
-    }
-
-    #[test]
-    fn idle_keys_are_forgotten_without_losing_a_limit() {
-        let t = Instant::now();
-        let l = per_second(2, t);
-        // Refill takes two seconds. A thousand one-off keys, then two periods of one key only.
-        for k in 0..1000u32 {
-            assert!(l.allow(k, t));
-        }
-        assert!(l.allow(5000, t + Duration::from_secs(2)));
-        assert!(l.allow(5000, t + Duration::from_secs(4)));
-        assert_eq!(l.tracked(), 1, "the one-off keys were dropped");
-
-        // A key drained just before a turn keeps its debt across it (forgetting it would hand
-        // it a fresh burst).
-        let ms = |n| t + Duration::from_millis(n);
-        assert!(l.allow(7, ms(5900)) && l.allow(7, ms(5900)));
-        assert!(
-            !l.allow(7, ms(6000)),
-            "the generation turned, the key is still limited"
-        );
-        assert!(l.allow(7, ms(7500)));
+    fn an_empty_bucket_fills_in_burst_over_rate() {
+        let limit = RateLimit {
+            per_minute: 30,
+            burst: 10,
+        };
+        assert_eq!(limit.refill().as_secs(), 20);
+        let none = RateLimit {
+            per_minute: 0,
+            burst: 1,
+        };
+        assert_eq!(none.refill().as_secs(), 24 * 3600);
     }
 }

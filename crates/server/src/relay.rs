@@ -1,4 +1,5 @@
-//! The relay between browsers/CLIs (WebSocket) and the enclave (TCP), and the collateral folder.
+//! The relay between browsers/CLIs (WebSocket) and an enclave of the pool (TCP; `crate::pool`
+//! picks which), and the collateral folder.
 //! Both only move bytes that are either encrypted end to end or signed by hardware vendors.
 //!
 //! The relay is open to anyone, so it holds under abuse ([`RelayLimits`]): relays are capped in
@@ -18,7 +19,7 @@ use std::time::Duration;
 
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::header::{HOST, ORIGIN};
 use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -26,15 +27,16 @@ use axum::Json;
 use base64::Engine as _;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
+use sotto_api::Enclaves;
 use sotto_channel::frame::{self, Decoder, MAX_FRAME};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::address::{client_ip, Hold, Net};
+use crate::pool::Wanted;
 use crate::AppState;
 
 /// What the relay lets its clients hold. The defaults suit one server in front of one enclave
@@ -87,25 +89,43 @@ impl RelayLimits {
 /// message being written, what a relay holds per direction.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// Up while any enclave is (as the last connect or probe found it), with the pool's state.
 pub(crate) async fn health(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let enclave = tokio::time::timeout(
-        Duration::from_secs(2),
-        TcpStream::connect(state.config.enclave_addr),
-    )
-    .await
-    .map(|r| r.is_ok())
-    .unwrap_or(false);
-    let code = if enclave {
+    let up = state.pool.any_up();
+    let code = if up {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    let status = if up { "ok" } else { "enclave unreachable" };
     (
         code,
-        Json(
-            serde_json::json!({ "status": if enclave { "ok" } else { "enclave unreachable" }, "enclave": enclave }),
-        ),
+        Json(serde_json::json!({ "status": status, "enclave": up, "enclaves": state.pool.list() })),
     )
+}
+
+/// The pool's enclaves by id, for clients that pick one themselves.
+pub(crate) async fn enclaves(State(state): State<Arc<AppState>>) -> Json<Enclaves> {
+    Json(Enclaves {
+        enclaves: state.pool.list(),
+    })
+}
+
+/// `/v1/relay?enclave=ID` (that enclave or none) or `?prefer=ID` (that one first).
+#[derive(serde::Deserialize)]
+pub(crate) struct RelayQuery {
+    enclave: Option<String>,
+    prefer: Option<String>,
+}
+
+impl RelayQuery {
+    fn wanted(&self) -> Option<Wanted<'_>> {
+        match (&self.enclave, &self.prefer) {
+            (Some(id), _) => Some(Wanted::Only(id)),
+            (None, Some(id)) => Some(Wanted::Prefer(id)),
+            (None, None) => None,
+        }
+    }
 }
 
 /// Collateral files by name, base64-encoded. Sizes are bounded by the operator's folder.
@@ -133,6 +153,7 @@ pub(crate) async fn collateral(State(state): State<Arc<AppState>>) -> impl IntoR
 /// upgrade.
 pub(crate) async fn relay(
     State(state): State<Arc<AppState>>,
+    Query(query): Query<RelayQuery>,
     extensions: Extensions,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
@@ -170,9 +191,10 @@ pub(crate) async fn relay(
                 }
             };
             let started = Instant::now();
-            let outcome = pump(socket, &state).await;
+            let outcome = pump(socket, &state, query.wanted()).await;
             info!(
                 relay = id,
+                enclave = outcome.enclave.as_deref().unwrap_or("none"),
                 up_bytes = outcome.up,
                 down_bytes = outcome.down,
                 secs = started.elapsed().as_secs_f64(),
@@ -181,6 +203,9 @@ pub(crate) async fn relay(
             );
         })
 }
+
+/// How a relay ends when the enclave hangs up first (done with the session, or gone).
+const ENCLAVE_CLOSED: &str = "enclave closed";
 
 struct Refusal {
     log: &'static str,
@@ -304,6 +329,8 @@ struct Outcome {
     up: u64,
     down: u64,
     end: &'static str,
+    /// The id of the enclave it reached.
+    enclave: Option<String>,
 }
 
 /// Why a relay ended: for the log, and the close frame the client gets, if any.
@@ -350,7 +377,7 @@ impl Traffic {
 /// closes, misbehaves or a deadline passes. Never looks inside a message. The two directions
 /// run side by side, each waiting for its own writes, so a stalled reader on one side stalls
 /// only the direction that feeds it.
-async fn pump(socket: WebSocket, state: &AppState) -> Outcome {
+async fn pump(socket: WebSocket, state: &AppState, wanted: Option<Wanted<'_>>) -> Outcome {
     let limits = &state.config.relay;
     let traffic = Traffic {
         started: Instant::now(),
@@ -360,12 +387,10 @@ async fn pump(socket: WebSocket, state: &AppState) -> Outcome {
         answered: AtomicBool::new(false),
     };
     let (mut ws_tx, mut ws_rx) = socket.split();
-    let connect = tokio::time::timeout(
-        Duration::from_secs(5),
-        TcpStream::connect(state.config.enclave_addr),
-    );
-    let end = match connect.await {
-        Ok(Ok(tcp)) => {
+    let mut enclave = None;
+    let end = match state.pool.connect(wanted).await {
+        Ok((tcp, lease)) => {
+            enclave = Some(lease.id().to_owned());
             let _ = tcp.set_nodelay(true);
             let (mut tcp_rx, mut tcp_tx) = tcp.into_split();
             let end = tokio::select! {
@@ -374,9 +399,12 @@ async fn pump(socket: WebSocket, state: &AppState) -> Outcome {
                 end = deadlines(limits, &traffic) => end,
             };
             let _ = tcp_tx.shutdown().await;
+            if end.why == ENCLAVE_CLOSED {
+                state.pool.recheck(&lease).await;
+            }
             end
         }
-        _ => End::closing("enclave unreachable", 1013, "enclave unreachable"),
+        Err(unavailable) => End::closing(unavailable.reason(), 1013, unavailable.reason()),
     };
     if let Some((code, reason)) = end.close {
         // Bounded like any write: a client that stopped reading gets no close frame.
@@ -386,6 +414,7 @@ async fn pump(socket: WebSocket, state: &AppState) -> Outcome {
         up: traffic.up.load(Ordering::Relaxed),
         down: traffic.down.load(Ordering::Relaxed),
         end: end.why,
+        enclave,
     }
 }
 
@@ -428,7 +457,9 @@ async fn downstream(
     let mut buf = vec![0u8; READ_CHUNK];
     loop {
         let n = match tcp_rx.read(&mut buf).await {
-            Ok(0) | Err(_) => return End::closing("enclave closed", 1000, "enclave closed"),
+            Ok(0) | Err(_) => {
+                return End::closing(ENCLAVE_CLOSED, 1000, "the enclave closed the connection")
+            }
             Ok(n) => n,
         };
         decoder.push(&buf[..n]);

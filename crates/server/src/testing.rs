@@ -11,7 +11,7 @@ use std::sync::Arc;
 use rusqlite::OptionalExtension as _;
 use sotto_store::Store;
 
-use crate::{serve, AccountsConfig, RateLimit, ServerConfig};
+use crate::{serve, AccountsConfig, RateLimit, ServerConfig, TokensConfig};
 
 /// Sign-in limits no test that signs in often reaches.
 pub const UNLIMITED: RateLimit = RateLimit {
@@ -45,6 +45,22 @@ impl TestServer {
 
 /// Starts the server on the current tokio runtime; it serves until the runtime ends.
 pub async fn spawn() -> TestServer {
+    spawn_configured(|_, _| {}).await
+}
+
+/// As [`spawn`], with a fresh relay-token issuer, which the relay `required`s or not.
+pub async fn spawn_with_tokens(required: bool) -> TestServer {
+    let issuer = Arc::new(sotto_tokens::IssuerSecret::generate().expect("an issuer key"));
+    spawn_configured(move |config, store| {
+        let mut tokens =
+            TokensConfig::new(store, issuer, "issuer.sotto.test").expect("a token challenge");
+        tokens.required = required;
+        config.tokens = Some(tokens);
+    })
+    .await
+}
+
+async fn spawn_configured(configure: impl FnOnce(&mut ServerConfig, Arc<dyn Store>)) -> TestServer {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let db = dir.path().join("accounts.sqlite");
     let store = sotto_store::open(&format!("sqlite:{}", db.display()))
@@ -55,7 +71,9 @@ pub async fn spawn() -> TestServer {
         .expect("a loopback port");
     let port = listener.local_addr().expect("its address").port();
     let url = format!("http://localhost:{port}");
-    tokio::spawn(serve(listener, accounts_config(store, &url, UNLIMITED)));
+    let mut config = accounts_config(store.clone(), &url, UNLIMITED);
+    configure(&mut config, store);
+    tokio::spawn(serve(listener, config));
     TestServer { url, db, _dir: dir }
 }
 

@@ -4,7 +4,7 @@
 //! served at `/.well-known/sotto-bundle.sha256`, so it can be compared with a published value.
 //! Every response carries a strict Content-Security-Policy: scripts and WebAssembly only from
 //! this origin, no inline script, no eval beyond WebAssembly compilation, no third-party
-//! request of any kind, no framing.
+//! request but the WebSocket to an independent hop the user chose, no framing.
 
 use std::sync::Arc;
 
@@ -17,8 +17,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sotto_release::bundle::Bundle;
 
+/// `connect-src` names WebSocket schemes besides `'self'` for the independent hop a user may
+/// choose (any host: a hop the operator had to list would not be independent). Fetches stay on
+/// this origin. A page served over HTTPS cannot open `ws:` anyway (mixed content); a
+/// development stack over HTTP can.
 pub const CSP: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; \
-    style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; \
+    style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self' wss: ws:; \
     manifest-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 fn content_type(path: &str) -> &'static str {

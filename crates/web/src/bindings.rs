@@ -11,6 +11,7 @@ use crate::channel::ChannelCore;
 use crate::error::whole_number;
 use crate::flows::{ClientCore, FlowCore, LockedCore};
 use crate::release::{CompiledTrust, LogCheckCore};
+use crate::tokens::TokensCore;
 use crate::WebError;
 
 fn js(e: WebError) -> JsError {
@@ -142,8 +143,9 @@ impl LogCheck {
 
 /// One run of a client-core flow (`crate::flows`). `start()` returns the first step as JSON,
 /// and each `answer_*` the next one, until `{"kind":"done"}`; then the results are taken with
-/// the methods below. Steps: `{"kind":"http","method","path","body"?}` (send it with the
-/// session cookie; `body` is JSON text), `{"kind":"create_passkey","options","salt_b64u",
+/// the methods below. Steps: `{"kind":"http","method","path","content_type"?,"body"?,
+/// "body_b64u"?}` (send it with the session cookie; `body` is JSON text, `body_b64u` any other
+/// body in base64url), `{"kind":"create_passkey","options","salt_b64u",
 /// "name"}`, `{"kind":"get_passkey","options","salt_b64u"}`. After an error it is spent.
 #[wasm_bindgen]
 pub struct Flow(FlowCore);
@@ -183,9 +185,9 @@ impl Flow {
     }
 
     /// The server's status and body for an `http` step.
-    pub fn answer_http(&mut self, status: u16, body: &str) -> Result<String, JsError> {
+    pub fn answer_http(&mut self, status: u16, body: &[u8]) -> Result<String, JsError> {
         self.0
-            .answer_http(status, body.as_bytes())
+            .answer_http(status, body)
             .map(unwrap_string)
             .map_err(js)
     }
@@ -368,6 +370,70 @@ impl Client {
     pub fn delete_account(&self) -> Result<Flow, JsError> {
         self.0.delete_account().map(Flow).map_err(js)
     }
+}
+
+/// The relay's token policy and this page's wallet of unspent relay tokens (Privacy Pass).
+#[wasm_bindgen]
+pub struct RelayTokens(TokensCore);
+
+#[wasm_bindgen]
+impl RelayTokens {
+    /// From the server's status and body for `GET /v1/tokens` and the stored wallet JSON
+    /// (`""`: none).
+    #[wasm_bindgen(constructor)]
+    pub fn new(status: u16, body: &[u8], wallet_json: &str) -> Result<RelayTokens, JsError> {
+        TokensCore::new(status, body, wallet_json)
+            .map(RelayTokens)
+            .map_err(js)
+    }
+
+    /// Whether the relay refuses a connection without a token.
+    pub fn required(&self) -> bool {
+        self.0.required()
+    }
+
+    pub fn count(&self) -> usize {
+        self.0.count()
+    }
+
+    /// Whether to fetch a batch once this connection is open.
+    pub fn wants_refill(&self) -> bool {
+        self.0.wants_refill()
+    }
+
+    /// The fetch of a batch with `client`'s session; hand the finished flow to `add`.
+    pub fn fetch(&self, client: &Client) -> Result<Flow, JsError> {
+        self.0.fetch(&client.0).map(Flow).map_err(js)
+    }
+
+    /// Keeps the tokens a finished `fetch` flow ended with; returns how many.
+    pub fn add(&mut self, done: &mut Flow) -> Result<usize, JsError> {
+        self.0.add(&mut done.0).map_err(js)
+    }
+
+    /// The next token, as the WebSocket subprotocol that spends it (`undefined`: none left).
+    /// Store `wallet_json()` before connecting with it.
+    pub fn take_subprotocol(&mut self) -> Option<String> {
+        self.0.take_subprotocol().map(unwrap_string)
+    }
+
+    /// The wallet, to store.
+    pub fn wallet_json(&self) -> Result<String, JsError> {
+        self.0.wallet_json().map(unwrap_string).map_err(js)
+    }
+}
+
+/// The relay URL `relay` preferring an enclave picked by `random` among those the server's
+/// `/v1/enclaves` answer (`status`, `body`) lists as up (`sotto_client::enclaves`): the page,
+/// not the server, chooses which machine it reaches. Throws on a list that is not one.
+#[wasm_bindgen]
+pub fn relay_with_enclave(
+    relay: &str,
+    status: u16,
+    body: &[u8],
+    random: u32,
+) -> Result<String, JsError> {
+    crate::channel::relay_with_enclave(relay, status, body, random).map_err(js)
 }
 
 /// A message's Markdown as the JSON array of sanitized nodes `crate::markdown` describes.

@@ -404,6 +404,24 @@ fn admitted_json(
     })
 }
 
+/// The relay URL preferring an enclave picked by `random` among those the server's list
+/// (`GET /v1/enclaves`: `status`, `body`) shows up and not draining; `relay` unchanged when it
+/// lists none to choose between.
+pub fn relay_with_enclave(
+    relay: &str,
+    status: u16,
+    body: &[u8],
+    random: u32,
+) -> Result<String, WebError> {
+    let list = sotto_client::enclaves::read(&sotto_client::Response::new(status, body.to_vec()))?;
+    Ok(
+        match sotto_client::enclaves::pick(&list, u64::from(random)) {
+            Some(id) => sotto_client::enclaves::relay_for(relay, id, false)?,
+            None => relay.to_owned(),
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -434,6 +452,22 @@ mod tests {
             .unwrap();
         assert_eq!(policy.snp.allowed_measurements, vec![[0xab; 48]]);
         assert_eq!(policy.tdx.expected_mrtd, Some([0xab; 48]));
+    }
+
+    #[test]
+    fn the_page_prefers_an_enclave_it_picked_itself() {
+        let list = br#"{"enclaves":[{"id":"0a1b","up":true,"draining":false},{"id":"2c3d","up":false,"draining":false}]}"#;
+        for random in [0, 1, 7] {
+            assert_eq!(
+                relay_with_enclave("ws://h/v1/relay", 200, list, random).unwrap(),
+                "ws://h/v1/relay?prefer=0a1b"
+            );
+        }
+        assert_eq!(
+            relay_with_enclave("ws://h/v1/relay", 404, b"", 3).unwrap(),
+            "ws://h/v1/relay"
+        );
+        assert!(relay_with_enclave("ws://h/v1/relay", 200, b"[1]", 3).is_err());
     }
 
     #[test]

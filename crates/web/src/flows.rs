@@ -7,8 +7,8 @@
 //! Trust: answers from the server are untrusted and judged by `sotto_client` (which refuses
 //! anything `sotto_vault` cannot authenticate); the authenticator's PRF output and the
 //! recovery code the user types are trusted and stay here, zeroized when dropped. What goes to
-//! JS: request bodies (public values or ciphertext, and the recovery sign-in secret the server
-//! checks), never the session token (the browser presents its HttpOnly cookie instead); the
+//! JS: request bodies (public values or ciphertext, blinded token requests, and the recovery
+//! sign-in secret the server checks), never the session token (the browser presents its HttpOnly cookie instead); the
 //! plaintext of conversations the page is about to show; a new recovery code's text, once.
 
 use std::cell::RefCell;
@@ -18,8 +18,9 @@ use serde::Serialize;
 use sotto_api::{b64, AccountInfo};
 use sotto_client::{
     self as core, AddPasskey, Answer, Assertion, ClientError, DeleteAccount, DeleteConversation,
-    EditHeader, EnsureKey, Flow, NewPasskey, Prf, Pull, Recover, RemovePasskey, Request, Response,
-    RotateRecovery, Session, SignIn, SignUp, SignedIn, Step, Unlock, Unlocked, VaultFlow, Writes,
+    EditHeader, EnsureKey, FetchTokens, Flow, NewPasskey, Prf, Pull, Recover, RelayPolicy,
+    RelayToken, RemovePasskey, Request, Response, RotateRecovery, Session, SignIn, SignUp,
+    SignedIn, Step, Unlock, Unlocked, VaultFlow, Writes, TOKEN_BATCH,
 };
 use sotto_vault::{Ledger, Message, RecoveryCode};
 use zeroize::Zeroizing;
@@ -42,6 +43,7 @@ enum Output {
     },
     Count(usize),
     Account(AccountInfo),
+    Tokens(Vec<RelayToken>),
 }
 
 /// Any flow, its output made an [`Output`], so one JS class can drive them all.
@@ -102,9 +104,15 @@ enum StepOut<'a> {
     Http {
         method: &'static str,
         path: &'a str,
-        /// JSON text, to send as it is.
+        /// The body's media type, when there is a body.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        content_type: Option<&'static str>,
+        /// A JSON body, to send as it is.
         #[serde(skip_serializing_if = "Option::is_none")]
         body: Option<&'a str>,
+        /// Any other body (a token request's binary one), base64url.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        body_b64u: Option<String>,
     },
     CreatePasskey {
         options: &'a serde_json::Value,
@@ -120,16 +128,21 @@ enum StepOut<'a> {
 
 fn step_json(step: &Step<Output>) -> Result<Zeroizing<String>, WebError> {
     let out = match step {
-        Step::Send(r) => StepOut::Http {
-            method: r.method.as_str(),
-            path: &r.path,
-            body: r
-                .body
-                .as_deref()
-                .map(std::str::from_utf8)
-                .transpose()
-                .map_err(|_| WebError::State("the client core made a body that is not text"))?,
-        },
+        Step::Send(r) => {
+            let json = r.content_type == "application/json";
+            StepOut::Http {
+                method: r.method.as_str(),
+                path: &r.path,
+                content_type: r.body.as_ref().map(|_| r.content_type),
+                body: match r.body.as_deref() {
+                    Some(body) if json => Some(std::str::from_utf8(body).map_err(|_| {
+                        WebError::State("the client core made a JSON body that is not text")
+                    })?),
+                    _ => None,
+                },
+                body_b64u: r.body.as_deref().filter(|_| !json).map(b64::encode),
+            }
+        }
         Step::CreatePasskey(p) => StepOut::CreatePasskey {
             options: &p.options,
             salt_b64u: b64::encode(&p.salt),
@@ -329,6 +342,17 @@ impl FlowCore {
     pub fn account_json(&self) -> Result<String, WebError> {
         match &self.output {
             Some(Output::Account(info)) => serde_json::to_string(info).map_err(json("account")),
+            _ => Err(NOT_HERE),
+        }
+    }
+
+    /// The tokens a token fetch ended with (taken once).
+    pub fn take_tokens(&mut self) -> Result<Vec<RelayToken>, WebError> {
+        if !matches!(self.output, Some(Output::Tokens(_))) {
+            return Err(NOT_HERE);
+        }
+        match self.output.take() {
+            Some(Output::Tokens(tokens)) => Ok(tokens),
             _ => Err(NOT_HERE),
         }
     }
@@ -563,6 +587,14 @@ impl ClientCore {
         })?;
         let flow = self.with(|u| Ok(RemovePasskey::new(&u.session, &id)))?;
         Ok(FlowCore::plain(flow, |()| Output::Nothing))
+    }
+
+    /// Fetches a batch of relay tokens for `policy` with this session; ends with
+    /// [`FlowCore::take_tokens`].
+    pub fn fetch_tokens(&self, policy: &RelayPolicy) -> Result<FlowCore, WebError> {
+        let session = self.with(|u| Ok(u.session.token.clone()))?;
+        let flow = FetchTokens::new(session, policy.clone(), TOKEN_BATCH);
+        Ok(FlowCore::plain(flow, Output::Tokens))
     }
 
     /// Ends the session on the server.

@@ -6,10 +6,11 @@
 //! is trusted as the page is; what it hands in from the server or the relay is untrusted and
 //! is judged here by `sotto_channel`, `sotto_release` and `sotto_client` (over `sotto_vault`).
 //! The logic lives in [`channel`], [`release`] (the transparency-log check and which trust
-//! configuration applies, fixed at compile time) and [`flows`] (the client core's account and
-//! history flows, stepped by JS), plain Rust over JSON and bytes so it is tested natively;
-//! [`bindings`] only converts types at the JS boundary. [`markdown`] turns untrusted message
-//! text into a sanitized element tree for the page to build.
+//! configuration applies, fixed at compile time), [`flows`] (the client core's account and
+//! history flows, stepped by JS) and [`tokens`] (the relay tokens a page spends), plain Rust
+//! over JSON and bytes so it is tested natively; [`bindings`] only converts types at the JS
+//! boundary. [`markdown`] turns untrusted message text into a sanitized element tree for the
+//! page to build.
 
 pub mod bindings;
 pub mod channel;
@@ -19,5 +20,6 @@ pub mod markdown;
 pub mod release;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tokens;
 
 pub use error::{whole_number, WebError};

@@ -29,12 +29,21 @@ pub struct Server {
 impl Server {
     /// A fresh server on its own runtime (one worker: the tests step flows one at a time).
     pub fn start() -> Self {
+        Server::started(sotto_server::testing::spawn())
+    }
+
+    /// As [`Server::start`], with a relay that takes (or, `required`, requires) tokens.
+    pub fn with_tokens(required: bool) -> Self {
+        Server::started(sotto_server::testing::spawn_with_tokens(required))
+    }
+
+    fn started(spawn: impl std::future::Future<Output = TestServer>) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();
-        let test = rt.block_on(sotto_server::testing::spawn());
+        let test = rt.block_on(spawn);
         Server {
             rt,
             http: reqwest::Client::new(),
@@ -44,15 +53,12 @@ impl Server {
         }
     }
 
-    /// One request as the page's `fetch` makes it: same origin, the session as a cookie.
-    pub fn handle(
-        &mut self,
-        cookie: &mut Option<String>,
-        method: &str,
-        path: &str,
-        body: Option<&str>,
-    ) -> (u16, String) {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    /// One `http` step carried out as drive.ts does: same origin, the session as a cookie, a
+    /// JSON `body` or a `body_b64u` of the step's `content_type`.
+    pub fn handle(&mut self, cookie: &mut Option<String>, step: &Value) -> (u16, Vec<u8>) {
+        let method =
+            reqwest::Method::from_bytes(step["method"].as_str().unwrap().as_bytes()).unwrap();
+        let path = step["path"].as_str().unwrap();
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.test.url))
@@ -60,13 +66,19 @@ impl Server {
         if let Some(c) = cookie.as_deref() {
             req = req.header("cookie", format!("{SESSION_COOKIE}={c}"));
         }
-        if let Some(b) = body {
-            self.bodies.push(b.to_owned());
-            req = req
-                .header("content-type", "application/json")
-                .body(b.to_owned());
+        let body = match (step["body"].as_str(), step["body_b64u"].as_str()) {
+            (Some(text), None) => Some(text.as_bytes().to_vec()),
+            (None, Some(b64u)) => Some(b64::decode(b64u).expect("body_b64u is base64url")),
+            (None, None) => None,
+            (Some(_), Some(_)) => panic!("a step with two bodies"),
+        };
+        if let Some(body) = body {
+            self.bodies
+                .push(String::from_utf8_lossy(&body).into_owned());
+            let content_type = step["content_type"].as_str().expect("a body's media type");
+            req = req.header("content-type", content_type).body(body);
         }
-        let (status, set_cookie, text) = self.rt.block_on(async {
+        let (status, set_cookie, bytes) = self.rt.block_on(async {
             let resp = req.send().await.expect("the server answers");
             let set_cookie = resp
                 .headers()
@@ -75,7 +87,7 @@ impl Server {
             (
                 resp.status().as_u16(),
                 set_cookie,
-                resp.text().await.unwrap(),
+                resp.bytes().await.unwrap().to_vec(),
             )
         });
         if let Some(set) = set_cookie {
@@ -86,7 +98,31 @@ impl Server {
             *cookie = (!value.is_empty()).then(|| value.to_owned());
             self.tokens.extend(cookie.clone());
         }
-        (status, text)
+        (status, bytes)
+    }
+
+    /// The upgrade request of a page's `new WebSocket(relay, subprotocols)`, as far as the
+    /// server's answer: its status and the subprotocol it chose.
+    pub fn upgrade(&self, subprotocols: &[&str]) -> (u16, Option<String>) {
+        let mut req = self
+            .http
+            .get(format!("{}/v1/relay", self.test.url))
+            .header("origin", &self.test.url)
+            .header("connection", "Upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==");
+        if !subprotocols.is_empty() {
+            req = req.header("sec-websocket-protocol", subprotocols.join(", "));
+        }
+        self.rt.block_on(async {
+            let resp = req.send().await.expect("the server answers");
+            let chosen = resp
+                .headers()
+                .get("sec-websocket-protocol")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (resp.status().as_u16(), chosen)
+        })
     }
 
     /// The server's database, to play a server that serves what it likes.
@@ -166,13 +202,8 @@ impl Browser {
         let origin = server.test.url.clone();
         let next = match step["kind"].as_str().unwrap() {
             "http" => {
-                let (status, body) = server.handle(
-                    &mut self.cookie,
-                    step["method"].as_str().unwrap(),
-                    step["path"].as_str().unwrap(),
-                    step["body"].as_str(),
-                );
-                flow.answer_http(status, body.as_bytes())?
+                let (status, body) = server.handle(&mut self.cookie, &step);
+                flow.answer_http(status, &body)?
             }
             "create_passkey" => {
                 assert_eq!(step["options"]["publicKey"]["rp"]["id"], "localhost");

@@ -293,14 +293,8 @@ fn answers_that_do_not_fit_the_step_are_refused_and_spend_the_flow() {
     assert_eq!(first["kind"], "http");
     assert_eq!(first["method"], "POST");
     assert_eq!(first["path"], "/v1/account/register/start");
-    let (status, body) = server.handle(
-        &mut a.cookie,
-        "POST",
-        "/v1/account/register/start",
-        first["body"].as_str(),
-    );
-    let create: Value =
-        serde_json::from_str(&flow.answer_http(status, body.as_bytes()).unwrap()).unwrap();
+    let (status, body) = server.handle(&mut a.cookie, &first);
+    let create: Value = serde_json::from_str(&flow.answer_http(status, &body).unwrap()).unwrap();
     assert_eq!(create["kind"], "create_passkey");
     assert_eq!(create["name"], "pk");
     let id = b"passkey-x";

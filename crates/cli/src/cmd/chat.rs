@@ -69,7 +69,6 @@ pub async fn run(args: Args) -> Result<ExitCode, AnyError> {
             });
         }
     }
-    let relay = args.route.relay();
     let profile = args.profile.profile();
     // A relay that requires tokens gets one, and nothing else about the user.
     let paid = crate::relay_tokens::for_connection(&args.route.server, &profile)
@@ -78,9 +77,7 @@ pub async fn run(args: Args) -> Result<ExitCode, AnyError> {
     let token = paid
         .as_ref()
         .map(|(authorization, _)| authorization.as_str());
-    let (mut conn, checked) = checks
-        .open(&args.route.server, relay, token, &profile)
-        .await?;
+    let (mut conn, checked) = checks.open(&args.route, token, &profile).await?;
     if args.verbose {
         print_verified(conn.verified(), &checked);
     }

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use sotto_channel::handshake::Expectations;
+use sotto_client::enclaves;
 use sotto_release::Trust;
 use sotto_verify::Policy;
 
@@ -24,12 +25,42 @@ pub struct Route {
     /// go to the server directly.
     #[arg(long)]
     pub via: Option<String>,
+    /// Talk to this enclave of the server's pool (an id its /v1/enclaves lists) and no other,
+    /// instead of one this client picks at random among those up (which the relay replaces
+    /// only when it cannot reach it).
+    #[arg(long, value_name = "ID")]
+    pub enclave: Option<String>,
 }
 
 impl Route {
-    /// The relay to connect to: the hop's when there is one.
-    pub fn relay(&self) -> &str {
-        self.via.as_deref().unwrap_or(&self.server)
+    /// To `server`'s relay, directly, to an enclave picked at random.
+    pub fn to(server: &str) -> Self {
+        Route {
+            server: server.to_owned(),
+            via: None,
+            enclave: None,
+        }
+    }
+
+    /// The relay URL for one connection: the hop's when there is one, insisting on
+    /// `--enclave` or preferring an enclave picked here at random among those the server lists
+    /// as up, so that the server does not choose which machine this client reaches.
+    pub async fn relay_url(&self) -> Result<String, AnyError> {
+        let relay = crate::client::relay_url(self.via.as_deref().unwrap_or(&self.server))?;
+        let picked = match &self.enclave {
+            Some(id) => Some((id.clone(), true)),
+            None => {
+                let api = crate::api::ApiClient::new(&self.server)?;
+                let list = sotto_client::enclaves::read(&api.send(enclaves::request()).await?)?;
+                let mut random = [0u8; 8];
+                getrandom::getrandom(&mut random)?;
+                enclaves::pick(&list, u64::from_le_bytes(random)).map(|id| (id.to_owned(), false))
+            }
+        };
+        Ok(match picked {
+            Some((id, insist)) => enclaves::relay_for(&relay, &id, insist)?,
+            None => relay,
+        })
     }
 }
 
@@ -118,21 +149,22 @@ impl EnclaveArgs {
 }
 
 impl Checks {
-    /// Opens a connection through `relay` (the server, or a hop in front of it), spending the
+    /// Opens a connection by `route` (the server, or a hop in front of it), spending the
     /// relay token `token` (its `Authorization` value) on the upgrade when the relay requires
     /// one, and admits it only after the evidence, then the release log `server` serves, check
     /// out. Nothing is sent before.
     pub async fn open(
         &self,
-        server: &str,
-        relay: &str,
+        route: &Route,
         token: Option<&str>,
         profile: &Profile,
     ) -> Result<(Connection, Checked), AnyError> {
+        let relay = route.relay_url().await?;
         // The evidence first (a simulated or forged enclave is refused for that), then the log.
         let pending =
-            Connection::attest_paying(relay, token, &self.policy, &self.expect, now()).await?;
-        let checked = crate::transparency::check(server, &self.trust, profile, now().0).await?;
+            Connection::attest_paying(&relay, token, &self.policy, &self.expect, now()).await?;
+        let checked =
+            crate::transparency::check(&route.server, &self.trust, profile, now().0).await?;
         let conn = pending.admit(&checked.releases).await?;
         Ok((conn, checked))
     }

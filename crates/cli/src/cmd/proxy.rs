@@ -55,8 +55,7 @@ pub async fn run(args: Args) -> Result<ExitCode, AnyError> {
     ];
     allowed_hosts.extend(args.allow_host);
     let config = ProxyConfig {
-        relay: args.route.relay().to_string(),
-        server: args.route.server,
+        route: args.route,
         checks,
         profile: args.profile.profile(),
         allowed_hosts,

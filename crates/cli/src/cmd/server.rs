@@ -18,9 +18,19 @@ use crate::stack;
 pub struct Args {
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: String,
-    /// The enclave's address.
-    #[arg(long)]
-    pub enclave: SocketAddr,
+    /// An enclave's address; repeat it for several (each relay goes to the least loaded one
+    /// that is up, or the one the client asks for by id).
+    #[arg(
+        long = "enclave",
+        value_name = "ADDR",
+        required_unless_present = "enclave_pool"
+    )]
+    pub enclaves: Vec<SocketAddr>,
+    /// A file of enclave addresses, `ADDR` or `ADDR drain` per line (`#` comments), read again
+    /// every few seconds: enclaves join, leave or drain (take no new relays, keep their own)
+    /// without a restart.
+    #[arg(long, value_name = "FILE")]
+    pub enclave_pool: Option<PathBuf>,
     /// Folder of vendor-signed collateral to serve at /v1/collateral.
     #[arg(long)]
     pub collateral_dir: Option<PathBuf>,
@@ -240,7 +250,7 @@ pub async fn run(args: Args) -> Result<ExitCode, AnyError> {
     stack::init_logging(&data_dir)?;
     let listener = stack::bind(&args.listen).await?;
     let addr = stack::local_addr(&listener);
-    let mut config = ServerConfig::new(args.enclave);
+    let mut config = ServerConfig::with_pool(args.enclaves, args.enclave_pool);
     config.collateral_dir = args.collateral_dir;
     config.log_dir = args.log_dir;
     let mut _refresh = None;

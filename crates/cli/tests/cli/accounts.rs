@@ -26,6 +26,9 @@ use sotto_testkit::postgres::Database;
 
 // ---- Harness ---------------------------------------------------------------------------
 
+/// The servers' ceremony table here: small, so that filling it is quick.
+const MAX_PENDING: u32 = 200;
+
 enum Backend {
     Sqlite { path: PathBuf },
     Postgres(Database),
@@ -100,7 +103,10 @@ async fn server(pg: bool) -> Server {
     let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = proxy.local_addr().unwrap().port();
     let origin = format!("http://localhost:{port}");
-    let config = testing::accounts_config(store.clone(), &origin, testing::UNLIMITED);
+    let mut config = testing::accounts_config(store.clone(), &origin, testing::UNLIMITED);
+    if let Some(accounts) = &mut config.accounts {
+        accounts.max_pending = MAX_PENDING;
+    }
     tokio::spawn(sotto_server::serve(listener, config));
     let wire = Arc::new(Mutex::new(Vec::new()));
     tokio::spawn(record_proxy(proxy, server_addr, wire.clone()));
@@ -735,16 +741,16 @@ async fn removing_a_passkey_ends_its_sessions(s: Server) {
 both_backends!(ceremonies_in_a_loop_lock_out_no_one_else: ceremony_loop_sqlite, ceremony_loop_postgres);
 
 /// One account opening confirmations in a loop, more than the server's whole ceremony table
-/// holds and never finishing one, only ever pushes out its own: another account still signs in
-/// (from the same address: everything here is loopback), and the looping account can still
-/// confirm with its newest.
+/// holds (lowered to 200 here: each one is a durable write) and never finishing one, only ever
+/// pushes out its own: another account still signs in (from the same address: everything here
+/// is loopback), and the looping account can still confirm with its newest.
 async fn ceremonies_in_a_loop_lock_out_no_one_else(s: Server) {
     let (_da, da) = device();
     let (a, _) = account::create(&da, &s.url, "A", "a").await.unwrap();
     let (_db, db) = device();
     account::create(&db, &s.url, "B", "b").await.unwrap();
     let start = serde_json::json!({ "operation": "delete_account" });
-    for i in 0..10_001 {
+    for i in 0..=MAX_PENDING {
         let (status, text) = send(&a.api, Method::Post, routes::REAUTH_START, Some(&start)).await;
         assert_eq!(status, StatusCode::OK, "start {i}: {text}");
     }
@@ -1334,4 +1340,115 @@ async fn escape_sequences_from_the_server_are_shown_escaped() {
             "{shown:?}"
         );
     }
+}
+
+// ---- Many servers ----------------------------------------------------------------------
+
+/// A server over its own connection to the database `spec`, limited to `auth_rate`, taking
+/// origins on any port of `localhost` (the servers stand behind one load-balanced address).
+async fn server_on(spec: &str, auth_rate: RateLimit) -> String {
+    let store = sotto_store::open(spec).await.expect("store opens");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://localhost:{}", listener.local_addr().unwrap().port());
+    let mut config = testing::accounts_config(store, &url, auth_rate);
+    if let Some(accounts) = &mut config.accounts {
+        accounts.any_port = true;
+    }
+    tokio::spawn(sotto_server::serve(listener, config));
+    url
+}
+
+/// Two servers on one PostgreSQL database, as behind a load balancer, serve one user as one:
+/// an account signed up through the first signs in through the second; a sign-in ceremony
+/// started on one finishes on the other; history written through either is read through both;
+/// and a rate limit is one limit for both, not one each.
+#[tokio::test]
+async fn two_servers_on_one_postgres_serve_one_user() {
+    let db = Database::create("sotto_cli").expect("a test database");
+    const BURST: u32 = 8;
+    let limit = RateLimit {
+        per_minute: 1,
+        burst: BURST,
+    };
+    let (one, two) = (
+        server_on(&db.url, limit).await,
+        server_on(&db.url, limit).await,
+    );
+    let (_d, profile) = device();
+
+    // Sign-up through one (2 limited requests), sign-in through the other (2).
+    let (mut a, _) = account::create(&profile, &one, "Ada", "laptop")
+        .await
+        .unwrap();
+    let conv = history::start(&mut a, "Across servers").await.unwrap();
+    history::append(&mut a, &conv, Role::User, "written through one")
+        .await
+        .unwrap();
+    a.save_ledger(&profile).unwrap();
+    let mut b = account::login(&profile, &two).await.unwrap();
+    let h = history::sync(&mut b).await.unwrap();
+    assert_eq!(contents(&h, &conv), ["written through one"]);
+    history::append(&mut b, &conv, Role::Assistant, "written through two")
+        .await
+        .unwrap();
+    let h = history::sync(&mut a).await.unwrap();
+    assert_eq!(
+        contents(&h, &conv),
+        ["written through one", "written through two"]
+    );
+
+    // A ceremony started on the first server and finished on the second (2 more requests).
+    let on = |url: &str| ApiClient::new(url).unwrap();
+    let (status, text) = send(&on(&one), Method::Post, routes::SIGN_IN_START, None).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let started: sotto_api::CeremonyStarted = serde_json::from_str(&text).unwrap();
+    let mut keyring = sotto_authenticator::Keyring::load(&profile.keyring_path(), None).unwrap();
+    let signed = keyring
+        .authenticate(&one, started.options, &sotto_vault::prf_salt(), None)
+        .await
+        .unwrap();
+    keyring.save(&profile.keyring_path(), None).unwrap();
+    let finish = serde_json::json!({
+        "ceremony_id": started.ceremony_id,
+        "credential": signed.response,
+        "bearer": true,
+    });
+    let (status, text) = send(
+        &on(&two),
+        Method::Post,
+        routes::SIGN_IN_FINISH,
+        Some(&finish),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "finished on the other server: {text}"
+    );
+    let granted: sotto_api::SessionGranted = serde_json::from_str(&text).unwrap();
+    assert_eq!(granted.account_id, a.session.account_id);
+    // Taken once: the first server cannot finish it again.
+    let (status, _) = send(
+        &on(&one),
+        Method::Post,
+        routes::SIGN_IN_FINISH,
+        Some(&finish),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // 7 limited requests so far from this address, on both servers together: one more passes
+    // on either, then both refuse.
+    let used = 7;
+    let mut passed = 0;
+    for i in 0..2 * BURST {
+        let url = if i % 2 == 0 { &one } else { &two };
+        let (status, _) = send(&on(url), Method::Post, routes::SIGN_IN_START, None).await;
+        match status {
+            StatusCode::OK => passed += 1,
+            StatusCode::TOO_MANY_REQUESTS => {}
+            other => panic!("sign-in start answered {other}"),
+        }
+    }
+    assert_eq!(used + passed, BURST, "one limit for both servers");
 }

@@ -10,6 +10,7 @@ mod binding;
 mod canary;
 mod cross_client;
 mod durability;
+mod pool;
 mod proxy;
 mod relay_abuse;
 mod releases;

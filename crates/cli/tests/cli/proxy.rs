@@ -21,8 +21,7 @@ async fn start_proxy(server: &str, checks: Checks, profile_dir: PathBuf) -> Stri
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let config = ProxyConfig {
-        server: server.to_string(),
-        relay: server.to_string(),
+        route: sotto::cmd::enclave_args::Route::to(server),
         checks,
         profile: sotto::local::Profile::new(Some(profile_dir)),
         allowed_hosts: vec![addr.to_string()],

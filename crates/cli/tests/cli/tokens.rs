@@ -55,7 +55,7 @@ async fn serve(
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://localhost:{}", listener.local_addr().unwrap().port());
     let mut config = testing::accounts_config(store.clone(), &url, testing::UNLIMITED);
-    config.enclave_addr = enclave_addr;
+    config.enclaves = vec![enclave_addr];
     config.log_dir = Some(log_dir.to_path_buf());
     let mut tokens = TokensConfig::new(store, Arc::new(issuer), ISSUER).unwrap();
     tokens.required = required;
@@ -125,7 +125,7 @@ impl Stack {
             .unwrap();
         let api = ApiClient::new(&self.url).unwrap();
         let mut flow = FetchTokens::new(
-            Token::new(session.session_token),
+            Some(Token::new(session.session_token)),
             self.relay_policy().await,
             count,
         );
@@ -522,7 +522,7 @@ async fn a_token_paid_turn_carries_nothing_of_the_account_and_is_stored_linked_t
     let wallet = std::fs::read_to_string(config.join("relay-tokens.json")).unwrap();
     assert_eq!(
         wallet.matches("\"token\"").count(),
-        sotto::relay_tokens::BATCH - 1,
+        sotto_client::TOKEN_BATCH - 1,
         "one token of the batch was spent"
     );
 
@@ -546,7 +546,7 @@ async fn a_token_paid_turn_carries_nothing_of_the_account_and_is_stored_linked_t
         .collect();
     let upgrades: Vec<&Vec<u8>> = sent
         .iter()
-        .filter(|b| b.starts_with(b"GET /v1/relay "))
+        .filter(|b| b.starts_with(b"GET /v1/relay ") || b.starts_with(b"GET /v1/relay?"))
         .collect();
     assert_eq!(upgrades.len(), 1, "one relay connection");
     let upgrade = upgrades[0];

@@ -23,7 +23,7 @@ fn policy_of(issuer: &IssuerSecret) -> RelayPolicy {
 
 /// Starts a fetch of `count` and returns the flow and the request body it sent.
 fn started(policy: &RelayPolicy, count: usize) -> (FetchTokens, Vec<u8>) {
-    let mut flow = FetchTokens::new(Token::new("session".into()), policy.clone(), count);
+    let mut flow = FetchTokens::new(Some(Token::new("session".into())), policy.clone(), count);
     let Step::Send(req) = flow.next(None).unwrap() else {
         panic!("the fetch starts with its request");
     };
