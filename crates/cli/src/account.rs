@@ -171,7 +171,11 @@ impl Authenticator<'_> {
         })
     }
 
-    async fn get(&self, req: PasskeyRequest) -> Result<Assertion, AccountError> {
+    /// Signs with this device's passkey. The lock comes back with the assertion: the caller
+    /// holds it until the server has taken the assertion, because the server refuses a
+    /// signature counter lower than one it has seen, and two processes whose finishes
+    /// crossed on the way would otherwise refuse one another.
+    async fn get(&self, req: PasskeyRequest) -> Result<(Assertion, KeyringLock), AccountError> {
         let rp_id = rp_id_of(&req.options)?;
         let mut keyring = load_keyring(self.profile)?;
         if !keyring.credentials().iter().any(|c| c.rp_id == rp_id) {
@@ -181,19 +185,29 @@ impl Authenticator<'_> {
             .authenticate(&self.origin, req.options, &req.salt, None)
             .await?;
         save_keyring(self.profile, &keyring)?;
-        Ok(Assertion {
+        let HeldKeyring { _lock: lock, .. } = keyring;
+        let assertion = Assertion {
             credential: a.response,
             credential_id: a.credential_id,
             prf: a.prf.map(|p| Prf::new(*p.as_bytes())),
-        })
+        };
+        Ok((assertion, lock))
     }
 
-    /// Carries out one step that is not the end of its flow.
-    async fn carry<T>(&self, api: &ApiClient, step: Step<T>) -> Result<Answer, AccountError> {
+    /// Carries out one step that is not the end of its flow; after a signature, with the
+    /// keyring lock to hold until the next step is done.
+    async fn carry<T>(
+        &self,
+        api: &ApiClient,
+        step: Step<T>,
+    ) -> Result<(Answer, Option<KeyringLock>), AccountError> {
         Ok(match step {
-            Step::Send(req) => Answer::Http(api.send(req).await?),
-            Step::CreatePasskey(req) => Answer::Created(self.create(req).await?),
-            Step::GetPasskey(req) => Answer::Asserted(self.get(req).await?),
+            Step::Send(req) => (Answer::Http(api.send(req).await?), None),
+            Step::CreatePasskey(req) => (Answer::Created(self.create(req).await?), None),
+            Step::GetPasskey(req) => {
+                let (assertion, lock) = self.get(req).await?;
+                (Answer::Asserted(assertion), Some(lock))
+            }
             Step::Done(_) => return Err(AccountError::Protocol("a flow ended twice")),
         })
     }
@@ -210,10 +224,20 @@ async fn drive<F: Flow>(
         origin: api.origin().to_owned(),
     };
     let mut answer = None;
+    // Dropped, and replaced, once the step after a signature is done.
+    let mut _held: Option<KeyringLock> = None;
     loop {
         match flow.next(answer.take())? {
             Step::Done(out) => return Ok(out),
-            step => answer = Some(auth.carry(api, step).await?),
+            step => {
+                if !matches!(step, Step::Send(_)) {
+                    // The next passkey step takes the lock itself.
+                    _held = None;
+                }
+                let (next, lock) = auth.carry(api, step).await?;
+                answer = Some(next);
+                _held = lock;
+            }
         }
     }
 }
@@ -236,6 +260,8 @@ async fn drive_vault_with<F: VaultFlow>(
     mut flow: F,
 ) -> Result<F::Output, AccountError> {
     let mut answer = None;
+    // As in `drive`: a signature's lock is held until the server has taken it.
+    let mut _held: Option<KeyringLock> = None;
     loop {
         let step = flow.next(&mut u.client, answer.take())?;
         let profile = match &step {
@@ -245,8 +271,13 @@ async fn drive_vault_with<F: VaultFlow>(
         };
         answer = Some(match (step, profile) {
             (Step::Done(out), _) => return Ok(out),
-            (Step::Send(req), _) => Answer::Http(u.api.send(req).await?),
+            (Step::Send(req), _) => {
+                let answer = Answer::Http(u.api.send(req).await?);
+                _held = None;
+                answer
+            }
             (step, profile) => {
+                _held = None;
                 let profile = profile.flatten().ok_or(AccountError::Protocol(
                     "this flow needs a passkey, and none was offered",
                 ))?;
@@ -254,7 +285,9 @@ async fn drive_vault_with<F: VaultFlow>(
                     profile,
                     origin: u.api.origin().to_owned(),
                 };
-                auth.carry(&u.api, step).await?
+                let (answer, lock) = auth.carry(&u.api, step).await?;
+                _held = lock;
+                answer
             }
         });
     }

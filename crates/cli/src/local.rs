@@ -168,10 +168,14 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), LocalError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(err)?;
     let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+    // One name per write, not per process: the proxy's concurrent requests write the same file
+    // at once, and a shared temporary name lets one rename the other's away.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let tmp = dir.join(format!(
-        ".{}.tmp{}",
+        ".{}.tmp{}.{}",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
-        std::process::id()
+        std::process::id(),
+        WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     let mut f = OpenOptions::new()
         .write(true)
