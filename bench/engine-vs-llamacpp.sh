@@ -5,9 +5,9 @@
 #
 # Usage: bench/engine-vs-llamacpp.sh MODEL.gguf [threads]
 #
-# llama-bench is built from the llama.cpp tree vendored in the llama-cpp-python 0.3.36 source
-# distribution (fetched with pip), in Release mode, and cached under
-# ${SOTTO_BENCH_CACHE:-~/.cache/sotto-bench} so later runs start at once.
+# llama-bench is built by scripts/llama-cpp from the llama.cpp tree vendored in the
+# llama-cpp-python 0.3.36 source distribution (fetched with pip), in Release mode, and cached
+# under ${SOTTO_LLAMA_CACHE:-~/.cache/sotto-llama} so later runs start at once.
 set -euo pipefail
 
 if [[ $# -lt 1 || $# -gt 2 ]]; then
@@ -17,33 +17,16 @@ fi
 model=$(realpath "$1")
 threads=${2:-$(nproc)}
 [[ -f $model ]] || { echo "no such model file: $model" >&2; exit 2; }
-for tool in python3 cmake cargo c++; do
+for tool in python3 cargo; do
     command -v "$tool" >/dev/null || { echo "$tool is required" >&2; exit 2; }
 done
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
-cache=${SOTTO_BENCH_CACHE:-$HOME/.cache/sotto-bench}
+bench_bin=$(bash "$repo/scripts/llama-cpp" llama-bench)
 version=0.3.36
-src=$cache/llama_cpp_python-$version
-bench_bin=$src/build-bench/bin/llama-bench
 pp=128
 tg=64
 reps=3
-
-if [[ ! -x $bench_bin ]]; then
-    mkdir -p "$cache/sdist"
-    if [[ ! -d $src/vendor/llama.cpp ]]; then
-        echo "== fetching llama-cpp-python $version source with pip" >&2
-        python3 -m pip download --no-binary llama-cpp-python --no-deps \
-            -d "$cache/sdist" "llama-cpp-python==$version" >&2
-        tar -xzf "$cache/sdist/llama_cpp_python-$version.tar.gz" -C "$cache"
-    fi
-    echo "== building llama-bench (Release; several minutes on few cores)" >&2
-    cmake -S "$src/vendor/llama.cpp" -B "$src/build-bench" -DCMAKE_BUILD_TYPE=Release \
-        -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
-        -DLLAMA_BUILD_SERVER=OFF -DBUILD_SHARED_LIBS=OFF >&2
-    cmake --build "$src/build-bench" --target llama-bench -j "$(nproc)" >&2
-fi
 
 echo "== llama.cpp llama-bench ($version), $threads threads" >&2
 llama_json=$("$bench_bin" -m "$model" -p $pp -n $tg -t "$threads" -r $reps -o json)

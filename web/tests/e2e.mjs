@@ -439,8 +439,8 @@ async function main() {
       enclaveDir,
       "--listen",
       "127.0.0.1:0",
-      // One thread: the tiny model then spreads an answer over several of the enclave's 50 ms
-      // ticks, so that Stop can cut it (with more, a whole answer fits in one tick's message).
+      // One thread: with the test model's 16 blocks (scripts/test-web) an answer then spreads
+      // over several of the enclave's 50 ms ticks, so that Stop can cut it.
       "--threads",
       "1",
       "--write-release",

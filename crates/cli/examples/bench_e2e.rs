@@ -104,6 +104,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         gpu: false,
         threads: Some(args.threads),
         context: NonZeroU32::new(2048).unwrap_or(NonZeroU32::MIN),
+        batch: sotto_engine::BatchConfig {
+            sequences: NonZeroU32::MIN,
+            queue: 4,
+        },
+        llama_server: None,
         progress: false,
     };
     let enclave = tokio::task::spawn_blocking(move || stack::boot_enclave(opts)).await??;

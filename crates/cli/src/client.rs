@@ -54,6 +54,8 @@ pub enum ClientError {
     RelayRefused { status: u16, reason: String },
     #[error("the conversation no longer fits the model's context: {0}")]
     ContextExceeded(String),
+    #[error("the enclave is busy, try again shortly: {0}")]
+    Busy(String),
 }
 
 /// The relay URL for a server base URL (`http://host:port` -> `ws://host:port/v1/relay`).
@@ -254,6 +256,10 @@ impl Connection {
                     kind: ErrorKind::ContextExceeded,
                     message,
                 } => return Err(ClientError::ContextExceeded(message)),
+                ServerMessage::Error {
+                    kind: ErrorKind::Busy,
+                    message,
+                } => return Err(ClientError::Busy(message)),
                 ServerMessage::Error { message, .. } => return Err(ClientError::Refused(message)),
             }
         }

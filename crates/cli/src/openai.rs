@@ -80,6 +80,17 @@ impl ApiError {
         }
     }
 
+    /// The enclave's batch and queue are full; the SDKs retry a 503 by themselves.
+    pub fn busy(message: String) -> Self {
+        ApiError {
+            status: 503,
+            kind: "server_error",
+            code: Some("engine_overloaded"),
+            param: None,
+            message,
+        }
+    }
+
     /// The verified enclave's answer broke off, or it refused the request.
     pub fn upstream(why: String) -> Self {
         ApiError {

@@ -187,6 +187,7 @@ fn completion_id() -> String {
 fn answer_error(e: ClientError) -> ApiError {
     match e {
         ClientError::ContextExceeded(message) => ApiError::context_exceeded(message),
+        ClientError::Busy(message) => ApiError::busy(message),
         e => ApiError::upstream(e.to_string()),
     }
 }

@@ -94,6 +94,8 @@ pub struct EnclaveOptions {
     pub gpu: bool,
     pub threads: Option<NonZeroU32>,
     pub context: NonZeroU32,
+    pub batch: sotto_engine::BatchConfig,
+    pub llama_server: Option<PathBuf>,
     pub progress: bool,
 }
 
@@ -157,7 +159,8 @@ pub fn boot_enclave(opts: EnclaveOptions) -> Result<Enclave, StackError> {
             GpuConfig::None
         },
         engine,
-        max_concurrent: 4,
+        batch: opts.batch,
+        llama_server: opts.llama_server,
     };
     let data_dir = opts.data_dir.clone();
     let pb = bar(opts.progress);

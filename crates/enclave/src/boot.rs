@@ -12,11 +12,16 @@ use sotto_attester::{Attester, GpuConfig, PlatformConfig};
 use sotto_channel::binding::{manifest_digest, report_data, NONCE_LEN};
 use sotto_channel::handshake::{AttestationPayload, StaticKey};
 use sotto_channel::manifest::{EngineManifest, Manifest, ModelManifest, MANIFEST_FORMAT};
-use sotto_engine::{Engine, EngineConfig};
+use sotto_engine::{BatchConfig, Batcher, Engine, EngineConfig};
 use sotto_verify_core::UnixTime;
+
+use crate::backend::Backend;
+use crate::upstream::{LlamaServerConfig, Upstream, UpstreamError};
 
 /// The engine as the manifest names it; the version pins the llama.cpp binding.
 const ENGINE_NAME: &str = "llama.cpp (llama-cpp-2)";
+/// `llama-server`, as the manifest names it (its version line and binary digest follow).
+const LLAMA_SERVER_NAME: &str = "llama.cpp llama-server";
 const ENGINE_VERSION: &str = "0.1.160";
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +41,8 @@ pub enum BootError {
     Attest(#[from] sotto_attester::AttestError),
     #[error("cannot load the model: {0}")]
     Engine(#[from] sotto_engine::EngineError),
+    #[error("cannot start llama-server: {0}")]
+    Upstream(#[from] UpstreamError),
     #[error("channel set-up failed: {0}")]
     Channel(#[from] sotto_channel::ChannelError),
 }
@@ -47,9 +54,13 @@ pub struct EnclaveConfig {
     pub model_sha256: Option<[u8; 32]>,
     pub platform: PlatformConfig,
     pub gpu: GpuConfig,
+    /// Threads and context per conversation, for either engine.
     pub engine: EngineConfig,
-    /// Concurrent generations; further requests wait their turn.
-    pub max_concurrent: usize,
+    /// Conversations decoded together, and how many may wait for a place.
+    pub batch: BatchConfig,
+    /// Answer through this `llama-server` binary, started on the checked model, instead of the
+    /// embedded engine.
+    pub llama_server: Option<PathBuf>,
 }
 
 /// A booted enclave, ready to serve.
@@ -61,8 +72,7 @@ pub struct Enclave {
     manifest_bytes: Vec<u8>,
     pub(crate) manifest: Manifest,
     evidence: sotto_verify::Evidence,
-    pub(crate) engine: Arc<Engine>,
-    pub(crate) generations: Arc<tokio::sync::Semaphore>,
+    pub(crate) backend: Backend,
 }
 
 /// The model as hashed, copied into sealed anonymous memory (a Linux memfd) in the same pass.
@@ -81,14 +91,22 @@ pub struct SealedModel {
 }
 
 impl SealedModel {
-    /// Copies and hashes `path`, reporting progress as (done, total) bytes.
-    pub fn copy_from(path: &Path, progress: &mut dyn FnMut(u64, u64)) -> std::io::Result<Self> {
+    /// Copies and hashes `path`, reporting progress as (done, total) bytes. With `inherit`,
+    /// processes this one starts inherit the copy (an engine process it hands the model to);
+    /// otherwise none do.
+    pub fn copy_from(
+        path: &Path,
+        inherit: bool,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> std::io::Result<Self> {
         let mut src = File::open(path)?;
         let total = src.metadata()?.len();
-        let fd = memfd_create(
-            "sotto-model",
-            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
-        )?;
+        let flags = if inherit {
+            MemfdFlags::ALLOW_SEALING
+        } else {
+            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING
+        };
+        let fd = memfd_create("sotto-model", flags)?;
         let mut copy = File::from(fd);
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 1 << 20];
@@ -115,7 +133,7 @@ impl SealedModel {
     }
 
     /// A path that opens the sealed copy, for an engine that loads models by path. Valid in
-    /// this process while `self` lives.
+    /// this process while `self` lives, and in a child that inherited it.
     pub fn path(&self) -> PathBuf {
         PathBuf::from(format!("/proc/self/fd/{}", self.file.as_raw_fd()))
     }
@@ -129,11 +147,14 @@ impl Enclave {
         progress: &mut dyn FnMut(&str, u64, u64),
     ) -> Result<Self, BootError> {
         let path = config.model_path.clone();
-        let model = SealedModel::copy_from(&path, &mut |d, t| progress("checking model", d, t))
-            .map_err(|source| BootError::ModelRead {
-                path: path.clone(),
-                source,
-            })?;
+        let inherit = config.llama_server.is_some();
+        let model = SealedModel::copy_from(&path, inherit, &mut |d, t| {
+            progress("checking model", d, t);
+        })
+        .map_err(|source| BootError::ModelRead {
+            path: path.clone(),
+            source,
+        })?;
         let (digest, size) = (model.digest, model.size);
         if let Some(expected) = config.model_sha256 {
             if expected != digest {
@@ -145,7 +166,40 @@ impl Enclave {
             }
         }
         let attester = Attester::open(config.platform, config.gpu, now)?;
-        let engine = Engine::load(&model.path(), &config.engine)?;
+        let model_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let context = config.engine.context_size.get();
+        let (backend, engine) = match &config.llama_server {
+            None => {
+                let engine = Engine::load(&model.path(), &config.engine)?;
+                let batcher = Batcher::start(Arc::new(engine), config.batch)?;
+                let named = EngineManifest {
+                    name: ENGINE_NAME.into(),
+                    version: ENGINE_VERSION.into(),
+                    context,
+                };
+                (Backend::Embedded(Arc::new(batcher)), named)
+            }
+            Some(binary) => {
+                progress("starting llama-server", 0, 1);
+                let server = LlamaServerConfig {
+                    binary: binary.clone(),
+                    threads: config.engine.threads,
+                    context: config.engine.context_size,
+                    parallel: config.batch.sequences,
+                    queue: config.batch.queue,
+                };
+                let upstream = Upstream::start(&server, &model.path(), &model_name)?;
+                let named = EngineManifest {
+                    name: LLAMA_SERVER_NAME.into(),
+                    version: upstream.version.clone(),
+                    context,
+                };
+                (Backend::LlamaServer(Arc::new(upstream)), named)
+            }
+        };
         // The engine holds what it loaded (mapped or copied); the descriptor can go.
         drop(model);
         let key = StaticKey::generate()?;
@@ -157,18 +211,11 @@ impl Enclave {
             release: env!("CARGO_PKG_VERSION").to_string(),
             platform: attester.platform_name().to_string(),
             model: ModelManifest {
-                name: path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
+                name: model_name,
                 sha256: hex::encode(digest),
                 size,
             },
-            engine: EngineManifest {
-                name: ENGINE_NAME.into(),
-                version: ENGINE_VERSION.into(),
-                context: config.engine.context_size.get(),
-            },
+            engine,
             gpu_evidence_sha256: gpu
                 .as_ref()
                 .map(|g| hex::encode(sotto_verify::gpu_evidence_digest(g))),
@@ -186,8 +233,7 @@ impl Enclave {
             manifest_bytes,
             manifest,
             evidence,
-            engine: Arc::new(engine),
-            generations: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent.max(1))),
+            backend,
         })
     }
 
@@ -244,7 +290,7 @@ mod tests {
         let original: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
         fs::write(&path, &original).unwrap();
         let mut seen = 0;
-        let model = SealedModel::copy_from(&path, &mut |done, total| {
+        let model = SealedModel::copy_from(&path, false, &mut |done, total| {
             assert_eq!(total, original.len() as u64);
             seen = done;
         })

@@ -12,8 +12,11 @@
 //! Everything that arrives over the network is hostile until the Noise session authenticates
 //! it, and even then the client is anonymous and untrusted.
 
+mod backend;
 mod boot;
 mod service;
+mod upstream;
 
 pub use boot::{BootError, Enclave, EnclaveConfig, SealedModel};
 pub use service::{serve, serve_shaped, serve_with, SessionLimits, Shaping};
+pub use upstream::UpstreamError;

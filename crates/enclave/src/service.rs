@@ -24,7 +24,7 @@ use sotto_channel::{ChannelError, Padding, ServerHandshake, Session};
 use sotto_engine::{ChatMessage, EngineError, StopReason};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tracing::{info, warn};
 
 use crate::Enclave;
@@ -36,6 +36,9 @@ use crate::Enclave;
 const MAX_SESSIONS: usize = 512;
 /// Upper bound on tokens one request may ask for; clients asking more get this many.
 const MAX_TOKENS_CAP: u32 = 8192;
+/// Pieces an answer may have ready before its session sends them; past that the conversation
+/// waits for its reader (and the others decode on).
+const PIECES_BUFFERED: usize = 64;
 
 static SESSIONS: AtomicU64 = AtomicU64::new(0);
 
@@ -271,31 +274,33 @@ fn validate(messages: &[WireMessage]) -> Result<(), &'static str> {
     }
 }
 
-enum Event {
-    Piece(zeroize::Zeroizing<String>),
-    Finished(Result<sotto_engine::GenStats, EngineError>),
-}
-
-/// `first` and the pieces that follow it within `tick`, as one text, and the event that ended
-/// the wait early (the end of generation), if any.
+/// `first` and the pieces that follow it within `tick`, as one text.
 async fn gather(
-    rx: &mut mpsc::Receiver<Event>,
+    rx: &mut mpsc::Receiver<zeroize::Zeroizing<String>>,
     first: zeroize::Zeroizing<String>,
     tick: Duration,
-) -> (zeroize::Zeroizing<String>, Option<Event>) {
+) -> zeroize::Zeroizing<String> {
     if tick.is_zero() {
-        return (first, None);
+        return first;
     }
     // Reserved up front: a String that grows leaves its old buffer behind unzeroed.
     let mut text = zeroize::Zeroizing::new(String::with_capacity(first.len().max(1024)));
     text.push_str(&first);
     let deadline = tokio::time::Instant::now() + tick;
-    loop {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(Event::Piece(p))) => text.push_str(&p),
-            Ok(other) => return (text, other),
-            Err(_) => return (text, None),
+    while let Ok(Some(piece)) = tokio::time::timeout_at(deadline, rx.recv()).await {
+        text.push_str(&piece);
+    }
+    text
+}
+
+fn engine_error(e: &EngineError) -> (ErrorKind, String) {
+    match e {
+        EngineError::ContextExceeded { .. } => (ErrorKind::ContextExceeded, e.to_string()),
+        EngineError::InvalidParams(_) | EngineError::TemplateRejected(_) => {
+            (ErrorKind::BadRequest, e.to_string())
         }
+        EngineError::Busy => (ErrorKind::Busy, e.to_string()),
+        _ => (ErrorKind::Internal, "the engine failed".to_string()),
     }
 }
 
@@ -315,8 +320,6 @@ async fn chat(
         };
         return conn.send(session, &reply).await;
     }
-    let permit = enclave.generations.clone().acquire_owned().await;
-    let engine = enclave.engine.clone();
     let chat: Vec<ChatMessage> = messages
         .into_iter()
         .map(|m| ChatMessage {
@@ -332,79 +335,50 @@ async fn chat(
         // The sampler takes a 32-bit seed; folding keeps every bit of the client's choice.
         seed: params.seed.map(|s| (s ^ (s >> 32)) as u32),
     };
-    let (tx, mut rx) = mpsc::channel::<Event>(64);
-    let worker = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        let piece_tx = tx.clone();
-        let result = engine.generate(&chat, &gen, &mut |piece: &str| {
-            piece_tx
-                .blocking_send(Event::Piece(zeroize::Zeroizing::new(piece.to_owned())))
-                .is_ok()
-        });
-        let _ = tx.blocking_send(Event::Finished(result));
-    });
-    let mut outcome = Ok(());
-    let mut held = None;
-    loop {
-        let Some(event) = (match held.take() {
-            Some(event) => Some(event),
-            None => rx.recv().await,
-        }) else {
-            break;
-        };
-        match event {
-            Event::Piece(first) => {
-                let (text, after) = gather(&mut rx, first, tick).await;
-                held = after;
-                if let Err(e) = conn.send(session, &ServerMessage::Token(text)).await {
-                    // Dropping the receiver makes the engine stop at its next token.
-                    outcome = Err(e);
-                    break;
-                }
+    let (pieces, mut rx) = mpsc::channel(PIECES_BUFFERED);
+    let (done, finished) = oneshot::channel();
+    let result = match enclave.backend.start(chat, gen, pieces, done).await {
+        Ok(()) => {
+            while let Some(first) = rx.recv().await {
+                let text = gather(&mut rx, first, tick).await;
+                // An error drops the receiver, and the engine stops before its next token.
+                conn.send(session, &ServerMessage::Token(text)).await?;
             }
-            Event::Finished(Ok(stats)) => {
-                info!(
-                    session = id,
-                    prompt_tokens = stats.prompt_tokens,
-                    generated_tokens = stats.generated_tokens,
-                    ttft_ms = stats.time_to_first_token.as_secs_f64() * 1e3,
-                    "generation finished"
-                );
-                let stop = match stats.stop {
-                    StopReason::EndOfGeneration => Stop::End,
-                    StopReason::MaxTokens => Stop::MaxTokens,
-                    StopReason::ContextFull => Stop::ContextFull,
-                    // Generation is cancelled only when its pieces had nowhere to go: the
-                    // client is gone, and nothing more would reach it.
-                    StopReason::Cancelled => break,
-                };
-                let done = Stats {
-                    prompt_tokens: u32::try_from(stats.prompt_tokens).unwrap_or(u32::MAX),
-                    generated_tokens: u32::try_from(stats.generated_tokens).unwrap_or(u32::MAX),
-                    time_to_first_token_ms: stats.time_to_first_token.as_secs_f64() * 1e3,
-                    generation_ms: stats.generation.as_secs_f64() * 1e3,
-                    stop,
-                };
-                outcome = conn.send(session, &ServerMessage::Done(done)).await;
-            }
-            Event::Finished(Err(e)) => {
-                let (kind, message) = match &e {
-                    EngineError::ContextExceeded { .. } => {
-                        (ErrorKind::ContextExceeded, e.to_string())
-                    }
-                    EngineError::InvalidParams(_) | EngineError::TemplateRejected(_) => {
-                        (ErrorKind::BadRequest, e.to_string())
-                    }
-                    _ => (ErrorKind::Internal, "the engine failed".to_string()),
-                };
-                warn!(session = id, kind = ?kind, "generation failed");
-                outcome = conn
-                    .send(session, &ServerMessage::Error { kind, message })
-                    .await;
-            }
+            finished.await.unwrap_or(Err(EngineError::Internal))
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(stats) => {
+            info!(
+                session = id,
+                prompt_tokens = stats.prompt_tokens,
+                generated_tokens = stats.generated_tokens,
+                ttft_ms = stats.time_to_first_token.as_secs_f64() * 1e3,
+                "generation finished"
+            );
+            let stop = match stats.stop {
+                StopReason::EndOfGeneration => Stop::End,
+                StopReason::MaxTokens => Stop::MaxTokens,
+                StopReason::ContextFull => Stop::ContextFull,
+                // Generation is cancelled only when its pieces had nowhere to go: the client
+                // is gone, and nothing more would reach it.
+                StopReason::Cancelled => return Ok(()),
+            };
+            let done = Stats {
+                prompt_tokens: u32::try_from(stats.prompt_tokens).unwrap_or(u32::MAX),
+                generated_tokens: u32::try_from(stats.generated_tokens).unwrap_or(u32::MAX),
+                time_to_first_token_ms: stats.time_to_first_token.as_secs_f64() * 1e3,
+                generation_ms: stats.generation.as_secs_f64() * 1e3,
+                stop,
+            };
+            conn.send(session, &ServerMessage::Done(done)).await
+        }
+        Err(e) => {
+            let (kind, message) = engine_error(&e);
+            warn!(session = id, kind = ?kind, "generation failed");
+            conn.send(session, &ServerMessage::Error { kind, message })
+                .await
         }
     }
-    drop(rx);
-    let _ = worker.await;
-    outcome
 }

@@ -92,7 +92,7 @@ impl Engine {
         };
 
         if n_prompt > 0 {
-            let mut ctx = self.new_context(n_prompt)?;
+            let mut ctx = self.new_context(n_prompt, 1)?;
             let n_batch = ctx.n_batch().max(1) as usize;
             let mut run = |ctx: &mut llama_cpp_2::context::LlamaContext<'_>,
                            n: usize|
@@ -122,7 +122,7 @@ impl Engine {
         }
 
         if n_gen > 0 {
-            let mut ctx = self.new_context(n_gen)?;
+            let mut ctx = self.new_context(n_gen, 1)?;
             let mut run = |ctx: &mut llama_cpp_2::context::LlamaContext<'_>,
                            n: u32|
              -> Result<Duration, EngineError> {

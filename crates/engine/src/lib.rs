@@ -13,10 +13,12 @@
 //!   freed without being wiped; they live in the confidential VM's encrypted memory and are not
 //!   reachable from outside it.
 //!
-//! One [`Engine`] serves many conversations concurrently: the model is shared, each
-//! [`Engine::generate`] call gets a fresh llama.cpp context, and only context creation is
-//! serialized (the crate documents creating contexts in parallel as unsound).
+//! One [`Engine`] serves many conversations concurrently, two ways: a [`Batcher`] decodes them
+//! together on one llama.cpp context (continuous batching, what the enclave runs), and each
+//! [`Engine::generate`] call gets a fresh context of its own. Context creation is serialized
+//! (the crate documents creating contexts in parallel as unsound).
 
+mod batch;
 pub mod bench;
 mod template;
 mod utf8;
@@ -30,7 +32,6 @@ use std::time::{Duration, Instant};
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_backend::LlamaBackend;
-use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
@@ -38,8 +39,9 @@ use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::{send_logs_to_tracing, LogOptions};
 use zeroize::Zeroizing;
 
+pub use batch::{BatchConfig, Batcher, BoxSink, Offer, Sink};
+use batch::{Job, Progress, Scheduler};
 use template::{ChatTemplate, RenderError};
-use utf8::Utf8Stream;
 
 /// Environment variables that make llama.cpp log conversation content (token text, tensor
 /// values, cache contents). Any value counts: llama.cpp parses them with `atoi`, and refusing
@@ -79,6 +81,10 @@ pub enum EngineError {
     Batch(#[from] llama_cpp_2::llama_batch::BatchAddError),
     #[error("token position {0} does not fit llama.cpp's position type")]
     Position(usize),
+    #[error("the engine is busy: every slot is taken and the queue is full; try again shortly")]
+    Busy,
+    #[error("the engine's batching thread is gone")]
+    Internal,
 }
 
 /// The chat template raised an exception for this conversation. The message is the template's
@@ -442,8 +448,9 @@ impl Engine {
         tokens
     }
 
-    /// A fresh context of `n_ctx` tokens. Creation is serialized across all engines.
-    fn new_context(&self, n_ctx: u32) -> Result<LlamaContext<'_>, EngineError> {
+    /// A fresh context of `n_ctx` tokens shared by `n_seq` sequences. Creation is serialized
+    /// across all engines.
+    fn new_context(&self, n_ctx: u32, n_seq: u32) -> Result<LlamaContext<'_>, EngineError> {
         check_process_environment()?;
         let backend = backend()?;
         let threads = i32::try_from(self.cfg.threads.get()).unwrap_or(i32::MAX);
@@ -453,7 +460,11 @@ impl Engine {
             .with_n_batch(batch)
             .with_n_ubatch(batch.min(512))
             .with_n_threads(threads)
-            .with_n_threads_batch(threads);
+            .with_n_threads_batch(threads)
+            .with_n_seq_max(n_seq)
+            // Each sequence its own part of the cache: one conversation can never use (or
+            // see) another's cells.
+            .with_kv_unified(false);
         let _guard = CONTEXT_CREATION
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -462,102 +473,84 @@ impl Engine {
             .map_err(|_| EngineError::Context(n_ctx))
     }
 
-    /// Answers the conversation, streaming text to `on_piece` as it is generated. `on_piece`
-    /// returning `false` stops generation. Pieces are whole UTF-8 text: a character split
-    /// across tokens is delivered once complete.
+    /// Checks the parameters and turns the conversation into prompt tokens that leave room
+    /// for at least one answer token.
+    fn prepare(
+        &self,
+        messages: &[ChatMessage],
+        params: &GenParams,
+    ) -> Result<Vec<LlamaToken>, EngineError> {
+        params.validate()?;
+        let prompt = self.render_prompt(messages)?;
+        let tokens = self.tokenize(&prompt);
+        if tokens.len() + 1 > self.context_size as usize {
+            return Err(EngineError::ContextExceeded {
+                prompt_tokens: tokens.len(),
+                context: self.context_size,
+            });
+        }
+        Ok(tokens)
+    }
+
+    /// Answers the conversation on a context of its own, streaming text to `on_piece` as it
+    /// is generated. `on_piece` returning `false` stops generation. Pieces are whole UTF-8
+    /// text: a character split across tokens is delivered once complete.
     pub fn generate(
         &self,
         messages: &[ChatMessage],
         params: &GenParams,
         on_piece: &mut dyn FnMut(&str) -> bool,
     ) -> Result<GenStats, EngineError> {
-        params.validate()?;
-        let started = Instant::now();
-        let prompt = self.render_prompt(messages)?;
-        let tokens = self.tokenize(&prompt);
-        drop(prompt);
-        let prompt_tokens = tokens.len();
-        if prompt_tokens + 1 > self.context_size as usize {
-            return Err(EngineError::ContextExceeded {
-                prompt_tokens,
-                context: self.context_size,
-            });
-        }
-        let wanted = prompt_tokens.saturating_add(params.max_tokens as usize);
+        let submitted = Instant::now();
+        let tokens = self.prepare(messages, params)?;
+        let wanted = tokens.len().saturating_add(params.max_tokens as usize);
         let n_ctx = u32::try_from(wanted)
             .unwrap_or(u32::MAX)
             .min(self.context_size);
-        let mut ctx = self.new_context(n_ctx)?;
-
-        let batch_size = ctx.n_batch().max(1) as usize;
-        let mut batch = LlamaBatch::new(batch_size, 1);
-        let mut pos = 0usize;
-        for chunk in tokens.chunks(batch_size) {
-            batch.clear();
-            for (i, token) in chunk.iter().enumerate() {
-                let last = pos + i + 1 == prompt_tokens;
-                batch.add(*token, position(pos + i)?, &[0], last)?;
-            }
-            ctx.decode(&mut batch)?;
-            pos += chunk.len();
-        }
-        let prompt_eval = started.elapsed();
-
-        let mut sampler = sampler(params);
-        let vocab = self.model.vocab();
-        let mut text = Utf8Stream::default();
-        let mut piece = Zeroizing::new(Vec::new());
-        let mut generated = 0usize;
-        let mut first_token_at = None;
-        let stop = loop {
-            let token = sampler.sample(&ctx, batch.n_tokens() - 1);
-            generated += 1;
-            let now = Instant::now();
-            first_token_at.get_or_insert(now);
-            if vocab.is_eog(token) {
-                break StopReason::EndOfGeneration;
-            }
-            piece.clear();
-            vocab.token_to_piece_into(token, &mut piece, false, None);
-            let complete = text.push(&piece);
-            if !complete.is_empty() && !on_piece(&complete) {
-                break StopReason::Cancelled;
-            }
-            if generated >= params.max_tokens as usize {
-                break StopReason::MaxTokens;
-            }
-            if pos + 1 > n_ctx as usize {
-                break StopReason::ContextFull;
-            }
-            batch.clear();
-            batch.add(token, position(pos)?, &[0], true)?;
-            ctx.decode(&mut batch)?;
-            pos += 1;
-        };
-        if stop != StopReason::Cancelled {
-            let rest = text.finish();
-            if !rest.is_empty() {
-                on_piece(&rest);
-            }
-        }
-        let first = first_token_at.unwrap_or(started);
-        let stats = GenStats {
-            prompt_tokens,
-            generated_tokens: generated,
-            prompt_eval,
-            time_to_first_token: first.duration_since(started),
-            generation: first.elapsed(),
-            stop,
-        };
+        let ctx = self.new_context(n_ctx, 1)?;
+        let mut result = None;
+        let mut scheduler = Scheduler::new(self, ctx, 1, n_ctx as usize);
+        scheduler.admit(Job {
+            tokens,
+            params: params.clone(),
+            sink: Callback {
+                on_piece,
+                result: &mut result,
+            },
+            submitted,
+        });
+        while scheduler.step() != Progress::Idle {}
+        drop(scheduler);
+        let stats = result.unwrap_or(Err(EngineError::Internal))?;
         tracing::debug!(
-            prompt_tokens,
-            generated_tokens = generated,
-            prompt_eval_ms = prompt_eval.as_millis() as u64,
+            prompt_tokens = stats.prompt_tokens,
+            generated_tokens = stats.generated_tokens,
+            prompt_eval_ms = stats.prompt_eval.as_millis() as u64,
             generation_ms = stats.generation.as_millis() as u64,
-            stop = ?stop,
+            stop = ?stats.stop,
             "generation finished"
         );
         Ok(stats)
+    }
+}
+
+/// [`Engine::generate`]'s sink: the caller's callback, which is never full.
+struct Callback<'a> {
+    on_piece: &'a mut dyn FnMut(&str) -> bool,
+    result: &'a mut Option<Result<GenStats, EngineError>>,
+}
+
+impl Sink for Callback<'_> {
+    fn offer(&mut self, piece: Zeroizing<String>) -> Offer {
+        if (self.on_piece)(&piece) {
+            Offer::Taken
+        } else {
+            Offer::Closed
+        }
+    }
+
+    fn finish(&mut self, result: Result<GenStats, EngineError>) {
+        *self.result = Some(result);
     }
 }
 

@@ -232,8 +232,8 @@ fn progress_is_reported_up_to_completion() {
 fn model_without_chat_template_is_refused() {
     let path = model_dir().join("no-template.gguf");
     let model = TinyQwen2 {
-        seed: SEED,
         chat_template: None,
+        ..TinyQwen2::new(SEED)
     };
     std::fs::write(&path, model.to_bytes()).unwrap();
     assert!(matches!(
@@ -263,13 +263,13 @@ fn missing_or_corrupt_model_files_are_errors() {
 fn template_exceptions_reach_the_caller() {
     let path = model_dir().join("strict.gguf");
     let model = TinyQwen2 {
-        seed: SEED,
         chat_template: Some(
             "{% for m in messages %}{% if m.role == 'system' %}\
              {{ raise_exception('System role not supported') }}{% endif %}\
              {{ m.content }}{% endfor %}"
                 .to_owned(),
         ),
+        ..TinyQwen2::new(SEED)
     };
     std::fs::write(&path, model.to_bytes()).unwrap();
     let engine = Engine::load(&path, &config(64)).unwrap();
@@ -277,5 +277,229 @@ fn template_exceptions_reach_the_caller() {
         Err(EngineError::TemplateRejected(r)) => assert_eq!(r.0, "System role not supported"),
         Err(other) => panic!("wrong error: {other}"),
         Ok(_) => panic!("template should have refused the system turn"),
+    }
+}
+
+mod batching {
+    //! The batcher against the engine's own one-context path: the same answers, a slow
+    //! reader that holds up no one else, a bounded queue.
+
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use sotto_engine::{BatchConfig, Batcher, GenStats, Offer, Sink};
+    use zeroize::Zeroizing;
+
+    use super::*;
+
+    enum Event {
+        /// The sink was offered its first piece.
+        Started,
+        Done(String, Result<GenStats, EngineError>),
+    }
+
+    /// Collects one answer; takes nothing while `open` is false, and reads as gone once
+    /// `gone` is set.
+    struct TestSink {
+        open: Arc<AtomicBool>,
+        gone: Arc<AtomicBool>,
+        started: bool,
+        text: String,
+        events: mpsc::Sender<Event>,
+    }
+
+    impl Sink for TestSink {
+        fn offer(&mut self, piece: Zeroizing<String>) -> Offer {
+            if !std::mem::replace(&mut self.started, true) {
+                let _ = self.events.send(Event::Started);
+            }
+            if self.gone.load(Ordering::SeqCst) {
+                return Offer::Closed;
+            }
+            if !self.open.load(Ordering::SeqCst) {
+                return Offer::Full(piece);
+            }
+            self.text.push_str(&piece);
+            Offer::Taken
+        }
+
+        fn closed(&self) -> bool {
+            self.gone.load(Ordering::SeqCst)
+        }
+
+        fn finish(&mut self, result: Result<GenStats, EngineError>) {
+            let _ = self
+                .events
+                .send(Event::Done(std::mem::take(&mut self.text), result));
+        }
+    }
+
+    struct Reader {
+        open: Arc<AtomicBool>,
+        gone: Arc<AtomicBool>,
+        events: mpsc::Receiver<Event>,
+    }
+
+    impl Reader {
+        fn started(&self) {
+            match self.events.recv_timeout(Duration::from_secs(60)) {
+                Ok(Event::Started) => {}
+                Ok(Event::Done(_, r)) => panic!("ended before its first piece: {:?}", r.err()),
+                Err(e) => panic!("no first piece: {e}"),
+            }
+        }
+
+        fn done(&self) -> (String, GenStats) {
+            loop {
+                match self.events.recv_timeout(Duration::from_secs(60)) {
+                    Ok(Event::Started) => {}
+                    Ok(Event::Done(text, r)) => return (text, r.expect("generation")),
+                    Err(e) => panic!("no end: {e}"),
+                }
+            }
+        }
+    }
+
+    fn sink(open: bool) -> (Box<TestSink>, Reader) {
+        let (events, rx) = mpsc::channel();
+        let open = Arc::new(AtomicBool::new(open));
+        let gone = Arc::new(AtomicBool::new(false));
+        let sink = Box::new(TestSink {
+            open: open.clone(),
+            gone: gone.clone(),
+            started: false,
+            text: String::new(),
+            events,
+        });
+        let reader = Reader {
+            open,
+            gone,
+            events: rx,
+        };
+        (sink, reader)
+    }
+
+    fn batcher(sequences: u32, queue: usize) -> Batcher {
+        let engine = Engine::load(&model_path(), &config(256)).expect("load tiny model");
+        let config = BatchConfig {
+            sequences: NonZeroU32::new(sequences).unwrap(),
+            queue,
+        };
+        Batcher::start(Arc::new(engine), config).expect("batcher starts")
+    }
+
+    fn question(i: usize) -> Vec<ChatMessage> {
+        let mut c = conversation();
+        c.push(ChatMessage::new(Role::Assistant, "the inn"));
+        c.push(ChatMessage::new(Role::User, "heron ".repeat(i + 1)));
+        c
+    }
+
+    fn alone(c: &[ChatMessage], params: &GenParams) -> (String, GenStats) {
+        let mut text = String::new();
+        let stats = engine()
+            .generate(c, params, &mut |p| {
+                text.push_str(p);
+                true
+            })
+            .unwrap();
+        (text, stats)
+    }
+
+    #[test]
+    fn conversations_decoded_together_answer_as_they_do_alone() {
+        let params = GenParams::greedy(12);
+        let batcher = batcher(4, 8);
+        // Six conversations on four slots: two wait, then join a running batch.
+        let readers: Vec<Reader> = (0..6)
+            .map(|i| {
+                let (sink, reader) = sink(true);
+                batcher.submit(&question(i), &params, sink).unwrap();
+                reader
+            })
+            .collect();
+        for (i, reader) in readers.iter().enumerate() {
+            let (text, stats) = reader.done();
+            let (want, want_stats) = alone(&question(i), &params);
+            assert_eq!(text, want, "conversation {i}");
+            assert_eq!(stats.generated_tokens, want_stats.generated_tokens);
+            assert_eq!(stats.prompt_tokens, want_stats.prompt_tokens);
+            assert_eq!(stats.stop, want_stats.stop);
+        }
+    }
+
+    #[test]
+    fn a_reader_that_takes_nothing_holds_up_no_one_else() {
+        let params = GenParams::greedy(12);
+        let batcher = batcher(2, 4);
+        let (slow, slow_reader) = sink(false);
+        batcher.submit(&question(0), &params, slow).unwrap();
+        slow_reader.started();
+        let (fast, fast_reader) = sink(true);
+        batcher.submit(&question(1), &params, fast).unwrap();
+        let (text, _) = fast_reader.done();
+        assert_eq!(text, alone(&question(1), &params).0);
+        // The slow one lost nothing while it waited.
+        slow_reader.open.store(true, Ordering::SeqCst);
+        let (text, _) = slow_reader.done();
+        assert_eq!(text, alone(&question(0), &params).0);
+    }
+
+    #[test]
+    fn past_the_queue_the_answer_is_busy_and_a_gone_reader_frees_its_slot() {
+        let params = GenParams::greedy(12);
+        let batcher = batcher(1, 1);
+        let (first, first_reader) = sink(false);
+        batcher.submit(&question(0), &params, first).unwrap();
+        first_reader.started();
+        // The one slot is taken and the queue holds one: the third is refused.
+        let (second, second_reader) = sink(true);
+        batcher.submit(&question(1), &params, second).unwrap();
+        let (third, _) = sink(true);
+        let err = batcher.submit(&question(2), &params, third).unwrap_err();
+        assert!(matches!(err, EngineError::Busy), "{err}");
+        assert!(err.to_string().contains("busy"));
+        // The first reader leaves: its conversation ends cancelled and the waiting one runs.
+        first_reader.gone.store(true, Ordering::SeqCst);
+        let (_, stats) = first_reader.done();
+        assert_eq!(stats.stop, StopReason::Cancelled);
+        let (text, _) = second_reader.done();
+        assert_eq!(text, alone(&question(1), &params).0);
+    }
+
+    #[test]
+    fn every_stop_reason_holds_in_a_batch() {
+        let batcher = batcher(2, 2);
+        let (sink_a, a) = sink(true);
+        batcher
+            .submit(&question(0), &GenParams::greedy(2), sink_a)
+            .unwrap();
+        let (sink_b, b) = sink(true);
+        batcher
+            .submit(&question(1), &GenParams::greedy(500), sink_b)
+            .unwrap();
+        let (_, stats) = a.done();
+        assert_eq!(
+            (stats.generated_tokens, stats.stop),
+            (2, StopReason::MaxTokens)
+        );
+        let (text, stats) = b.done();
+        assert!(
+            matches!(
+                stats.stop,
+                StopReason::EndOfGeneration | StopReason::ContextFull
+            ),
+            "{stats:?}"
+        );
+        // The cache holds 256 tokens; the last token sampled is never decoded.
+        assert!(
+            stats.prompt_tokens + stats.generated_tokens <= 257,
+            "{stats:?}"
+        );
+        let (want, want_stats) = alone(&question(1), &GenParams::greedy(500));
+        assert_eq!(text, want);
+        assert_eq!(stats.stop, want_stats.stop);
+        assert_eq!(stats.generated_tokens, want_stats.generated_tokens);
     }
 }

@@ -65,6 +65,8 @@ pub struct TinyQwen2 {
     pub seed: u64,
     /// `tokenizer.chat_template`, or none to test models that lack one.
     pub chat_template: Option<String>,
+    /// Transformer blocks: more make every token slower to generate, in proportion.
+    pub layers: u32,
 }
 
 impl TinyQwen2 {
@@ -73,6 +75,7 @@ impl TinyQwen2 {
         Self {
             seed,
             chat_template: Some(TINY_CHAT_TEMPLATE.to_owned()),
+            layers: TINY_LAYERS,
         }
     }
 
@@ -85,7 +88,7 @@ impl TinyQwen2 {
         kv.u32("general.alignment", ALIGNMENT as u32);
         kv.u32("qwen2.context_length", TINY_CONTEXT_LENGTH);
         kv.u32("qwen2.embedding_length", TINY_HIDDEN);
-        kv.u32("qwen2.block_count", TINY_LAYERS);
+        kv.u32("qwen2.block_count", self.layers);
         kv.u32("qwen2.feed_forward_length", TINY_FFN);
         kv.u32("qwen2.attention.head_count", TINY_HEADS);
         kv.u32("qwen2.attention.head_count_kv", TINY_KV_HEADS);
@@ -176,7 +179,7 @@ impl TinyQwen2 {
             ("ffn_up.weight", &[h, ffn], Some(lin_h)),
             ("ffn_down.weight", &[ffn, h], Some(lin_f)),
         ];
-        for layer in 0..TINY_LAYERS {
+        for layer in 0..self.layers {
             for &(part, dims, scale) in &block {
                 let name = format!("blk.{layer}.{part}");
                 tensors.push(match scale {
@@ -374,8 +377,8 @@ mod tests {
             bytes.len()
         );
         let without = TinyQwen2 {
-            seed: 7,
             chat_template: None,
+            ..TinyQwen2::new(7)
         }
         .to_bytes();
         assert_eq!(u64_at(&without, 16), 20);

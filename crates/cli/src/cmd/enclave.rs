@@ -47,9 +47,21 @@ pub struct EnclaveArgs {
     /// Inference threads (default: all cores).
     #[arg(long)]
     pub threads: Option<NonZeroU32>,
-    /// Context window in tokens.
+    /// Context window in tokens, for each conversation.
     #[arg(long, default_value = "4096")]
     pub context: NonZeroU32,
+    /// Conversations decoded together in one batch (each holds a full context of cache).
+    #[arg(long, default_value = "4")]
+    pub parallel: NonZeroU32,
+    /// Conversations that may wait for a place in the batch; past that the enclave answers
+    /// "busy".
+    #[arg(long, default_value = "64")]
+    pub queue: usize,
+    /// Answer through llama.cpp's llama-server (this binary), which the enclave starts on
+    /// loopback on the checked copy of the model, instead of the embedded engine. The manifest
+    /// names its version and binary digest.
+    #[arg(long, value_name = "PATH")]
+    pub llama_server: Option<PathBuf>,
 }
 
 impl EnclaveArgs {
@@ -63,6 +75,11 @@ impl EnclaveArgs {
             gpu: self.gpu,
             threads: self.threads,
             context: self.context,
+            batch: sotto_engine::BatchConfig {
+                sequences: self.parallel,
+                queue: self.queue,
+            },
+            llama_server: self.llama_server,
             progress: std::io::stderr().is_terminal(),
         }
     }

@@ -1,27 +1,13 @@
 //! A full attested chat over real sockets (client -> server relay -> tap -> enclave), and the
 //! client's refusals.
 
-use crate::common::{connect, evidence_refusal, stack, TapMode};
+use crate::common::{connect, evidence_refusal, params, stack, user, TapMode};
 use sotto::client::{now, ClientError, Connection};
 use sotto_channel::handshake::Expectations;
-use sotto_channel::messages::{GenParams, Role, Stop, WireMessage};
+use sotto_channel::messages::{Role, Stop, WireMessage};
 use sotto_channel::ChannelError;
 use sotto_verify::VerifyError;
 use zeroize::Zeroizing;
-
-fn user(text: &str) -> WireMessage {
-    WireMessage {
-        role: Role::User,
-        content: Zeroizing::new(text.to_string()),
-    }
-}
-
-fn params(max_tokens: u32) -> GenParams {
-    GenParams {
-        max_tokens,
-        ..GenParams::default()
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_chat_streams_and_keeps_context_on_the_client() {

@@ -45,6 +45,12 @@ pub fn sim_platform(data_dir: &Path) -> PlatformConfig {
 }
 
 pub fn boot(data_dir: &Path, model: &Path) -> Enclave {
+    boot_with(data_dir, model, None)
+}
+
+/// Boots an enclave on `model`, answering through the embedded engine or, given one, the
+/// `llama-server` binary it starts.
+pub fn boot_with(data_dir: &Path, model: &Path, llama_server: Option<PathBuf>) -> Enclave {
     let engine = EngineConfig {
         threads: NonZeroU32::MIN,
         context_size: NonZeroU32::new(512).unwrap(),
@@ -56,7 +62,11 @@ pub fn boot(data_dir: &Path, model: &Path) -> Enclave {
         platform: sim_platform(data_dir),
         gpu: GpuConfig::None,
         engine,
-        max_concurrent: 4,
+        batch: sotto_engine::BatchConfig {
+            sequences: NonZeroU32::new(4).unwrap(),
+            queue: 64,
+        },
+        llama_server,
     };
     Enclave::boot(config, sotto::client::now(), &mut |_, _, _| {}).expect("enclave boots")
 }
@@ -345,4 +355,20 @@ pub fn releases_listing(release: &sotto_release::Release) -> sotto_release::Rele
         note.add_signature(k.sign(&text).unwrap());
     }
     sotto_release::ReleaseSet::from_entries(&trust, &[note.to_bytes()])
+}
+
+/// A user's message, as a client sends it.
+pub fn user(text: &str) -> sotto_channel::messages::WireMessage {
+    sotto_channel::messages::WireMessage {
+        role: sotto_channel::messages::Role::User,
+        content: zeroize::Zeroizing::new(text.to_string()),
+    }
+}
+
+/// The default sampling, at most `max_tokens` tokens.
+pub fn params(max_tokens: u32) -> sotto_channel::messages::GenParams {
+    sotto_channel::messages::GenParams {
+        max_tokens,
+        ..sotto_channel::messages::GenParams::default()
+    }
 }

@@ -17,6 +17,7 @@ mod releases;
 mod robustness;
 mod tokens;
 mod up;
+mod upstream;
 mod verify_evidence;
 mod verify_web;
 mod wire;
