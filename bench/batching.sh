@@ -9,7 +9,10 @@
 #       enclave runs now);
 #   (c) llama.cpp's own llama-server with --parallel N, streamed over its OpenAI API.
 # The prompts are the same 16 ("Write a long, detailed story about ..."), decoding is greedy,
-# 64 tokens at most, 4096 tokens of context per conversation.
+# 64 tokens at most, 4096 tokens of context per conversation. Both engines are built for
+# x86-64-v3 (AVX2), like Sotto's release binaries: a native build on an Intel CPU with AMX
+# crashes in llama.cpp's AMX matrix multiply on Q4_K models (llama.cpp issue 20824), and one
+# ISA for both keeps the comparison fair. Set RUSTFLAGS and SOTTO_LLAMA_CPU to change it.
 #
 # Usage: bench/batching.sh MODEL.gguf [threads] [counts]
 #   e.g. bench/batching.sh ~/.local/share/sotto/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf 2 1,4,8,16
@@ -27,7 +30,8 @@ context=4096
 [[ -f $model ]] || { echo "no such model file: $model" >&2; exit 2; }
 repo=$(cd "$(dirname "$0")/.." && pwd)
 
-server_bin=$(bash "$repo/scripts/llama-cpp" llama-server)
+export RUSTFLAGS=${RUSTFLAGS:--C target-cpu=x86-64-v3}
+server_bin=$(SOTTO_LLAMA_CPU=${SOTTO_LLAMA_CPU:-x86-64-v3} bash "$repo/scripts/llama-cpp" llama-server)
 
 echo "== sotto-engine, (a) a context per conversation and (b) batched, $threads threads" >&2
 ours=$(cd "$repo" && cargo run --quiet --release -p sotto-engine --example concurrency -- \
@@ -44,6 +48,11 @@ for n in ${counts//,/ }; do
     "$server_bin" -m "$model" --host 127.0.0.1 --port "$port" -t "$threads" -tb "$threads" \
         -np "$n" -c $((context * n)) -b 512 -ub 512 --no-webui >/dev/null 2>&1 &
     server_pid=$!
+    for _ in $(seq 600); do
+        kill -0 $server_pid 2>/dev/null || { echo "llama-server exited before it was ready" >&2; exit 1; }
+        curl -fs "http://127.0.0.1:$port/health" >/dev/null && break
+        sleep 0.5
+    done
     row=$(python3 "$repo/bench/openai_load.py" "http://127.0.0.1:$port" "$n" $tokens)
     kill $server_pid; wait $server_pid 2>/dev/null || true
     server_pid=

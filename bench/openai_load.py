@@ -1,6 +1,6 @@
 """N concurrent streamed chat completions against an OpenAI-compatible server (llama-server),
 for bench/batching.sh: prints one JSON row with aggregate generated tokens per second and time
-to first token p50/p99. Standard library only; waits for the server to come up first.
+to first token p50/p99. Standard library only; the server must be up (bench/batching.sh waits).
 
 Usage: openai_load.py BASE_URL N MAX_TOKENS
 """
@@ -22,19 +22,6 @@ TOPICS = [
 
 def prompt(i):
     return f"Write a long, detailed story about {TOPICS[i % len(TOPICS)]}. Do not stop early."
-
-
-def wait_ready(base, deadline=300):
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        try:
-            with urllib.request.urlopen(f"{base}/health", timeout=5) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    sys.exit("the server did not come up")
 
 
 def ask(base, i, max_tokens, out):
@@ -72,7 +59,6 @@ def quantile(values, q):
 
 def main():
     base, n, max_tokens = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    wait_ready(base)
     out = [None] * n
     threads = [threading.Thread(target=ask, args=(base, i, max_tokens, out)) for i in range(n)]
     started = time.monotonic()
