@@ -170,7 +170,16 @@ fn a_pool_of_two_enclaves_outlives_one_killed_mid_answer() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let listed = enclaves(&server_addr);
+    // The relay that was cut marks it down once a probe is refused; give that probe (and
+    // the pool's 2 s tending) a few seconds rather than one instant.
+    let mut listed = enclaves(&server_addr);
+    for _ in 0..50 {
+        if listed.enclaves.iter().any(|e| e.id == second && !e.up) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        listed = enclaves(&server_addr);
+    }
     let gone = listed.enclaves.iter().find(|e| e.id == second).unwrap();
     assert!(!gone.up, "the killed enclave is listed down: {listed:?}");
 
