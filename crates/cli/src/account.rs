@@ -269,14 +269,11 @@ async fn drive_vault_with<F: VaultFlow>(
             Step::GetPasskey(_) => Some(confirm),
             Step::CreatePasskey(_) => Some(create),
         };
-        answer = Some(match (step, profile) {
+        let (next, lock) = match (step, profile) {
             (Step::Done(out), _) => return Ok(out),
-            (Step::Send(req), _) => {
-                let answer = Answer::Http(u.api.send(req).await?);
-                _held = None;
-                answer
-            }
+            (Step::Send(req), _) => (Answer::Http(u.api.send(req).await?), None),
             (step, profile) => {
+                // The next passkey step takes the lock itself.
                 _held = None;
                 let profile = profile.flatten().ok_or(AccountError::Protocol(
                     "this flow needs a passkey, and none was offered",
@@ -285,11 +282,11 @@ async fn drive_vault_with<F: VaultFlow>(
                     profile,
                     origin: u.api.origin().to_owned(),
                 };
-                let (answer, lock) = auth.carry(&u.api, step).await?;
-                _held = lock;
-                answer
+                auth.carry(&u.api, step).await?
             }
-        });
+        };
+        answer = Some(next);
+        _held = lock;
     }
 }
 

@@ -24,7 +24,6 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -77,12 +76,12 @@ pub struct LlamaServerConfig {
 
 /// A running `llama-server`, killed when this is dropped.
 pub struct Upstream {
-    child: Mutex<Child>,
+    child: Child,
     base: String,
     key: Zeroizing<String>,
     http: reqwest::Client,
     /// Slots plus queue: a request past them is answered busy at once.
-    admitted: Arc<Semaphore>,
+    admitted: Semaphore,
     /// `llama-server`'s version line and the SHA-256 of its binary.
     pub version: String,
     pub context: u32,
@@ -90,12 +89,8 @@ pub struct Upstream {
 
 impl Drop for Upstream {
     fn drop(&mut self) {
-        let mut child = self
-            .child
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let _ = child.kill();
-        let _ = child.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -238,13 +233,11 @@ impl Upstream {
             .map_err(|e| UpstreamError::Client(e.to_string()))?;
         tracing::info!(version = %version, port, parallel = config.parallel.get(), "llama-server ready");
         Ok(Upstream {
-            child: Mutex::new(child),
+            child,
             base: format!("http://{addr}"),
             key,
             http,
-            admitted: Arc::new(Semaphore::new(
-                (config.parallel.get() as usize).saturating_add(config.queue),
-            )),
+            admitted: Semaphore::new((config.parallel.get() as usize).saturating_add(config.queue)),
             version,
             context: config.context.get(),
         })
@@ -258,12 +251,12 @@ impl Upstream {
         params: &GenParams,
         pieces: &mpsc::Sender<Zeroizing<String>>,
     ) -> Result<GenStats, EngineError> {
-        let Ok(_admitted) = self.admitted.clone().try_acquire_owned() else {
+        let Ok(_admitted) = self.admitted.try_acquire() else {
             return Err(EngineError::Busy);
         };
         let started = Instant::now();
         let body = Zeroizing::new(request_body(messages, params).to_string());
-        let response = self
+        let mut response = self
             .http
             .post(format!("{}/v1/chat/completions", self.base))
             .bearer_auth(self.key.as_str())
@@ -277,7 +270,6 @@ impl Upstream {
             let body = read_capped(response, 64 << 10).await;
             return Err(refusal(status, &body, self.context));
         }
-        let mut response = response;
         let mut stream = EventStream::default();
         let mut end = StreamEnd::default();
         let mut first_token = None;
@@ -286,14 +278,7 @@ impl Upstream {
                 if let Some(text) = event.text {
                     first_token.get_or_insert_with(Instant::now);
                     if pieces.send(text).await.is_err() {
-                        let generated = end.completion_tokens;
-                        return Ok(stats(
-                            started,
-                            first_token,
-                            &end,
-                            generated,
-                            StopReason::Cancelled,
-                        ));
+                        return Ok(stats(started, first_token, &end, StopReason::Cancelled));
                     }
                 }
                 end.merge(event.end);
@@ -304,13 +289,7 @@ impl Upstream {
             Some("length") => StopReason::MaxTokens,
             _ => return Err(EngineError::Internal),
         };
-        Ok(stats(
-            started,
-            first_token,
-            &end,
-            end.completion_tokens,
-            stop,
-        ))
+        Ok(stats(started, first_token, &end, stop))
     }
 }
 
@@ -318,13 +297,12 @@ fn stats(
     started: Instant,
     first_token: Option<Instant>,
     end: &StreamEnd,
-    generated: usize,
     stop: StopReason,
 ) -> GenStats {
     let first = first_token.unwrap_or_else(Instant::now);
     GenStats {
         prompt_tokens: end.prompt_tokens,
-        generated_tokens: generated,
+        generated_tokens: end.completion_tokens,
         prompt_eval: first.duration_since(started),
         time_to_first_token: first.duration_since(started),
         generation: first.elapsed(),

@@ -406,10 +406,6 @@ impl Batcher {
         Ok(Batcher { engine, queue })
     }
 
-    pub fn engine(&self) -> &Engine {
-        &self.engine
-    }
-
     /// Renders and tokenizes the conversation here, then queues it for a slot. The answer
     /// goes to `sink`; an error here means it never reached the queue (and `sink` is dropped
     /// without being called).

@@ -83,7 +83,7 @@ pub enum EngineError {
     Position(usize),
     #[error("the engine is busy: every slot is taken and the queue is full; try again shortly")]
     Busy,
-    #[error("the engine's batching thread is gone")]
+    #[error("the engine failed: its batching thread or engine process is gone, or it answered out of protocol")]
     Internal,
 }
 
